@@ -1,0 +1,97 @@
+"""Every size, count and time limit of pli/1, each with the reason it exists.
+
+The transport, the codec and the parsers read their bounds from here so that a
+single number decides how much memory a peer can make us hold.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- framing -----------------------------------------------------------------
+
+#: Plaintext bytes per envelope chunk. 64 KiB keeps per-chunk overhead (17 bytes
+#: of secretstream, 4 of length) under 0.04 % while a reader holds little memory.
+CHUNK_SIZE: Final = 64 * 1024
+
+#: One secretstream record adds a tag byte and a 16-byte MAC.
+CHUNK_OVERHEAD: Final = 17
+
+#: Largest WebSocket frame a peer may send. A frame carries either one Noise
+#: message or one batch of envelope bytes; 1 MiB keeps the receive buffer small
+#: while amortising per-frame costs on bulk transfers.
+MAX_FRAME: Final = 1024 * 1024 + 64
+
+#: Largest Noise transport message (control messages). The Noise specification
+#: caps messages at 65535 bytes; we keep that cap so the handshake and control
+#: traffic stay within what any Noise library accepts.
+MAX_NOISE_MESSAGE: Final = 65535
+
+#: Largest msgpack document decoded at once (messages, headers, cards). Bounds
+#: the buffer the strict unpacker may allocate.
+MAX_MESSAGE: Final = 64 * 1024
+
+#: Largest envelope header (the cleartext part: wrapped file keys). 32
+#: recipients of 80 bytes fit many times over.
+MAX_ENVELOPE_HEADER: Final = 16 * 1024
+
+#: Largest inner header (clinical metadata, file list). Metadata is short text.
+MAX_INNER_HEADER: Final = 32 * 1024
+
+#: Recipients of one envelope (plus the sender's own copy). A letter goes to a
+#: few colleagues; more is a mailing list, not a referral.
+MAX_RECIPIENTS: Final = 16
+
+#: Files in one envelope (a letter and its attachments).
+MAX_FILES: Final = 64
+
+#: Largest document (sum of its files). Bounds disk use per transfer; scans and
+#: imaging exports are the big cases.
+MAX_DOCUMENT_SIZE: Final = 16 * 1024**3
+
+# --- strict msgpack ----------------------------------------------------------
+
+#: Nesting depth of a decoded msgpack value. Our messages nest three levels;
+#: deep nesting only serves to exhaust the stack.
+MAX_DEPTH: Final = 8
+
+#: Elements in one msgpack array / entries in one map.
+MAX_ARRAY_LEN: Final = 1024
+MAX_MAP_LEN: Final = 64
+
+#: One msgpack str or bin value. Names and notes are short; binary values are
+#: keys, signatures and hashes.
+MAX_STR_LEN: Final = 8 * 1024
+MAX_BIN_LEN: Final = 32 * 1024
+
+#: Text fields a person typed (name, practice, subject).
+MAX_TEXT_FIELD: Final = 512
+
+#: Addresses listed in a profile card.
+MAX_ADDRESSES: Final = 8
+
+# --- time --------------------------------------------------------------------
+
+#: Seconds a peer has to finish the Noise handshake: slowloris defence.
+HANDSHAKE_DEADLINE: Final = 10.0
+
+#: Concurrent connections from one IP address.
+MAX_CONNECTIONS_PER_IP: Final = 8
+
+#: Handshakes per second per IP (token bucket refill) and burst.
+HANDSHAKES_PER_SECOND_PER_IP: Final = 5.0
+HANDSHAKE_BURST_PER_IP: Final = 10
+
+#: Lifetime of a pairing invitation: long enough to read a code over the phone.
+INVITATION_LIFETIME: Final = 10 * 60
+
+#: Clock skew tolerated on receipt and card timestamps.
+MAX_CLOCK_SKEW: Final = 10 * 60
+
+#: Lifetime of a static-key certificate: a stolen transport key stops working
+#: after this even if revocation never reaches a peer.
+STATIC_CERT_LIFETIME: Final = 2 * 365 * 24 * 3600
+
+#: Noise rekey thresholds: every hour or 2**20 messages, whichever first.
+REKEY_SECONDS: Final = 3600
+REKEY_MESSAGES: Final = 2**20

@@ -3,7 +3,7 @@
 p2p/ and the tests use the protocol only through the names exported here.
 """
 
-from . import codec, limits
+from . import codec, limits, messages
 from .errors import (
     AuthenticationFailed,
     FrameTooLarge,
@@ -26,11 +26,14 @@ from .identity import (
     fingerprint_prefix,
     normalize_fingerprint,
 )
+from .noise import PROLOGUE, Handshake, RemotePeer, Role, Session
 
 __all__ = [
+    "PROLOGUE",
     "AuthenticationFailed",
     "FingerprintError",
     "FrameTooLarge",
+    "Handshake",
     "IdentityKey",
     "LocalIdentity",
     "LocalProtocolError",
@@ -39,13 +42,17 @@ __all__ = [
     "ProfileCard",
     "ProtocolError",
     "PublicIdentity",
+    "RemotePeer",
     "RemoteProtocolError",
     "ReplayDetected",
+    "Role",
+    "Session",
     "StaticCert",
     "VersionMismatch",
     "check_rpps",
     "codec",
     "fingerprint_prefix",
     "limits",
+    "messages",
     "normalize_fingerprint",
 ]

@@ -1,0 +1,157 @@
+"""Where a practice's data lives and how its daemon is set up.
+
+The home folder is ``--home``, else ``$PLI_HOME``, else the platform's user data
+folder. It holds ``config.toml`` (optional: every key has a default), the keys,
+the database and the envelopes. Several homes on one machine are several
+practices (this is how the tests and the demo run two).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_PORT = 7717
+CONFIG_FILE = "config.toml"
+API_SOCKET = "api.sock"
+
+
+def default_home() -> Path:
+    import platformdirs  # imported here: the CLI's start-up time matters
+
+    return Path(platformdirs.user_data_dir("pli", appauthor=False))
+
+
+def resolve_home(home: str | os.PathLike[str] | None) -> Path:
+    if home:
+        return Path(home).expanduser().resolve()
+    env = os.environ.get("PLI_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    return default_home()
+
+
+def parse_address(text: str, *, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or a bare host, checked."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    if not host:
+        raise ConfigError(f"“{text}” is not an address: write it as host:port, e.g. 192.168.1.20:7717")
+    try:
+        port = int(port_text) if port_text else default_port
+    except ValueError:
+        raise ConfigError(f"“{text}”: the port must be a number, e.g. 192.168.1.20:7717") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"“{text}”: a port is between 1 and 65535")
+    return host, port
+
+
+@dataclass(frozen=True)
+class Config:
+    """Daemon settings. Durations are seconds."""
+
+    home: Path
+    listen_host: str = "0.0.0.0"  # noqa: S104 - peers on the LAN must reach the daemon
+    listen_port: int = DEFAULT_PORT
+    discovery: bool = True
+    interfaces: tuple[str, ...] = ()  # empty: all interfaces
+    retry_min: float = 1.0
+    retry_max: float = 300.0
+    invitation_lifetime: int = 600
+    advertise_addresses: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def api_socket(self) -> Path:
+        return self.home / API_SOCKET
+
+    @property
+    def listen(self) -> str:
+        return f"{self.listen_host}:{self.listen_port}"
+
+
+_KEYS: dict[str, type | tuple[type, ...]] = {
+    "listen": str,
+    "discovery": bool,
+    "interfaces": list,
+    "retry_min": (int, float),
+    "retry_max": (int, float),
+    "invitation_lifetime": int,
+    "advertise_addresses": list,
+}
+
+
+def load(home: Path, *, listen: str | None = None, **overrides: Any) -> Config:
+    """Read ``config.toml`` in ``home`` (if any), apply overrides, validate."""
+    values: dict[str, Any] = {}
+    path = home / CONFIG_FILE
+    if path.exists():
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"The settings file {path} could not be read ({exc}). "
+                              "Fix it or remove it to use the defaults.") from exc
+    for key, value in values.items():
+        expected = _KEYS.get(key)
+        if expected is None:
+            raise ConfigError(f"Unknown setting “{key}” in {path}. Known settings: "
+                              f"{', '.join(sorted(_KEYS))}.")
+        if not isinstance(value, expected):
+            raise ConfigError(f"The setting “{key}” in {path} has the wrong type.")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if listen is not None:
+        values["listen"] = listen
+    host, port = parse_address(values.pop("listen", f"0.0.0.0:{DEFAULT_PORT}"))
+    for key in ("interfaces", "advertise_addresses"):
+        if key in values:
+            values[key] = tuple(str(item) for item in values[key])
+    config = Config(home=home, listen_host=host, listen_port=port, **values)
+    if config.retry_min <= 0 or config.retry_max < config.retry_min:
+        raise ConfigError("retry_min must be positive and not above retry_max.")
+    return config
+
+
+# --- the practice's own profile (public: it goes into the signed card) -----------
+
+PROFILE_FILE = "profile.json"
+PROFILE_FIELDS = ("name", "profession", "rpps", "practice")
+
+
+def load_profile(home: Path) -> dict[str, Any]:
+    """The profile written by ``pli init`` (name, profession, rpps, practice, seq)."""
+    import json
+
+    path = home / PROFILE_FILE
+    if not path.exists():
+        return {"name": "", "seq": 0}
+    try:
+        profile = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"The profile {path} could not be read ({exc}).") from exc
+    if not isinstance(profile, dict):
+        raise ConfigError(f"The profile {path} is damaged.")
+    return profile
+
+
+def save_profile(home: Path, **fields: Any) -> dict[str, Any]:
+    """Update the profile; the sequence number grows so peers take the new card."""
+    import json
+
+    profile = load_profile(home)
+    profile.update({key: value for key, value in fields.items() if value is not None})
+    profile["seq"] = int(profile.get("seq", 0)) + 1
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = home / f".{PROFILE_FILE}.tmp"
+    tmp.write_text(json.dumps(profile, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(tmp, home / PROFILE_FILE)
+    return profile

@@ -1,0 +1,275 @@
+"""The daemon: owns the services, wires them together, starts and stops them.
+
+Services never call each other: what one learns reaches another through here
+(a channel comes up → the outbox retries that peer; a reply arrives → it goes
+to the outbox sender waiting for it). ``Daemon.run`` runs everything in one
+TaskGroup until ``stop()`` (SIGTERM / SIGINT in ``serve``); state on disk is
+consistent at every instant, so a stop, clean or not, loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocol import (
+    AuthenticationFailed,
+    DocumentMeta,
+    EnvelopeReader,
+    MetaReceived,
+    PeerId,
+    ProfileCard,
+    PublicIdentity,
+    RemotePeer,
+    RemoteProtocolError,
+    messages,
+)
+
+from . import keystore
+from .blobs import Layout
+from .config import Config, load_profile
+from .errors import NotPaired, PeerUnknown, PeerUnreachable, StorageError
+from .events import DocumentDelivered, DocumentReceived
+from .inbox import Inbox, TransferRefused
+from .outbox import Outbox
+from .store import PeerRow, Store
+from .transport import Channel, ChannelClosed, Transport
+
+log = logging.getLogger("pli.daemon")
+
+DATABASE = "pli.db"
+
+
+@dataclass(frozen=True)
+class Started:
+    peer_port: int
+    fingerprint: str
+
+
+class Daemon:
+    def __init__(self, config: Config, keys: keystore.Keys) -> None:
+        self.config = config
+        self.keys = keys
+        self.me = keys.identity
+        self.layout = Layout(config.home)
+        self.layout.create()
+        self.store = Store(config.home / DATABASE)
+        self.transport = Transport(self.me, self._authorize, self._serve_channel)
+        self.inbox = Inbox(self.store, self.layout, self.me, self._check_sender, self._received)
+        self.outbox = Outbox(
+            self.store, self.layout, self.me, self._connect, self._delivered,
+            retry_min=config.retry_min, retry_max=config.retry_max,
+        )  # fmt: skip
+        self._stop = asyncio.Event()
+        self._listeners: list[Callable[[object], None]] = []
+        self.started_at = time.time()
+
+    # --- identity and profile ------------------------------------------------------
+
+    def card(self) -> ProfileCard:
+        profile = load_profile(self.config.home)
+        addresses = list(self.config.advertise_addresses) or self._own_addresses()
+        return self.me.card(
+            int(profile.get("seq", 0)),
+            name=str(profile.get("name") or socket.gethostname()),
+            profession=str(profile.get("profession", "")),
+            rpps=str(profile.get("rpps", "")),
+            practice=str(profile.get("practice", "")),
+            addresses=tuple(addresses),
+        )
+
+    def signed_card(self) -> bytes:
+        return self.card().sign(self.me.identity)
+
+    def _own_addresses(self) -> list[str]:
+        host = self.config.listen_host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
+            return []
+        return [f"{host}:{self.transport.port or self.config.listen_port}"]
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> Started:
+        port = await self.transport.start(self.config.listen_host, self.config.listen_port)
+        log.info("listening for peers on %s:%d as %s", self.config.listen_host, port,
+                 self.me.peer_id.short)  # fmt: skip
+        return Started(port, self.me.peer_id.fingerprint)
+
+    async def run(self) -> None:
+        """Run until ``stop()``; the transport must already be started."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                outbox = group.create_task(self.outbox.run())
+                await self._stop.wait()
+                outbox.cancel()
+        finally:
+            await self.transport.stop()
+            self.store.close()
+            log.info("stopped")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def subscribe(self, listener: Callable[[object], None]) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _publish(self, event: object) -> None:
+        for listener in list(self._listeners):
+            listener(event)
+
+    # --- trust ------------------------------------------------------------------------------
+
+    def paired_peer(self, peer_id: PeerId) -> PeerRow | None:
+        row = self.store.peer(peer_id.hex)
+        return row if row is not None and row.state == "paired" else None
+
+    def _authorize(self, remote: RemotePeer) -> None:
+        """Called inside the handshake, before anything more is sent to ``remote``."""
+        row = self.paired_peer(remote.peer_id)
+        if row is None or PublicIdentity(row.identity) != remote.identity:
+            log.warning("refused a handshake from %s: not a paired peer", remote.peer_id.short)
+            raise AuthenticationFailed("not a paired peer")
+
+    def _check_sender(self, sender: PublicIdentity) -> None:
+        if self.paired_peer(sender.peer_id) is None:
+            raise AuthenticationFailed("sender is not a paired peer")
+
+    # --- connections ----------------------------------------------------------------------
+
+    async def _connect(self, peer_hex: str) -> Channel:
+        peer_id = PeerId(bytes.fromhex(peer_hex))
+        existing = self.transport.channel(peer_id)
+        if existing is not None:
+            return existing
+        row = self.paired_peer(peer_id)
+        if row is None:
+            raise PeerUnreachable("This peer is no longer paired.")
+        if not row.addresses:
+            raise PeerUnreachable("No address is known for this peer yet.")
+        errors = []
+        for address in row.addresses:
+            try:
+                return await self.transport.connect(peer_id, address)
+            except PeerUnreachable as exc:
+                errors.append(exc.message)
+        raise PeerUnreachable(" ".join(errors))
+
+    async def _serve_channel(self, channel: Channel) -> None:
+        """Route what a peer sends: offers and bulk to the inbox, replies to the outbox."""
+        peer_hex = channel.peer_id.hex
+        with contextlib.suppress(StorageError):
+            address = channel.remote_address if channel.initiator else None
+            self.store.peer_seen(peer_hex, int(time.time()), address)
+        self.outbox.wake(peer_hex)
+        try:
+            while True:
+                item = await channel.receive()
+                if isinstance(item, memoryview):
+                    await self.inbox.on_bulk(channel, item)
+                elif isinstance(item, messages.Offer):
+                    await self.inbox.on_offer(channel, channel.peer.identity, item)
+                elif isinstance(item, messages.Accept | messages.Delivered | messages.Refuse):
+                    self.outbox.on_reply(channel, item)
+                elif isinstance(item, messages.CardUpdate):
+                    self._card_update(channel, item.card)
+        except (ChannelClosed, ConnectionError):
+            pass
+        except TransferRefused as exc:
+            log.warning("closing the connection with %s: %s", channel.peer_id.short, exc)
+        finally:
+            self.inbox.channel_closed(channel)
+
+    def _card_update(self, channel: Channel, wire: bytes) -> None:
+        try:
+            card = ProfileCard.from_wire(wire)
+        except RemoteProtocolError:
+            return
+        row = self.paired_peer(channel.peer_id)
+        if row is None or card.identity != channel.peer.identity:
+            return
+        if card.replaces(ProfileCard.from_wire(row.card)):
+            self.store.update_card(row.peer_id, wire, card.name)
+
+    def _received(self, event: DocumentReceived) -> None:
+        self._publish(event)
+
+    def _delivered(self, event: DocumentDelivered) -> None:
+        self._publish(event)
+
+    # --- peers --------------------------------------------------------------------------------
+
+    def add_peer(
+        self, card_wire: bytes, addresses: list[str], discovery_secret: bytes | None = None
+    ) -> PeerRow:
+        """Trust a peer (after pairing, or by explicit call with its signed card)."""
+        card = ProfileCard.from_wire(card_wire)
+        if card.identity == self.me.public:
+            raise NotPaired("That is this practice's own identity.")
+        peer_id = card.identity.peer_id
+        known = list(dict.fromkeys([*addresses, *card.addresses]))
+        row = PeerRow(
+            peer_id.hex, card.identity.key, card_wire, card.name, peer_id.fingerprint,
+            discovery_secret, tuple(known), "paired", int(time.time()), None,
+        )  # fmt: skip
+        self.store.save_peer(row)
+        log.info("paired with %s", peer_id.short)
+        self.outbox.wake(peer_id.hex)
+        return row
+
+    async def remove_peer(self, peer_hex: str) -> None:
+        row = self.store.peer(peer_hex)
+        if row is None:
+            raise PeerUnknown("No such peer.")
+        self.store.set_peer_state(peer_hex, "removed")
+        await self.transport.disconnect(PeerId(bytes.fromhex(peer_hex)))
+        log.info("removed peer %s", row.fingerprint[:5])
+
+    def online(self) -> set[str]:
+        return {peer.hex for peer in self.transport.online()}
+
+    # --- documents ---------------------------------------------------------------------------
+
+    def describe(self, path: Path) -> DocumentMeta:
+        """The inner header of a stored envelope (it was verified when it was stored)."""
+        reader = EnvelopeReader(self.me, want_plaintext=False)
+        try:
+            with open(path, "rb") as handle:
+                while chunk := handle.read(64 * 1024):
+                    for event in reader.feed(chunk):
+                        if isinstance(event, MetaReceived):
+                            return event.meta
+        except OSError as exc:
+            raise StorageError(f"The stored document {path.name} could not be read.") from exc
+        raise StorageError(f"The stored document {path.name} is damaged.")
+
+
+async def serve(daemon: Daemon, on_ready: Callable[[Started], None] | None = None) -> None:
+    """Start, notify systemd, run until SIGTERM/SIGINT."""
+    started = await daemon.start()
+    loop = asyncio.get_running_loop()
+    for signum in (2, 15):  # SIGINT, SIGTERM
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, daemon.stop)
+    if on_ready is not None:
+        on_ready(started)
+    sd_notify("READY=1")
+    await daemon.run()
+
+
+def sd_notify(state: str) -> None:
+    """Tell systemd we are ready (Type=notify); a no-op without NOTIFY_SOCKET."""
+    target = os.environ.get("NOTIFY_SOCKET")
+    if not target:
+        return
+    if target.startswith("@"):
+        target = "\0" + target[1:]
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(state.encode(), target)

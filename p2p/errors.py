@@ -1,0 +1,95 @@
+"""Errors of the pli daemon and CLI, written for the person who will read them.
+
+::
+
+    PliError                    base: ``message`` says what happened and what to do
+    ├── ConfigError             the home folder or config file is not usable
+    ├── KeystoreError           keys missing, unreadable, too open, wrong passphrase
+    ├── StorageError            the database or the document folder failed
+    ├── DaemonNotRunning        the CLI could not reach the daemon (exit 3)
+    ├── PeerUnknown             no paired peer matches what was typed
+    ├── AmbiguousPeer           several peers match a prefix
+    ├── PeerUnreachable         a peer could not be reached now (documents stay queued)
+    ├── NotPaired               a peer that is not paired tried to talk to us
+    ├── PairingFailed           wrong code, expired code, refused confirmation (exit 4)
+    ├── DocumentUnknown         no document matches the id typed
+    └── BadInput                a value typed on the command line or sent to the API
+
+``exit_code`` follows ../docs/cli contract: 1 user-facing failure, 3 daemon not
+running, 4 security failure. ``code`` is the stable string the local API returns.
+"""
+
+from __future__ import annotations
+
+
+class PliError(Exception):
+    """A failure a person can act on. ``str(error)`` is the sentence to show."""
+
+    exit_code = 1
+    code = "error"
+    http_status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(PliError):
+    code = "config"
+
+
+class KeystoreError(PliError):
+    code = "keystore"
+
+
+class StorageError(PliError):
+    code = "storage"
+    http_status = 500
+
+
+class DaemonNotRunning(PliError):
+    exit_code = 3
+    code = "daemon-not-running"
+
+
+class PeerUnknown(PliError):
+    code = "peer-unknown"
+    http_status = 404
+
+
+class AmbiguousPeer(PliError):
+    code = "peer-ambiguous"
+
+
+class PeerUnreachable(PliError):
+    code = "peer-unreachable"
+    http_status = 503
+
+
+class NotPaired(PliError):
+    exit_code = 4
+    code = "not-paired"
+    http_status = 403
+
+
+class PairingFailed(PliError):
+    exit_code = 4
+    code = "pairing-failed"
+    http_status = 403
+
+
+class DocumentUnknown(PliError):
+    code = "document-unknown"
+    http_status = 404
+
+
+class BadInput(PliError):
+    code = "bad-input"
+
+
+class SecurityFailure(PliError):
+    """A signature or key check failed on something a person asked us to trust."""
+
+    exit_code = 4
+    code = "security"
+    http_status = 422

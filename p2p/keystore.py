@@ -1,0 +1,184 @@
+"""Our secret keys on disk: ``keys/identity.json`` in the home, mode 0600.
+
+The file holds the identity seed, the transport static key, the document key,
+the static certificate's expiry and the discovery secret. With a passphrase
+the secrets are wrapped with Argon2id + XChaCha20-Poly1305 and the KDF
+parameters are the associated data, so they cannot be weakened unnoticed.
+The daemon refuses a key file other users can read and says how to fix it.
+Nothing here ever logs or prints a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nacl import exceptions as nacl_exceptions
+from nacl import pwhash, utils
+from nacl.bindings import (
+    crypto_aead_xchacha20poly1305_ietf_decrypt,
+    crypto_aead_xchacha20poly1305_ietf_encrypt,
+)
+
+from protocol import LocalIdentity, new_discovery_secret
+
+from .errors import KeystoreError
+
+KEY_FILE = Path("keys") / "identity.json"
+
+
+@dataclass(frozen=True)
+class Keys:
+    identity: LocalIdentity
+    discovery_secret: bytes
+
+
+def key_path(home: Path) -> Path:
+    return home / KEY_FILE
+
+
+def exists(home: Path) -> bool:
+    return key_path(home).exists()
+
+
+def create(home: Path, *, passphrase: str | None = None, now: int | None = None) -> Keys:
+    """Generate new keys and write them; refuses to overwrite existing ones."""
+    path = key_path(home)
+    if path.exists():
+        raise KeystoreError(
+            f"This home already has an identity ({path}). pli never overwrites one: "
+            "use another --home, or move the folder away first if you really mean to start over."
+        )
+    now = int(time.time()) if now is None else now
+    keys = Keys(LocalIdentity.generate(now=now), new_discovery_secret())
+    _write(path, _serialise(keys), passphrase)
+    return keys
+
+
+def load(home: Path, *, passphrase: str | None = None) -> Keys:
+    path = key_path(home)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise KeystoreError(
+            f"No identity in {home}. Create one with: pli --home {home} init --name \"Your name\""
+        ) from None
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeystoreError(
+            f"The key file {path} can be read by other users of this computer, so pli will not "
+            f"use it. Fix it with: chmod 600 {path}"
+        )
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise KeystoreError(f"The key file {path} is damaged ({exc.__class__.__name__}). "
+                            "Restore it from your backup.") from exc
+    return _deserialise(_unwrap(document, passphrase, path), path)
+
+
+def _serialise(keys: Keys) -> dict[str, Any]:
+    me = keys.identity
+    return {
+        "identity_seed": me.identity.seed.hex(),
+        "static_secret": me.static_secret.hex(),
+        "doc_secret": me.doc_secret.hex(),
+        "static_not_after": me.static_cert.not_after,
+        "discovery_secret": keys.discovery_secret.hex(),
+    }
+
+
+def _deserialise(secrets: dict[str, Any], path: Path) -> Keys:
+    try:
+        identity = LocalIdentity.from_secrets(
+            bytes.fromhex(secrets["identity_seed"]),
+            bytes.fromhex(secrets["static_secret"]),
+            bytes.fromhex(secrets["doc_secret"]),
+            not_after=int(secrets["static_not_after"]),
+        )
+        return Keys(identity, bytes.fromhex(secrets["discovery_secret"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise KeystoreError(f"The key file {path} is damaged. Restore it from your backup.") from exc
+
+
+def _write(path: Path, secrets: dict[str, Any], passphrase: str | None) -> None:
+    document = _wrap(secrets, passphrase) if passphrase else {"v": 1, "secrets": secrets}
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(document, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _kdf_params() -> dict[str, Any]:
+    return {
+        "alg": "argon2id",
+        "ops": pwhash.argon2id.OPSLIMIT_MODERATE,
+        "mem": pwhash.argon2id.MEMLIMIT_MODERATE,
+        "salt": utils.random(pwhash.argon2id.SALTBYTES).hex(),
+    }
+
+
+def _derive(passphrase: str, params: dict[str, Any]) -> bytes:
+    key: bytes = pwhash.argon2id.kdf(
+        32,
+        passphrase.encode("utf-8"),
+        bytes.fromhex(params["salt"]),
+        opslimit=int(params["ops"]),
+        memlimit=int(params["mem"]),
+    )
+    return key
+
+
+def _params_ad(params: dict[str, Any]) -> bytes:
+    return json.dumps(params, sort_keys=True).encode()
+
+
+def _wrap(secrets: dict[str, Any], passphrase: str) -> dict[str, Any]:
+    params = _kdf_params()
+    nonce = utils.random(24)
+    sealed = crypto_aead_xchacha20poly1305_ietf_encrypt(
+        json.dumps(secrets).encode(), _params_ad(params), nonce, _derive(passphrase, params)
+    )
+    return {"v": 1, "kdf": params, "nonce": nonce.hex(), "sealed": sealed.hex()}
+
+
+def _unwrap(document: Any, passphrase: str | None, path: Path) -> dict[str, Any]:
+    if not isinstance(document, dict) or document.get("v") != 1:
+        raise KeystoreError(f"The key file {path} is not a pli key file.")
+    if "secrets" in document:
+        secrets: dict[str, Any] = document["secrets"]
+        return secrets
+    if not passphrase:
+        raise KeystoreError(
+            "The keys are protected by a passphrase. Give it in the PLI_PASSPHRASE environment "
+            "variable (or type it when asked)."
+        )
+    params = document["kdf"]
+    if params.get("alg") != "argon2id" or int(params.get("mem", 0)) < pwhash.argon2id.MEMLIMIT_MIN:
+        raise KeystoreError(f"The key file {path} uses unknown or unsafe settings.")
+    try:
+        plain = crypto_aead_xchacha20poly1305_ietf_decrypt(
+            bytes.fromhex(document["sealed"]),
+            _params_ad(params),
+            bytes.fromhex(document["nonce"]),
+            _derive(passphrase, params),
+        )
+    except (nacl_exceptions.CryptoError, ValueError, KeyError) as exc:
+        raise KeystoreError("Wrong passphrase: the keys could not be opened.") from exc
+    secrets = json.loads(plain)
+    return secrets
+
+
+def set_passphrase(home: Path, old: str | None, new: str | None) -> None:
+    """Re-write the key file under a new passphrase (or none)."""
+    keys = load(home, passphrase=old)
+    _write(key_path(home), _serialise(keys), new)
+

@@ -1,0 +1,276 @@
+"""Sending documents: seal once, queue durably, deliver until a signed receipt is back.
+
+``queue`` seals the envelope (one for all recipients, written atomically to
+``documents/sent/``) and commits one outbox row per recipient. The scheduler
+runs one sender per peer with due documents: it offers each envelope, streams
+it from the offset the receiver already holds (a cut transfer resumes, it does
+not restart), and marks the row delivered only once the recipient's receipt
+verifies against its key. Failures back off exponentially with jitter; a peer
+that comes back (seen by discovery or dialling us) is retried at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocol import (
+    DocumentMeta,
+    FileEntry,
+    LocalIdentity,
+    ProfileCard,
+    PublicIdentity,
+    Receipt,
+    RemoteProtocolError,
+    messages,
+    new_document_id,
+    seal,
+)
+
+from .blobs import Layout, write_atomic
+from .errors import PeerUnreachable
+from .events import DocumentDelivered, Link
+from .store import OutboxRow, Store
+
+log = logging.getLogger("pli.outbox")
+
+#: Bytes of envelope per BULK frame (plus the type byte).
+BULK_PAYLOAD = 1024 * 1024
+#: How long to wait for the receiver to answer an offer.
+REPLY_TIMEOUT = 30.0
+#: Receipt wait: verifying on the receiver runs well above this rate.
+SLOWEST_EXPECTED_RATE = 5_000_000
+
+Connect = Callable[[str], Awaitable[Link]]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    peer_id: str
+    card: ProfileCard
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    path: Path
+    media_type: str = "application/octet-stream"
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: Store,
+        layout: Layout,
+        me: LocalIdentity,
+        connect: Connect,
+        on_event: Callable[[DocumentDelivered], None],
+        *,
+        retry_min: float = 1.0,
+        retry_max: float = 300.0,
+    ) -> None:
+        self._store = store
+        self._layout = layout
+        self._me = me
+        self._connect = connect
+        self._on_event = on_event
+        self._retry_min = retry_min
+        self._retry_max = retry_max
+        self._wake = asyncio.Event()
+        self._senders: dict[str, asyncio.Task[None]] = {}
+        self._replies: dict[tuple[int, bytes], asyncio.Queue[messages.Message]] = {}
+        self.progress: dict[tuple[str, str], int] = {}
+
+    # --- queueing ------------------------------------------------------------------
+
+    async def queue(
+        self,
+        recipients: Sequence[Recipient],
+        kind: str,
+        metadata: dict[str, str],
+        attachments: Sequence[Attachment],
+    ) -> str:
+        """Seal and queue one document for ``recipients``; return its id (hex)."""
+        doc_id = new_document_id()
+        meta = DocumentMeta(
+            document_id=doc_id,
+            created_at=int(time.time()),
+            kind=kind,
+            sender=self._me.public,
+            recipients=tuple(r.card.identity for r in recipients),
+            files=tuple(
+                FileEntry(a.name, a.path.stat().st_size, a.media_type) for a in attachments
+            ),
+            metadata=metadata,
+        )
+        size, digest = await asyncio.to_thread(self._seal, meta, recipients, attachments)
+        self._store.queue(doc_id.hex(), [r.peer_id for r in recipients], size, digest, meta.created_at)
+        log.info("queued a document for %d recipient(s) (%d bytes)", len(recipients), size)
+        self.wake()
+        return doc_id.hex()
+
+    def _seal(
+        self, meta: DocumentMeta, recipients: Sequence[Recipient], attachments: Sequence[Attachment]
+    ) -> tuple[int, bytes]:
+        with contextlib.ExitStack() as stack:
+            sources = [stack.enter_context(open(a.path, "rb")) for a in attachments]
+            sealed = seal(self._me, [r.card for r in recipients], meta, sources)
+            size = write_atomic(self._layout.sent_envelope(meta.document_id.hex()), sealed)
+            return size, sealed.digest
+
+    # --- scheduling ------------------------------------------------------------------
+
+    def wake(self, peer_id: str | None = None) -> None:
+        """Try now: a document was queued, or ``peer_id`` was seen again."""
+        if peer_id is not None:
+            self._store.retry_now(peer_id)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Start a sender for every peer with due documents, forever."""
+        try:
+            while True:
+                self._wake.clear()
+                now = time.time()
+                next_due = now + self._retry_max
+                for row in self._store.outbox(state="queued"):
+                    running = self._senders.get(row.peer_id)
+                    if row.next_attempt <= now and (running is None or running.done()):
+                        self._senders[row.peer_id] = asyncio.create_task(self._send_all(row.peer_id))
+                    elif row.next_attempt > now:
+                        next_due = min(next_due, row.next_attempt)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.05, next_due - now)):
+                        await self._wake.wait()
+        finally:
+            for task in self._senders.values():
+                task.cancel()
+            for task in self._senders.values():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _send_all(self, peer_id: str) -> None:
+        try:
+            while True:
+                due = [r for r in self._store.outbox(state="queued", peer_id=peer_id)
+                       if r.next_attempt <= time.time()]  # fmt: skip
+                if not due:
+                    return
+                try:
+                    link = await self._connect(peer_id)
+                    for row in due:
+                        await self._deliver(link, row)
+                except (PeerUnreachable, ConnectionError, TimeoutError, _Retry) as exc:
+                    self._backoff(due, str(exc) or exc.__class__.__name__)
+                    return
+        finally:
+            self._wake.set()
+
+    def _backoff(self, rows: Sequence[OutboxRow], error: str) -> None:
+        for row in rows:
+            current = self._store.outbox_entry(row.doc_id, row.peer_id)
+            if current is None or current.state != "queued":
+                continue
+            delay = min(self._retry_max, self._retry_min * 2 ** min(current.attempts, 20))
+            delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+            self._store.attempt_failed(row.doc_id, row.peer_id, error, time.time() + delay)
+        log.info("will retry %d document(s) later: %s", len(rows), error)
+
+    # --- one document -------------------------------------------------------------------
+
+    async def _deliver(self, link: Link, row: OutboxRow) -> None:
+        doc_id = bytes.fromhex(row.doc_id)
+        replies: asyncio.Queue[messages.Message] = asyncio.Queue()
+        self._replies[(id(link), doc_id)] = replies
+        try:
+            await link.send(messages.Offer(doc_id, row.size))
+            reply = await self._reply(replies, link, REPLY_TIMEOUT)
+            if isinstance(reply, messages.Accept):
+                await self._stream(link, row, reply.offset)
+                wait = REPLY_TIMEOUT + row.size / SLOWEST_EXPECTED_RATE
+                reply = await self._reply(replies, link, wait)
+            if isinstance(reply, messages.Delivered):
+                self._accept_receipt(row, reply.receipt)
+            elif isinstance(reply, messages.Refuse):
+                raise _Retry(f"{reply.reason} ({reply.code})")
+            else:
+                raise _Retry("the peer answered out of turn")
+        finally:
+            self._replies.pop((id(link), doc_id), None)
+            self.progress.pop((row.doc_id, row.peer_id), None)
+
+    async def _reply(
+        self, replies: asyncio.Queue[messages.Message], link: Link, timeout: float
+    ) -> messages.Message:
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(1.0):
+                            return await replies.get()
+                    if link.closed:
+                        raise _Retry("the connection was lost")
+        except TimeoutError:
+            raise _Retry("the peer did not answer in time") from None
+
+    async def _stream(self, link: Link, row: OutboxRow, offset: int) -> None:
+        if not 0 <= offset <= row.size:
+            raise _Retry("the peer asked for an impossible offset")
+        path = self._layout.sent_envelope(row.doc_id)
+        key = (row.doc_id, row.peer_id)
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            position = offset
+            while position < row.size:
+                length = min(BULK_PAYLOAD, row.size - position)
+                frame = bytearray(1 + length)
+                frame[0] = messages.FrameType.BULK
+                if handle.readinto(memoryview(frame)[1:]) != length:
+                    raise _Retry("the sent envelope is shorter than recorded")
+                await link.send_bulk(frame)
+                position += length
+                self.progress[key] = position
+        if offset:
+            log.info("resumed a transfer at %d of %d bytes", offset, row.size)
+
+    def _accept_receipt(self, row: OutboxRow, wire: bytes) -> None:
+        peer = self._store.peer(row.peer_id)
+        if peer is None:
+            raise _Retry("the peer was removed")
+        try:
+            receipt = Receipt.from_wire(wire)
+            receipt.verify(
+                recipient=PublicIdentity(peer.identity),
+                sender=self._me.public,
+                document_id=bytes.fromhex(row.doc_id),
+                envelope_digest=row.digest,
+                now=int(time.time()),
+            )
+        except RemoteProtocolError as exc:
+            log.warning("a receipt from %s did not verify; the document stays queued",
+                        peer.fingerprint[:5])  # fmt: skip
+            raise _Retry("the receipt did not verify") from exc
+        self._store.delivered(row.doc_id, row.peer_id, wire, receipt.time, receipt.status)
+        log.info("delivered a document to %s", peer.fingerprint[:5])
+        self._on_event(DocumentDelivered(row.doc_id, row.peer_id, receipt.status, receipt.time))
+
+    # --- replies routed here by the daemon ----------------------------------------------
+
+    def on_reply(self, link: Link, message: messages.Accept | messages.Delivered | messages.Refuse) -> bool:
+        """Hand a reply to the sender waiting for it; False if nobody waits (ignored)."""
+        queue = self._replies.get((id(link), message.document_id))
+        if queue is None:
+            return False
+        queue.put_nowait(message)
+        return True
+
+
+class _Retry(Exception):
+    """This attempt failed; the document stays queued and is retried later."""
+

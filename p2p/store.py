@@ -1,0 +1,296 @@
+"""The daemon's durable state: SQLite in WAL mode, schema versioned from day one.
+
+Tables: ``peers`` (who we are paired with), ``outbox`` (one row per document
+and recipient, kept until a signed receipt is stored), ``inbox`` (documents
+received, one row per sender and document id). Envelopes themselves live in
+files (see ``blobs``); rows only point at them. No clinical metadata is stored
+here: it stays inside the encrypted envelopes.
+
+Every write is one transaction with ``synchronous=FULL``: once a method
+returns, the change survives ``kill -9`` and a power cut.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import StorageError
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE peers (
+        peer_id          TEXT PRIMARY KEY,        -- hex of the 32-byte peer id
+        identity         BLOB NOT NULL,           -- Ed25519 public key
+        card             BLOB NOT NULL,           -- signed profile card as received
+        name             TEXT NOT NULL,
+        fingerprint      TEXT NOT NULL,
+        discovery_secret BLOB,
+        addresses        TEXT NOT NULL DEFAULT '[]',
+        state            TEXT NOT NULL,           -- paired | pending | removed
+        paired_at        INTEGER NOT NULL,
+        last_seen        INTEGER
+    );
+    CREATE TABLE outbox (
+        doc_id       TEXT NOT NULL,
+        peer_id      TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        digest       BLOB NOT NULL,
+        created_at   INTEGER NOT NULL,
+        state        TEXT NOT NULL,               -- queued | delivered | rejected
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL DEFAULT 0,
+        last_error   TEXT,
+        receipt      BLOB,
+        receipt_time INTEGER,
+        receipt_status TEXT,
+        PRIMARY KEY (doc_id, peer_id)
+    );
+    CREATE INDEX outbox_due ON outbox (state, peer_id, created_at);
+    CREATE TABLE inbox (
+        doc_id      TEXT NOT NULL,
+        sender      TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        digest      BLOB NOT NULL,
+        received_at INTEGER NOT NULL,
+        receipt     BLOB NOT NULL,
+        exported_at INTEGER,
+        PRIMARY KEY (doc_id, sender)
+    );
+    """,
+}
+
+
+@dataclass(frozen=True)
+class PeerRow:
+    peer_id: str
+    identity: bytes
+    card: bytes
+    name: str
+    fingerprint: str
+    discovery_secret: bytes | None
+    addresses: tuple[str, ...]
+    state: str
+    paired_at: int
+    last_seen: int | None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    doc_id: str
+    peer_id: str
+    size: int
+    digest: bytes
+    created_at: int
+    state: str
+    attempts: int
+    next_attempt: float
+    last_error: str | None
+    receipt: bytes | None
+    receipt_time: int | None
+    receipt_status: str | None
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    doc_id: str
+    sender: str
+    size: int
+    digest: bytes
+    received_at: int
+    receipt: bytes
+    exported_at: int | None
+
+
+class Store:
+    """One SQLite database. Use from one thread (the daemon's event loop)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=10)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StorageError(f"The database {path} could not be opened ({exc}). "
+                               "Check the disk, or restore the home from its backup.") from exc
+        path.chmod(0o600)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"The database could not be updated ({exc}).") from exc
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"The database could not be read ({exc}).") from exc
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"This home was used by a newer pli (schema {version}); update pli to open it."
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._tx() as db:
+                for statement in _MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={target}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._query("PRAGMA user_version")[0][0])
+
+    # --- peers -------------------------------------------------------------------
+
+    def save_peer(self, row: PeerRow) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO peers VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(peer_id) DO UPDATE SET "
+                "identity=excluded.identity, card=excluded.card, name=excluded.name, "
+                "fingerprint=excluded.fingerprint, "
+                "discovery_secret=coalesce(excluded.discovery_secret, discovery_secret), "
+                "addresses=excluded.addresses, state=excluded.state, paired_at=excluded.paired_at",
+                (
+                    row.peer_id, row.identity, row.card, row.name, row.fingerprint,
+                    row.discovery_secret, json.dumps(list(row.addresses)), row.state,
+                    row.paired_at, row.last_seen,
+                ),
+            )  # fmt: skip
+
+    def peer(self, peer_id: str) -> PeerRow | None:
+        rows = self._query("SELECT * FROM peers WHERE peer_id=?", (peer_id,))
+        return _peer(rows[0]) if rows else None
+
+    def peers(self, *, states: tuple[str, ...] = ("paired",)) -> list[PeerRow]:
+        marks = ",".join("?" * len(states))
+        rows = self._query(f"SELECT * FROM peers WHERE state IN ({marks}) ORDER BY name", states)  # noqa: S608 - only "?" marks are interpolated
+        return [_peer(row) for row in rows]
+
+    def set_peer_state(self, peer_id: str, state: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE peers SET state=? WHERE peer_id=?", (state, peer_id))
+
+    def update_card(self, peer_id: str, card: bytes, name: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE peers SET card=?, name=? WHERE peer_id=?", (card, name, peer_id))
+
+    def peer_seen(self, peer_id: str, now: int, address: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE peers SET last_seen=? WHERE peer_id=?", (now, peer_id))
+            if address:
+                row = db.execute("SELECT addresses FROM peers WHERE peer_id=?", (peer_id,))
+                found = row.fetchone()
+                if found is not None:
+                    addresses = [a for a in json.loads(found[0]) if a != address]
+                    addresses.insert(0, address)
+                    db.execute(
+                        "UPDATE peers SET addresses=? WHERE peer_id=?",
+                        (json.dumps(addresses[:8]), peer_id),
+                    )
+
+    # --- outbox ------------------------------------------------------------------
+
+    def queue(self, doc_id: str, peer_ids: list[str], size: int, digest: bytes, now: int) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO outbox (doc_id, peer_id, size, digest, created_at, state) "
+                "VALUES (?,?,?,?,?,'queued')",
+                [(doc_id, peer_id, size, digest, now) for peer_id in peer_ids],
+            )
+
+    def outbox(self, *, state: str | None = None, peer_id: str | None = None) -> list[OutboxRow]:
+        sql, args = "SELECT * FROM outbox WHERE 1=1", []
+        if state:
+            sql, args = sql + " AND state=?", [*args, state]
+        if peer_id:
+            sql, args = sql + " AND peer_id=?", [*args, peer_id]
+        rows = self._query(sql + " ORDER BY created_at, doc_id", tuple(args))
+        return [OutboxRow(*row) for row in rows]
+
+    def outbox_entry(self, doc_id: str, peer_id: str) -> OutboxRow | None:
+        rows = self._query("SELECT * FROM outbox WHERE doc_id=? AND peer_id=?", (doc_id, peer_id))
+        return OutboxRow(*rows[0]) if rows else None
+
+    def delivered(self, doc_id: str, peer_id: str, receipt: bytes, time: int, status: str) -> None:
+        state = "rejected" if status.startswith("rejected") else "delivered"
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET state=?, receipt=?, receipt_time=?, receipt_status=?, "
+                "last_error=NULL WHERE doc_id=? AND peer_id=?",
+                (state, receipt, time, status, doc_id, peer_id),
+            )
+
+    def attempt_failed(self, doc_id: str, peer_id: str, error: str, next_attempt: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET attempts=attempts+1, last_error=?, next_attempt=? "
+                "WHERE doc_id=? AND peer_id=?",
+                (error, next_attempt, doc_id, peer_id),
+            )
+
+    def retry_now(self, peer_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET next_attempt=0 WHERE peer_id=? AND state='queued'", (peer_id,)
+            )
+
+    # --- inbox -------------------------------------------------------------------
+
+    def received(self, row: InboxRow) -> bool:
+        """Record a received document; False if it was already there (stored once)."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO inbox VALUES (?,?,?,?,?,?,?)",
+                (row.doc_id, row.sender, row.size, row.digest, row.received_at, row.receipt, None),
+            )
+            return cursor.rowcount == 1
+
+    def inbox_entry(self, doc_id: str, sender: str) -> InboxRow | None:
+        rows = self._query("SELECT * FROM inbox WHERE doc_id=? AND sender=?", (doc_id, sender))
+        return InboxRow(*rows[0]) if rows else None
+
+    def inbox(self) -> list[InboxRow]:
+        return [InboxRow(*row) for row in self._query("SELECT * FROM inbox ORDER BY received_at")]
+
+    def mark_exported(self, doc_id: str, sender: str, now: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE inbox SET exported_at=? WHERE doc_id=? AND sender=?", (now, doc_id, sender)
+            )
+
+    def counts(self) -> dict[str, int]:
+        (queued,) = self._query("SELECT count(*) FROM outbox WHERE state='queued'")[0]
+        (delivered,) = self._query("SELECT count(*) FROM outbox WHERE state='delivered'")[0]
+        (inbox,) = self._query("SELECT count(*) FROM inbox")[0]
+        (unread,) = self._query("SELECT count(*) FROM inbox WHERE exported_at IS NULL")[0]
+        return {"queued": queued, "delivered": delivered, "inbox": inbox, "inbox_new": unread}
+
+
+def _peer(row: tuple[Any, ...]) -> PeerRow:
+    values = list(row)
+    values[6] = tuple(json.loads(values[6]))
+    return PeerRow(*values)

@@ -1,0 +1,388 @@
+"""The peer port: the only place bytes move between aiohttp and ``protocol``.
+
+One aiohttp server listens on the peer port (7717 by default) with two
+WebSocket endpoints: ``/pli/1/peer`` (Noise XX, then the document protocol) and
+``/pli/1/pair`` (pairing, see ``pairing.py``). A dialer opens the same kinds of
+connection to other daemons.
+
+Defences here: one Noise message per binary frame, ``compress=False``,
+``max_msg_size`` bounded to a frame, heartbeats, a handshake deadline, a
+per-IP handshake rate limit and a per-IP connection cap. One live session per
+pair of peers: when both dial at once, the connection opened by the peer with
+the smaller peer id is kept, on both sides, and the other is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from protocol import (
+    Handshake,
+    LocalIdentity,
+    PeerId,
+    RemotePeer,
+    RemoteProtocolError,
+    Role,
+    Session,
+    limits,
+    messages,
+)
+
+from .errors import NotPaired, PeerUnreachable
+
+log = logging.getLogger("pli.transport")
+
+PEER_PATH = "/pli/1/peer"
+PAIR_PATH = "/pli/1/pair"
+HEARTBEAT = 20.0
+_CLOSE_DUPLICATE = 4000
+_CLOSE_PROTOCOL = 4002
+
+Authorize = Callable[[RemotePeer], None]
+OnChannel = Callable[["Channel"], Awaitable[None]]
+OnPairing = Callable[["FramePipe"], Awaitable[None]]
+
+
+class ChannelClosed(Exception):
+    """The connection ended; whoever used it retries on another."""
+
+
+class FramePipe:
+    """Binary frames over one WebSocket, bounded; nothing else (used for pairing)."""
+
+    def __init__(self, ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse, remote: str):
+        self._ws = ws
+        self.remote_address = remote
+
+    async def send(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            await self._ws.send_bytes(data)
+        except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
+            raise ChannelClosed(str(exc)) from exc
+
+    async def receive(self, timeout: float | None = None) -> bytes:
+        try:
+            message = await self._ws.receive(timeout=timeout)
+        except TimeoutError:
+            raise
+        except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
+            raise ChannelClosed(str(exc)) from exc
+        if message.type == aiohttp.WSMsgType.BINARY:
+            data: bytes = message.data
+            return data
+        if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                            aiohttp.WSMsgType.CLOSED):  # fmt: skip
+            raise ChannelClosed("closed by the peer")
+        await self.close(_CLOSE_PROTOCOL, "binary frames only")
+        raise ChannelClosed(f"unexpected {message.type.name} frame")
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        with contextlib.suppress(Exception):
+            await self._ws.close(code=code, message=reason.encode()[:120])
+
+    @property
+    def closed(self) -> bool:
+        return self._ws.closed
+
+
+class Channel:
+    """An authenticated session with one paired peer over one WebSocket."""
+
+    def __init__(self, pipe: FramePipe, session: Session, local_id: PeerId) -> None:
+        self._pipe = pipe
+        self._session = session
+        self._send_lock = asyncio.Lock()
+        self.peer = session.remote
+        self.peer_id = session.remote.peer_id
+        self.initiator = session.is_initiator
+        self.remote_address = pipe.remote_address
+        opener = local_id if self.initiator else self.peer_id
+        # Both sides compute the same value for the same connection: the tie-break key.
+        self.opened_by = opener
+
+    def __repr__(self) -> str:
+        return f"Channel({self.peer_id.short}, {'out' if self.initiator else 'in'})"
+
+    @property
+    def closed(self) -> bool:
+        return self._pipe.closed
+
+    async def send(self, message: messages.Message) -> None:
+        async with self._send_lock:
+            frame = bytes([messages.FrameType.CONTROL]) + self._session.encrypt(
+                messages.encode(message)
+            )
+            await self._pipe.send(frame)
+
+    async def send_bulk(self, frame: bytearray | bytes) -> None:
+        """Send a BULK frame; ``frame[0]`` must already be ``FrameType.BULK``.
+
+        The caller reads file data straight into ``frame[1:]`` so no copy is made.
+        """
+        async with self._send_lock:
+            await self._pipe.send(frame)
+
+    async def receive(self) -> messages.Message | memoryview:
+        """The next control message, or a BULK payload. Raises ``ChannelClosed``."""
+        data = await self._pipe.receive()
+        try:
+            kind, payload = messages.split_frame(data)
+            if kind is messages.FrameType.BULK:
+                return payload
+            return messages.decode(self._session.decrypt(bytes(payload)))
+        except RemoteProtocolError as exc:
+            log.warning("closing the connection with %s: %s", self.peer_id.short, exc.code)
+            await self.close(_CLOSE_PROTOCOL, exc.code)
+            raise ChannelClosed(exc.code) from exc
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self._pipe.close(code, reason)
+
+
+@dataclass
+class _Bucket:
+    tokens: float = float(limits.HANDSHAKE_BURST_PER_IP)
+    stamp: float = field(default_factory=time.monotonic)
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(
+            float(limits.HANDSHAKE_BURST_PER_IP),
+            self.tokens + (now - self.stamp) * limits.HANDSHAKES_PER_SECOND_PER_IP,
+        )
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class Transport:
+    """Server and dialer for the peer port, and the registry of live channels."""
+
+    def __init__(
+        self,
+        me: LocalIdentity,
+        authorize: Authorize,
+        on_channel: OnChannel,
+        *,
+        on_pairing: OnPairing | None = None,
+        handshake_deadline: float = limits.HANDSHAKE_DEADLINE,
+    ) -> None:
+        self._me = me
+        self._authorize = authorize
+        self._on_channel = on_channel
+        self._on_pairing = on_pairing
+        self._deadline = handshake_deadline
+        self._channels: dict[PeerId, Channel] = {}
+        self._buckets: dict[str, _Bucket] = defaultdict(_Bucket)
+        self._per_ip: dict[str, int] = defaultdict(int)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self.port = 0
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    async def start(self, host: str, port: int) -> int:
+        app = web.Application()
+        app.router.add_get(PEER_PATH, self._serve_peer)
+        app.router.add_get(PAIR_PATH, self._serve_pairing)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=1.0)  # fmt: skip
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await site.start()
+        server = site._server  # aiohttp exposes the bound port only here
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else port
+        self._client = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, connect=self._deadline)
+        )
+        return self.port
+
+    async def stop(self) -> None:
+        for channel in list(self._channels.values()):
+            await channel.close(1001, "daemon stopping")
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._client is not None:
+            await self._client.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def channel(self, peer_id: PeerId) -> Channel | None:
+        channel = self._channels.get(peer_id)
+        return channel if channel is not None and not channel.closed else None
+
+    def online(self) -> set[PeerId]:
+        return {peer for peer, channel in self._channels.items() if not channel.closed}
+
+    async def disconnect(self, peer_id: PeerId) -> None:
+        channel = self._channels.pop(peer_id, None)
+        if channel is not None:
+            await channel.close(4003, "unpaired")
+
+    # --- server side ---------------------------------------------------------------
+
+    def _admit(self, request: web.Request) -> str | None:
+        ip = request.remote or "?"
+        if self._per_ip[ip] >= limits.MAX_CONNECTIONS_PER_IP:
+            log.warning("refused a connection from %s: too many connections", ip)
+            return None
+        if not self._buckets[ip].take():
+            log.warning("refused a connection from %s: too many handshakes", ip)
+            return None
+        return ip
+
+    async def _open_ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(
+            max_msg_size=limits.MAX_FRAME, compress=False, heartbeat=HEARTBEAT, autoping=True
+        )
+        await ws.prepare(request)
+        return ws
+
+    async def _serve_peer(self, request: web.Request) -> web.StreamResponse:
+        ip = self._admit(request)
+        if ip is None:
+            return web.Response(status=429, text="too many connections")
+        self._per_ip[ip] += 1
+        try:
+            ws = await self._open_ws(request)
+            pipe = FramePipe(ws, ip)
+            channel = await self._handshake_responder(pipe)
+            if channel is not None:
+                await self._run_channel(channel)
+            return ws
+        finally:
+            self._per_ip[ip] -= 1
+
+    async def _handshake_responder(self, pipe: FramePipe) -> Channel | None:
+        handshake = Handshake(Role.RESPONDER, self._me, self._authorize, now=int(time.time()))
+        try:
+            async with asyncio.timeout(self._deadline):
+                reply = handshake.receive(await pipe.receive())
+                if reply is not None:
+                    await pipe.send(reply)
+                handshake.receive(await pipe.receive())
+        except NotPaired as exc:
+            log.warning("refused a connection from %s: %s", pipe.remote_address, exc.message)
+        except RemoteProtocolError as exc:
+            log.warning("refused a connection from %s: handshake failed (%s)",
+                        pipe.remote_address, exc.code)  # fmt: skip
+        except TimeoutError:
+            log.warning("closed a connection from %s: handshake too slow", pipe.remote_address)
+        except ChannelClosed:
+            pass
+        if not handshake.complete:
+            await pipe.close(_CLOSE_PROTOCOL, "handshake failed")
+            return None
+        return Channel(pipe, handshake.session(), self._me.peer_id)
+
+    async def _serve_pairing(self, request: web.Request) -> web.StreamResponse:
+        ip = self._admit(request)
+        if ip is None or self._on_pairing is None:
+            return web.Response(status=429 if ip is None else 404)
+        self._per_ip[ip] += 1
+        try:
+            ws = await self._open_ws(request)
+            await self._on_pairing(FramePipe(ws, ip))
+            await ws.close()
+            return ws
+        finally:
+            self._per_ip[ip] -= 1
+
+    # --- client side ---------------------------------------------------------------
+
+    async def _dial(self, address: str, path: str) -> FramePipe:
+        if self._client is None:
+            raise PeerUnreachable("The daemon is not running.")
+        host, _, port = address.rpartition(":")
+        url = f"http://{host}:{port}{path}"
+        try:
+            ws = await self._client.ws_connect(
+                url, max_msg_size=limits.MAX_FRAME, compress=0, heartbeat=HEARTBEAT,
+                autoping=True, autoclose=True,
+            )  # fmt: skip
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise PeerUnreachable(f"Could not reach {address} ({exc.__class__.__name__}).") from exc
+        return FramePipe(ws, address)
+
+    async def dial_pairing(self, address: str) -> FramePipe:
+        return await self._dial(address, PAIR_PATH)
+
+    async def connect(self, peer_id: PeerId, address: str) -> Channel:
+        """The live channel to ``peer_id``, dialling ``address`` if there is none."""
+        existing = self.channel(peer_id)
+        if existing is not None:
+            return existing
+        pipe = await self._dial(address, PEER_PATH)
+        handshake = Handshake(
+            Role.INITIATOR, self._me, self._authorize, now=int(time.time()), expected=peer_id
+        )
+        try:
+            async with asyncio.timeout(self._deadline):
+                await pipe.send(handshake.initiate())
+                final = handshake.receive(await pipe.receive())
+                if final is not None:
+                    await pipe.send(final)
+        except (RemoteProtocolError, NotPaired) as exc:
+            await pipe.close(_CLOSE_PROTOCOL, "handshake failed")
+            raise PeerUnreachable(
+                f"{address} did not prove it is the expected peer; nothing was sent."
+            ) from exc
+        except (TimeoutError, ChannelClosed) as exc:
+            await pipe.close(_CLOSE_PROTOCOL, "handshake failed")
+            raise PeerUnreachable(f"{address} closed the connection during the handshake.") from exc
+        channel = Channel(pipe, handshake.session(), self._me.peer_id)
+        kept = self._register(channel)
+        if kept is channel:
+            task = asyncio.create_task(self._run_channel(channel, registered=True))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return kept
+
+    # --- one session per pair of peers -----------------------------------------
+
+    def _register(self, channel: Channel) -> Channel:
+        """Keep one channel per peer; close the loser of a simultaneous dial."""
+        current = self.channel(channel.peer_id)
+        if current is None or current is channel:
+            self._channels[channel.peer_id] = channel
+            return channel
+        if channel.opened_by.digest < current.opened_by.digest:
+            keep, drop = channel, current
+        elif channel.opened_by.digest > current.opened_by.digest:
+            keep, drop = current, channel
+        else:  # the same side dialled twice: the newer connection wins
+            keep, drop = channel, current
+        self._channels[channel.peer_id] = keep
+        task = asyncio.create_task(drop.close(_CLOSE_DUPLICATE, "duplicate connection"))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return keep
+
+    async def _run_channel(self, channel: Channel, *, registered: bool = False) -> None:
+        if not registered and self._register(channel) is not channel:
+            return
+        log.info("connected to %s (%s)", channel.peer_id.short,
+                 "outgoing" if channel.initiator else "incoming")  # fmt: skip
+        try:
+            await self._on_channel(channel)
+        finally:
+            await channel.close()
+            if self._channels.get(channel.peer_id) is channel:
+                del self._channels[channel.peer_id]
+            log.info("disconnected from %s", channel.peer_id.short)

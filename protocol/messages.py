@@ -1,0 +1,147 @@
+"""What two paired peers say to each other once the Noise session is up.
+
+Frames (one per WebSocket binary message) start with a type byte:
+
+- ``0x01 CONTROL``: a Noise transport message whose plaintext is one control
+  message below (msgpack map with a ``t`` field);
+- ``0x02 BULK``: raw bytes of the envelope the sender is currently streaming in
+  that direction. They are the envelope's own secretstream records, already
+  encrypted and authenticated end to end; see docs/protocol.md "Bulk data".
+
+Control messages (``to_wire`` / ``from_wire``, strict, bounded):
+
+- ``Offer(document_id, size)``: the sender proposes an envelope of ``size`` bytes.
+- ``Accept(document_id, offset)``: send from ``offset`` (bytes already stored).
+- ``Delivered(document_id, receipt)``: the signed receipt (also for a duplicate).
+- ``Refuse(document_id, code, reason)``: the receiver will not take it now.
+- ``CardUpdate(card)``: a newer signed profile card.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from . import codec, limits
+from .errors import FrameTooLarge, MalformedMessage
+
+DOCUMENT_ID_SIZE = 16
+
+
+class FrameType(enum.IntEnum):
+    CONTROL = 1
+    BULK = 2
+
+
+def split_frame(frame: bytes) -> tuple[FrameType, memoryview]:
+    """The type and payload of a received frame (payload is a view: no copy)."""
+    if len(frame) > limits.MAX_FRAME:
+        raise FrameTooLarge("frame over the size limit")
+    if not frame:
+        raise MalformedMessage("empty frame")
+    try:
+        kind = FrameType(frame[0])
+    except ValueError as exc:
+        raise MalformedMessage("unknown frame type") from exc
+    return kind, memoryview(frame)[1:]
+
+
+def _doc_id(fields: Any, what: str) -> bytes:
+    return codec.fixed_bytes(fields, "id", DOCUMENT_ID_SIZE, what)
+
+
+@dataclass(frozen=True)
+class Offer:
+    TYPE: ClassVar[str] = "offer"
+    document_id: bytes
+    size: int
+
+    def fields(self) -> dict[str, Any]:
+        return {"id": self.document_id, "size": self.size}
+
+    @classmethod
+    def parse(cls, fields: Any) -> Offer:
+        size = codec.uint(fields, "size", "offer")
+        if size > limits.MAX_DOCUMENT_SIZE + limits.MAX_DOCUMENT_SIZE // 1024:
+            raise FrameTooLarge("offered document is over the size limit")
+        return cls(_doc_id(fields, "offer"), size)
+
+
+@dataclass(frozen=True)
+class Accept:
+    TYPE: ClassVar[str] = "accept"
+    document_id: bytes
+    offset: int
+
+    def fields(self) -> dict[str, Any]:
+        return {"id": self.document_id, "offset": self.offset}
+
+    @classmethod
+    def parse(cls, fields: Any) -> Accept:
+        return cls(_doc_id(fields, "accept"), codec.uint(fields, "offset", "accept"))
+
+
+@dataclass(frozen=True)
+class Delivered:
+    TYPE: ClassVar[str] = "delivered"
+    document_id: bytes
+    receipt: bytes
+
+    def fields(self) -> dict[str, Any]:
+        return {"id": self.document_id, "receipt": self.receipt}
+
+    @classmethod
+    def parse(cls, fields: Any) -> Delivered:
+        return cls(_doc_id(fields, "delivered"), codec.field(fields, "receipt", bytes, "delivered"))
+
+
+@dataclass(frozen=True)
+class Refuse:
+    TYPE: ClassVar[str] = "refuse"
+    document_id: bytes
+    code: str
+    reason: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"id": self.document_id, "code": self.code, "reason": self.reason}
+
+    @classmethod
+    def parse(cls, fields: Any) -> Refuse:
+        return cls(
+            _doc_id(fields, "refuse"),
+            codec.text(fields, "code", "refuse"),
+            codec.text(fields, "reason", "refuse"),
+        )
+
+
+@dataclass(frozen=True)
+class CardUpdate:
+    TYPE: ClassVar[str] = "card"
+    card: bytes
+
+    def fields(self) -> dict[str, Any]:
+        return {"card": self.card}
+
+    @classmethod
+    def parse(cls, fields: Any) -> CardUpdate:
+        return cls(codec.field(fields, "card", bytes, "card update"))
+
+
+Message = Offer | Accept | Delivered | Refuse | CardUpdate
+_TYPES: dict[str, Any] = {cls.TYPE: cls for cls in (Offer, Accept, Delivered, Refuse, CardUpdate)}
+
+
+def encode(message: Message) -> bytes:
+    return codec.pack({"t": message.TYPE, **message.fields()})
+
+
+def decode(data: bytes) -> Message:
+    """Parse one control message. Raises ``RemoteProtocolError``."""
+    fields = codec.as_map(codec.unpack(data), "message")
+    kind = codec.field(fields, "t", str, "message")
+    cls = _TYPES.get(kind)
+    if cls is None:
+        raise MalformedMessage("unknown message type")
+    message: Message = cls.parse(fields)
+    return message

@@ -1,0 +1,87 @@
+"""Fixtures: real daemons in temporary homes on loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from p2p import config as config_mod
+from p2p import keystore
+from p2p.api import start_api
+from p2p.daemon import Daemon
+
+
+@dataclass
+class Running:
+    daemon: Daemon
+    task: asyncio.Task[None]
+    home: Path
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        connector = aiohttp.UnixConnector(path=str(self.daemon.config.api_socket))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.request(method, f"http://pli{path}", json=body) as response:
+                return response.status, await response.json()
+
+    async def stop(self) -> None:
+        self.daemon.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+async def start_daemon(home: Path, name: str, port: int = 0, **settings: Any) -> Running:
+    if not keystore.exists(home):
+        keystore.create(home)
+        config_mod.save_profile(home, name=name)
+    config = config_mod.load(home, listen=f"127.0.0.1:{port}", retry_min=0.2, retry_max=1.0,
+                             discovery=False, **settings)  # fmt: skip
+    daemon = Daemon(config, keystore.load(home))
+    started = await daemon.start()
+    runner = await start_api(daemon)
+
+    async def run() -> None:
+        try:
+            await daemon.run()
+        finally:
+            await runner.cleanup()
+
+    return Running(daemon, asyncio.create_task(run()), home, started.peer_port)
+
+
+def pair(a: Running, b: Running) -> None:
+    """Trust each other by card (what the pairing commands do after PAKE)."""
+    a.daemon.add_peer(b.daemon.signed_card(), [b.address])
+    b.daemon.add_peer(a.daemon.signed_card(), [a.address])
+
+
+@pytest.fixture
+async def two(tmp_path: Path) -> AsyncIterator[tuple[Running, Running]]:
+    a = await start_daemon(tmp_path / "a", "Dr Alice Martin")
+    b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
+    pair(a, b)
+    yield a, b
+    await a.stop()
+    await b.stop()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -69,6 +69,7 @@ class Config:
     retry_min: float = 1.0
     retry_max: float = 300.0
     invitation_lifetime: int = 600
+    handshake_deadline: float = 10.0
     advertise_addresses: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -87,6 +88,7 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "retry_min": (int, float),
     "retry_max": (int, float),
     "invitation_lifetime": int,
+    "handshake_deadline": (int, float),
     "advertise_addresses": list,
 }
 

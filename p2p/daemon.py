@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -30,12 +31,13 @@ from protocol import (
     RemotePeer,
     RemoteProtocolError,
     messages,
+    open_envelope,
 )
 
 from . import keystore
 from .blobs import Layout
 from .config import Config, load_profile
-from .errors import NotPaired, PeerUnknown, PeerUnreachable, StorageError
+from .errors import BadInput, NotPaired, PeerUnknown, PeerUnreachable, StorageError
 from .events import DocumentDelivered, DocumentReceived
 from .inbox import Inbox, TransferRefused
 from .outbox import Outbox
@@ -61,7 +63,10 @@ class Daemon:
         self.layout = Layout(config.home)
         self.layout.create()
         self.store = Store(config.home / DATABASE)
-        self.transport = Transport(self.me, self._authorize, self._serve_channel)
+        self.transport = Transport(
+            self.me, self._authorize, self._serve_channel,
+            handshake_deadline=config.handshake_deadline,
+        )  # fmt: skip
         self.inbox = Inbox(self.store, self.layout, self.me, self._check_sender, self._received)
         self.outbox = Outbox(
             self.store, self.layout, self.me, self._connect, self._delivered,
@@ -249,6 +254,29 @@ class Daemon:
         except OSError as exc:
             raise StorageError(f"The stored document {path.name} could not be read.") from exc
         raise StorageError(f"The stored document {path.name} is damaged.")
+
+    def decrypt_file(self, path: Path, index: int) -> Path:
+        """Decrypt file ``index`` of a stored envelope into a private temporary file.
+
+        The plaintext is released (the temporary file returned) only after the
+        whole envelope verified; on any failure the temporary file is removed.
+        """
+        tmp = self.layout.exports_tmp / f"{path.stem}-{index}-{secrets.token_hex(4)}.part"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as source:
+                verified = open_envelope(
+                    source, self.me, lambda i, data: out.write(data) if i == index else None
+                )
+            if not 0 <= index < len(verified.meta.files):
+                raise BadInput(f"This document has {len(verified.meta.files)} file(s).")
+        except FileNotFoundError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"The stored document {path.name} is missing.") from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
 
 
 async def serve(daemon: Daemon, on_ready: Callable[[Started], None] | None = None) -> None:

@@ -161,6 +161,7 @@ class Inbox:
 
     async def _refuse(self, channel: Link, key: int, exc: RemoteProtocolError) -> None:
         transfer = self._transfers.pop(key)
+        log.debug("verification failure", exc_info=exc)
         log.warning("refused a document from %s: it failed verification (%s)",
                     transfer.sender_identity.peer_id.short, exc.code)  # fmt: skip
         transfer.file.close()

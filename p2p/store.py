@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -110,12 +111,19 @@ class InboxRow:
 
 
 class Store:
-    """One SQLite database. Use from one thread (the daemon's event loop)."""
+    """One SQLite database, shared by the event loop and worker threads.
+
+    A lock serialises access: the inbox records a verified document from the
+    thread that verified it, while the loop keeps answering the local API.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=10)
+            self._lock = threading.RLock()
+            self._db = sqlite3.connect(
+                path, isolation_level=None, timeout=10, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -130,7 +138,7 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        try:
+        with self._lock, self._translate_errors():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -138,12 +146,19 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    @staticmethod
+    @contextmanager
+    def _translate_errors() -> Iterator[None]:
+        try:
+            yield
         except sqlite3.Error as exc:
             raise StorageError(f"The database could not be updated ({exc}).") from exc
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
-            return self._db.execute(sql, args).fetchall()
+            with self._lock:
+                return self._db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"The database could not be read ({exc}).") from exc
 

@@ -1,0 +1,180 @@
+"""Validators for what a person types, and the safe writing of received files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import stat
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from p2p.documents import (
+    MAX_NAME_BYTES,
+    check_birthdate,
+    check_ins,
+    check_rpps,
+    ins_key,
+    numbered,
+    safe_filename,
+    write_new_file,
+)
+from p2p.errors import BadInput
+
+# --- INS / NIR -----------------------------------------------------------------------
+
+
+def test_known_ins() -> None:
+    # The example printed in most descriptions of the NIR key.
+    assert ins_key("2550814168025") == 38
+    assert check_ins("2 55 08 14 168 025 38") == "255081416802538"
+    assert check_ins("255081416802538") == "255081416802538"
+
+
+def test_corsica_counts_as_19_and_18() -> None:
+    assert ins_key("284052A004005") == 97 - 2840519004005 % 97
+    assert ins_key("169012B030110") == 97 - 1690118030110 % 97
+    key = ins_key("284052A004005")
+    assert check_ins(f"2 84 05 2a 004 005 {key:02d}") == f"284052A004005{key:02d}"
+
+
+@given(st.integers(min_value=1_000_000_000_000, max_value=2_999_999_999_999))
+def test_a_right_key_passes_and_every_wrong_key_fails(number: int) -> None:
+    text = str(number)
+    key = ins_key(text)
+    assert 1 <= key <= 97
+    assert check_ins(f"{text}{key:02d}") == f"{text}{key:02d}"
+    wrong = (key % 97) + 1
+    with pytest.raises(BadInput, match="does not match its key"):
+        check_ins(f"{text}{wrong:02d}")
+
+
+MALFORMED_INS = [
+    "",
+    "12345",
+    "2550814168025",
+    "25508141680253800",
+    "2550814168O2538",
+    "955081416802538",
+]
+
+
+@pytest.mark.parametrize("text", MALFORMED_INS)
+def test_malformed_ins(text: str) -> None:
+    with pytest.raises(BadInput, match="INS"):
+        check_ins(text)
+
+
+# --- dates and RPPS ----------------------------------------------------------------------
+
+TODAY = dt.date(2026, 3, 15)
+
+
+@pytest.mark.parametrize("text", ["1950-02-03", "2024-02-29", "2026-03-15", " 1999-12-31 "])
+def test_good_birthdates(text: str) -> None:
+    assert check_birthdate(text, today=TODAY) == text.strip()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2026-03-16", "future"),
+        ("2023-02-29", "real date"),
+        ("1950-13-01", "real date"),
+        ("03/02/1950", "YYYY-MM-DD"),
+        ("19500203", "YYYY-MM-DD"),
+        ("1850-01-01", "too far"),
+        ("", "YYYY-MM-DD"),
+    ],
+)
+def test_bad_birthdates(text: str, message: str) -> None:
+    with pytest.raises(BadInput, match=message):
+        check_birthdate(text, today=TODAY)
+
+
+def test_rpps() -> None:
+    assert check_rpps("100 0345 6789") == "10003456789"
+    with pytest.raises(BadInput, match="11 digits"):
+        check_rpps("1000345678")
+
+
+# --- received file names -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("received", "expected"),
+    [
+        ("compte-rendu.pdf", "compte-rendu.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\x\\evil.exe", "evil.exe"),
+        ("/absolute/path.txt", "path.txt"),
+        ("dir/", "document-4"),
+        ("", "document-4"),
+        (".", "document-4"),
+        ("..", "document-4"),
+        (" .. ", "document-4"),
+        (".bashrc", "bashrc"),
+        ("\u202egpj.exe", "gpj.exe"),
+        ("a\x00b\x1b[31m.txt", "ab[31m.txt"),
+        ("Lettre Mme Dupont.odt", "Lettre Mme Dupont.odt"),
+    ],
+)
+def test_safe_filename_examples(received: str, expected: str) -> None:
+    assert safe_filename(received, 4) == expected
+
+
+def test_safe_filename_keeps_the_extension_of_a_long_name() -> None:
+    name = safe_filename("é" * 1000 + ".pdf")
+    assert name.endswith(".pdf")
+    assert len(name.encode()) <= MAX_NAME_BYTES
+
+
+@given(st.text(alphabet=st.characters(codec=None), max_size=400), st.integers(1, 99))
+def test_safe_filename_is_always_a_plain_name(received: str, number: int) -> None:
+    name = safe_filename(received, number)
+    assert name not in ("", ".", "..")
+    assert not name.startswith(".")
+    assert "/" not in name
+    assert "\\" not in name
+    assert "\x00" not in name
+    assert not any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in name)
+    assert len(name.encode("utf-8")) <= MAX_NAME_BYTES
+    assert name == name.strip()
+    assert os.path.basename(name) == name
+
+
+def test_numbered_names() -> None:
+    assert numbered("a.pdf", 0) == "a.pdf"
+    assert numbered("a.pdf", 1) == "a (1).pdf"
+    assert numbered("notes", 2) == "notes (2)"
+    assert numbered("a.pdf.pli.json", 3) == "a.pdf (3).pli.json"
+    assert numbered("scan.tar.gz", 1) == "scan (1).tar.gz"
+
+
+# --- writing without overwriting -------------------------------------------------------------
+
+
+def test_write_new_file_never_overwrites(tmp_path: Path) -> None:
+    (tmp_path / "a.pdf").write_bytes(b"mine")
+    first = write_new_file(tmp_path, "a.pdf", [b"one", b"-", b"two"])
+    second = write_new_file(tmp_path, "a.pdf", [b"three"])
+    assert first.name == "a (1).pdf"
+    assert second.name == "a (2).pdf"
+    assert (tmp_path / "a.pdf").read_bytes() == b"mine"
+    assert first.read_bytes() == b"one-two"
+    assert stat.S_IMODE(first.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a (1).pdf", "a (2).pdf", "a.pdf"]
+
+
+def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    def failing() -> Iterator[bytes]:
+        yield b"part"
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_new_file(tmp_path, "a.pdf", failing())
+    assert list(tmp_path.iterdir()) == []

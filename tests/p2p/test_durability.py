@@ -1,0 +1,144 @@
+"""Separate ``pli daemon`` processes: big files, kill -9 at bad moments, peers down.
+
+Nothing lost, nothing twice: whatever is killed and when, every document ends
+delivered exactly once, with a receipt at the sender.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .procs import DaemonProcess, kill_all, wait_until
+
+BIG = 200 * 1024 * 1024
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "imagerie.bin"
+    with open(path, "wb") as handle:
+        block = os.urandom(1024 * 1024)
+        for index in range(BIG // len(block)):
+            handle.write(index.to_bytes(8, "big") + block[8:])
+    return path
+
+
+@pytest.fixture
+def practices(tmp_path: Path) -> Iterator[tuple[DaemonProcess, DaemonProcess]]:
+    a = DaemonProcess(tmp_path / "a", "Dr Alice Martin").start()
+    b = DaemonProcess(tmp_path / "b", "Dr Bob Durand").start()
+    a.trust(b)
+    b.trust(a)
+    yield a, b
+    a.stop()
+    b.stop()
+    kill_all(a, b)
+
+
+def sha256(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.digest()
+
+
+def exported_hash(daemon: DaemonProcess, doc_id: str) -> bytes:
+    digest = hashlib.sha256()
+    with daemon.client.download(f"/v1/documents/{doc_id}/files/0") as chunks:
+        for chunk in chunks:
+            digest.update(chunk)
+    return digest.digest()
+
+
+def test_200mb_both_ways(practices: tuple[DaemonProcess, DaemonProcess], big_file: Path) -> None:
+    a, b = practices
+    for sender, recipient in ((a, b), (b, a)):
+        doc_id = sender.send(recipient, big_file)
+        wait_until(lambda s=sender, d=doc_id: s.outbox_state(d) == "delivered", timeout=120)  # type: ignore[misc]
+        assert exported_hash(recipient, doc_id) == sha256(big_file)
+        (receipt,) = sender.client.get(f"/v1/documents/{doc_id}/receipts")
+        assert receipt["status"] == "delivered"
+        assert receipt["recipient"] == recipient.identity()["peer_id"]
+
+
+def test_receiver_killed_mid_transfer_resumes(
+    practices: tuple[DaemonProcess, DaemonProcess], big_file: Path
+) -> None:
+    a, b = practices
+    doc_id = a.send(b, big_file)
+    partial = b.home / "quarantine"
+
+    def halfway() -> bool:
+        return any(p.stat().st_size > BIG // 3 for p in partial.glob("*.part"))
+
+    wait_until(halfway, timeout=60, interval=0.005)
+    b.kill9()
+    kept = max(p.stat().st_size for p in partial.glob("*.part"))
+    b.start()
+    wait_until(lambda: a.outbox_state(doc_id) == "delivered", timeout=120)
+    assert b.inbox_ids().count(doc_id) == 1
+    assert exported_hash(b, doc_id) == sha256(big_file)
+    resumed = [int(m) for m in re.findall(r"resumed a transfer at (\d+) of", a.logs())]
+    assert resumed, "the sender should have resumed, not restarted"
+    sent_again = BIG - resumed[-1]
+    assert resumed[-1] >= kept - 2 * 1024 * 1024  # at most what was in flight is lost
+    assert sent_again < 0.8 * BIG
+
+
+def test_sender_killed_right_after_queueing(
+    practices: tuple[DaemonProcess, DaemonProcess], tmp_path: Path
+) -> None:
+    a, b = practices
+    letter = tmp_path / "lettre.txt"
+    letter.write_text("Cher confrère, je vous adresse Mme D. pour avis.\n" * 100)
+    doc_id = a.send(b, letter, kind="letter")
+    a.kill9()
+    a.start()
+    wait_until(lambda: a.outbox_state(doc_id) == "delivered", timeout=30)
+    assert b.inbox_ids().count(doc_id) == 1
+    assert exported_hash(b, doc_id) == sha256(letter)
+
+
+def test_receiver_down_then_back(
+    practices: tuple[DaemonProcess, DaemonProcess], tmp_path: Path
+) -> None:
+    a, b = practices
+    b.identity()
+    b.stop()
+    letter = tmp_path / "lettre.txt"
+    letter.write_text("Compte rendu de consultation.\n")
+    doc_id = a.send(b, letter, kind="letter")
+    wait_until(lambda: any(e["attempts"] > 0 for e in a.client.get("/v1/outbox")), timeout=10)
+    assert a.outbox_state(doc_id) == "queued"
+    b.start()
+    wait_until(lambda: a.outbox_state(doc_id) == "delivered", timeout=30)
+    assert b.inbox_ids() == [doc_id]
+
+
+def test_unpaired_daemon_is_refused(
+    practices: tuple[DaemonProcess, DaemonProcess], tmp_path: Path
+) -> None:
+    _a, b = practices
+    intruder = DaemonProcess(tmp_path / "c", "Dr Mallory").start()
+    try:
+        intruder.trust(b)  # the intruder knows B's public card, B never paired with it
+        letter = tmp_path / "spam.txt"
+        letter.write_text("not for you")
+        doc_id = intruder.send(b, letter)
+        wait_until(lambda: "not a paired peer" in b.logs(), timeout=20)
+        assert intruder.outbox_state(doc_id) == "queued"
+        assert b.inbox_ids() == []
+        assert list((b.home / "quarantine").iterdir()) == []
+        assert b.logs().count("refused a handshake") >= 1
+        assert "lettre" not in b.logs() and "not for you" not in b.logs()
+    finally:
+        intruder.stop()

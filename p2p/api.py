@@ -57,9 +57,11 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        message = exc.reason if exc.status != 404 else "There is no such API route (see docs/api.md)."
+        message = (
+            "There is no such API route (see docs/api.md)." if exc.status == 404 else exc.reason
+        )
         return web.json_response(error_body(f"http-{exc.status}", message), status=exc.status)
-    except RemoteProtocolError as exc:
+    except RemoteProtocolError:
         return web.json_response(
             error_body("security", "A signature or key check failed: the document or peer "
                        "cannot be trusted."), status=422)  # fmt: skip
@@ -135,12 +137,15 @@ def resolve_document(daemon: Daemon, text: str) -> tuple[str, str, Path]:
     found: dict[str, tuple[str, str, Path]] = {}
     for row in daemon.store.inbox():
         if row.doc_id.startswith(needle):
-            found[row.doc_id] = ("in", row.sender, daemon.layout.received_envelope(row.sender, row.doc_id))
+            path = daemon.layout.received_envelope(row.sender, row.doc_id)
+            found[row.doc_id] = ("in", row.sender, path)
     for out in daemon.store.outbox():
         if out.doc_id.startswith(needle) and out.doc_id not in found:
             found[out.doc_id] = ("out", "", daemon.layout.sent_envelope(out.doc_id))
     if len(needle) < 4 or not found:
-        raise DocumentUnknown(f"No document has the id “{text}”. `pli inbox` and `pli outbox` list them.")
+        raise DocumentUnknown(
+            f"No document has the id “{text}”. `pli inbox` and `pli outbox` list them."
+        )
     if len(found) > 1:
         raise BadInput(f"“{text}” matches {len(found)} documents; type more of the id.")
     ((doc_id, (direction, _sender, path)),) = found.items()
@@ -328,7 +333,7 @@ async def document(request: web.Request) -> web.Response:
 async def document_file(request: web.Request) -> web.StreamResponse:
     """Decrypt one file of a document to a private temp file, verified, then stream it."""
     daemon = request.app[DAEMON]
-    _direction, doc_id, path = resolve_document(daemon, request.match_info["doc"])
+    _direction, _doc_id, path = resolve_document(daemon, request.match_info["doc"])
     try:
         index = int(request.match_info["index"])
     except ValueError:

@@ -44,8 +44,10 @@ def write_atomic(path: Path, chunks: Iterable[bytes | memoryview]) -> int:
         fsync_dir(path.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise StorageError(f"Could not write {path.name}: {exc.strerror or exc}. "
-                           "Check the disk has free space and the home folder is writable.") from exc
+        raise StorageError(
+            f"Could not write {path.name}: {exc.strerror or exc}. "
+            "Check the disk has free space and the home folder is writable."
+        ) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

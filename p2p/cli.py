@@ -17,7 +17,7 @@ Adding a command: decorate it with ``@cli.command()`` (or ``@peers.command()``) 
 take the ``State`` with ``@click.pass_obj``; raise ``PliError`` subclasses for failures.
 """
 
-# ruff: noqa: PLC0415 - imports inside the commands on purpose: `pli --help` must start fast
+
 
 from __future__ import annotations
 

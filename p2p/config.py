@@ -47,7 +47,9 @@ def parse_address(text: str, *, default_port: int = DEFAULT_PORT) -> tuple[str, 
     else:
         host, port_text = text, ""
     if not host:
-        raise ConfigError(f"“{text}” is not an address: write it as host:port, e.g. 192.168.1.20:7717")
+        raise ConfigError(
+            f"“{text}” is not an address: write it as host:port, e.g. 192.168.1.20:7717"
+        )
     try:
         port = int(port_text) if port_text else default_port
     except ValueError:
@@ -101,13 +103,16 @@ def load(home: Path, *, listen: str | None = None, **overrides: Any) -> Config:
         try:
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"The settings file {path} could not be read ({exc}). "
-                              "Fix it or remove it to use the defaults.") from exc
+            raise ConfigError(
+                f"The settings file {path} could not be read ({exc}). "
+                "Fix it or remove it to use the defaults."
+            ) from exc
     for key, value in values.items():
         expected = _KEYS.get(key)
         if expected is None:
-            raise ConfigError(f"Unknown setting “{key}” in {path}. Known settings: "
-                              f"{', '.join(sorted(_KEYS))}.")
+            raise ConfigError(
+                f"Unknown setting “{key}” in {path}. Known settings: {', '.join(sorted(_KEYS))}."
+            )
         if not isinstance(value, expected):
             raise ConfigError(f"The setting “{key}” in {path} has the wrong type.")
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -265,9 +265,12 @@ class Daemon:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as out, open(path, "rb") as source:
-                verified = open_envelope(
-                    source, self.me, lambda i, data: out.write(data) if i == index else None
-                )
+
+                def keep(file_index: int, data: bytes) -> None:
+                    if file_index == index:
+                        out.write(data)
+
+                verified = open_envelope(source, self.me, keep)
             if not 0 <= index < len(verified.meta.files):
                 raise BadInput(f"This document has {len(verified.meta.files)} file(s).")
         except FileNotFoundError as exc:

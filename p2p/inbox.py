@@ -91,8 +91,8 @@ class Inbox:
             self._on_event(DocumentReceived(doc_hex, sender_hex, stored.size, duplicate=True))
             return
         if offer.size > self._max_size:
-            await channel.send(messages.Refuse(offer.document_id, "too-large",
-                                                 "the document is over this practice's limit"))  # fmt: skip
+            reason = "the document is over this practice's limit"
+            await channel.send(messages.Refuse(offer.document_id, "too-large", reason))
             return
         transfer = await asyncio.to_thread(self._open_partial, offer, sender, sender_hex)
         self._transfers[key] = transfer
@@ -224,4 +224,3 @@ class Inbox:
     def channel_closed(self, channel: Link) -> None:
         """Keep the partial file for a resume; just release the handle."""
         self._abandon(id(channel))
-

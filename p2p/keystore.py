@@ -66,7 +66,7 @@ def load(home: Path, *, passphrase: str | None = None) -> Keys:
         info = path.stat()
     except FileNotFoundError:
         raise KeystoreError(
-            f"No identity in {home}. Create one with: pli --home {home} init --name \"Your name\""
+            f'No identity in {home}. Create one with: pli --home {home} init --name "Your name"'
         ) from None
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeystoreError(
@@ -76,8 +76,10 @@ def load(home: Path, *, passphrase: str | None = None) -> Keys:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise KeystoreError(f"The key file {path} is damaged ({exc.__class__.__name__}). "
-                            "Restore it from your backup.") from exc
+        raise KeystoreError(
+            f"The key file {path} is damaged ({exc.__class__.__name__}). "
+            "Restore it from your backup."
+        ) from exc
     return _deserialise(_unwrap(document, passphrase, path), path)
 
 
@@ -102,7 +104,9 @@ def _deserialise(secrets: dict[str, Any], path: Path) -> Keys:
         )
         return Keys(identity, bytes.fromhex(secrets["discovery_secret"]))
     except (KeyError, ValueError, TypeError) as exc:
-        raise KeystoreError(f"The key file {path} is damaged. Restore it from your backup.") from exc
+        raise KeystoreError(
+            f"The key file {path} is damaged. Restore it from your backup."
+        ) from exc
 
 
 def _write(path: Path, secrets: dict[str, Any], passphrase: str | None) -> None:
@@ -173,12 +177,11 @@ def _unwrap(document: Any, passphrase: str | None, path: Path) -> dict[str, Any]
         )
     except (nacl_exceptions.CryptoError, ValueError, KeyError) as exc:
         raise KeystoreError("Wrong passphrase: the keys could not be opened.") from exc
-    secrets = json.loads(plain)
-    return secrets
+    unwrapped: dict[str, Any] = json.loads(plain)
+    return unwrapped
 
 
 def set_passphrase(home: Path, old: str | None, new: str | None) -> None:
     """Re-write the key file under a new passphrase (or none)."""
     keys = load(home, passphrase=old)
     _write(key_path(home), _serialise(keys), new)
-

@@ -110,7 +110,9 @@ class Outbox:
             metadata=metadata,
         )
         size, digest = await asyncio.to_thread(self._seal, meta, recipients, attachments)
-        self._store.queue(doc_id.hex(), [r.peer_id for r in recipients], size, digest, meta.created_at)
+        self._store.queue(
+            doc_id.hex(), [r.peer_id for r in recipients], size, digest, meta.created_at
+        )
         log.info("queued a document for %d recipient(s) (%d bytes)", len(recipients), size)
         self.wake()
         return doc_id.hex()
@@ -142,7 +144,9 @@ class Outbox:
                 for row in self._store.outbox(state="queued"):
                     running = self._senders.get(row.peer_id)
                     if row.next_attempt <= now and (running is None or running.done()):
-                        self._senders[row.peer_id] = asyncio.create_task(self._send_all(row.peer_id))
+                        self._senders[row.peer_id] = asyncio.create_task(
+                            self._send_all(row.peer_id)
+                        )
                     elif row.next_attempt > now:
                         next_due = min(next_due, row.next_attempt)
                 with contextlib.suppress(TimeoutError):
@@ -262,7 +266,9 @@ class Outbox:
 
     # --- replies routed here by the daemon ----------------------------------------------
 
-    def on_reply(self, link: Link, message: messages.Accept | messages.Delivered | messages.Refuse) -> bool:
+    def on_reply(
+        self, link: Link, message: messages.Accept | messages.Delivered | messages.Refuse
+    ) -> bool:
         """Hand a reply to the sender waiting for it; False if nobody waits (ignored)."""
         queue = self._replies.get((id(link), message.document_id))
         if queue is None:
@@ -273,4 +279,3 @@ class Outbox:
 
 class _Retry(Exception):
     """This attempt failed; the document stays queued and is retried later."""
-

@@ -87,6 +87,10 @@ NOT_ACCEPTED_MESSAGE: Final = (
 )
 YOU_DECLINED_MESSAGE: Final = "You declined the pairing request. Nothing was saved."
 REPLACED_MESSAGE: Final = "A newer request from the same practice replaced this one."
+SAVE_FAILED_MESSAGE: Final = (
+    "Both sides agreed, but pli could not save the other practice on this computer "
+    "(see the daemon's log). Make a new invitation and try again."
+)
 OWN_FINGERPRINT_MESSAGE: Final = "That is this practice's own fingerprint."
 
 #: Error codes on the wire, and what the receiving side tells its person.

@@ -8,7 +8,7 @@ always passed through ``clean`` and shown as literal text, never interpreted.
 rich is imported only when a table or a progress bar is drawn on a terminal.
 """
 
-# ruff: noqa: PLC0415 - rich is imported only when a table is drawn: start-up time matters
+
 
 from __future__ import annotations
 

@@ -129,8 +129,10 @@ class Store:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.Error as exc:
-            raise StorageError(f"The database {path} could not be opened ({exc}). "
-                               "Check the disk, or restore the home from its backup.") from exc
+            raise StorageError(
+                f"The database {path} could not be opened ({exc}). "
+                "Check the disk, or restore the home from its backup."
+            ) from exc
         path.chmod(0o600)
 
     def close(self) -> None:
@@ -238,7 +240,7 @@ class Store:
             )
 
     def outbox(self, *, state: str | None = None, peer_id: str | None = None) -> list[OutboxRow]:
-        sql, args = "SELECT * FROM outbox WHERE 1=1", []
+        sql, args = "SELECT * FROM outbox WHERE 1=1", list[str]()
         if state:
             sql, args = sql + " AND state=?", [*args, state]
         if peer_id:

@@ -18,9 +18,11 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import aiohttp
 from aiohttp import web
@@ -65,7 +67,8 @@ class FramePipe:
 
     async def send(self, data: bytes | bytearray | memoryview) -> None:
         try:
-            await self._ws.send_bytes(data)
+            # aiohttp sends any bytes-like object; its annotation says bytes only.
+            await self._ws.send_bytes(cast(bytes, data))
         except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
             raise ChannelClosed(str(exc)) from exc
 
@@ -188,6 +191,8 @@ class Transport:
         self._per_ip: dict[str, int] = defaultdict(int)
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self._admitted: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
         self._client: aiohttp.ClientSession | None = None
         self.port = 0
 
@@ -200,15 +205,30 @@ class Transport:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=1.0)  # fmt: skip
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
-        await site.start()
-        server = site._server  # aiohttp exposes the bound port only here
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        loop = asyncio.get_running_loop()
+        http = self._runner.server
+        assert http is not None
+
+        def guarded() -> asyncio.Protocol:
+            # aiohttp sets no deadline on reading a request's headers: a client
+            # sending one byte a second would hold a connection forever. Every
+            # connection must reach a WebSocket endpoint within the deadline.
+            protocol = http()
+            loop.call_later(self._deadline, self._drop_if_not_admitted, protocol)
+            return protocol
+
+        self._server = await loop.create_server(guarded, host, port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
         self._client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=self._deadline)
         )
         return self.port
+
+    def _drop_if_not_admitted(self, protocol: asyncio.BaseProtocol) -> None:
+        transport = getattr(protocol, "transport", None)
+        if transport is not None and transport not in self._admitted:
+            log.warning("closed a connection that sent no request in time")
+            transport.close()
 
     async def stop(self) -> None:
         for channel in list(self._channels.values()):
@@ -220,6 +240,8 @@ class Transport:
                 await task
         if self._client is not None:
             await self._client.close()
+        if self._server is not None:
+            self._server.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -239,6 +261,8 @@ class Transport:
 
     def _admit(self, request: web.Request) -> str | None:
         ip = request.remote or "?"
+        if request.transport is not None:
+            self._admitted.add(request.transport)
         if self._per_ip[ip] >= limits.MAX_CONNECTIONS_PER_IP:
             log.warning("refused a connection from %s: too many connections", ip)
             return None

@@ -123,7 +123,9 @@ def fixed_bytes(mapping: Mapping[str, Any], key: str, size: int, what: str) -> b
 
 def text(mapping: Mapping[str, Any], key: str, what: str, *, required: bool = True) -> str:
     """A short human text field: bounded, no control characters."""
-    value = field(mapping, key, str, what) if required else (optional(mapping, key, str, what) or "")
+    value = (
+        field(mapping, key, str, what) if required else (optional(mapping, key, str, what) or "")
+    )
     check_text(value, what)
     return value
 

@@ -5,8 +5,8 @@ independent of the transport: a mailbox peer can hold and forward it without
 being able to read it, and the recipient checks it without trusting whoever
 delivered it.
 
-Byte layout (pli/1, all integers big-endian)
-============================================
+Byte layout (pli/1, all integers unsigned big-endian)
+=====================================================
 
 ::
 
@@ -14,60 +14,87 @@ Byte layout (pli/1, all integers big-endian)
     MAGIC    = "PLIENV1\\n"                         8 bytes
     record   = u32 len ‖ secretstream ciphertext    len = plaintext length + 17
 
-``header`` (cleartext, msgpack map, at most ``limits.MAX_ENVELOPE_HEADER``
-bytes, keys in this order, no other keys)::
+Notation: ``labelled_hash(label, p1, p2, ...)`` is BLAKE2b-256 over
+``u32 len(label) ‖ label ‖ u32 len(p1) ‖ p1 ‖ ...``; ``Sign(label, m)`` is
+Ed25519 over ``u8 len(label) ‖ label ‖ m``. msgpack is written with bin for
+bytes and str for text; maps have exactly the keys listed (a reader refuses
+missing or extra keys). Readers hash the bytes they received, so they never
+need to re-encode.
+
+``header`` (cleartext msgpack map, at most ``MAX_ENVELOPE_HEADER`` = 16 KiB)::
 
     {"v": 1,
-     "chunk": 65536,                      # limits.CHUNK_SIZE; the only value v1 allows
-     "ss": bin(24),                       # crypto_secretstream_xchacha20poly1305 header
-     "keys": [bin(80), ...]}              # SealedBox(file_key) to each recipient's card
-                                          # doc_key in order, then one to the sender's own
-                                          # doc key: len(recipients) + 1 entries
+     "chunk": 65536,             # CHUNK_SIZE; the only value v1 allows
+     "ss": bin(24),              # crypto_secretstream_xchacha20poly1305 header
+     "keys": [bin(80), ...]}     # crypto_box_seal(file_key) to each recipient card's
+                                 # doc_key, then one to the sender's own doc key:
+                                 # exactly len(recipients) + 1 entries (≤ 17)
 
-``file_key`` is 32 random bytes. ``header_hash`` =
-``labelled_hash("pli/1/envelope-header", header)`` (BLAKE2b-256, see
-``protocol._hashing``) is the additional data of **every** record, so a record
-cannot be moved to another envelope and the header cannot be changed.
+``file_key`` is 32 random bytes. The sealed boxes are anonymous: the header
+does not say who the sender or the recipients are; a reader tries each entry
+with its own document key. ``header_hash = labelled_hash("pli/1/envelope-header",
+header)`` is the additional data of **every** record, so no record can be moved
+to another envelope and the header cannot be changed.
 
 Records are ``crypto_secretstream_xchacha20poly1305`` messages under
-``file_key``, in order:
+``file_key``, in this order:
 
-1. **inner header**, tag MESSAGE, plaintext at most ``limits.MAX_INNER_HEADER``
-   bytes: the msgpack ``DocumentMeta`` (see ``DocumentMeta.to_wire``)::
+1. **inner header**, tag MESSAGE, plaintext ≤ ``MAX_INNER_HEADER`` (32 KiB): the
+   msgpack ``DocumentMeta`` (``DocumentMeta.to_wire``; ``meta`` keys sorted)::
 
        {"v": 1, "id": bin(16), "created": uint, "kind": "letter"|"prescription"|"report"|"file",
-        "sender": bin(32), "recipients": [bin(32), ...],
-        "files": [{"name": str, "size": uint, "type": str}, ...],
-        "meta": {str: str, ...}}
+        "sender": bin(32), "recipients": [bin(32), ...],          # identity keys, 1..16
+        "files": [{"name": str, "size": uint, "type": str}, ...],  # 0..64 files
+        "meta": {str: str, ...}}                                    # ≤ 64 entries, ≤ 512 chars
 
+   File names are plain names: no control characters, no ``/`` or ``\\``, not
+   empty, ``.`` or ``..``. The sizes add up to at most ``MAX_DOCUMENT_SIZE``.
 2. **content**, tag MESSAGE: the files' bytes concatenated in order and cut into
-   pieces of exactly ``CHUNK_SIZE`` plaintext bytes, the last one shorter (a
-   file boundary does not start a new record; no content, no content records).
-   A reader knows from the inner header how long every content record is.
-3. **trailer**, tag FINAL: msgpack ``{"hashes": [bin(32) per file], "sig": bin(64)}``
-   where ``hashes`` are the SHA-256 of each file and::
+   pieces of exactly ``CHUNK_SIZE`` (64 KiB) plaintext bytes, the last one
+   shorter (a file boundary does not start a new record; no content, no content
+   records). The reader knows the exact length of every content record from
+   the inner header.
+3. **trailer**, tag FINAL, plaintext ≤ 64 KiB: msgpack
+   ``{"hashes": [bin(32), ...], "sig": bin(64)}``, one SHA-256 per file, and::
 
        inner_hash = labelled_hash("pli/1/envelope-inner", inner header bytes)
        digest     = labelled_hash("pli/1/envelope-digest", header_hash, inner_hash, *hashes)
-       sig        = Ed25519(sender identity, "pli/1/envelope-sig", digest)
+       sig        = Sign("pli/1/envelope-sig", digest) by the sender's identity key
 
-   (``IdentityKey.sign`` prefixes the label with its length). ``digest`` is the
-   **envelope digest** that receipts refer to: signing it binds the wrapped
-   keys, the recipients, the clinical metadata and every content byte.
+   ``digest`` is the **envelope digest** that receipts refer to: signing it binds
+   the wrapped keys, the recipients, the clinical metadata and every content byte.
 
-Reader rules (``EnvelopeReader``): lengths are checked against the limits
-before anything is buffered; the stream must end with exactly one FINAL record
-and nothing after it; every content record must have exactly the length the
-inner header implies; the opener must be a listed recipient (or the sender,
-reading its own sent copy), which stops surreptitious forwarding; the caller's
-``check_sender`` must accept the sender; hashes and signature must match.
-Breaking any of these raises ``AuthenticationFailed`` (never saying which);
-bytes of the wrong shape raise ``MalformedMessage`` / ``FrameTooLarge``.
+Reader rules (``EnvelopeReader``)
+---------------------------------
+
+- Lengths are checked before anything is buffered: header ≤ 16 KiB, first
+  record ≤ 32 KiB + 17, others ≤ 64 KiB + 17 (``FrameTooLarge``), records ≥ 17
+  bytes (``MalformedMessage``).
+- The stream must end with exactly one FINAL record and nothing after it; a
+  content record must have exactly the length the inner header implies, and
+  the tag MESSAGE; any other tag is refused. Reordered, duplicated, dropped or
+  altered records fail secretstream's authentication.
+- The opener must be a listed recipient, or the sender reading its own sent
+  copy: this stops surreptitious forwarding (a recipient re-encrypting a signed
+  letter to a third party). The caller's ``check_sender`` must accept the
+  sender (paired, not revoked); it is not asked about our own sent copies.
+- The per-file hashes and the signature must match.
+
+Breaking any of these rules raises ``AuthenticationFailed``, which never says
+which check failed; bytes of the wrong shape raise ``MalformedMessage``,
+``FrameTooLarge`` or ``VersionMismatch``. The reader emits the metadata and the
+plaintext before the signature is checked (that is what streaming means): both
+are marked UNVERIFIED and belong in quarantine until ``Verified``.
+
+The envelope does not pad: its size reveals the content size (plus ~0.03 %).
+
+Speed
+-----
 
 Content hashing is SHA-256: with SHA-NI it runs faster than BLAKE2b on the
-machines pli targets. For large documents it runs on one worker thread next
-to the cipher (``_FileHasher``), which keeps sealing and opening near the raw
-secretstream speed.
+machines pli targets. For documents over 1 MiB it runs on one worker thread
+next to the cipher (``_FileHasher``): both release the GIL, so on two cores
+sealing and opening stay near the raw secretstream speed (bench/envelope.py).
 """
 
 from __future__ import annotations
@@ -712,8 +739,10 @@ class EnvelopeReader:
     and refuses the envelope by raising (any exception; it is chained as the
     cause). It is not called for our own sent copies.
 
-    Between calls the reader holds at most one record. Any error leaves it
-    failed: further ``feed`` calls raise ``LocalProtocolError``.
+    ``Verified`` is final once the input has ended: bytes fed after it make
+    ``feed`` raise, so call ``close()`` (or know the envelope's size) before
+    acting on it. Between calls the reader holds at most one record. Any error
+    leaves it failed: further ``feed`` calls raise ``LocalProtocolError``.
     """
 
     def __init__(

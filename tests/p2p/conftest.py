@@ -32,9 +32,11 @@ class Running:
 
     async def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         connector = aiohttp.UnixConnector(path=str(self.daemon.config.api_socket))
-        async with aiohttp.ClientSession(connector=connector) as session:
-            async with session.request(method, f"http://pli{path}", json=body) as response:
-                return response.status, await response.json()
+        async with (
+            aiohttp.ClientSession(connector=connector) as session,
+            session.request(method, f"http://pli{path}", json=body) as response,
+        ):
+            return response.status, await response.json()
 
     async def stop(self) -> None:
         self.daemon.stop()

@@ -14,10 +14,14 @@ Teardown kills the processes started with ``run_in`` and deletes the three
 namespaces even when the test failed; at start, namespaces named ``pli-*-<pid>``
 left by a process that no longer exists are deleted too.
 
-Use the ``netns_lan`` fixture (import it into the test module) or the ``lan()``
-context manager for another scope::
+Use the ``netns_lan`` fixture (bind it in the test module; a plain import of a
+fixture used as an argument trips ruff's F811) or the ``lan()`` context
+manager for another scope::
 
-    from tests.p2p.netns import Lan, netns_lan  # noqa: F401
+    from . import netns
+    from .netns import Lan
+
+    netns_lan = netns.netns_lan
 
     @pytest.mark.netns
     def test_x(netns_lan: Lan) -> None:

@@ -65,7 +65,7 @@ class DaemonProcess:
                 try:
                     self.client.get("/v1/status")
                     return self
-                except Exception:  # noqa: S110 - not ready yet
+                except Exception:
                     pass
             time.sleep(0.05)
         raise RuntimeError("daemon did not become ready")

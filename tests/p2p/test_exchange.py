@@ -6,6 +6,8 @@ import hashlib
 import os
 from pathlib import Path
 
+import aiohttp
+
 from protocol import PublicIdentity, Receipt
 
 from .conftest import Running, wait_for
@@ -27,13 +29,14 @@ async def send_file(sender: Running, recipient: Running, path: Path, **extra: ob
 
 
 async def fetch(recipient: Running, doc_id: str, index: int = 0) -> bytes:
-    import aiohttp
-
     connector = aiohttp.UnixConnector(path=str(recipient.daemon.config.api_socket))
-    async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.get(f"http://pli/v1/documents/{doc_id}/files/{index}") as response:
-            assert response.status == 200
-            return await response.read()
+    url = f"http://pli/v1/documents/{doc_id}/files/{index}"
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.get(url) as response,
+    ):
+        assert response.status == 200
+        return await response.read()
 
 
 async def test_letter_both_ways(two: tuple[Running, Running], tmp_path: Path) -> None:
@@ -55,7 +58,9 @@ async def test_letter_both_ways(two: tuple[Running, Running], tmp_path: Path) ->
         assert PublicIdentity(recipient.daemon.me.public.key) == receipt.recipient
         status, inbox = await recipient.api("GET", "/v1/inbox")
         assert status == 200
-        assert [e["metadata"]["subject"] for e in inbox if e["id"] == doc_id] == ["Avis cardiologique"]
+        assert [e["metadata"]["subject"] for e in inbox if e["id"] == doc_id] == [
+            "Avis cardiologique"
+        ]
 
 
 async def test_large_file_is_byte_identical(two: tuple[Running, Running], tmp_path: Path) -> None:
@@ -66,4 +71,6 @@ async def test_large_file_is_byte_identical(two: tuple[Running, Running], tmp_pa
             handle.write(os.urandom(1024 * 1024))
     doc_id = await send_file(a, b, big, kind="file")
     await wait_for(lambda: delivered(a, doc_id), timeout=60)
-    assert hashlib.sha256(await fetch(b, doc_id)).digest() == hashlib.sha256(big.read_bytes()).digest()
+    assert (
+        hashlib.sha256(await fetch(b, doc_id)).digest() == hashlib.sha256(big.read_bytes()).digest()
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import msgpack
 import pytest
 from hypothesis import given
@@ -65,7 +67,5 @@ def test_typed_field_access() -> None:
 
 @given(st.binary(max_size=512))
 def test_any_bytes_parse_or_raise_remote_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(RemoteProtocolError):
         codec.unpack(data)
-    except RemoteProtocolError:
-        pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -49,7 +51,5 @@ def test_split_frame_is_a_view() -> None:
 @given(st.binary(max_size=300))
 def test_any_bytes_parse_or_raise_remote_error(data: bytes) -> None:
     for parse in (messages.decode, messages.split_frame):
-        try:
+        with contextlib.suppress(RemoteProtocolError):
             parse(data)
-        except RemoteProtocolError:
-            pass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import logging
 import os
 import socket
@@ -23,18 +24,29 @@ from typing import Any
 
 from aiohttp import web
 
-from protocol import KINDS, ProfileCard, Receipt, RemoteProtocolError, fingerprint_prefix
+from protocol import (
+    KINDS,
+    BadCode,
+    ProfileCard,
+    Receipt,
+    RemoteProtocolError,
+    fingerprint_prefix,
+    parse_code,
+)
 
+from .config import parse_address
 from .daemon import Daemon, Started, serve
 from .errors import (
     AmbiguousPeer,
     BadInput,
     DocumentUnknown,
     PeerUnknown,
+    PeerUnreachable,
     PliError,
     StorageError,
 )
 from .outbox import Attachment, Recipient
+from .pairing import ACTION_STATES, State
 from .store import PeerRow
 
 log = logging.getLogger("pli.api")
@@ -366,6 +378,120 @@ async def receipt(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
+# --- pairing -------------------------------------------------------------------------
+
+MAX_WAIT = 60.0
+
+
+def _bool(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise BadInput(f"“{key}” must be true or false.")
+    return value
+
+
+async def pair_invite(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
+    body = await _json(request)
+    lifetime = body.get("expires", daemon.config.invitation_lifetime)
+    if not isinstance(lifetime, int | float) or not 10 <= lifetime <= 24 * 3600:
+        raise BadInput("An invitation lasts between 10 seconds and 24 hours.")
+    invitation = daemon.pairing.invite(lifetime=float(lifetime), auto_confirm=_bool(body, "yes"))
+    return web.json_response({
+        "id": invitation.id, "code": str(invitation.code), "nameplate": invitation.nameplate,
+        "expires_at": invitation.expires_at,
+        "address": f"{daemon.card().addresses[0]}" if daemon.card().addresses else None,
+    }, status=201)  # fmt: skip
+
+
+async def pair_cancel(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
+    daemon.pairing.cancel(request.match_info["nameplate"])
+    return web.json_response({"cancelled": request.match_info["nameplate"]})
+
+
+async def _pairing_address(daemon: Daemon, nameplate: str, given: str) -> str:
+    if given:
+        host, port = parse_address(given)
+        return f"{host}:{port}"
+    found = await daemon.find_invitation(nameplate, timeout=5.0)
+    if found is None:
+        raise PeerUnreachable(
+            "No invitation with this code was found on the local network. Check that the "
+            "other practice's invitation is still open, or give its address with --address."
+        )
+    return found
+
+
+async def pair_accept(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
+    body = await _json(request)
+    try:
+        code = parse_code(_str(body, "code"))
+    except BadCode as exc:
+        raise BadInput(str(exc)) from None
+    address = await _pairing_address(daemon, code.nameplate, _str(body, "address", required=False))
+    pipe = await daemon.transport.dial_pairing(address)
+    attempt = daemon.pairing.start_accept(code, pipe, auto_confirm=_bool(body, "yes"))
+    return web.json_response({"id": attempt, "address": address}, status=202)
+
+
+async def pair_status(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
+    try:
+        timeout = min(float(request.query.get("timeout", "0")), MAX_WAIT)
+    except ValueError:
+        raise BadInput("“timeout” is a number of seconds.") from None
+    until = request.query.get("until")
+    states = {State(item) for item in until.split(",")} if until else ACTION_STATES
+    key = request.match_info["key"]
+    status = await daemon.pairing.wait(key, timeout, until=states) if timeout else (
+        daemon.pairing.status(key))  # fmt: skip
+    return web.json_response(status.as_dict())
+
+
+async def pair_confirm(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
+    body = await _json(request)
+    status = daemon.pairing.confirm(request.match_info["key"], _bool(body, "yes"))
+    return web.json_response(status.as_dict())
+
+
+async def pair_pending(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
+    return web.json_response([dataclasses.asdict(item) for item in daemon.pairing.pending()])
+
+
+async def peers_add_fingerprint(request: web.Request) -> web.Response:
+    """Pair by fingerprint: dial, check the responder's identity, ask it to accept."""
+    daemon = request.app[DAEMON]
+    body = await _json(request)
+    fingerprint = _str(body, "fingerprint")
+    host, port = parse_address(_str(body, "address"))
+    pipe = await daemon.transport.dial_pairing(f"{host}:{port}")
+    attempt = daemon.pairing.start_request(fingerprint, pipe)
+    return web.json_response({"id": attempt}, status=202)
+
+
+async def peers_accept(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
+    body = await _json(request)
+    wanted = _str(body, "peer").strip()
+    prefix = fingerprint_prefix(wanted)
+    requests = [
+        item for item in daemon.pairing.pending()
+        if item.kind == "fingerprint" and item.role == "responder" and (
+            item.fingerprint.replace("-", "").startswith(prefix) or item.id == wanted
+            or item.peer_name.casefold() == wanted.casefold())
+    ]  # fmt: skip
+    if not requests:
+        raise PeerUnknown(f"No pending pairing request matches “{wanted}”.")
+    if len(requests) > 1:
+        raise AmbiguousPeer(f"“{wanted}” matches several pending requests; type more of it.")
+    status = daemon.pairing.confirm(requests[0].id, body.get("yes", True) is not False)
+    return web.json_response(status.as_dict())
+
+
 def build_app(daemon: Daemon) -> web.Application:
     app = web.Application(middlewares=[same_user_only, errors_as_json], client_max_size=MAX_JSON)
     app[DAEMON] = daemon
@@ -380,6 +506,14 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/v1/documents/{doc}", document)
     app.router.add_get("/v1/documents/{doc}/files/{index}", document_file)
     app.router.add_get("/v1/documents/{doc}/receipts", receipt)
+    app.router.add_post("/v1/pair/invite", pair_invite)
+    app.router.add_delete("/v1/pair/invite/{nameplate}", pair_cancel)
+    app.router.add_post("/v1/pair/accept", pair_accept)
+    app.router.add_get("/v1/pair/pending", pair_pending)
+    app.router.add_get("/v1/pair/{key}", pair_status)
+    app.router.add_post("/v1/pair/{key}/confirm", pair_confirm)
+    app.router.add_post("/v1/peers/add", peers_add_fingerprint)
+    app.router.add_post("/v1/peers/accept", peers_accept)
     return app
 
 

@@ -25,6 +25,7 @@ from protocol import (
     DocumentMeta,
     EnvelopeReader,
     MetaReceived,
+    PairedPeer,
     PeerId,
     ProfileCard,
     PublicIdentity,
@@ -37,10 +38,12 @@ from protocol import (
 from . import keystore
 from .blobs import Layout
 from .config import Config, load_profile
+from .discovery import Discovery
 from .errors import BadInput, NotPaired, PeerUnknown, PeerUnreachable, StorageError
-from .events import DocumentDelivered, DocumentReceived
+from .events import DocumentDelivered, DocumentReceived, PeerGone, PeerSeen
 from .inbox import Inbox, TransferRefused
 from .outbox import Outbox
+from .pairing import PairingService
 from .store import PeerRow, Store
 from .transport import Channel, ChannelClosed, Transport
 
@@ -63,10 +66,18 @@ class Daemon:
         self.layout = Layout(config.home)
         self.layout.create()
         self.store = Store(config.home / DATABASE)
+        self.pairing = PairingService(
+            self.me, self.signed_card, keys.discovery_secret,
+            my_addresses=lambda: list(self.card().addresses),
+            store_peer=self._paired,
+            on_invitation_change=self._invitation_changed,
+        )  # fmt: skip
         self.transport = Transport(
             self.me, self._authorize, self._serve_channel,
-            handshake_deadline=config.handshake_deadline,
+            on_pairing=self.pairing.serve, handshake_deadline=config.handshake_deadline,
         )  # fmt: skip
+        self.discovery: Discovery | None = None
+        self._seen: dict[str, str] = {}  # peer id -> address announced on the LAN (a hint)
         self.inbox = Inbox(self.store, self.layout, self.me, self._check_sender, self._received)
         self.outbox = Outbox(
             self.store, self.layout, self.me, self._connect, self._delivered,
@@ -105,6 +116,14 @@ class Daemon:
         port = await self.transport.start(self.config.listen_host, self.config.listen_port)
         log.info("listening for peers on %s:%d as %s", self.config.listen_host, port,
                  self.me.peer_id.short)  # fmt: skip
+        if self.config.discovery:
+            self.discovery = Discovery(
+                port=port,
+                interfaces=list(self.config.interfaces) or None,
+                own_secret=self.keys.discovery_secret,
+                peer_secrets=self._peer_secrets,
+                on_event=self._discovered,
+            )
         return Started(port, self.me.peer_id.fingerprint)
 
     async def run(self) -> None:
@@ -112,9 +131,15 @@ class Daemon:
         try:
             async with asyncio.TaskGroup() as group:
                 outbox = group.create_task(self.outbox.run())
+                if self.discovery is not None:
+                    # Registration probes the LAN for ~1.2 s: not worth delaying readiness.
+                    group.create_task(self.discovery.start())
                 await self._stop.wait()
                 outbox.cancel()
         finally:
+            await self.pairing.close()
+            if self.discovery is not None:
+                await self.discovery.stop()
             await self.transport.stop()
             self.store.close()
             log.info("stopped")
@@ -157,10 +182,11 @@ class Daemon:
         row = self.paired_peer(peer_id)
         if row is None:
             raise PeerUnreachable("This peer is no longer paired.")
-        if not row.addresses:
+        addresses = list(dict.fromkeys([*self._lan_address(peer_hex), *row.addresses]))
+        if not addresses:
             raise PeerUnreachable("No address is known for this peer yet.")
         errors = []
-        for address in row.addresses:
+        for address in addresses:
             try:
                 return await self.transport.connect(peer_id, address)
             except PeerUnreachable as exc:
@@ -209,6 +235,42 @@ class Daemon:
     def _delivered(self, event: DocumentDelivered) -> None:
         self._publish(event)
 
+    # --- discovery and pairing ----------------------------------------------------------
+
+    def _lan_address(self, peer_hex: str) -> list[str]:
+        address = self._seen.get(peer_hex)
+        return [address] if address else []
+
+    def _peer_secrets(self) -> dict[str, bytes]:
+        return {
+            row.peer_id: row.discovery_secret
+            for row in self.store.peers()
+            if row.discovery_secret is not None
+        }
+
+    def _discovered(self, event: object) -> None:
+        """A LAN announcement is a hint where to dial; the handshake proves who answers."""
+        if isinstance(event, PeerSeen):
+            if self._seen.get(event.peer_id) != event.address:
+                self._seen[event.peer_id] = event.address
+                self.outbox.wake(event.peer_id)
+        elif isinstance(event, PeerGone):
+            self._seen.pop(event.peer_id, None)
+
+    async def _invitation_changed(self, nameplate: str | None) -> None:
+        if self.discovery is not None and self.discovery.running:
+            await self.discovery.set_invitation(nameplate)
+
+    def _paired(self, peer: PairedPeer) -> None:
+        self.add_peer(peer.card_wire, list(peer.addresses), peer.discovery_secret)
+        if self.discovery is not None:
+            self.discovery.recheck()
+
+    async def find_invitation(self, nameplate: str, timeout: float) -> str | None:
+        if self.discovery is None:
+            return None
+        return await self.discovery.find_invitation(nameplate, timeout)
+
     # --- peers --------------------------------------------------------------------------------
 
     def add_peer(
@@ -235,6 +297,9 @@ class Daemon:
             raise PeerUnknown("No such peer.")
         self.store.set_peer_state(peer_hex, "removed")
         await self.transport.disconnect(PeerId(bytes.fromhex(peer_hex)))
+        self._seen.pop(peer_hex, None)
+        if self.discovery is not None:
+            self.discovery.recheck()
         log.info("removed peer %s", row.fingerprint[:5])
 
     def online(self) -> set[str]:

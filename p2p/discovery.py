@@ -125,12 +125,14 @@ class Discovery:
         self._own_secret = own_secret
         self._peer_secrets = peer_secrets
         self._on_event = on_event
-        self._addresses = [str(ipaddress.ip_address(ip)) for ip in addresses or ()]
+        self._wanted_addresses = [str(ipaddress.ip_address(ip)) for ip in addresses or ()]
+        self._addresses: list[str] = []  # what we advertise, settled at start
         self._now = now
         self._azc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
         self._info: AsyncServiceInfo | None = None
-        self._nameplate: str | None = None
+        self._nameplate: str | None = None  # the open invitation
+        self._published: str | None = None  # the nameplate in our current announcement
         self._hour: int | None = None  # the hour our published hint was made for
         self._generation = 0  # announcements built so far
         self._networks: list[Network] = []
@@ -149,7 +151,7 @@ class Discovery:
 
     @property
     def instance_name(self) -> str | None:
-        """Our service instance name while started (random, e.g. ``3f9c….__pli._tcp.local.``)."""
+        """Our service instance name while started (random, e.g. ``3f9c…e1._pli._tcp.local.``)."""
         return self._info.name if self._info is not None else None
 
     @property
@@ -161,8 +163,7 @@ class Discovery:
         if self._azc is not None:
             return
         self._networks, self._allow_loopback = _local_networks(self._interfaces)
-        if not self._addresses:
-            self._addresses = _default_addresses(self._interfaces)
+        self._addresses = self._wanted_addresses or _default_addresses(self._interfaces)
         if not self._addresses:
             log.warning("no address to advertise: peers will not find this daemon by mDNS")
         if self._interfaces:
@@ -194,9 +195,8 @@ class Discovery:
             tasks.append(self._broadcast)
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:  # each one handles its own errors; a cancelled caller still stops here
+            await asyncio.wait(tasks)
         self._resolving.clear()
         self._loop_task = self._broadcast = None
         try:
@@ -227,6 +227,8 @@ class Discovery:
                 continue
             self._info = info
             self._track_broadcast(broadcast)
+            if self._published != self._nameplate:  # set_invitation() during the probes
+                await self._republish()
             return
         raise RuntimeError("could not register a unique mDNS name")
 
@@ -237,6 +239,7 @@ class Discovery:
         properties = {"v": VERSION, "h": discovery_hint(self._own_secret, hour)}
         if self._nameplate is not None:
             properties["pair"] = self._nameplate
+        self._published = self._nameplate
         self._hour = hour
         self._generation += 1
         return AsyncServiceInfo(

@@ -50,6 +50,7 @@ from protocol import (
     Session,
     codec,
     limits,
+    normalize_fingerprint,
 )
 
 from .pairing_wire import (
@@ -101,10 +102,11 @@ def check_code(session: Session) -> str:
 async def request(
     me: LocalIdentity, pipe: Pipe, fingerprint: str, bundle: Bundle, *, now: int
 ) -> Session:
-    """Messages 1-4 as the requester; ``fingerprint`` is canonical (normalised)."""
+    """Messages 1-4 as the requester; ``fingerprint`` was checked (``normalize_fingerprint``)."""
+    canonical = normalize_fingerprint(fingerprint)
 
     def verify(remote: RemotePeer) -> None:
-        if not remote.peer_id.matches_fingerprint(fingerprint):
+        if not remote.peer_id.matches_fingerprint(canonical):
             raise AuthenticationFailed()
 
     handshake = Handshake(Role.INITIATOR, me, verify, now=now, prologue=PROLOGUE_FINGERPRINT)
@@ -113,7 +115,7 @@ async def request(
     try:
         message_3 = handshake.receive(message_2)
     except AuthenticationFailed:
-        pretty = "-".join(fingerprint[i : i + 5] for i in range(0, len(fingerprint), 5))
+        pretty = "-".join(canonical[i : i + 5] for i in range(0, len(canonical), 5))
         raise Abort(
             NOT_THAT_PEER_MESSAGE.format(address=pipe.remote_address, fingerprint=pretty)
         ) from None

@@ -398,17 +398,21 @@ class PairingService:
         now = self._now()
         expired = False
         for invitation in self._invitations.values():
-            if invitation.use is _Use.OPEN and now > invitation.public.expires_at:
-                self._finish(invitation.attempt, State.FAILED, EXPIRED_MESSAGE)
+            attempt = invitation.attempt
+            if (
+                invitation.use is _Use.OPEN
+                and now > invitation.public.expires_at
+                and attempt.state not in FINAL_STATES
+            ):
+                self._finish(attempt, State.FAILED, EXPIRED_MESSAGE)
                 expired = True
         finished = sorted(
             (a for a in self._attempts.values() if a.finished_at is not None),
             key=lambda a: a.finished_at or 0.0,
         )
+        excess = len(finished) - MAX_FINISHED
         for index, attempt in enumerate(finished):
-            if (attempt.finished_at or 0.0) < now - KEEP_FINISHED or index < len(
-                finished
-            ) - MAX_FINISHED:
+            if index < excess or (attempt.finished_at or 0.0) < now - KEEP_FINISHED:
                 del self._attempts[attempt.id]
                 old = self._invitations.get(attempt.nameplate or "")
                 if old is not None and old.attempt is attempt:
@@ -627,7 +631,8 @@ class PairingService:
         if self._me.peer_id.matches_fingerprint(canonical):
             self._spawn(pipe.close())
             raise BadInput(OWN_FINGERPRINT_MESSAGE)
-        return self._add(_Attempt(Kind.FINGERPRINT, Side.REQUESTER, fingerprint=canonical))
+        pretty = "-".join(canonical[i : i + 5] for i in range(0, len(canonical), 5))
+        return self._add(_Attempt(Kind.FINGERPRINT, Side.REQUESTER, fingerprint=pretty))
 
     async def _run_request(self, attempt: _Attempt, pipe: Pipe) -> PairingOutcome:
         try:

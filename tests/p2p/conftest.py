@@ -48,8 +48,8 @@ async def start_daemon(home: Path, name: str, port: int = 0, **settings: Any) ->
     if not keystore.exists(home):
         keystore.create(home)
         config_mod.save_profile(home, name=name)
-    config = config_mod.load(home, listen=f"127.0.0.1:{port}", retry_min=0.2, retry_max=1.0,
-                             discovery=False, **settings)  # fmt: skip
+    values: dict[str, Any] = {"retry_min": 0.2, "retry_max": 1.0, "discovery": False, **settings}
+    config = config_mod.load(home, listen=f"127.0.0.1:{port}", **values)
     daemon = Daemon(config, keystore.load(home))
     started = await daemon.start()
     runner = await start_api(daemon)

@@ -140,6 +140,17 @@ async def test_invitation_is_found_then_withdrawn(nodes: Callable[..., Node]) ->
             await inviter.discovery.set_invitation(bad)
 
 
+async def test_invitation_opened_while_probing_is_announced(nodes: Callable[..., Node]) -> None:
+    inviter, invitee = nodes(), nodes()
+    await invitee.discovery.start()
+    starting = asyncio.create_task(inviter.discovery.start())
+    await asyncio.sleep(0.3)  # inside the ~1.2 s of probing
+    plate = nameplate()
+    await inviter.discovery.set_invitation(plate)
+    await starting
+    assert await invitee.discovery.find_invitation(plate, timeout=5) == inviter.address
+
+
 async def test_stop_withdraws_the_announcement(nodes: Callable[..., Node]) -> None:
     a, b = nodes(), nodes()
     a.knows(b)

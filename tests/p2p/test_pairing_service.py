@@ -377,6 +377,7 @@ async def test_fingerprint_request_accepted_both_store(alice: Practice, bob: Pra
     assert request.fingerprint == bob.me.peer_id.fingerprint
     asking = await bob.service.wait(attempt, 5, until={State.WAITING_FOR_PEER})
     assert asking.state is State.WAITING_FOR_PEER
+    assert asking.fingerprint == alice.me.peer_id.fingerprint
     assert asking.sas == request.sas  # the check code read over the phone
     assert alice.stored == []
 

@@ -822,7 +822,7 @@ def test_memory_stays_flat_for_64_mib() -> None:
 # --- property tests -----------------------------------------------------------------
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2000), st.booleans())
 def test_reader_only_raises_remote_protocol_errors(data: bytes, with_magic: bool) -> None:
     reader = EnvelopeReader(BOB)
@@ -836,7 +836,7 @@ def test_reader_only_raises_remote_protocol_errors(data: bytes, with_magic: bool
 SMALL = small_envelope()
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_mutated_envelopes_are_refused(data: st.DataObject) -> None:
     envelope = bytearray(SMALL)
@@ -871,12 +871,14 @@ msgpack_values = st.recursive(
 )
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=500) | msgpack_values.map(codec.pack))
 def test_document_meta_from_wire_only_raises_remote_errors(data: bytes) -> None:
     with contextlib.suppress(RemoteProtocolError):
         DocumentMeta.from_wire(data)
 
 
+@settings(deadline=None)
 @given(st.dictionaries(st.sampled_from(["v", "chunk", "ss", "keys", "x"]), msgpack_values))
 def test_header_like_maps_only_raise_remote_errors(header: dict[str, Any]) -> None:
     packed = codec.pack(header)

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.signing import VerifyKey
 
@@ -209,6 +209,7 @@ values = st.recursive(
 receipt_keys = ["v", "doc", "digest", "sender", "recipient", "status", "time", "sig"]
 
 
+@settings(deadline=None)
 @given(
     st.binary(max_size=400)
     | values.map(codec.pack)

@@ -1,0 +1,776 @@
+"""pli end to end on loopback: two daemons, real sockets, receipts; and magic-wormhole.
+
+Run by hand from the repository root (never in the tests)::
+
+    .venv/bin/python -m bench.transfer                     # everything (wormhole needs root)
+    .venv/bin/python -m bench.transfer --sizes 10K,100M --runs 5 --skip-wormhole
+    .venv/bin/python -m bench.transfer --malloc-tuned      # daemons run with GLIBC_TUNABLES
+
+One run starts two ``python -m p2p daemon`` processes (temporary homes, peer
+ports on 127.0.0.1, discovery off), makes each trust the other's card
+(``POST /v1/peers``) and sends one untimed warm-up letter (dial + Noise
+handshake). Then, A → B:
+
+- **files** (``--sizes``, ``--runs`` each, random data in the page cache):
+  ``seal`` is the time ``POST /v1/documents`` takes (the daemon seals the
+  envelope, fsyncs it and commits the outbox row before answering);
+  ``queued → receipt`` runs from that POST's answer until the sender's
+  ``delivered`` count (``GET /v1/status``) shows the receipt stored; MB/s is
+  file bytes (10^6) over that time, and over seal + transfer;
+- **letter latency**: ``--letters`` 10 KiB letters one after the other,
+  queued → receipt each;
+- **letters/s**: ``--burst`` 10 KiB letters queued back to back (one client,
+  one POST after the other), then wait for the last receipt; the rate is
+  letters over (first POST sent → last receipt stored);
+- **peak RSS** of each daemon: VmHWM from ``/proc/PID/status``, reset before
+  each size (``5`` written to ``/proc/PID/clear_refs``) so each row shows the
+  peak of that size alone; the whole-run peak is printed at the end.
+
+Completion is seen by polling: ``GET /v1/status`` on one kept-alive unix-socket
+connection, sleeping 1 ms between polls for letters and 5 ms for files. The
+bench measures one poll's round trip while idle and prints it: a receipt is
+seen at most one poll period (round trip + sleep) after it is stored.
+
+With the ``bench`` extra installed (``pip install -e '.[bench]'``) and root,
+the same files go through magic-wormhole 0.24 inside a fresh network
+namespace whose only interface is ``lo`` (``unshare -n``; in the host
+namespace wormhole would advertise the machine's real address), with a local
+mailbox and transit relay on 127.0.0.1. Its e2e time runs from starting the
+sender to both processes exiting (as in ../shared/bench/anchors-2026-11-28.md,
+two CLI start-ups included); its data phase is the receiver's ``rx file``
+span. Ratios are pli's figure over wormhole's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from p2p.client import UnixHTTPConnection
+from p2p.config import API_SOCKET
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+MB = 1e6
+SIZES = {"10K": 10 * KiB, "100M": 100 * MiB, "1G": GiB}
+LABELS = {10 * KiB: "10 KiB", 100 * MiB: "100 MiB", GiB: "1 GiB"}
+
+GOAL_MBPS = 600.0  # 1 GiB
+GOAL_LATENCY_MS = 10.0  # median, 10 KiB letter queued → receipt
+GOAL_LETTERS = 500.0  # per second, with receipts
+GOAL_RSS_MB = 64.0  # peak per daemon
+ANCHORS = "wormhole ~280 MB/s here, scp ~390 (shared/bench/anchors-2026-11-28.md)"
+
+TUNABLES = "glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=134217728"
+POLL_LETTER = 0.001
+POLL_FILE = 0.005
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def label(size: int) -> str:
+    return LABELS.get(size, f"{size} B")
+
+
+def parse_size(text: str) -> int:
+    if text in SIZES:
+        return SIZES[text]
+    match = re.fullmatch(r"(\d+)([KMG]?)", text.strip().upper())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text} (10K, 100M, 1G ...)")
+    return int(match.group(1)) * {"": 1, "K": KiB, "M": MiB, "G": GiB}[match.group(2)]
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    rank = share * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+# --- the local API, kept alive --------------------------------------------------------------
+
+
+class Api:
+    """JSON over the daemon's unix socket; one kept-alive connection for GETs (the polls)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: UnixHTTPConnection | None = None
+
+    def _exchange(self, conn: UnixHTTPConnection, method: str, route: str, body: Any) -> Any:
+        headers = {"Host": "pli", "Accept": "application/json"}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        conn.request(method, route, body=payload, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        if response.status >= 400:
+            raise RuntimeError(f"{method} {route}: HTTP {response.status} {data[:400]!r}")
+        return json.loads(data) if data else None
+
+    def get(self, route: str) -> Any:
+        for attempt in range(2):
+            if self._conn is None:
+                self._conn = UnixHTTPConnection(self.path, timeout=60)
+            try:
+                return self._exchange(self._conn, "GET", route, None)
+            except (OSError, http.client.HTTPException):
+                self._conn.close()
+                self._conn = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def post(self, route: str, body: Any, timeout: float = 600.0) -> Any:
+        """A fresh connection: a POST is never retried (it would queue twice)."""
+        conn = UnixHTTPConnection(self.path, timeout=timeout)
+        try:
+            return self._exchange(conn, "POST", route, body)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+# --- one daemon process ---------------------------------------------------------------------
+
+
+class Daemon:
+    """One practice: a temporary home, a loopback port, a ``python -m p2p daemon`` process."""
+
+    def __init__(self, root: Path, name: str, env: dict[str, str]) -> None:
+        self.home = root / name
+        self.name = name
+        self.env = env
+        self.port = free_port()
+        self.log = root / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.home.mkdir(mode=0o700)
+        settings = {"discovery": False, "retry_min": 0.2, "retry_max": 1.0}
+        (self.home / "config.toml").write_text(
+            "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+        )
+        self._pli("init", "--name", f"Dr {name.title()} Bench")
+        self.api = Api(self.home / API_SOCKET)
+        self.identity: dict[str, Any] = {}
+
+    def _pli(self, *args: str) -> None:
+        subprocess.run([sys.executable, "-m", "p2p", "--home", str(self.home), *args],
+                       check=True, capture_output=True, env=self.env, timeout=60)  # fmt: skip
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "p2p", "--home", str(self.home), "daemon",
+                 "--listen", self.address],
+                stdout=log, stderr=log, env=self.env,
+            )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(OSError, RuntimeError, http.client.HTTPException):
+                if (self.home / API_SOCKET).exists():
+                    self.api.get("/v1/status")
+                    self.identity = self.api.get("/v1/identity")
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not become ready")
+
+    def stop(self) -> None:
+        self.api.close()
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def trust(self, other: Daemon) -> None:
+        self.api.post("/v1/peers", {"card": other.identity["card"], "address": other.address})
+
+    def delivered(self) -> int:
+        count: int = self.api.get("/v1/status")["delivered"]
+        return count
+
+    def _status_kib(self, key: str) -> float:
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith(key + ":"):
+                    return float(line.split()[1])
+        return float("nan")
+
+    def peak_rss_mb(self) -> float:
+        return self._status_kib("VmHWM") * 1024 / MB
+
+    def reset_peak(self) -> bool:
+        """Reset VmHWM to the current RSS (Linux ≥ 4.0); False where not allowed."""
+        try:
+            with open(f"/proc/{self.pid}/clear_refs", "w") as refs:
+                refs.write("5")
+        except OSError:
+            return False
+        return True
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def forget(self, doc_id: str) -> None:
+        """Delete a delivered envelope's files (the bench's disk, not the daemon's state)."""
+        for path in self.home.glob(f"documents/*/*{doc_id}.pli"):
+            path.unlink(missing_ok=True)
+
+
+# --- pli measurements -----------------------------------------------------------------------
+
+
+@dataclass
+class Sent:
+    doc_id: str
+    seal: float
+    transfer: float  # queued → receipt stored
+
+
+@dataclass
+class SizeResult:
+    size: int
+    runs: list[Sent] = field(default_factory=list)
+    rss: tuple[float, float] = (0.0, 0.0)
+    cpu: tuple[float, float] = (0.0, 0.0)
+    rss_reset: bool = True
+
+    def transfer(self) -> float:
+        return statistics.median(run.transfer for run in self.runs)
+
+    def seal(self) -> float:
+        return statistics.median(run.seal for run in self.runs)
+
+    def mbps(self) -> list[float]:
+        return [self.size / run.transfer / MB for run in self.runs]
+
+    def mbps_with_seal(self) -> list[float]:
+        return [self.size / (run.seal + run.transfer) / MB for run in self.runs]
+
+
+class Pair:
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.a = Daemon(root, "alice", env)
+        self.b = Daemon(root, "bruno", env)
+
+    def start(self) -> None:
+        self.a.start()
+        self.b.start()
+        self.a.trust(self.b)
+        self.b.trust(self.a)
+
+    def stop(self) -> None:
+        self.a.stop()
+        self.b.stop()
+
+    def queue(self, path: Path, kind: str) -> str:
+        body = {"to": [self.b.identity["peer_id"]], "kind": kind, "files": [{"path": str(path)}]}
+        doc_id: str = self.a.api.post("/v1/documents", body)["id"]
+        return doc_id
+
+    def wait_delivered(self, count: int, interval: float, timeout: float) -> float:
+        """Poll until A's delivered count reaches ``count``; the time it was seen."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            if self.a.delivered() >= count:
+                return time.perf_counter()
+            if time.perf_counter() > deadline:
+                raise RuntimeError(
+                    f"no receipt in {timeout:.0f} s; see the logs next to {self.a.home}"
+                )
+            time.sleep(interval)
+
+    def send(self, path: Path, kind: str, interval: float, timeout: float) -> Sent:
+        base = self.a.delivered()
+        started = time.perf_counter()
+        doc_id = self.queue(path, kind)
+        queued = time.perf_counter()
+        done = self.wait_delivered(base + 1, interval, timeout)
+        return Sent(doc_id, queued - started, done - queued)
+
+    def poll_round_trip(self) -> float:
+        times = []
+        for _ in range(200):
+            started = time.perf_counter()
+            self.a.delivered()
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    def files(self, path: Path, size: int, runs: int) -> SizeResult:
+        result = SizeResult(size)
+        result.rss_reset = self.a.reset_peak() and self.b.reset_peak()
+        cpu_a, cpu_b = self.a.cpu_seconds(), self.b.cpu_seconds()
+        interval = POLL_LETTER if size <= MiB else POLL_FILE
+        timeout = 120 + size / 20e6
+        for index in range(runs):
+            sent = self.send(path, "file", interval, timeout)
+            result.runs.append(sent)
+            log(f"# {label(size)} run {index + 1}: seal {sent.seal:.3f} s, queued → receipt "
+                f"{sent.transfer:.3f} s ({size / sent.transfer / MB:.0f} MB/s)")  # fmt: skip
+            if size >= MiB:
+                self.a.forget(sent.doc_id)
+                self.b.forget(sent.doc_id)
+        result.rss = (self.a.peak_rss_mb(), self.b.peak_rss_mb())
+        result.cpu = (
+            (self.a.cpu_seconds() - cpu_a) / runs,
+            (self.b.cpu_seconds() - cpu_b) / runs,
+        )
+        return result
+
+    def latency(self, path: Path, count: int) -> list[Sent]:
+        return [self.send(path, "letter", POLL_LETTER, 60) for _ in range(count)]
+
+    def burst(self, path: Path, count: int) -> tuple[float, float, float]:
+        """(first POST → last receipt, time spent queueing, last POST → last receipt)."""
+        base = self.a.delivered()
+        started = time.perf_counter()
+        for _ in range(count):
+            self.queue(path, "letter")
+        queued = time.perf_counter()
+        done = self.wait_delivered(base + count, POLL_FILE, 60 + count)
+        return done - started, queued - started, done - queued
+
+
+@contextlib.contextmanager
+def profiled(pair: Pair, folder: Path | None) -> Iterator[None]:
+    """py-spy record both daemons (collapsed stacks, all threads, idle excluded)."""
+    if folder is None:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    procs = [
+        subprocess.Popen([spy, "record", "--pid", str(daemon.pid), "--rate", "250",
+                          "--format", "raw", "--threads", "-o", str(folder / f"{daemon.name}.txt")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for daemon in (pair.a, pair.b)
+    ]  # fmt: skip
+    time.sleep(1.0)  # py-spy attaches
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            proc.wait(60)
+
+
+def make_file(path: Path, size: int) -> None:
+    with open(path, "wb") as out:
+        left = size
+        while left:
+            block = os.urandom(min(left, 4 * MiB))
+            out.write(block)
+            left -= len(block)
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# --- magic-wormhole (inside a lo-only network namespace) ---------------------------------
+
+
+def wormhole_available() -> str | None:
+    """None if the wormhole side can run, else why not."""
+    bindir = Path(sys.executable).parent
+    if not (bindir / "wormhole").exists() or not (bindir / "twist").exists():
+        return "the bench extra is not installed (pip install -e '.[bench]')"
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "unshare or ip is missing (util-linux, iproute2)"
+    if os.geteuid() != 0:
+        return "unshare -n needs root"
+    return None
+
+
+def run_wormhole(files: dict[int, Path], runs: int, small: Path, small_runs: int,
+                 work: Path) -> dict[str, Any]:  # fmt: skip
+    """Run the wormhole side in a fresh lo-only network namespace; its JSON result."""
+    spec = {
+        "files": {str(size): str(path) for size, path in files.items()},
+        "runs": runs, "small": str(small), "small_runs": small_runs, "work": str(work),
+    }  # fmt: skip
+    command = [
+        "unshare", "-n", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "_",
+        sys.executable, str(Path(__file__).resolve()), "--wormhole-worker", json.dumps(spec),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    sys.stderr.write(done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"the wormhole side failed (exit {done.returncode})")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _check_lo_only() -> None:
+    out = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True)
+    addresses = re.findall(r"inet (\d+\.\d+\.\d+\.\d+)", out.stdout)
+    if addresses != [HOST]:
+        sys.exit(f"refusing to run wormhole: IPv4 addresses {addresses} (want only {HOST})")
+
+
+def _wait_port(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open")
+
+
+@contextlib.contextmanager
+def _relays(work: Path) -> Iterator[list[str]]:
+    """A mailbox and a transit relay on 127.0.0.1; the wormhole base arguments."""
+    twist = str(Path(sys.executable).parent / "twist")
+    mailbox, transit = free_port(), free_port()
+    procs = []
+    with open(work / "relays.log", "wb") as out:
+        for command in (
+            [twist, "wormhole-mailbox", "--port", f"tcp:{mailbox}:interface={HOST}",
+             "--channel-db", str(work / "mailbox.sqlite")],
+            [twist, "transitrelay", "--port", f"tcp:{transit}:interface={HOST}"],
+        ):  # fmt: skip
+            procs.append(subprocess.Popen(command, cwd=work, stdout=out, stderr=out))
+    try:
+        _wait_port(mailbox)
+        _wait_port(transit)
+        wormhole = str(Path(sys.executable).parent / "wormhole")
+        yield [wormhole, "--relay-url", f"ws://{HOST}:{mailbox}/v1",
+               "--transit-helper", f"tcp:{HOST}:{transit}"]  # fmt: skip
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def _reap(proc: subprocess.Popen[bytes], ends: dict[str, tuple[float, float]], key: str) -> None:
+    """Wait for a child with wait4: its end time and its own peak RSS (MB)."""
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    ends[key] = (time.perf_counter(), usage.ru_maxrss * 1024 / MB)
+
+
+def _rx_file_span(path: Path) -> float | None:
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        for event in json.loads(path.read_text()):
+            if event["name"] == "rx file" and event.get("stop"):
+                return float(event["stop"] - event["start"])
+    return None
+
+
+def _wormhole_once(base: list[str], source: Path, work: Path) -> dict[str, float | None]:
+    run = work / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir()
+    ends: dict[str, tuple[float, float]] = {}
+    with open(run / "send.log", "wb") as send_log, open(run / "recv.log", "wb") as recv_log:
+        started = time.perf_counter()
+        sender = subprocess.Popen(
+            [*base, "send", "--hide-progress", "--no-qr", str(source)],
+            stdout=send_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        reapers = [threading.Thread(target=_reap, args=(sender, ends, "send"))]
+        reapers[0].start()
+        code = None
+        while code is None:
+            if time.perf_counter() - started > 60 or "send" in ends:
+                raise RuntimeError(f"no code from the sender: {(run / 'send.log').read_text()}")
+            found = re.search(r"Wormhole code is: (\S+)", (run / "send.log").read_text())
+            code = found.group(1) if found else None
+            if code is None:
+                time.sleep(0.002)
+        receiver = subprocess.Popen(
+            [*base, "--dump-timing", str(run / "recv.json"), "receive", "--accept-file",
+             "--hide-progress", "-o", str(run / "out.bin"), code],
+            stdout=recv_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        reapers.append(threading.Thread(target=_reap, args=(receiver, ends, "recv")))
+        reapers[1].start()
+        for reaper in reapers:
+            reaper.join(1800)
+    if sender.returncode or receiver.returncode:
+        raise RuntimeError("wormhole failed:\n" + (run / "send.log").read_text()
+                           + (run / "recv.log").read_text())  # fmt: skip
+    if (run / "out.bin").stat().st_size != source.stat().st_size:
+        raise RuntimeError("wormhole delivered the wrong size")
+    result = {
+        "e2e": max(ends["send"][0], ends["recv"][0]) - started,
+        "rx_file": _rx_file_span(run / "recv.json"),
+        "rss_send": ends["send"][1],
+        "rss_recv": ends["recv"][1],
+    }
+    shutil.rmtree(run, ignore_errors=True)
+    return result
+
+
+def wormhole_worker(spec_text: str) -> None:
+    """Inside the namespace: run the transfers, print one JSON line."""
+    _check_lo_only()
+    spec = json.loads(spec_text)
+    work = Path(spec["work"])
+    work.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Any] = {"sizes": {}, "small": []}
+    with _relays(work) as base:
+        for size, path in spec["files"].items():
+            rows = []
+            for index in range(spec["runs"]):
+                row = _wormhole_once(base, Path(path), work)
+                rows.append(row)
+                log(f"# wormhole {label(int(size))} run {index + 1}: e2e {row['e2e']:.3f} s")
+            out["sizes"][size] = rows
+        for _ in range(spec["small_runs"]):
+            out["small"].append(_wormhole_once(base, Path(spec["small"]), work)["e2e"])
+    print(json.dumps(out))
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def goal(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def spread(values: list[float], digits: int = 0) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return (f"{min(values):.{digits}f} / {statistics.median(values):.{digits}f} / "
+            f"{max(values):.{digits}f}")  # fmt: skip
+
+
+def report(
+    results: list[SizeResult],
+    letters: list[Sent],
+    burst: tuple[float, float, float] | None,
+    burst_count: int,
+    worm: dict[str, Any] | None,
+    whole_rss: tuple[float, float],
+    poll: float,
+) -> None:
+    print()
+    print("## pli, A → B on 127.0.0.1 (two daemon processes)")
+    print()
+    print("| size | runs | seal s (median) | queued → receipt s (median) "
+          "| MB/s min / median / max | MB/s incl. seal (median) "
+          "| peak RSS A / B MB | CPU s A / B per run | goal |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for res in results:
+        verdicts = []
+        rss_ok = max(res.rss) <= GOAL_RSS_MB
+        verdicts.append(f"RSS ≤ {GOAL_RSS_MB:.0f}: {goal(rss_ok)}")
+        if res.size == GiB:
+            ok = statistics.median(res.mbps()) >= GOAL_MBPS
+            verdicts.insert(0, f"≥ {GOAL_MBPS:.0f} MB/s: {goal(ok)}")
+        rss_note = "" if res.rss_reset else " (lifetime)"
+        print(
+            f"| {label(res.size)} | {len(res.runs)} | {res.seal():.3f} | {res.transfer():.3f} "
+            f"| {spread(res.mbps(), 0 if res.size > MiB else 2)} "
+            f"| {statistics.median(res.mbps_with_seal()):.{0 if res.size > MiB else 2}f} "
+            f"| {res.rss[0]:.1f} / {res.rss[1]:.1f}{rss_note} "
+            f"| {res.cpu[0]:.2f} / {res.cpu[1]:.2f} | {'; '.join(verdicts)} |"
+        )
+    print()
+    if letters:
+        ms = [sent.transfer * 1000 for sent in letters]
+        median = statistics.median(ms)
+        print(f"10 KiB letter, queued → receipt (n={len(ms)}, one after the other): "
+              f"median {median:.2f} ms, p99 {percentile(ms, 0.99):.2f} ms, "
+              f"min {min(ms):.2f} ms, max {max(ms):.2f} ms; seal (POST) median "
+              f"{statistics.median(s.seal for s in letters) * 1000:.2f} ms "
+              f"— goal median ≤ {GOAL_LATENCY_MS:.0f} ms: {goal(median <= GOAL_LATENCY_MS)}")  # fmt: skip
+    if burst is not None:
+        total, queueing, drain = burst
+        rate = burst_count / total
+        print(f"{burst_count} × 10 KiB letters with receipts: {rate:.0f} letters/s "
+              f"(first POST → last receipt {total:.2f} s; queueing {queueing:.2f} s = "
+              f"{burst_count / queueing:.0f} POST/s; last POST → last receipt {drain:.2f} s) "
+              f"— goal ≥ {GOAL_LETTERS:.0f}/s: {goal(rate >= GOAL_LETTERS)}")  # fmt: skip
+    print(f"peak RSS, highest of all the sections (the letters' included): A {whole_rss[0]:.1f} MB, "
+          f"B {whole_rss[1]:.1f} MB "
+          f"— goal ≤ {GOAL_RSS_MB:.0f} MB: {goal(max(whole_rss) <= GOAL_RSS_MB)}")  # fmt: skip
+    print(f"completion polling: GET /v1/status, kept-alive unix socket, one poll "
+          f"{poll * 1000:.2f} ms (idle median), sleeping {POLL_LETTER * 1000:.0f} ms (letters) / "
+          f"{POLL_FILE * 1000:.0f} ms (files) between polls")  # fmt: skip
+    print(f"goals: 1 GiB ≥ {GOAL_MBPS:.0f} MB/s ({ANCHORS}); letter median ≤ "
+          f"{GOAL_LATENCY_MS:.0f} ms; ≥ {GOAL_LETTERS:.0f} letters/s; peak RSS ≤ "
+          f"{GOAL_RSS_MB:.0f} MB per daemon")  # fmt: skip
+    if worm is None:
+        return
+    print()
+    print("## magic-wormhole 0.24, same files, lo-only namespace, local mailbox + transit relay")
+    print()
+    print("| size | runs | e2e s (median) | e2e MB/s (median) | data-phase MB/s (median) "
+          "| peak RSS send / recv MB | pli queued → receipt vs wormhole e2e "
+          "| pli incl. seal vs wormhole e2e |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    by_size = {res.size: res for res in results}
+    for size_text, rows in worm["sizes"].items():
+        size = int(size_text)
+        e2e = statistics.median(row["e2e"] for row in rows)
+        spans = [row["rx_file"] for row in rows if row["rx_file"]]
+        data = f"{size / statistics.median(spans) / MB:.1f}" if spans else "?"
+        rss = (statistics.median(r["rss_send"] for r in rows),
+               statistics.median(r["rss_recv"] for r in rows))  # fmt: skip
+        ours = by_size.get(size)
+        ratio = ratio_seal = "–"
+        if ours is not None:
+            ratio = f"{e2e / ours.transfer():.1f}× faster"
+            ratio_seal = f"{e2e / (ours.transfer() + ours.seal()):.1f}× faster"
+        print(f"| {label(size)} | {len(rows)} | {e2e:.3f} | {size / e2e / MB:.1f} | {data} "
+              f"| {rss[0]:.1f} / {rss[1]:.1f} | {ratio} | {ratio_seal} |")  # fmt: skip
+    small = worm["small"]
+    if small and letters:
+        per = statistics.median(small)
+        ours_ms = statistics.median(sent.transfer for sent in letters)
+        print()
+        print(f"10 KiB one after the other: wormhole {per * 1000:.0f} ms per transfer "
+              f"(n={len(small)}, {1 / per:.2f} transfers/s) vs pli letter median "
+              f"{ours_ms * 1000:.2f} ms ({per / ours_ms:.0f}× faster)")  # fmt: skip
+        if burst is not None:
+            print(f"letters/s: pli {burst_count / burst[0]:.0f}/s vs wormhole "
+                  f"{1 / per:.2f}/s ({burst_count / burst[0] * per:.0f}×)")  # fmt: skip
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="10K,100M,1G", help="comma-separated: 10K,100M,1G")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per size (default 3)")
+    parser.add_argument("--letters", type=int, default=200,
+                        help="10 KiB letters for the latency figure (default 200; 0 skips)")
+    parser.add_argument("--burst", type=int, default=1000,
+                        help="letters queued at once for letters/s (default 1000; 0 skips)")
+    parser.add_argument("--skip-wormhole", action="store_true")
+    parser.add_argument("--wormhole-runs", type=int, default=None,
+                        help="runs per size on the wormhole side (default: --runs)")
+    parser.add_argument("--malloc-tuned", action="store_true",
+                        help=f"run the daemons with GLIBC_TUNABLES={TUNABLES}")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--profile", metavar="DIR", type=Path,
+                        help="py-spy record both daemons during the file sizes (collapsed "
+                        "stacks in DIR/alice.txt, DIR/bruno.txt; needs py-spy and ptrace)")
+    parser.add_argument("--wormhole-worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.wormhole_worker:
+        wormhole_worker(args.wormhole_worker)
+        return
+    sizes = [parse_size(text) for text in args.sizes.split(",") if text]
+    env = dict(os.environ)
+    env.pop("GLIBC_TUNABLES", None)
+    if args.malloc_tuned:
+        env["GLIBC_TUNABLES"] = TUNABLES
+    import aiohttp
+
+    print(f"# bench/transfer.py — {time.strftime('%Y-%m-%d %H:%M:%S')}, {platform.node()}, "
+          f"{os.cpu_count()} CPUs, Python {platform.python_version()}, aiohttp "
+          f"{aiohttp.__version__}, malloc {'tuned: ' + TUNABLES if args.malloc_tuned else 'default'}"
+          f", load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    root = Path(tempfile.mkdtemp(prefix="pli-bench-"))
+    pair = Pair(root, env)
+    results: list[SizeResult] = []
+    letters: list[Sent] = []
+    burst = None
+    worm = None
+    try:
+        source = root / "src"
+        source.mkdir()
+        files = {}
+        for size in sizes:
+            files[size] = source / f"{label(size).replace(' ', '')}.bin"
+            make_file(files[size], size)
+        letter = source / "letter-10KiB.bin"
+        make_file(letter, 10 * KiB)
+        pair.start()
+        cold = pair.send(letter, "letter", POLL_LETTER, 60)
+        log(f"# warm-up letter (dial + handshake): {cold.transfer * 1000:.1f} ms")
+        poll = pair.poll_round_trip()
+        with profiled(pair, args.profile):
+            for size in sizes:
+                results.append(pair.files(files[size], size, args.runs))
+        if args.letters:
+            pair.a.reset_peak()
+            pair.b.reset_peak()
+            letters = pair.latency(letter, args.letters)
+        if args.burst:
+            burst = pair.burst(letter, args.burst)
+        letters_rss = (pair.a.peak_rss_mb(), pair.b.peak_rss_mb())
+        whole = (
+            max([letters_rss[0], *(res.rss[0] for res in results)]),
+            max([letters_rss[1], *(res.rss[1] for res in results)]),
+        )
+        if any(not res.rss_reset for res in results):
+            log("# note: VmHWM could not be reset; per-size RSS is the lifetime peak")
+        pair.stop()
+        why = None if not args.skip_wormhole else "--skip-wormhole"
+        why = why or wormhole_available()
+        if why is None:
+            runs = args.wormhole_runs or args.runs
+            worm = run_wormhole(files, runs, letter, min(max(args.runs, 3), 10), root / "wormhole")
+        else:
+            log(f"# wormhole side skipped: {why}")
+        report(results, letters, burst, args.burst, worm, whole, poll)
+    finally:
+        pair.stop()
+        if args.keep:
+            log(f"# kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

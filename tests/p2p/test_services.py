@@ -122,15 +122,14 @@ async def test_connection_cap_per_ip(two: tuple[Running, Running]) -> None:
     _, b = two
     async with aiohttp.ClientSession() as session:
         sockets = []
-        refused = 0
+        refused = []
         for _ in range(limits.MAX_CONNECTIONS_PER_IP + 2):
             try:
                 sockets.append(await session.ws_connect(f"http://{b.address}/pli/1/peer"))
             except aiohttp.WSServerHandshakeError as exc:
-                assert exc.status == 429
-                refused += 1
+                refused.append(exc.status)
         assert len(sockets) == limits.MAX_CONNECTIONS_PER_IP
-        assert refused == 2
+        assert refused == [429, 429]
         for sock in sockets:
             await sock.close()
 

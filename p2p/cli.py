@@ -17,8 +17,6 @@ Adding a command: decorate it with ``@cli.command()`` (or ``@peers.command()``) 
 take the ``State`` with ``@click.pass_obj``; raise ``PliError`` subclasses for failures.
 """
 
-
-
 from __future__ import annotations
 
 import os
@@ -415,7 +413,11 @@ def status(state: State) -> None:
             ("Peer port", info.get("peer_port")),
             ("Peers", f"{info.get('peers', 0)} paired, {info.get('peers_online', 0)} online"),
             ("Outbox", f"{info.get('queued', 0)} waiting, {info.get('delivered', 0)} delivered"),
-            ("Inbox", f"{info.get('inbox', 0)} documents, {info.get('inbox_new', 0)} not exported"),
+            (
+                "Inbox",
+                f"{_count(info.get('inbox', 0), 'document')}, "
+                f"{info.get('inbox_new', 0)} not exported yet",
+            ),
         ]
     )
 
@@ -491,6 +493,10 @@ def peers_remove(state: State, peer: str) -> None:
         f"Removed {_clean(answer.get('name'))}. Documents already exchanged stay in "
         "your inbox and outbox; pair again to exchange new ones."
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _clean(text: object) -> str:
@@ -580,7 +586,7 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
         "to": [peer],
         "kind": kind,
         "metadata": {k: v for k, v in metadata.items() if v},
-        "files": [{"path": p} for p in paths],
+        "files": [{"path": p, "type": _media_type(p)} for p in paths],
     }
     answer = client.post("/v1/documents", body, timeout=None)  # sealing a big file takes time
     doc_id = str(answer["id"])
@@ -602,6 +608,28 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
             f"Stopped waiting. The document stays in the outbox and will be delivered "
             f"when {names} can be reached (`pli outbox` shows it)."
         ) from None
+
+
+def _media_type(path: str) -> str:
+    """The file's media type from its extension, so the receiver knows a text from a PDF."""
+    import mimetypes
+    import re
+
+    guessed, encoding = mimetypes.guess_type(path, strict=False)
+    plain = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,100}"  # what the protocol accepts
+    if guessed is None or encoding is not None or not re.fullmatch(f"{plain}/{plain}", guessed):
+        return "application/octet-stream"  # unknown, or compressed (.gz ...): plain bytes
+    return f"{guessed}; charset=utf-8" if guessed == "text/plain" and _is_utf8(path) else guessed
+
+
+def _is_utf8(path: str) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(64 * 1024)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start > len(head) - 4  # only a character cut at the end of the sample
+    return True
 
 
 def _wait_for_receipts(state: State, doc_id: str) -> None:
@@ -756,23 +784,20 @@ def outbox(state: State) -> None:
         for row in rows:
             out.emit(row)
         return
+    with_kind = any(row.get("kind") for row in rows)  # the API may not say it (yet)
     table = []
     for row in rows:
         st = str(row.get("state"))
         if st == "sending" and row.get("size"):
             st = f"sending {100 * int(row.get('sent_bytes') or 0) // int(row['size'])}%"
         note = row.get("last_error") if row.get("state") == "queued" else row.get("receipt_status")
-        table.append(
-            [
-                row["id"][:12],
-                row.get("to_name"),
-                row.get("kind", ""),
-                st,
-                when(row.get("receipt_time")),
-                note or "",
-            ]
-        )
-    out.table(["ID", "To", "Kind", "State", "Receipt", "Note"], table, empty="Nothing sent yet.")
+        line = [row["id"][:12], row.get("to_name"), st, when(row.get("receipt_time"))]
+        line.append("" if note in (None, row.get("state")) else note)
+        table.append([*line[:2], row.get("kind", ""), *line[2:]] if with_kind else line)
+    headers = ["ID", "To", "Kind", "State", "Receipt", "Note"]
+    if not with_kind:
+        headers.remove("Kind")
+    out.table(headers, table, empty="Nothing sent yet.")
 
 
 def _peer_names(client: Client) -> dict[str, str]:
@@ -814,6 +839,8 @@ def show(state: State, doc: str) -> None:
             )
         return
     names = _peer_names(client)
+    me = client.get("/v1/identity")
+    names[str(me["peer_id"])] = f"this practice ({me['name']})"
 
     def who(peer_hex: str) -> str:
         return names.get(peer_hex) or f"(unknown peer {peer_hex[:12]})"
@@ -824,7 +851,7 @@ def show(state: State, doc: str) -> None:
         [
             ("Document", doc_id),
             ("Kind", info.get("kind")),
-            ("From", who(info["sender"]) if incoming else "this practice"),
+            ("From", who(info["sender"])),
             ("To", ", ".join(who(r) for r in info.get("recipients", []))),
             ("Written", when(info.get("created_at"))),
             ("Subject", meta.get("subject")),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import secrets
@@ -110,6 +111,20 @@ class Daemon:
             return []
         return [f"{host}:{self.transport.port or self.config.listen_port}"]
 
+    def _discovery_interfaces(self) -> list[str] | None:
+        """Where to announce: the configured interfaces, else the one we listen on.
+
+        A daemon listening on one address (127.0.0.1 for the demo and the tests)
+        must not announce itself on every interface of the machine.
+        """
+        if self.config.interfaces:
+            return list(self.config.interfaces)
+        try:
+            listen = ipaddress.ip_address(self.config.listen_host)
+        except ValueError:
+            return None
+        return None if listen.is_unspecified else [str(listen)]
+
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> Started:
@@ -119,7 +134,7 @@ class Daemon:
         if self.config.discovery:
             self.discovery = Discovery(
                 port=port,
-                interfaces=list(self.config.interfaces) or None,
+                interfaces=self._discovery_interfaces(),
                 own_secret=self.keys.discovery_secret,
                 peer_secrets=self._peer_secrets,
                 on_event=self._discovered,

@@ -68,6 +68,7 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 
 from protocol import ProtocolError, discovery_hint, hint_matches
 
+from .errors import ConfigError
 from .events import InvitationSeen, PeerGone, PeerSeen
 
 log = logging.getLogger("pli.discovery")
@@ -156,20 +157,33 @@ class Discovery:
 
     @property
     def running(self) -> bool:
+        """True from ``start()`` (probing included) until ``stop()``."""
         return self._azc is not None
 
     async def start(self) -> None:
-        """Open the sockets, browse, then register (probing takes ~1.2 s)."""
+        """Open the sockets, browse, then register (probing takes ~1.2 s).
+
+        Raises ``ConfigError`` when an interface address is not one of this machine's.
+        """
         if self._azc is not None:
             return
         self._networks, self._allow_loopback = _local_networks(self._interfaces)
         self._addresses = self._wanted_addresses or _default_addresses(self._interfaces)
         if not self._addresses:
             log.warning("no address to advertise: peers will not find this daemon by mDNS")
-        if self._interfaces:
-            self._azc = AsyncZeroconf(interfaces=list(self._interfaces))
-        else:
-            self._azc = AsyncZeroconf(interfaces=InterfaceChoice.All, ip_version=IPVersion.V4Only)
+        try:
+            if self._interfaces:
+                self._azc = AsyncZeroconf(interfaces=list(self._interfaces))
+            else:
+                self._azc = AsyncZeroconf(interfaces=InterfaceChoice.All,
+                                          ip_version=IPVersion.V4Only)  # fmt: skip
+        except OSError as exc:
+            where = ", ".join(self._interfaces) or "this machine's interfaces"
+            raise ConfigError(
+                f"Discovery on the local network could not start on {where} ({exc.strerror}). "
+                "Check the “interfaces” setting: each entry must be an IP address of this "
+                "machine. Peers can still be reached at a known address."
+            ) from exc
         try:
             self._azc.zeroconf.async_add_listener(self._txt_listener, None)
             self._browser = AsyncServiceBrowser(
@@ -274,7 +288,11 @@ class Discovery:
         self._broadcast = future
 
     async def set_invitation(self, nameplate: str | None) -> None:
-        """Advertise ``pair=<nameplate>`` while an invitation is open; ``None`` withdraws it."""
+        """Advertise ``pair=<nameplate>`` while an invitation is open; ``None`` withdraws it.
+
+        Safe at any time: before ``start()`` (announced from the first packet),
+        during the probes (announced as soon as they end), or while running.
+        """
         if nameplate is not None and not _is_nameplate(nameplate):
             raise ValueError(f"a nameplate is {NAMEPLATE_DIGITS} digits")
         if nameplate == self._nameplate:

@@ -25,11 +25,13 @@ from nacl.bindings import (
     crypto_aead_xchacha20poly1305_ietf_encrypt,
 )
 
-from protocol import LocalIdentity, new_discovery_secret
+from protocol import LocalIdentity, limits, new_discovery_secret
 
 from .errors import KeystoreError
 
 KEY_FILE = Path("keys") / "identity.json"
+#: Renew the static-key certificate when less than this is left of it.
+RENEW_BEFORE = 30 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,23 @@ def load(home: Path, *, passphrase: str | None = None) -> Keys:
             f"The key file {path} is damaged ({exc.__class__.__name__}). "
             "Restore it from your backup."
         ) from exc
-    return _deserialise(_unwrap(document, passphrase, path), path)
+    keys = _deserialise(_unwrap(document, passphrase, path), path)
+    now = int(time.time())
+    if keys.identity.static_cert.not_after - now < RENEW_BEFORE:
+        # The transport certificate is re-signed well before it expires, so
+        # peers never see an expired one from a daemon that keeps running.
+        keys = _renewed(keys, now)
+        _write(path, _serialise(keys), passphrase)
+    return keys
+
+
+def _renewed(keys: Keys, now: int) -> Keys:
+    me = keys.identity
+    identity = LocalIdentity.from_secrets(
+        me.identity.seed, me.static_secret, me.doc_secret,
+        not_after=now + limits.STATIC_CERT_LIFETIME,
+    )  # fmt: skip
+    return Keys(identity, keys.discovery_secret)
 
 
 def _serialise(keys: Keys) -> dict[str, Any]:

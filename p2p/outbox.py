@@ -7,6 +7,11 @@ it from the offset the receiver already holds (a cut transfer resumes, it does
 not restart), and marks the row delivered only once the recipient's receipt
 verifies against its key. Failures back off exponentially with jitter; a peer
 that comes back (seen by discovery or dialling us) is retried at once.
+
+A sender does not wait for one receipt before offering the next document (at
+most ``RECEIPT_WINDOW`` are outstanding): the receiver commits the envelopes
+it verified meanwhile as one group, and the receipts that came back together
+are verified and stored in one transaction, off the event loop.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +42,7 @@ from protocol import (
 from .blobs import Layout, write_atomic
 from .errors import PeerUnreachable
 from .events import DocumentDelivered, Link
-from .store import OutboxRow, Store
+from .store import OutboxRow, PeerRow, Store
 
 log = logging.getLogger("pli.outbox")
 
@@ -46,6 +52,8 @@ BULK_PAYLOAD = 1024 * 1024
 REPLY_TIMEOUT = 30.0
 #: Receipt wait: verifying on the receiver runs well above this rate.
 SLOWEST_EXPECTED_RATE = 5_000_000
+#: Documents streamed to one peer whose receipt has not come back yet.
+RECEIPT_WINDOW = 64
 
 Connect = Callable[[str], Awaitable[Link]]
 
@@ -61,6 +69,15 @@ class Attachment:
     name: str
     path: Path
     media_type: str = "application/octet-stream"
+
+
+@dataclass
+class _Outstanding:
+    """A document streamed to the peer, waiting for its receipt."""
+
+    row: OutboxRow
+    replies: asyncio.Queue[messages.Message]
+    deadline: float  # loop time
 
 
 class Outbox:
@@ -109,22 +126,24 @@ class Outbox:
             ),
             metadata=metadata,
         )
-        size, digest = await asyncio.to_thread(self._seal, meta, recipients, attachments)
-        self._store.queue(
-            doc_id.hex(), [r.peer_id for r in recipients], size, digest, meta.created_at
-        )
+        # Sealing and the outbox commit both wait on the disk: one trip to a worker
+        # thread for both, and the event loop keeps serving meanwhile.
+        size = await asyncio.to_thread(self._seal_and_queue, meta, recipients, attachments)
         log.info("queued a document for %d recipient(s) (%d bytes)", len(recipients), size)
         self.wake()
         return doc_id.hex()
 
-    def _seal(
+    def _seal_and_queue(
         self, meta: DocumentMeta, recipients: Sequence[Recipient], attachments: Sequence[Attachment]
-    ) -> tuple[int, bytes]:
+    ) -> int:
+        doc_hex = meta.document_id.hex()
         with contextlib.ExitStack() as stack:
             sources = [stack.enter_context(open(a.path, "rb")) for a in attachments]
             sealed = seal(self._me, [r.card for r in recipients], meta, sources)
-            size = write_atomic(self._layout.sent_envelope(meta.document_id.hex()), sealed)
-            return size, sealed.digest
+            size = write_atomic(self._layout.sent_envelope(doc_hex), sealed)
+        self._store.queue(doc_hex, [r.peer_id for r in recipients], size, sealed.digest,
+                          meta.created_at)  # fmt: skip
+        return size
 
     # --- scheduling ------------------------------------------------------------------
 
@@ -141,14 +160,12 @@ class Outbox:
                 self._wake.clear()
                 now = time.time()
                 next_due = now + self._retry_max
-                for row in self._store.outbox(state="queued"):
-                    running = self._senders.get(row.peer_id)
-                    if row.next_attempt <= now and (running is None or running.done()):
-                        self._senders[row.peer_id] = asyncio.create_task(
-                            self._send_all(row.peer_id)
-                        )
-                    elif row.next_attempt > now:
-                        next_due = min(next_due, row.next_attempt)
+                for peer_id, next_attempt in self._store.due_peers():
+                    running = self._senders.get(peer_id)
+                    if next_attempt <= now and (running is None or running.done()):
+                        self._senders[peer_id] = asyncio.create_task(self._send_all(peer_id))
+                    elif next_attempt > now:
+                        next_due = min(next_due, next_attempt)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.05, next_due - now)):
                         await self._wake.wait()
@@ -162,14 +179,12 @@ class Outbox:
     async def _send_all(self, peer_id: str) -> None:
         try:
             while True:
-                due = [r for r in self._store.outbox(state="queued", peer_id=peer_id)
-                       if r.next_attempt <= time.time()]  # fmt: skip
+                due = self._store.due(peer_id, time.time())
                 if not due:
                     return
                 try:
                     link = await self._connect(peer_id)
-                    for row in due:
-                        await self._deliver(link, row)
+                    await self._deliver_all(link, due)
                 except (PeerUnreachable, ConnectionError, TimeoutError, _Retry) as exc:
                     self._backoff(due, str(exc) or exc.__class__.__name__)
                     return
@@ -177,18 +192,37 @@ class Outbox:
             self._wake.set()
 
     def _backoff(self, rows: Sequence[OutboxRow], error: str) -> None:
-        for row in rows:
-            current = self._store.outbox_entry(row.doc_id, row.peer_id)
-            if current is None or current.state != "queued":
-                continue
-            delay = min(self._retry_max, self._retry_min * 2 ** min(current.attempts, 20))
+        def next_attempt(attempts: int) -> float:
+            delay = min(self._retry_max, self._retry_min * 2.0 ** min(attempts, 20))
             delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
-            self._store.attempt_failed(row.doc_id, row.peer_id, error, time.time() + delay)
+            return time.time() + delay
+
+        self._store.attempts_failed([(row.doc_id, row.peer_id) for row in rows], error,
+                                    next_attempt)  # fmt: skip
         log.info("will retry %d document(s) later: %s", len(rows), error)
 
     # --- one document -------------------------------------------------------------------
 
-    async def _deliver(self, link: Link, row: OutboxRow) -> None:
+    async def _deliver_all(self, link: Link, rows: Sequence[OutboxRow]) -> None:
+        """Offer and stream each document in turn, collecting receipts as they come back."""
+        outstanding: deque[_Outstanding] = deque()
+        try:
+            for row in rows:
+                sent = await self._deliver(link, row)
+                if sent is not None:
+                    outstanding.append(sent)
+                await self._collect(link, outstanding, keep=RECEIPT_WINDOW)
+            await self._collect(link, outstanding, keep=0)
+        finally:
+            for sent in outstanding:
+                self._forget(link, sent.row)
+
+    def _forget(self, link: Link, row: OutboxRow) -> None:
+        self._replies.pop((id(link), bytes.fromhex(row.doc_id)), None)
+        self.progress.pop((row.doc_id, row.peer_id), None)
+
+    async def _deliver(self, link: Link, row: OutboxRow) -> _Outstanding | None:
+        """Offer one document and stream it; what to wait for (None: already settled)."""
         doc_id = bytes.fromhex(row.doc_id)
         replies: asyncio.Queue[messages.Message] = asyncio.Queue()
         self._replies[(id(link), doc_id)] = replies
@@ -198,16 +232,36 @@ class Outbox:
             if isinstance(reply, messages.Accept):
                 await self._stream(link, row, reply.offset)
                 wait = REPLY_TIMEOUT + row.size / SLOWEST_EXPECTED_RATE
-                reply = await self._reply(replies, link, wait)
-            if isinstance(reply, messages.Delivered):
-                self._accept_receipt(row, reply.receipt)
-            elif isinstance(reply, messages.Refuse):
-                raise _Retry(f"{reply.reason} ({reply.code})")
-            else:
-                raise _Retry("the peer answered out of turn")
+                return _Outstanding(row, replies, asyncio.get_running_loop().time() + wait)
+        except BaseException:
+            self._forget(link, row)
+            raise
+        self._forget(link, row)
+        await self._settle([self._answer(row, reply)])
+        return None
+
+    @staticmethod
+    def _answer(row: OutboxRow, reply: messages.Message) -> tuple[OutboxRow, bytes]:
+        if isinstance(reply, messages.Delivered):
+            return row, reply.receipt
+        if isinstance(reply, messages.Refuse):
+            raise _Retry(f"{reply.reason} ({reply.code})")
+        raise _Retry("the peer answered out of turn")
+
+    async def _collect(self, link: Link, outstanding: deque[_Outstanding], keep: int) -> None:
+        """Settle the receipts already back; wait for the oldest while more than ``keep``."""
+        ready: list[tuple[OutboxRow, bytes]] = []
+        loop = asyncio.get_running_loop()
+        try:
+            while outstanding and (len(outstanding) > keep or not outstanding[0].replies.empty()):
+                head = outstanding[0]
+                reply = await self._reply(head.replies, link, max(0.0, head.deadline - loop.time()))
+                outstanding.popleft()
+                self._forget(link, head.row)
+                ready.append(self._answer(head.row, reply))
         finally:
-            self._replies.pop((id(link), doc_id), None)
-            self.progress.pop((row.doc_id, row.peer_id), None)
+            if ready:
+                await self._settle(ready)
 
     async def _reply(
         self, replies: asyncio.Queue[messages.Message], link: Link, timeout: float
@@ -243,26 +297,51 @@ class Outbox:
         if offset:
             log.info("resumed a transfer at %d of %d bytes", offset, row.size)
 
-    def _accept_receipt(self, row: OutboxRow, wire: bytes) -> None:
-        peer = self._store.peer(row.peer_id)
-        if peer is None:
-            raise _Retry("the peer was removed")
-        try:
-            receipt = Receipt.from_wire(wire)
-            receipt.verify(
-                recipient=PublicIdentity(peer.identity),
-                sender=self._me.public,
-                document_id=bytes.fromhex(row.doc_id),
-                envelope_digest=row.digest,
-                now=int(time.time()),
-            )
-        except RemoteProtocolError as exc:
-            log.warning("a receipt from %s did not verify; the document stays queued",
-                        peer.fingerprint[:5])  # fmt: skip
-            raise _Retry("the receipt did not verify") from exc
-        self._store.delivered(row.doc_id, row.peer_id, wire, receipt.time, receipt.status)
-        log.info("delivered a document to %s", peer.fingerprint[:5])
-        self._on_event(DocumentDelivered(row.doc_id, row.peer_id, receipt.status, receipt.time))
+    async def _settle(self, ready: list[tuple[OutboxRow, bytes]]) -> None:
+        """Verify receipts and store the valid ones in one commit (off the event loop)."""
+        events, failure = await asyncio.to_thread(self._store_receipts, ready)
+        for event in events:
+            self._on_event(event)
+        if failure is not None:
+            raise failure
+
+    def _store_receipts(
+        self, ready: list[tuple[OutboxRow, bytes]]
+    ) -> tuple[list[DocumentDelivered], _Retry | None]:
+        valid: list[tuple[str, str, bytes, int, str]] = []
+        failure: _Retry | None = None
+        now = int(time.time())
+        peers: dict[str, PeerRow | None] = {}
+        for row, wire in ready:
+            if row.peer_id not in peers:
+                peers[row.peer_id] = self._store.peer(row.peer_id)
+            peer = peers[row.peer_id]
+            if peer is None:
+                failure = _Retry("the peer was removed")
+                continue
+            try:
+                receipt = Receipt.from_wire(wire)
+                receipt.verify(
+                    recipient=PublicIdentity(peer.identity),
+                    sender=self._me.public,
+                    document_id=bytes.fromhex(row.doc_id),
+                    envelope_digest=row.digest,
+                    now=now,
+                )
+            except RemoteProtocolError:
+                log.warning("a receipt from %s did not verify; the document stays queued",
+                            peer.fingerprint[:5])  # fmt: skip
+                failure = _Retry("the receipt did not verify")
+                continue
+            valid.append((row.doc_id, row.peer_id, wire, receipt.time, receipt.status))
+        if valid:
+            self._store.delivered_many(valid)
+        events = []
+        for doc_id, peer_id, _wire, receipt_time, status in valid:
+            fingerprint = (peers[peer_id] or _NO_PEER).fingerprint
+            log.info("delivered a document to %s", fingerprint[:5])
+            events.append(DocumentDelivered(doc_id, peer_id, status, receipt_time))
+        return events, failure
 
     # --- replies routed here by the daemon ----------------------------------------------
 
@@ -279,3 +358,6 @@ class Outbox:
 
 class _Retry(Exception):
     """This attempt failed; the document stays queued and is retried later."""
+
+
+_NO_PEER = PeerRow("", b"", b"", "", "?????", None, (), "removed", 0, None)

@@ -8,8 +8,6 @@ always passed through ``clean`` and shown as literal text, never interpreted.
 rich is imported only when a table or a progress bar is drawn on a terminal.
 """
 
-
-
 from __future__ import annotations
 
 import json

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,21 +253,57 @@ class Store:
         return OutboxRow(*rows[0]) if rows else None
 
     def delivered(self, doc_id: str, peer_id: str, receipt: bytes, time: int, status: str) -> None:
-        state = "rejected" if status.startswith("rejected") else "delivered"
+        self.delivered_many([(doc_id, peer_id, receipt, time, status)])
+
+    def delivered_many(self, receipts: list[tuple[str, str, bytes, int, str]]) -> None:
+        """Store several verified receipts (doc, peer, receipt, time, status) in one commit."""
         with self._tx() as db:
-            db.execute(
+            db.executemany(
                 "UPDATE outbox SET state=?, receipt=?, receipt_time=?, receipt_status=?, "
                 "last_error=NULL WHERE doc_id=? AND peer_id=?",
-                (state, receipt, time, status, doc_id, peer_id),
-            )
+                [
+                    ("rejected" if status.startswith("rejected") else "delivered",
+                     receipt, time, status, doc_id, peer_id)
+                    for doc_id, peer_id, receipt, time, status in receipts
+                ],
+            )  # fmt: skip
 
-    def attempt_failed(self, doc_id: str, peer_id: str, error: str, next_attempt: float) -> None:
+    def due(self, peer_id: str, now: float) -> list[OutboxRow]:
+        """The documents queued for ``peer_id`` whose next attempt is due, oldest first."""
+        rows = self._query(
+            "SELECT * FROM outbox WHERE state='queued' AND peer_id=? AND next_attempt<=? "
+            "ORDER BY created_at, doc_id",
+            (peer_id, now),
+        )
+        return [OutboxRow(*row) for row in rows]
+
+    def due_peers(self) -> list[tuple[str, float]]:
+        """(peer, earliest next attempt) for every peer with queued documents."""
+        rows = self._query(
+            "SELECT peer_id, min(next_attempt) FROM outbox WHERE state='queued' GROUP BY peer_id"
+        )
+        return [(str(peer), float(due)) for peer, due in rows]
+
+    def attempts_failed(
+        self, rows: list[tuple[str, str]], error: str, next_attempt: Callable[[int], float]
+    ) -> None:
+        """One failed attempt for each queued (doc, peer), in one commit.
+
+        ``next_attempt(attempts)`` gives each row's retry time from its attempts so far.
+        """
         with self._tx() as db:
-            db.execute(
-                "UPDATE outbox SET attempts=attempts+1, last_error=?, next_attempt=? "
-                "WHERE doc_id=? AND peer_id=?",
-                (error, next_attempt, doc_id, peer_id),
-            )
+            for doc_id, peer_id in rows:
+                found = db.execute(
+                    "SELECT attempts FROM outbox WHERE doc_id=? AND peer_id=? AND state='queued'",
+                    (doc_id, peer_id),
+                ).fetchone()
+                if found is None:
+                    continue
+                db.execute(
+                    "UPDATE outbox SET attempts=attempts+1, last_error=?, next_attempt=? "
+                    "WHERE doc_id=? AND peer_id=?",
+                    (error, next_attempt(int(found[0])), doc_id, peer_id),
+                )
 
     def retry_now(self, peer_id: str) -> None:
         with self._tx() as db:
@@ -279,12 +315,20 @@ class Store:
 
     def received(self, row: InboxRow) -> bool:
         """Record a received document; False if it was already there (stored once)."""
+        return self.received_many([row])[0]
+
+    def received_many(self, rows: list[InboxRow]) -> list[bool]:
+        """Record received documents in one commit; for each, False if it was already there."""
+        new = []
         with self._tx() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO inbox VALUES (?,?,?,?,?,?,?)",
-                (row.doc_id, row.sender, row.size, row.digest, row.received_at, row.receipt, None),
-            )
-            return cursor.rowcount == 1
+            for row in rows:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO inbox VALUES (?,?,?,?,?,?,?)",
+                    (row.doc_id, row.sender, row.size, row.digest, row.received_at, row.receipt,
+                     None),
+                )  # fmt: skip
+                new.append(cursor.rowcount == 1)
+        return new
 
     def inbox_entry(self, doc_id: str, sender: str) -> InboxRow | None:
         rows = self._query("SELECT * FROM inbox WHERE doc_id=? AND sender=?", (doc_id, sender))

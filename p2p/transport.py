@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import sys
 import time
 import weakref
 from collections import defaultdict
@@ -54,7 +56,41 @@ OnChannel = Callable[["Channel"], Awaitable[None]]
 OnPairing = Callable[["FramePipe"], Awaitable[None]]
 
 
-class ChannelClosed(Exception):
+#: glibc ``mallopt`` parameters (malloc.h) and the values ``tune_malloc`` sets.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD = 4 * 1024 * 1024
+_TRIM_THRESHOLD = 128 * 1024 * 1024
+
+
+def tune_malloc() -> bool:
+    """Stop glibc from unmapping and re-faulting the bulk path's ~1 MiB buffers.
+
+    Every BULK frame makes a few short-lived buffers of about 1 MiB (the frame
+    read from disk, aiohttp's masked copy, the received message). By default
+    glibc serves them with mmap, or trims them off the top of the heap as soon
+    as they are freed, so each new buffer page-faults its 256 pages back in; in
+    this project's VM that halved the loopback transfer rate (see
+    ../shared/bench/anchors-2026-11-28.md, surprise 3, and bench/transfer.py
+    ``--malloc-tuned``). A fixed 4 MiB mmap threshold keeps them on the heap and
+    a 32 MiB trim threshold lets freed ones be reused. Peak memory is still
+    bounded by what the bulk path holds at once (a few MiB), not by the document.
+    Process-wide, idempotent; a no-op (False) outside glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    mmap_set: int = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+    trim_set: int = mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    return mmap_set == 1 and trim_set == 1
+
+
+class ChannelClosed(ConnectionError):
     """The connection ended; whoever used it retries on another."""
 
 
@@ -111,6 +147,8 @@ class Channel:
         opener = local_id if self.initiator else self.peer_id
         # Both sides compute the same value for the same connection: the tie-break key.
         self.opened_by = opener
+        self._rekeyed_at = time.monotonic()
+        self._rekey_after: float = limits.REKEY_SECONDS
 
     def __repr__(self) -> str:
         return f"Channel({self.peer_id.short}, {'out' if self.initiator else 'in'})"
@@ -119,12 +157,19 @@ class Channel:
     def closed(self) -> bool:
         return self._pipe.closed
 
+    def _control_frame(self, message: messages.Message) -> bytes:
+        sealed = self._session.encrypt(messages.encode(message))
+        return bytes([messages.FrameType.CONTROL]) + sealed
+
     async def send(self, message: messages.Message) -> None:
         async with self._send_lock:
-            frame = bytes([messages.FrameType.CONTROL]) + self._session.encrypt(
-                messages.encode(message)
-            )
-            await self._pipe.send(frame)
+            if time.monotonic() - self._rekeyed_at > self._rekey_after:
+                # Hourly rekey: announced in-band, then both directions switch at
+                # that message (the counter-based rekey lives in the Noise session).
+                await self._pipe.send(self._control_frame(messages.Rekey()))
+                self._session.rekey_outbound()
+                self._rekeyed_at = time.monotonic()
+            await self._pipe.send(self._control_frame(message))
 
     async def send_bulk(self, frame: bytearray | bytes) -> None:
         """Send a BULK frame; ``frame[0]`` must already be ``FrameType.BULK``.
@@ -136,12 +181,15 @@ class Channel:
 
     async def receive(self) -> messages.Message | memoryview:
         """The next control message, or a BULK payload. Raises ``ChannelClosed``."""
-        data = await self._pipe.receive()
         try:
-            kind, payload = messages.split_frame(data)
-            if kind is messages.FrameType.BULK:
-                return payload
-            return messages.decode(self._session.decrypt(bytes(payload)))
+            while True:
+                kind, payload = messages.split_frame(await self._pipe.receive())
+                if kind is messages.FrameType.BULK:
+                    return payload
+                message = messages.decode(self._session.decrypt(bytes(payload)))
+                if not isinstance(message, messages.Rekey):
+                    return message
+                self._session.rekey_inbound()
         except RemoteProtocolError as exc:
             log.warning("closing the connection with %s: %s", self.peer_id.short, exc.code)
             await self.close(_CLOSE_PROTOCOL, exc.code)
@@ -199,6 +247,7 @@ class Transport:
     # --- lifecycle ---------------------------------------------------------------
 
     async def start(self, host: str, port: int) -> int:
+        tune_malloc()
         app = web.Application()
         app.router.add_get(PEER_PATH, self._serve_peer)
         app.router.add_get(PAIR_PATH, self._serve_pairing)

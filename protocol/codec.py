@@ -3,7 +3,7 @@
 ``pack`` writes canonical msgpack (maps in the order given, bin for bytes, no
 ext types). ``unpack`` decodes exactly one value from a bounded buffer and
 rejects what pli never sends: ext types (timestamps included), non-str map
-keys, nesting past ``MAX_DEPTH``, and lengths past the limits. Any failure is a
+keys, repeated map keys, nesting past ``MAX_DEPTH``, and lengths past the limits. Any failure is a
 ``MalformedMessage`` or ``FrameTooLarge``; msgpack's own exceptions stay here.
 
 The helpers at the bottom (``field``, ``as_bytes`` ...) turn a decoded map into
@@ -36,6 +36,14 @@ def _refuse_ext(code: int, data: bytes) -> Any:
     raise MalformedMessage("msgpack ext types are not allowed")
 
 
+def _map_without_repeats(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    # A repeated key would let two readers disagree on the value (first or last wins).
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise MalformedMessage("a msgpack map repeats a key")
+    return result
+
+
 def unpack(data: bytes, *, max_size: int = limits.MAX_MESSAGE) -> Any:
     """Decode exactly one msgpack value from ``data`` or raise ``RemoteProtocolError``."""
     if len(data) > max_size:
@@ -51,6 +59,7 @@ def unpack(data: bytes, *, max_size: int = limits.MAX_MESSAGE) -> Any:
         max_map_len=limits.MAX_MAP_LEN,
         max_ext_len=0,
         ext_hook=_refuse_ext,
+        object_pairs_hook=_map_without_repeats,
         timestamp=0,
     )
     try:

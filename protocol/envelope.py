@@ -732,8 +732,8 @@ class EnvelopeReader:
 
     Events: one ``MetaReceived`` (unverified), ``Content`` events (unverified
     plaintext, only with ``want_plaintext``), then one ``Verified``. With
-    ``want_plaintext=False`` the reader only verifies (a mailbox or a store
-    checking what it holds) and never emits ``Content``.
+    ``want_plaintext=False`` the reader only verifies (a recipient checking
+    what it is about to store) and never emits ``Content``.
 
     ``check_sender`` is called with the sender's identity from the inner header
     and refuses the envelope by raising (any exception; it is chained as the

@@ -246,7 +246,7 @@ class StaticCert:
 
 # --- profile card ----------------------------------------------------------------
 
-_RPPS = re.compile(r"\d{11}")
+_RPPS = re.compile(r"[0-9]{11}")
 
 
 def check_rpps(value: str) -> None:

@@ -49,6 +49,9 @@ MAX_FILES: Final = 64
 #: imaging exports are the big cases.
 MAX_DOCUMENT_SIZE: Final = 16 * 1024**3
 
+#: Largest envelope for that document: 21 bytes per 64 KiB record plus headers.
+MAX_ENVELOPE_SIZE: Final = MAX_DOCUMENT_SIZE + MAX_DOCUMENT_SIZE // 1024 + 1024 * 1024
+
 # --- strict msgpack ----------------------------------------------------------
 
 #: Nesting depth of a decoded msgpack value. Our messages nest three levels;
@@ -85,7 +88,7 @@ HANDSHAKE_BURST_PER_IP: Final = 10
 #: Lifetime of a pairing invitation: long enough to read a code over the phone.
 INVITATION_LIFETIME: Final = 10 * 60
 
-#: Clock skew tolerated on receipt and card timestamps.
+#: Clock skew tolerated on receipt timestamps (a receipt from the future is refused).
 MAX_CLOCK_SKEW: Final = 10 * 60
 
 #: Lifetime of a static-key certificate: a stolen transport key stops working

@@ -15,6 +15,7 @@ Control messages (``to_wire`` / ``from_wire``, strict, bounded):
 - ``Delivered(document_id, receipt)``: the signed receipt (also for a duplicate).
 - ``Refuse(document_id, code, reason)``: the receiver will not take it now.
 - ``CardUpdate(card)``: a newer signed profile card.
+- ``Rekey()``: the sender rekeys its direction right after this message (hourly).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Offer:
     @classmethod
     def parse(cls, fields: Any) -> Offer:
         size = codec.uint(fields, "size", "offer")
-        if size > limits.MAX_DOCUMENT_SIZE + limits.MAX_DOCUMENT_SIZE // 1024:
+        if size > limits.MAX_ENVELOPE_SIZE:
             raise FrameTooLarge("offered document is over the size limit")
         return cls(_doc_id(fields, "offer"), size)
 
@@ -128,8 +129,24 @@ class CardUpdate:
         return cls(codec.field(fields, "card", bytes, "card update"))
 
 
-Message = Offer | Accept | Delivered | Refuse | CardUpdate
-_TYPES: dict[str, Any] = {cls.TYPE: cls for cls in (Offer, Accept, Delivered, Refuse, CardUpdate)}
+@dataclass(frozen=True)
+class Rekey:
+    """The sender switches its sending key right after this message (hourly rekey)."""
+
+    TYPE: ClassVar[str] = "rekey"
+
+    def fields(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def parse(cls, fields: Any) -> Rekey:
+        return cls()
+
+
+Message = Offer | Accept | Delivered | Refuse | CardUpdate | Rekey
+_TYPES: dict[str, Any] = {
+    cls.TYPE: cls for cls in (Offer, Accept, Delivered, Refuse, CardUpdate, Rekey)
+}
 
 
 def encode(message: Message) -> bytes:

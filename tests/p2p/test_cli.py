@@ -433,7 +433,7 @@ def test_send_posts_the_documented_body_and_waits(
     assert posted == [{
         "to": ["Dr Bob"], "kind": "report",
         "metadata": {"subject": "Bilan", "patient_birthdate": "1950-02-03"},
-        "files": [{"path": str(letter.resolve())}],
+        "files": [{"path": str(letter.resolve()), "type": "text/plain; charset=utf-8"}],
     }]  # fmt: skip
 
 
@@ -526,9 +526,11 @@ def test_show_prints_the_text_without_escape_sequences(fake_api: tuple[Path, Fak
     server.answers["GET", f"/v1/documents/{DOC}/receipts"] = (200, [])
     server.answers["GET", f"/v1/documents/{DOC}/files/0"] = (200, b"Cher ami,\n\x1b[2Jbonjour")
     server.answers["GET", "/v1/peers"] = (200, [{"peer_id": "cd" * 32, "name": "Dr Bob"}])
+    server.answers["GET", "/v1/identity"] = (200, {"peer_id": "ef" * 32, "name": "Dr Alice"})
     result = run("--home", home, "show", "abab")
     assert result.exit_code == 0, result.output
     assert "From:      Dr Bob" in result.output
+    assert "To:        this practice (Dr Alice)" in result.output
     assert "Cher ami,\n[2Jbonjour" in result.output
     assert "\x1b" not in result.output
 
@@ -668,11 +670,30 @@ def test_send_wait_inbox_show_export(
 ) -> None:
     alice, bob = practices
     pair(alice, bob)
-    sent = alice.pli("send", "Dr Bob", letter, "--subject", "Avis", "--patient-name",
-                     "Jean Dupont", "--patient-birthdate", "1950-02-03", "--patient-ins",
-                     "2 55 08 14 168 025 38", "--wait")  # fmt: skip
-    assert sent.exit_code == 0, sent.output + alice.log() + bob.log()
-    assert "Delivered to Dr Bob" in sent.output
+    # A real `pli send --wait` process, with a deadline: it blocks until the receipt is back.
+    args = [
+        "send",
+        "Dr Bob",
+        str(letter),
+        "--subject",
+        "Avis",
+        "--patient-name",
+        "Jean Dupont",
+        "--patient-birthdate",
+        "1950-02-03",
+        "--patient-ins",
+        "2 55 08 14 168 025 38",
+        "--wait",
+    ]
+    try:
+        sent = subprocess.run(
+            [sys.executable, "-m", "p2p", "--home", str(alice.home), *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("not delivered within 60 s:\n" + alice.pli("outbox").output + bob.log())
+    assert sent.returncode == 0, sent.stdout + sent.stderr + alice.log() + bob.log()
+    assert "Delivered to Dr Bob" in sent.stdout
     assert "delivered" in alice.pli("outbox").output
 
     rows = [json.loads(line) for line in bob.pli("--json", "inbox").output.splitlines()]

@@ -74,3 +74,21 @@ async def test_large_file_is_byte_identical(two: tuple[Running, Running], tmp_pa
     assert (
         hashlib.sha256(await fetch(b, doc_id)).digest() == hashlib.sha256(big.read_bytes()).digest()
     )
+
+
+async def test_hourly_rekey_keeps_the_session_working(
+    two: tuple[Running, Running], tmp_path: Path
+) -> None:
+    a, b = two
+    letter = tmp_path / "lettre.txt"
+    letter.write_text("avant\n")
+    first = await send_file(a, b, letter)
+    await wait_for(lambda: delivered(a, first))
+    channel = a.daemon.transport.channel(b.daemon.me.peer_id)
+    assert channel is not None
+    channel._rekey_after = 0.0  # the hour has passed: the next message rekeys
+    letter.write_text("après\n")
+    second = await send_file(a, b, letter)
+    await wait_for(lambda: delivered(a, second))
+    assert a.daemon.transport.channel(b.daemon.me.peer_id) is channel  # same session
+    assert await fetch(b, second) == b"apr\xc3\xa8s\n"

@@ -101,6 +101,18 @@ def test_weakened_kdf_parameters_are_detected(tmp_path: Path) -> None:
         keystore.load(tmp_path, passphrase="pw")
 
 
+def test_static_certificate_is_renewed_before_it_expires(tmp_path: Path) -> None:
+    import time
+
+    old = keystore.create(tmp_path, now=int(time.time()) - limits.STATIC_CERT_LIFETIME + 3600)
+    assert old.identity.static_cert.not_after - time.time() < keystore.RENEW_BEFORE
+    renewed = keystore.load(tmp_path)
+    assert renewed.identity.peer_id == old.identity.peer_id
+    assert renewed.identity.static_cert.not_after - time.time() > keystore.RENEW_BEFORE
+    renewed.identity.static_cert.verify(renewed.identity.public, now=int(time.time()))
+    assert keystore.load(tmp_path).identity.static_cert == renewed.identity.static_cert
+
+
 # --- store -------------------------------------------------------------------------
 
 

@@ -27,8 +27,12 @@ def test_round_trip_of_every_allowed_type() -> None:
         msgpack.packb(1) + b"\x00",
         b"\xc1",
         b"\x92\x01",
+        b"\x82\xa1a\x01\xa1a\x02",
     ],
-    ids=["ext", "timestamp", "int-key", "bytes-key", "trailing", "reserved-byte", "truncated"],
+    ids=[
+        "ext", "timestamp", "int-key", "bytes-key", "trailing", "reserved-byte", "truncated",
+        "repeated-key",
+    ],  # fmt: skip
 )
 def test_refused_shapes(data: bytes) -> None:
     with pytest.raises(MalformedMessage):

@@ -21,6 +21,7 @@ DOC = bytes(range(16))
         messages.Delivered(DOC, b"receipt"),
         messages.Refuse(DOC, "busy", "try later"),
         messages.CardUpdate(b"card"),
+        messages.Rekey(),
     ],
 )
 def test_round_trip(message: messages.Message) -> None:

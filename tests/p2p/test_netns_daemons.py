@@ -1,0 +1,98 @@
+"""Two `pli daemon` processes in two network namespaces on one bridge.
+
+Real multicast discovery across the bridge, pairing by code found by mDNS, a
+letter delivered; then a cable pulled: the next letter waits in the outbox and
+goes by itself once the cable is back.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from p2p.client import Client
+
+from . import netns
+from .netns import Lan, Namespace
+from .procs import wait_until
+
+netns_lan = netns.netns_lan
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+
+class Practice:
+    def __init__(self, lan: Lan, ns: Namespace, home: Path, name: str) -> None:
+        self.lan, self.ns, self.home = lan, ns, home
+        home.mkdir(mode=0o700)
+        settings = {"discovery": True, "interfaces": [ns.ip], "retry_min": 0.2, "retry_max": 1.0}
+        (home / "config.toml").write_text(
+            "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+        )
+        subprocess.run(
+            [sys.executable, "-m", "p2p", "--home", str(home), "init", "--name", name],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        self.log = open(home.parent / f"{home.name}.log", "wb")  # noqa: SIM115 - closed at teardown
+        lan.run_in(
+            ns, [sys.executable, "-m", "p2p", "--home", str(home), "daemon", "--listen",
+                 f"{ns.ip}:7717"], stdout=self.log, stderr=self.log,
+        )  # fmt: skip
+        self.client = Client(home)
+        wait_until(self._ready, timeout=20)
+
+    def _ready(self) -> bool:
+        try:
+            self.client.get("/v1/status")
+        except Exception:
+            return False
+        return True
+
+    def get(self, path: str) -> Any:
+        return self.client.get(path)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.client.post(path, body)
+
+    def send(self, to_peer: str, path: Path) -> str:
+        body = {"to": [to_peer], "kind": "letter", "files": [{"path": str(path)}]}
+        doc_id: str = self.post("/v1/documents", body)["id"]
+        return doc_id
+
+    def state(self, doc_id: str) -> str:
+        return next(e["state"] for e in self.get("/v1/outbox") if e["id"] == doc_id)
+
+
+def test_discover_pair_deliver_and_survive_a_pulled_cable(netns_lan: Lan, tmp_path: Path) -> None:
+    a = Practice(netns_lan, netns_lan.a, tmp_path / "a", "Dr Alice Martin")
+    b = Practice(netns_lan, netns_lan.b, tmp_path / "b", "Dr Bob Durand")
+    try:
+        invitation = a.post("/v1/pair/invite", {"yes": True})
+        attempt = b.post("/v1/pair/accept", {"code": invitation["code"], "yes": True})
+        assert attempt["address"] == f"{netns_lan.a.ip}:7717"  # found by multicast DNS
+        until = "?timeout=30&until=paired,failed"
+        assert b.get(f"/v1/pair/{attempt['id']}{until}")["state"] == "paired"
+        assert a.get(f"/v1/pair/{invitation['id']}{until}")["state"] == "paired"
+        b_id = a.get("/v1/peers")[0]["peer_id"]
+
+        letter = tmp_path / "lettre.txt"
+        letter.write_text("Cher confrère, je vous adresse Mme D.\n")
+        first = a.send(b_id, letter)
+        wait_until(lambda: a.state(first) == "delivered", timeout=30)
+
+        netns_lan.link_down(netns_lan.b)
+        second = a.send(b_id, letter)
+        time.sleep(3)
+        assert a.state(second) in ("queued", "sending")
+        netns_lan.link_up(netns_lan.b)
+        wait_until(lambda: a.state(second) == "delivered", timeout=90, interval=0.2)
+        assert {e["id"] for e in b.get("/v1/inbox")} == {first, second}
+    finally:
+        netns_lan.stop_processes()
+        a.log.close()
+        b.log.close()

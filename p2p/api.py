@@ -13,6 +13,7 @@ import asyncio
 import base64
 import binascii
 import dataclasses
+import fcntl
 import logging
 import os
 import socket
@@ -27,6 +28,8 @@ from aiohttp import web
 from protocol import (
     KINDS,
     BadCode,
+    FrameTooLarge,
+    MalformedMessage,
     ProfileCard,
     Receipt,
     RemoteProtocolError,
@@ -277,7 +280,10 @@ async def send(request: web.Request) -> web.Response:
         raise BadInput("“metadata” maps names to text.")
     rows = [resolve_peer(daemon, target) for target in targets]
     recipients = [Recipient(r.peer_id, ProfileCard.from_wire(r.card)) for r in rows]
-    doc_id = await daemon.outbox.queue(recipients, kind, metadata, _attachments(body))
+    try:
+        doc_id = await daemon.outbox.queue(recipients, kind, metadata, _attachments(body))
+    except (MalformedMessage, FrameTooLarge) as exc:  # our own document's fields
+        raise BadInput(f"This document cannot be sent: {exc}") from None
     return web.json_response({"id": doc_id, "to": [r.peer_id for r in rows]}, status=202)
 
 
@@ -285,8 +291,15 @@ async def outbox(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
     names = {row.peer_id: row.name for row in daemon.store.peers(states=("paired", "removed"))}
     entries = []
+    described: dict[str, Any] = {}
     for row in daemon.store.outbox():
+        if row.doc_id not in described:
+            described[row.doc_id] = await asyncio.to_thread(
+                daemon.describe, daemon.layout.sent_envelope(row.doc_id)
+            )
+        meta = described[row.doc_id]
         entries.append({
+            "kind": meta.kind, "subject": meta.metadata.get("subject", ""),
             "id": row.doc_id, "to": row.peer_id, "to_name": names.get(row.peer_id, "?"),
             "size": row.size, "created_at": row.created_at,
             "state": "sending" if (row.doc_id, row.peer_id) in daemon.outbox.progress
@@ -492,6 +505,31 @@ async def peers_accept(request: web.Request) -> web.Response:
     return web.json_response(status.as_dict())
 
 
+async def evidence(request: web.Request) -> web.Response:
+    """The signed proof of a document, for an export that ``pli verify`` checks offline."""
+    daemon = request.app[DAEMON]
+    _direction, doc_id, path = resolve_document(daemon, request.match_info["doc"])
+    proof = await asyncio.to_thread(daemon.evidence, path)
+    meta = proof.verify()
+    files = zip(meta.files, proof.file_hashes, strict=True)
+    return web.json_response({
+        "id": doc_id, "evidence": base64.b64encode(proof.to_wire()).decode(),
+        "signer_fingerprint": meta.sender.peer_id.fingerprint,
+        "files": [{"name": entry.name, "sha256": digest.hex()} for entry, digest in files],
+    })  # fmt: skip
+
+
+async def exported(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
+    direction, doc_id, _path = resolve_document(daemon, request.match_info["doc"])
+    now = int(time.time())
+    if direction == "in":
+        for row in daemon.store.inbox():
+            if row.doc_id == doc_id:
+                daemon.store.mark_exported(doc_id, row.sender, now)
+    return web.json_response({"id": doc_id, "exported_at": now})
+
+
 def build_app(daemon: Daemon) -> web.Application:
     app = web.Application(middlewares=[same_user_only, errors_as_json], client_max_size=MAX_JSON)
     app[DAEMON] = daemon
@@ -506,6 +544,8 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/v1/documents/{doc}", document)
     app.router.add_get("/v1/documents/{doc}/files/{index}", document_file)
     app.router.add_get("/v1/documents/{doc}/receipts", receipt)
+    app.router.add_get("/v1/documents/{doc}/evidence", evidence)
+    app.router.add_post("/v1/documents/{doc}/exported", exported)
     app.router.add_post("/v1/pair/invite", pair_invite)
     app.router.add_delete("/v1/pair/invite/{nameplate}", pair_cancel)
     app.router.add_post("/v1/pair/accept", pair_accept)
@@ -536,8 +576,22 @@ async def start_api(daemon: Daemon) -> web.AppRunner:
     return runner
 
 
+def lock_home(home: Path) -> int:
+    """Hold ``daemon.lock`` in the home for the daemon's life: one daemon per home."""
+    fd = os.open(home / "daemon.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StorageError(
+            f"Another pli daemon is already running for {home}. Use `pli --home {home} status`."
+        ) from None
+    return fd
+
+
 async def run_daemon(daemon: Daemon, on_ready: Callable[[Started], None] | None = None) -> None:
     """``pli daemon``: the daemon plus its local API, until SIGTERM/SIGINT."""
+    lock_home(daemon.config.home)  # released by the kernel when the process ends
     runner = await start_api(daemon)
     try:
         await serve(daemon, on_ready)

@@ -375,7 +375,36 @@ def daemon(state: State, listen: str | None) -> None:
 
     # Ctrl-C before the daemon's own signal handlers are set: stop quietly.
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_daemon(Daemon(settings, keys), on_ready))
+        try:
+            asyncio.run(run_daemon(Daemon(settings, keys), on_ready))
+        except OSError as exc:
+            error = _listen_error(exc, settings.listen)
+            if error is exc:
+                raise
+            raise error from exc
+
+
+def _listen_error(exc: OSError, listen: str) -> OSError | PliError:
+    """The sentence for a peer port that cannot be opened; other OS errors are bugs."""
+    import errno
+
+    port = listen.rpartition(":")[2]
+    if exc.errno == errno.EADDRINUSE:
+        return PliError(
+            f"Port {port} is already used by another program (maybe another pli "
+            "daemon). Choose another with --listen HOST:PORT."
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return PliError(
+            f"This computer has no network address {listen.rpartition(':')[0]}. "
+            "Check --listen (or leave it out to listen on every network)."
+        )
+    if exc.errno == errno.EACCES:
+        return PliError(
+            f"Not allowed to listen on port {port} (ports below 1024 need "
+            "administrator rights). Choose another with --listen HOST:PORT."
+        )
+    return exc
 
 
 def _refuse_second_daemon(state: State) -> None:
@@ -586,7 +615,10 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
         "to": [peer],
         "kind": kind,
         "metadata": {k: v for k, v in metadata.items() if v},
-        "files": [{"path": p, "type": _media_type(p)} for p in paths],
+        "files": [
+            {"path": path, "name": Path(typed).name, "type": _media_type(path)}
+            for typed, path in zip(files, paths, strict=True)
+        ],
     }
     answer = client.post("/v1/documents", body, timeout=None)  # sealing a big file takes time
     doc_id = str(answer["id"])

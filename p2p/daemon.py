@@ -25,6 +25,7 @@ from protocol import (
     AuthenticationFailed,
     DocumentMeta,
     EnvelopeReader,
+    Evidence,
     MetaReceived,
     PairedPeer,
     PeerId,
@@ -32,6 +33,7 @@ from protocol import (
     PublicIdentity,
     RemotePeer,
     RemoteProtocolError,
+    Verified,
     messages,
     open_envelope,
 )
@@ -331,6 +333,20 @@ class Daemon:
                     for event in reader.feed(chunk):
                         if isinstance(event, MetaReceived):
                             return event.meta
+        except OSError as exc:
+            raise StorageError(f"The stored document {path.name} could not be read.") from exc
+        raise StorageError(f"The stored document {path.name} is damaged.")
+
+    def evidence(self, path: Path) -> Evidence:
+        """Verify a stored envelope from end to end (no plaintext) and return its proof."""
+        reader = EnvelopeReader(self.me, want_plaintext=False)
+        try:
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1024 * 1024):
+                    for event in reader.feed(chunk):
+                        if isinstance(event, Verified):
+                            return Evidence.of(event.envelope)
+            reader.close()
         except OSError as exc:
             raise StorageError(f"The stored document {path.name} could not be read.") from exc
         raise StorageError(f"The stored document {path.name} is damaged.")

@@ -204,18 +204,33 @@ class Outbox:
     # --- one document -------------------------------------------------------------------
 
     async def _deliver_all(self, link: Link, rows: Sequence[OutboxRow]) -> None:
-        """Offer and stream each document in turn, collecting receipts as they come back."""
+        """Offer and stream each document in turn, collecting receipts as they come back.
+
+        Receipts are verified and stored by one background task at a time, in
+        batches, while the next documents are offered.
+        """
         outstanding: deque[_Outstanding] = deque()
+        ready: list[tuple[OutboxRow, bytes]] = []
+        settling: asyncio.Task[None] | None = None
         try:
             for row in rows:
                 sent = await self._deliver(link, row)
                 if sent is not None:
                     outstanding.append(sent)
-                await self._collect(link, outstanding, keep=RECEIPT_WINDOW)
-            await self._collect(link, outstanding, keep=0)
+                await self._collect(link, outstanding, ready, keep=RECEIPT_WINDOW)
+                if ready and (settling is None or settling.done()):
+                    if settling is not None:
+                        settling.result()  # a receipt that did not verify: stop here
+                    settling = asyncio.create_task(self._settle(ready))
+                    ready = []
+            await self._collect(link, outstanding, ready, keep=0)
         finally:
             for sent in outstanding:
                 self._forget(link, sent.row)
+            if settling is not None:
+                await settling
+            if ready:
+                await self._settle(ready)
 
     def _forget(self, link: Link, row: OutboxRow) -> None:
         self._replies.pop((id(link), bytes.fromhex(row.doc_id)), None)
@@ -248,20 +263,21 @@ class Outbox:
             raise _Retry(f"{reply.reason} ({reply.code})")
         raise _Retry("the peer answered out of turn")
 
-    async def _collect(self, link: Link, outstanding: deque[_Outstanding], keep: int) -> None:
-        """Settle the receipts already back; wait for the oldest while more than ``keep``."""
-        ready: list[tuple[OutboxRow, bytes]] = []
+    async def _collect(
+        self,
+        link: Link,
+        outstanding: deque[_Outstanding],
+        ready: list[tuple[OutboxRow, bytes]],
+        keep: int,
+    ) -> None:
+        """Move the receipts already back to ``ready``; wait for the oldest while > ``keep``."""
         loop = asyncio.get_running_loop()
-        try:
-            while outstanding and (len(outstanding) > keep or not outstanding[0].replies.empty()):
-                head = outstanding[0]
-                reply = await self._reply(head.replies, link, max(0.0, head.deadline - loop.time()))
-                outstanding.popleft()
-                self._forget(link, head.row)
-                ready.append(self._answer(head.row, reply))
-        finally:
-            if ready:
-                await self._settle(ready)
+        while outstanding and (len(outstanding) > keep or not outstanding[0].replies.empty()):
+            head = outstanding[0]
+            reply = await self._reply(head.replies, link, max(0.0, head.deadline - loop.time()))
+            outstanding.popleft()
+            self._forget(link, head.row)
+            ready.append(self._answer(head.row, reply))
 
     async def _reply(
         self, replies: asyncio.Queue[messages.Message], link: Link, timeout: float

@@ -28,6 +28,7 @@ from .errors import (
     ReplayDetected,
     VersionMismatch,
 )
+from .evidence import Evidence
 from .identity import (
     FingerprintError,
     IdentityKey,
@@ -66,6 +67,7 @@ __all__ = [
     "Content",
     "DocumentMeta",
     "EnvelopeReader",
+    "Evidence",
     "FileEntry",
     "FingerprintError",
     "FrameTooLarge",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -108,3 +109,42 @@ async def test_status_and_peers(two: tuple[Running, Running]) -> None:
     status, peers = await a.api("GET", "/v1/peers")
     assert [p["name"] for p in peers] == ["Dr Bob Durand"]
     assert peers[0]["fingerprint"] == b.daemon.me.peer_id.fingerprint
+
+
+async def test_evidence_and_exported_mark(two: tuple[Running, Running], tmp_path: Path) -> None:
+    import base64
+
+    from protocol import Evidence
+
+    from .conftest import wait_for
+    from .test_exchange import delivered, send_file
+
+    a, b = two
+    letter = tmp_path / "lettre.txt"
+    letter.write_text("Cher confrère,\n")
+    doc_id = await send_file(a, b, letter, kind="letter", metadata={"subject": "Avis"})
+    await wait_for(lambda: delivered(a, doc_id))
+    status, proof = await b.api("GET", f"/v1/documents/{doc_id}/evidence")
+    assert status == 200, proof
+    meta = Evidence.from_wire(base64.b64decode(proof["evidence"])).verify()
+    assert meta.sender == a.daemon.me.public
+    assert proof["signer_fingerprint"] == a.daemon.me.peer_id.fingerprint
+    status, outbox = await a.api("GET", "/v1/outbox")
+    assert (outbox[0]["kind"], outbox[0]["subject"]) == ("letter", "Avis")
+    status, _ = await b.api("POST", f"/v1/documents/{doc_id}/exported", {})
+    assert status == 200
+    status, state = await b.api("GET", "/v1/status")
+    assert state["inbox_new"] == 0
+
+
+async def test_our_own_bad_file_name_is_bad_input(
+    two: tuple[Running, Running], tmp_path: Path
+) -> None:
+    a, b = two
+    letter = tmp_path / "lettre.txt"
+    letter.write_text("x")
+    status, body = await a.api("POST", "/v1/documents", {
+        "to": b.daemon.me.peer_id.hex, "files": [{"path": str(letter), "name": "../../x"}],
+    })  # fmt: skip
+    assert status == 400
+    assert body["error"]["code"] == "bad-input"

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import socketserver
 import stat
 import subprocess
@@ -190,6 +191,21 @@ def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
     result = run("--home", tmp_path, "id")
     assert result.exit_code == 1
     assert "chmod 600" in result.stderr
+
+
+def test_daemon_on_a_busy_port_says_so(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "p2p", "--home", str(tmp_path), "daemon",
+             "--listen", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert f"Port {port} is already used" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 # --- without a daemon ------------------------------------------------------------------
@@ -433,7 +449,8 @@ def test_send_posts_the_documented_body_and_waits(
     assert posted == [{
         "to": ["Dr Bob"], "kind": "report",
         "metadata": {"subject": "Bilan", "patient_birthdate": "1950-02-03"},
-        "files": [{"path": str(letter.resolve()), "type": "text/plain; charset=utf-8"}],
+        "files": [{"path": str(letter.resolve()), "name": "lettre.txt",
+                   "type": "text/plain; charset=utf-8"}],
     }]  # fmt: skip
 
 

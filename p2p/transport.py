@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import logging
 import sys
 import time
@@ -41,7 +42,8 @@ from protocol import (
     messages,
 )
 
-from .errors import NotPaired, PeerUnreachable
+from .config import DEFAULT_PORT
+from .errors import ConfigError, NotPaired, PeerUnreachable
 
 log = logging.getLogger("pli.transport")
 
@@ -266,7 +268,11 @@ class Transport:
             loop.call_later(self._deadline, self._drop_if_not_admitted, protocol)
             return protocol
 
-        self._server = await loop.create_server(guarded, host, port, reuse_address=True)
+        try:
+            self._server = await loop.create_server(guarded, host, port, reuse_address=True)
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise ConfigError(_bind_problem(host, port, exc)) from exc
         self.port = self._server.sockets[0].getsockname()[1]
         self._client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=self._deadline)
@@ -390,7 +396,10 @@ class Transport:
                 autoping=True, autoclose=True,
             )  # fmt: skip
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise PeerUnreachable(f"Could not reach {address} ({exc.__class__.__name__}).") from exc
+            raise PeerUnreachable(
+                f"The other practice's computer did not answer at {address}; it may be off or "
+                "off the network. pli keeps the document and will try again."
+            ) from exc
         return FramePipe(ws, address)
 
     async def dial_pairing(self, address: str) -> FramePipe:
@@ -418,7 +427,10 @@ class Transport:
             ) from exc
         except (TimeoutError, ChannelClosed) as exc:
             await pipe.close(_CLOSE_PROTOCOL, "handshake failed")
-            raise PeerUnreachable(f"{address} closed the connection during the handshake.") from exc
+            raise PeerUnreachable(
+                f"The connection to {address} was cut while checking who answers; "
+                "pli will try again."
+            ) from exc
         channel = Channel(pipe, handshake.session(), self._me.peer_id)
         kept = self._register(channel)
         if kept is channel:
@@ -459,3 +471,15 @@ class Transport:
             if self._channels.get(channel.peer_id) is channel:
                 del self._channels[channel.peer_id]
             log.info("disconnected from %s", channel.peer_id.short)
+
+
+def _bind_problem(host: str, port: int, exc: OSError) -> str:
+    """A sentence for a person whose daemon could not open its peer port."""
+    if exc.errno == errno.EADDRINUSE:
+        return (f"The port {port} is already used by another program (or another pli daemon). "
+                "Stop it, or choose another port with --listen HOST:PORT.")  # fmt: skip
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"This computer has no address {host}. Check --listen, or use 0.0.0.0:{port}."
+    if exc.errno == errno.EACCES:
+        return f"Ports below 1024 need special rights; use a higher one such as {DEFAULT_PORT}."
+    return f"The peer port {host}:{port} could not be opened ({exc.strerror or exc})."

@@ -212,3 +212,9 @@ def test_python_dash_m_p2p_works() -> None:
         [sys.executable, "-m", "p2p", "--help"], capture_output=True, text=True, check=True
     )
     assert "daemon" in result.stdout
+
+
+async def test_port_in_use_is_a_clear_error(two: tuple[Running, Running], tmp_path: Path) -> None:
+    _, b = two
+    with pytest.raises(ConfigError, match="already used"):
+        await start_daemon(tmp_path / "c", "Dr C", port=b.port)

@@ -52,6 +52,10 @@ async def test_pair_at_an_address_then_unpair(tmp_path: Path) -> None:
     b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
     try:
         await pair_by_code(a, b, address=a.address)
+        kept = tmp_path / "avant.txt"
+        kept.write_text("before unpairing\n")
+        before = await send_file(b, a, kept, kind="letter")
+        await wait_for(lambda: delivered(b, before), 10)
         status, removed = await a.api("DELETE", "/v1/peers/Dr Bob Durand")
         assert status == 200, removed
         letter = tmp_path / "lettre.txt"
@@ -59,7 +63,10 @@ async def test_pair_at_an_address_then_unpair(tmp_path: Path) -> None:
         doc_id = await send_file(b, a, letter, kind="letter")
         await wait_for(lambda: any(r.attempts > 0 for r in b.daemon.store.outbox()), 10)
         assert not delivered(b, doc_id)
-        assert a.daemon.store.inbox() == []
+        assert [row.doc_id for row in a.daemon.store.inbox()] == [before]  # documents stay
+        status, inbox = await a.api("GET", "/v1/inbox")
+        assert status == 200
+        assert [entry["id"] for entry in inbox] == [before]
     finally:
         await a.stop()
         await b.stop()

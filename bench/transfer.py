@@ -735,19 +735,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10K,100M,1G", help="comma-separated: 10K,100M,1G")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per size (default 3)")
-    parser.add_argument("--letters", type=int, default=200,
-                        help="10 KiB letters for the latency figure (default 200; 0 skips)")
-    parser.add_argument("--burst", type=int, default=1000,
-                        help="letters queued at once for letters/s (default 1000; 0 skips)")
+    parser.add_argument(
+        "--letters",
+        type=int,
+        default=200,
+        help="10 KiB letters for the latency figure (default 200; 0 skips)",
+    )
+    parser.add_argument(
+        "--burst",
+        type=int,
+        default=1000,
+        help="letters queued at once for letters/s (default 1000; 0 skips)",
+    )
     parser.add_argument("--skip-wormhole", action="store_true")
-    parser.add_argument("--wormhole-runs", type=int, default=None,
-                        help="runs per size on the wormhole side (default: --runs)")
-    parser.add_argument("--malloc-tuned", action="store_true",
-                        help=f"run the daemons with GLIBC_TUNABLES={TUNABLES}")
+    parser.add_argument(
+        "--wormhole-runs",
+        type=int,
+        default=None,
+        help="runs per size on the wormhole side (default: --runs)",
+    )
+    parser.add_argument(
+        "--malloc-tuned",
+        action="store_true",
+        help=f"run the daemons with GLIBC_TUNABLES={TUNABLES}",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument("--profile", metavar="DIR", type=Path,
-                        help="py-spy record both daemons during the measurements (collapsed "
-                        "stacks in DIR/alice.txt, DIR/bruno.txt; needs py-spy and ptrace)")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        help="py-spy record both daemons during the measurements (collapsed "
+        "stacks in DIR/alice.txt, DIR/bruno.txt; needs py-spy and ptrace)",
+    )
     parser.add_argument("--wormhole-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.wormhole_worker:

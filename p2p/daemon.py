@@ -81,6 +81,7 @@ class Daemon:
         )  # fmt: skip
         self.discovery: Discovery | None = None
         self._seen: dict[str, str] = {}  # peer id -> address announced on the LAN (a hint)
+        self._background: set[asyncio.Task[None]] = set()
         self.inbox = Inbox(self.store, self.layout, self.me, self._check_sender, self._received)
         self.outbox = Outbox(
             self.store, self.layout, self.me, self._connect, self._delivered,
@@ -154,6 +155,8 @@ class Daemon:
                 await self._stop.wait()
                 outbox.cancel()
         finally:
+            for task in list(self._background):
+                task.cancel()
             await self.pairing.close()
             if self.discovery is not None:
                 await self.discovery.stop()
@@ -271,8 +274,20 @@ class Daemon:
             if self._seen.get(event.peer_id) != event.address:
                 self._seen[event.peer_id] = event.address
                 self.outbox.wake(event.peer_id)
+                self._connect_soon(event.peer_id)
         elif isinstance(event, PeerGone):
             self._seen.pop(event.peer_id, None)
+
+    def _connect_soon(self, peer_hex: str) -> None:
+        """Open the session now, so the next letter to this peer leaves at once."""
+
+        async def connect() -> None:
+            with contextlib.suppress(PeerUnreachable, ConnectionError):
+                await self._connect(peer_hex)
+
+        task = asyncio.create_task(connect())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _invitation_changed(self, nameplate: str | None) -> None:
         if self.discovery is not None and self.discovery.running:

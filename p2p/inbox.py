@@ -61,9 +61,9 @@ T = TypeVar("T")
 _RESUME_READ = 1024 * 1024
 #: BULK frames (≤ 1 MiB each) handed to the verifier and not yet processed, per
 #: transfer: enough to keep the socket and the verifier busy at the same time.
-_IN_FLIGHT = 2
+_IN_FLIGHT = 1
 #: Verified frames handed to the writer thread and not yet written, per transfer.
-_WRITES_IN_FLIGHT = 2
+_WRITES_IN_FLIGHT = 1
 #: Bytes appended to a partial file between two writeback kicks (see ``_write``).
 _WRITEBACK_EVERY = 32 * 1024 * 1024
 #: Envelopes and frames up to this size are handled on the event loop when the
@@ -188,9 +188,7 @@ class Inbox:
             transfer = _Transfer(offer.document_id, sender_hex, sender, offer.size, 0, None,
                                  reader, buffer=bytearray())  # fmt: skip
         else:
-            transfer = await self._on_verifier(
-                False, self._open_partial, offer, sender, sender_hex
-            )
+            transfer = await self._on_verifier(False, self._open_partial, offer, sender, sender_hex)
         self._transfers[key] = transfer
         await channel.send(messages.Accept(offer.document_id, transfer.received))
         if transfer.received == transfer.size:
@@ -413,7 +411,6 @@ class Inbox:
     def _commit(self, batch: list[_Commit]) -> list[bytes]:
         """Committer thread: make the envelopes durable, then record them; the receipts."""
         folders = set()
-        _t0 = time.perf_counter()
         for item in batch:
             transfer = item.transfer
             doc_hex = transfer.doc_id.hex()
@@ -428,10 +425,8 @@ class Inbox:
             final = self._layout.received_envelope(transfer.sender, doc_hex)
             os.replace(partial, final)
             folders.add(final.parent)
-        _t1 = time.perf_counter()
         for folder in folders:
             fsync_dir(folder)
-        log.info("TIMING files %.3f dir %.3f", _t1 - _t0, time.perf_counter() - _t1)
         now = int(time.time())
         rows, receipts = [], []
         for item in batch:

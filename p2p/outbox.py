@@ -47,7 +47,7 @@ from .store import OutboxRow, PeerRow, Store
 log = logging.getLogger("pli.outbox")
 
 #: Bytes of envelope per BULK frame (plus the type byte).
-BULK_PAYLOAD = 256 * 1024
+BULK_PAYLOAD = 1024 * 1024
 #: How long to wait for the receiver to answer an offer.
 REPLY_TIMEOUT = 30.0
 #: Receipt wait: verifying on the receiver runs well above this rate.

@@ -30,9 +30,15 @@ def test_round_trip_of_every_allowed_type() -> None:
         b"\x82\xa1a\x01\xa1a\x02",
     ],
     ids=[
-        "ext", "timestamp", "int-key", "bytes-key", "trailing", "reserved-byte", "truncated",
+        "ext",
+        "timestamp",
+        "int-key",
+        "bytes-key",
+        "trailing",
+        "reserved-byte",
+        "truncated",
         "repeated-key",
-    ],  # fmt: skip
+    ],
 )
 def test_refused_shapes(data: bytes) -> None:
     with pytest.raises(MalformedMessage):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -67,8 +68,9 @@ def test_any_changed_part_fails(field: str) -> None:
         flipped = bytearray(value)
         flipped[-1] ^= 1
         changed = bytes(flipped)
+    changes: dict[str, Any] = {field: changed}
     with pytest.raises(RemoteProtocolError):
-        dataclasses.replace(proof, **{field: changed}).verify()
+        dataclasses.replace(proof, **changes).verify()
 
 
 def test_signature_by_another_key_fails() -> None:

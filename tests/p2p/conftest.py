@@ -18,6 +18,8 @@ from p2p import keystore
 from p2p.api import start_api
 from p2p.daemon import Daemon
 
+from .fake_api import fake_api  # noqa: F401 - a fixture for the CLI tests
+
 
 @dataclass
 class Running:

@@ -65,7 +65,8 @@ class Practice:
         return doc_id
 
     def state(self, doc_id: str) -> str:
-        return next(e["state"] for e in self.get("/v1/outbox") if e["id"] == doc_id)
+        state: str = next(e["state"] for e in self.get("/v1/outbox") if e["id"] == doc_id)
+        return state
 
 
 def test_discover_pair_deliver_and_survive_a_pulled_cable(netns_lan: Lan, tmp_path: Path) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .conftest import Running, start_daemon, wait_for
 from .test_exchange import delivered, send_file
 
-LOOPBACK_DISCOVERY = {"discovery": True, "interfaces": ["127.0.0.1"]}
+LOOPBACK_DISCOVERY: dict[str, Any] = {"discovery": True, "interfaces": ["127.0.0.1"]}
 
 
 async def pair_by_code(a: Running, b: Running, address: str | None = None) -> tuple[str, str]:
@@ -84,8 +85,8 @@ async def test_wrong_code_is_refused_and_burns_the_invitation(tmp_path: Path) ->
         _, b_side = await b.api("GET", f"/v1/pair/{attempt['id']}?timeout=20&until=paired,failed")
         assert b_side["state"] == "failed"
         assert "code was wrong" in b_side["message"]
-        _, again = await b.api("POST", "/v1/pair/accept",
-                               {"code": invitation["code"], "yes": True, "address": a.address})  # fmt: skip
+        retry = {"code": invitation["code"], "yes": True, "address": a.address}
+        _, again = await b.api("POST", "/v1/pair/accept", retry)
         _, second = await b.api("GET", f"/v1/pair/{again['id']}?timeout=20&until=paired,failed")
         assert second["state"] == "failed"
         assert a.daemon.store.peers() == []

@@ -15,6 +15,10 @@ Rules kept here:
 
 Adding a command: decorate it with ``@cli.command()`` (or ``@peers.command()``) and
 take the ``State`` with ``@click.pass_obj``; raise ``PliError`` subclasses for failures.
+Commands also live in ``cli_pairing.py`` (``pair``, ``peers add|accept|pending``) and
+``cli_documents.py`` (``prescribe``, ``verify``, ``demo``), imported at the end of this
+module so that they register on these groups; their work is done in light modules
+(``export``, ``verify``, ``prescription``, ``demo``) imported when a command runs.
 """
 
 from __future__ import annotations
@@ -30,8 +34,6 @@ import click
 from .errors import BadInput, DocumentUnknown, PliError, StorageError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
-
     from .client import Client
     from .keystore import Keys
     from .render import Output
@@ -455,7 +457,9 @@ def status(state: State) -> None:
 
 
 @cli.group(
-    cls=PliGroup, invoke_without_command=True, short_help="Your paired peers (and removing one)."
+    cls=PliGroup,
+    invoke_without_command=True,
+    short_help="Your paired peers; pair by fingerprint, remove one.",
 )
 @click.pass_context
 def peers(ctx: click.Context) -> None:
@@ -484,8 +488,19 @@ def peers(ctx: click.Context) -> None:
             ]
             for row in rows
         ],
-        empty="No paired peers yet. Pair with a colleague first.",
+        empty="No paired peers yet. Pair with a colleague first (`pli pair invite`).",
     )
+    try:
+        pending = state.client.get("/v1/pair/pending")
+    except PliError as exc:  # a daemon without pairing: nothing can be pending
+        if exc.code not in ("http-404", "http-405"):
+            raise
+        pending = []
+    for row in (r for r in pending if r.get("role") == "responder"):
+        out.line(
+            f"Pairing request waiting: {_clean(row.get('peer_name'))} ({row.get('fingerprint')})"
+            f" — accept it with: pli peers accept {row.get('id')}"
+        )
 
 
 @peers.command("add-card", hidden=True)
@@ -567,14 +582,45 @@ def _check_file(text: str) -> str:
     return str(path.resolve())
 
 
+def _patient_options(command: Any) -> Any:
+    """The patient options shared by ``send`` and ``prescribe``."""
+    options = [
+        click.option("--patient-name", metavar="NAME",
+                     help='The patient\'s name; "FAMILY, Given names" fills both fields.'),
+        click.option("--patient-family-name", metavar="NAME",
+                     help="The patient's family (birth) name, as on the INS."),
+        click.option("--patient-given-names", metavar="NAMES", help="The patient's given names."),
+        click.option("--patient-birthdate", metavar="YYYY-MM-DD", help="The patient's birth date."),
+        click.option("--patient-sex", metavar="F|M|U", help="The patient's sex, as on the INS."),
+        click.option("--patient-ins", metavar="INS",
+                     help="The patient's INS (15 characters, with key)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _author_rpps(state: State, given: str | None) -> str | None:
+    """``--author-rpps``, else the RPPS of this practice's profile (``pli init --rpps``)."""
+    if given:
+        return given
+    from .config import load_profile
+
+    try:
+        return str(load_profile(state.home).get("rpps") or "") or None
+    except PliError:
+        return None
+
+
 @cli.command(short_help="Send files to a peer, encrypted and signed.")
 @click.argument("peer")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @click.option("--kind", type=click.Choice(KINDS), default="letter", show_default=True)
 @click.option("--subject", help="A short subject line.")
-@click.option("--patient-name", help="The patient's name.")
-@click.option("--patient-birthdate", metavar="YYYY-MM-DD", help="The patient's birth date.")
-@click.option("--patient-ins", metavar="INS", help="The patient's INS (15 characters, with key).")
+@_patient_options
+@click.option("--author-rpps", metavar="RPPS",
+              help="The author's RPPS (default: the one in your profile).")  # fmt: skip
+@click.option("--recipient-rpps", metavar="RPPS", help="The recipient's RPPS (11 digits).")
 @click.option("--in-reply-to", metavar="DOC", help="The id of the document this answers.")
 @click.option("--wait", is_flag=True, help="Wait until the signed receipt is back.")
 @click.pass_obj
@@ -585,29 +631,57 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
     kind: str,
     subject: str | None,
     patient_name: str | None,
+    patient_family_name: str | None,
+    patient_given_names: str | None,
     patient_birthdate: str | None,
+    patient_sex: str | None,
     patient_ins: str | None,
+    author_rpps: str | None,
+    recipient_rpps: str | None,
     in_reply_to: str | None,
     wait: bool,
 ) -> None:
-    """Send FILE(S) to PEER as one encrypted, signed document.
+    """Send FILE(S) to PEER as one encrypted, signed document (a letter and its attachments).
 
     PEER is a peer's name, its fingerprint (or the start of it) or its peer id. The
-    document waits in the outbox until PEER's daemon returns a signed receipt.
+    clinical details (patient, RPPS, subject, the document answered) travel inside the
+    encrypted envelope and are signed with the files. The document waits in the outbox
+    until PEER's daemon returns a signed receipt.
     """
-    from .client import quote_part
-    from .documents import check_birthdate, check_ins, check_text
+    from .documents import clinical_metadata
 
     paths = [_check_file(f) for f in files]
-    metadata: dict[str, str] = {}
-    if subject is not None:
-        metadata["subject"] = check_text(subject, "subject")
-    if patient_name is not None:
-        metadata["patient_name"] = check_text(patient_name, "patient's name")
-    if patient_birthdate is not None:
-        metadata["patient_birthdate"] = check_birthdate(patient_birthdate)
-    if patient_ins is not None:
-        metadata["patient_ins"] = check_ins(patient_ins)
+    metadata = clinical_metadata(
+        subject=subject,
+        patient_name=patient_name,
+        family_name=patient_family_name,
+        given_names=patient_given_names,
+        birthdate=patient_birthdate,
+        sex=patient_sex,
+        ins=patient_ins,
+        author_rpps=_author_rpps(state, author_rpps),
+        recipient_rpps=recipient_rpps,
+    )
+    attachments = [
+        {"path": path, "name": Path(typed).name, "type": _media_type(path)}
+        for typed, path in zip(files, paths, strict=True)
+    ]
+    send_document(state, peer, kind, metadata, attachments, in_reply_to=in_reply_to, wait=wait)
+
+
+def send_document(
+    state: State,
+    peer: str,
+    kind: str,
+    metadata: dict[str, str],
+    files: list[dict[str, str]],
+    *,
+    in_reply_to: str | None = None,
+    wait: bool = False,
+) -> str:
+    """Queue one envelope through the API, report it, optionally wait for the receipts."""
+    from .client import quote_part
+
     client = state.client
     if in_reply_to is not None:
         metadata["in_reply_to"] = client.get(f"/v1/documents/{quote_part(in_reply_to)}")["id"]
@@ -615,10 +689,7 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
         "to": [peer],
         "kind": kind,
         "metadata": {k: v for k, v in metadata.items() if v},
-        "files": [
-            {"path": path, "name": Path(typed).name, "type": _media_type(path)}
-            for typed, path in zip(files, paths, strict=True)
-        ],
+        "files": files,
     }
     answer = client.post("/v1/documents", body, timeout=None)  # sealing a big file takes time
     doc_id = str(answer["id"])
@@ -632,7 +703,7 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
     if not wait:
         if not out.json:
             out.line("It will be delivered as soon as they are reachable; `pli outbox` shows it.")
-        return
+        return doc_id
     try:
         _wait_for_receipts(state, doc_id)
     except KeyboardInterrupt:
@@ -640,6 +711,7 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
             f"Stopped waiting. The document stays in the outbox and will be delivered "
             f"when {names} can be reached (`pli outbox` shows it)."
         ) from None
+    return doc_id
 
 
 def _media_type(path: str) -> str:
@@ -888,7 +960,11 @@ def show(state: State, doc: str) -> None:
             ("Written", when(info.get("created_at"))),
             ("Subject", meta.get("subject")),
             ("Patient", _patient(meta)),
+            ("Sex", meta.get("patient_sex")),
             ("INS", meta.get("patient_ins")),
+            ("Author RPPS", meta.get("author_rpps")),
+            ("Recipient RPPS", meta.get("recipient_rpps")),
+            ("Prescription", meta.get("prescription_id")),
             ("In reply to", meta.get("in_reply_to")),
             ("Signature", "checked when the document was received" if incoming else None),
         ]
@@ -932,79 +1008,41 @@ def _fetch_text(client: Client, doc_id: str, index: int) -> str:
 )
 @click.pass_obj
 def export(state: State, doc: str, folder: str) -> None:
-    """Write a document's decrypted file(s) and a metadata sidecar (<name>.pli.json).
+    """Write a document's decrypted file(s) and a signed-metadata sidecar (<name>.pli.json).
 
-    Never overwrites a file (adds " (1)", " (2)" ...) and never trusts the name the
-    sender chose: it is reduced to a plain file name inside the folder.
+    Each file is checked against the sender's signature on the way. The sidecar holds
+    the signature proof `pli verify` checks offline; a prescription also gets a
+    printable page with a QR code. Never overwrites a file (adds " (1)", " (2)" ...)
+    and never trusts the name the sender chose: it is reduced to a plain file name.
     """
-    import json
-
-    from .client import quote_part
-    from .documents import safe_filename, write_new_file
+    from .export import export_document
 
     target = Path(folder).expanduser()
     if not target.is_dir():
         raise BadInput(
             f"The folder “{folder}” does not exist. Create it, or choose another with --to."
         )
-    client, out = state.client, state.out
-    info = client.get(f"/v1/documents/{quote_part(doc)}")
-    doc_id = str(info["id"])
-    receipts = client.get(f"/v1/documents/{doc_id}/receipts")
-    saved: list[Path] = []
-    try:
-        for i, entry in enumerate(info.get("files", [])):
-            name = safe_filename(str(entry.get("name", "")), i + 1)
-            expected = int(entry.get("size") or 0)
-            with client.download(f"/v1/documents/{doc_id}/files/{i}", timeout=300) as chunks:
-                saved.append(write_new_file(target, name, _exactly(chunks, expected, name)))
-        sidecar_name = f"{saved[0].name if saved else f'document-{doc_id[:12]}'}.pli.json"
-        sidecar = {
-            "pli_export": 1,
-            "exported_at": int(time.time()),
-            "document": info,
-            "receipts": receipts,
-            "files": [
-                {"index": i, "name": entry.get("name"), "saved_as": path.name}
-                for i, (entry, path) in enumerate(zip(info.get("files", []), saved, strict=True))
-            ],
-        }
-        data = json.dumps(sidecar, ensure_ascii=False, indent=1).encode("utf-8")
-        sidecar_path = write_new_file(target, sidecar_name, [data])
-    except OSError as exc:
-        raise StorageError(
-            f"Could not write into {target}: {exc.strerror or exc}. Check that the "
-            "folder is writable and the disk has free space."
-        ) from exc
-    if info.get("direction") == "in":
-        _mark_exported(client, doc_id)
+    done = export_document(state.client, doc, target)
+    out = state.out
     if out.json:
-        out.emit({"id": doc_id, "files": [str(p) for p in saved], "sidecar": str(sidecar_path)})
-        return
-    for path in saved:
-        out.line(f"Saved {path}")
-    out.line(f"Saved the document's details and receipts in {sidecar_path}")
-
-
-def _exactly(chunks: Iterable[bytes], expected: int, name: str) -> Iterator[bytes]:
-    """Pass ``chunks`` through; fail (so nothing is kept) if the size is not ``expected``."""
-    total = 0
-    for chunk in chunks:
-        total += len(chunk)
-        if total > expected:
-            break
-        yield chunk
-    if total != expected:
-        raise StorageError(
-            f"The daemon returned {name} incomplete or damaged; nothing was "
-            "saved for it. Try again, and check the daemon's log."
+        out.emit(
+            {
+                "id": done.doc_id,
+                "kind": done.kind,
+                "files": [str(p) for p in done.files],
+                "sidecar": str(done.sidecar),
+                "page": str(done.page) if done.page else None,
+            }
         )
+        return
+    for path in done.files:
+        out.line(f"Saved {path}")
+    if done.page is not None:
+        out.line(f"Saved the printable prescription in {done.page}")
+    out.line(f"Saved the document's details, receipts and signature proof in {done.sidecar}")
+    for note in done.notes:
+        out.line(note)
+    out.line(f"Check it any time, offline: pli verify {done.sidecar}")
 
 
-def _mark_exported(client: Client, doc_id: str) -> None:
-    """Tell the daemon (so `pli inbox` hides it); older daemons lack the route: fine."""
-    try:
-        client.post(f"/v1/documents/{doc_id}/exported", {})
-    except PliError as exc:
-        if exc.code not in ("http-404", "http-405"):
-            raise
+from . import cli_documents, cli_pairing  # noqa: E402, F401 - they register their commands

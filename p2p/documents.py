@@ -4,7 +4,11 @@ What lives here:
 
 - validators for the command line, each returning the normalised value or raising
   ``BadInput`` with a sentence a doctor can act on: ``check_rpps``, ``check_ins``
-  (the INS / NIR number and its key), ``check_birthdate``, ``check_text``;
+  (the INS / NIR number and its key), ``check_birthdate``, ``check_sex``, ``check_text``;
+- ``clinical_metadata``: every clinical field of a document at once (patient names,
+  birth date, sex, INS, author and recipient RPPS, subject), checked against each
+  other (an INS says the patient's sex and year of birth), as the envelope's
+  ``metadata`` map. The keys are listed in ``METADATA_KEYS`` (and docs/api.md);
 - ``safe_filename``: turn a name chosen by a *remote* peer into a harmless basename
   (never trusted as a path: no separators, no control characters, never ``.``/``..``);
 - ``write_new_file``: write into a folder atomically, never overwriting anything
@@ -51,13 +55,13 @@ def check_text(value: str, what: str) -> str:
     return value
 
 
-def check_rpps(value: str) -> str:
+def check_rpps(value: str, option: str = "--rpps") -> str:
     """An RPPS number (the national directory of health professionals): 11 digits."""
     cleaned = re.sub(r"\s", "", value)
     if not _RPPS.fullmatch(cleaned):
         raise BadInput(
-            f"“{value}” is not an RPPS number: it has exactly 11 digits (it is printed on your "
-            "CPS card). Leave --rpps out if you do not have one."
+            f"“{value}” is not an RPPS number: it has exactly 11 digits (it is printed on the "
+            f"CPS card). Leave {option} out if you do not have one."
         )
     return cleaned
 
@@ -108,6 +112,129 @@ def check_birthdate(value: str, *, today: dt.date | None = None) -> str:
     if date.year < 1880:
         raise BadInput(f"The birth date {text} is too far in the past: check the year.")
     return text
+
+
+#: The clinical metadata keys pli writes into an envelope (all optional, all text).
+METADATA_KEYS = (
+    "subject",
+    "patient_name",  # as shown: "DUPONT Jean", or free text when not split
+    "patient_family_name",  # nom de naissance
+    "patient_given_names",  # prénoms
+    "patient_birthdate",  # YYYY-MM-DD
+    "patient_sex",  # F, M or U (unknown / other)
+    "patient_ins",  # 15 characters, key checked
+    "author_rpps",  # 11 digits: who wrote it
+    "recipient_rpps",  # 11 digits: who it is for
+    "in_reply_to",  # the full id of the document this answers
+    "prescription_id",  # a prescription's own id (also inside its JSON file)
+)
+
+_SEXES = {
+    "F": "F", "FEMME": "F", "FEMALE": "F", "W": "F",
+    "M": "M", "H": "M", "HOMME": "M", "MALE": "M",
+    "U": "U", "I": "U", "X": "U", "O": "U", "INCONNU": "U", "UNKNOWN": "U",
+}  # fmt: skip
+
+
+def check_sex(value: str) -> str:
+    """The patient's sex as on the INS: ``F``, ``M``, or ``U`` (unknown or other)."""
+    found = _SEXES.get(value.strip().upper())
+    if found is None:
+        raise BadInput(
+            f"“{value}” is not a sex pli knows: write F (female), M (male) or U (unknown/other)."
+        )
+    return found
+
+
+def split_patient_name(value: str) -> tuple[str, str] | None:
+    """``"DUPONT, Jean Pierre"`` → ``("DUPONT", "Jean Pierre")``; None without a comma.
+
+    pli never guesses which words are the family name: only a comma (or the explicit
+    options) splits a name, as identity-vigilance rules want.
+    """
+    if "," not in value:
+        return None
+    family, _, given = value.partition(",")
+    if "," in given:
+        raise BadInput(
+            f"“{value}” has more than one comma: write the patient's name as "
+            "“FAMILY NAME, Given names”, e.g. “DUPONT, Jean Pierre”."
+        )
+    return family.strip(), given.strip()
+
+
+def _check_ins_traits(ins: str, sex: str, birthdate: str) -> None:
+    """An INS (NIR) encodes the sex (first digit) and the year and month of birth."""
+    if ins[0] in "12" and sex in ("F", "M") and {"1": "M", "2": "F"}[ins[0]] != sex:
+        said = "a man" if ins[0] == "1" else "a woman"
+        raise BadInput(
+            f"The INS {ins} is {said}'s (it starts with {ins[0]}) but the sex given is {sex}. "
+            "Check both against the Carte Vitale."
+        )
+    if not birthdate or ins[0] not in "12":
+        return
+    year, month = birthdate[2:4], birthdate[5:7]
+    ins_month = ins[3:5]
+    if ins[1:3] != year or ("01" <= ins_month <= "12" and ins_month != month):
+        raise BadInput(
+            f"The INS {ins} says the patient was born in {ins_month}/…{ins[1:3]}, which does "
+            f"not match the birth date {birthdate}. Check both against the Carte Vitale "
+            "(leave --patient-ins out if the card really says so)."
+        )
+
+
+def clinical_metadata(
+    *,
+    subject: str | None = None,
+    patient_name: str | None = None,
+    family_name: str | None = None,
+    given_names: str | None = None,
+    birthdate: str | None = None,
+    sex: str | None = None,
+    ins: str | None = None,
+    author_rpps: str | None = None,
+    recipient_rpps: str | None = None,
+    today: dt.date | None = None,
+) -> dict[str, str]:
+    """The envelope's clinical ``metadata``, each field checked; empty fields left out.
+
+    ``patient_name`` written ``"FAMILY, Given"`` fills the family and given names
+    too; without a comma it is kept as typed. Raises ``BadInput``.
+    """
+    meta: dict[str, str] = {}
+    if subject is not None:
+        meta["subject"] = check_text(subject, "subject")
+    family = check_text(family_name, "patient's family name") if family_name else ""
+    given = check_text(given_names, "patient's given names") if given_names else ""
+    if patient_name is not None:
+        name = check_text(patient_name, "patient's name")
+        split = split_patient_name(name)
+        if split is not None:
+            if (family and family != split[0]) or (given and given != split[1]):
+                raise BadInput(
+                    "--patient-name and --patient-family-name / --patient-given-names "
+                    "disagree: give the name once."
+                )
+            family, given = split
+        meta["patient_name"] = name if split is None else ""
+    if family or given:
+        meta["patient_family_name"] = family
+        meta["patient_given_names"] = given
+        meta["patient_name"] = meta.get("patient_name") or f"{family.upper()} {given}".strip()
+    if birthdate is not None:
+        meta["patient_birthdate"] = check_birthdate(birthdate, today=today)
+    if sex is not None:
+        meta["patient_sex"] = check_sex(sex)
+    if ins is not None:
+        meta["patient_ins"] = check_ins(ins)
+        _check_ins_traits(
+            meta["patient_ins"], meta.get("patient_sex", ""), meta.get("patient_birthdate", "")
+        )
+    if author_rpps:
+        meta["author_rpps"] = check_rpps(author_rpps, "--author-rpps")
+    if recipient_rpps:
+        meta["recipient_rpps"] = check_rpps(recipient_rpps, "--recipient-rpps")
+    return {key: value for key, value in meta.items() if value}
 
 
 # --- received file names -------------------------------------------------------------

@@ -3,10 +3,10 @@
 1. protocol/ is sans-IO: no asyncio, sockets, aiohttp, zeroconf, p2p, files.
 2. p2p/ uses protocol/ only through what ``protocol/__init__.py`` exports.
 3. Inside p2p/, services of one level do not import each other, and nothing
-   imports the API or the CLI. Below the services sits a foundation (errors,
-   events, config, store, blobs) that every service may use and that imports
-   no service: the outbox and the inbox persist through the store, they do not
-   talk to it as a peer.
+   imports the API or the CLI (``cli_*.py`` hold more of the CLI's commands).
+   Below the services sits a foundation (errors, events, config, store, blobs)
+   that every service may use and that imports no service: the outbox and the
+   inbox persist through the store, they do not talk to it as a peer.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ BANNED_IN_PROTOCOL = {
 SERVICES = {"discovery", "pairing", "transport", "outbox", "inbox", "keystore"}
 # The foundation every service may use; it imports no service.
 FOUNDATION = {"errors", "events", "config", "store", "blobs"}
-TOP = {"api", "cli", "client", "daemon", "demo", "__main__", "render"}
+TOP = {"api", "cli", "client", "daemon", "demo", "__main__", "render", "cli_pairing",
+       "cli_documents", "export", "verify", "prescription"}  # fmt: skip
 
 
 def imports_of(path: Path) -> list[tuple[int, str]]:
@@ -96,6 +97,7 @@ def test_nothing_imports_the_api_or_the_cli() -> None:
                 and len(parts) > 1
                 and parts[1] in {"api", "cli"}
                 and path.stem not in {"cli", "__main__", "demo"}
+                and not path.stem.startswith("cli_")  # the CLI's commands, in several files
             ):
                 offences.append(f"{path.name}:{line} imports {module}")
     assert offences == []

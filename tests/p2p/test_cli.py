@@ -7,20 +7,18 @@ real ``python -m p2p daemon`` processes in temporary homes (marked ``slow``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import signal
 import socket
-import socketserver
 import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,7 +29,12 @@ from p2p import errors
 from p2p.cli import cli
 from p2p.client import Client
 
-COMMANDS = ["init", "id", "daemon", "status", "peers", "send", "inbox", "outbox", "show", "export"]
+from .fake_api import FakeApi
+
+COMMANDS = ["init", "id", "daemon", "status", "peers", "send", "inbox", "outbox", "show", "export",
+            "pair", "prescribe", "verify", "demo"]  # fmt: skip
+SUBCOMMANDS = ["peers remove", "peers add", "peers accept", "peers pending", "pair invite",
+               "pair accept"]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +68,7 @@ def test_help_lists_the_commands() -> None:
     assert "add-card" not in result.output
 
 
-@pytest.mark.parametrize("command", [*COMMANDS, "peers remove"])
+@pytest.mark.parametrize("command", [*COMMANDS, *SUBCOMMANDS])
 def test_every_command_has_help_and_the_common_options(command: str) -> None:
     result = run(*command.split(), "--help")
     assert result.exit_code == 0, result.output
@@ -204,7 +207,7 @@ def test_daemon_on_a_busy_port_says_so(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
     assert proc.returncode == 1
-    assert f"Port {port} is already used" in proc.stderr
+    assert f"{port} is already used" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -294,58 +297,6 @@ def test_export_into_a_missing_folder(tmp_path: Path) -> None:
 
 
 # --- the client against a fake API -------------------------------------------------------
-
-
-class FakeApi(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    """Answers ``(method, path)`` from a table; a list is served in turn (the last repeats)."""
-
-    daemon_threads = True
-    answers: dict[tuple[str, str], Any]
-    requests: list[tuple[str, str, Any]]
-
-
-NO_ROUTE = (404, {"error": {"code": "http-404", "message": "no route"}})
-
-
-class FakeHandler(BaseHTTPRequestHandler):
-    server: FakeApi
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
-        self.server.requests.append((self.command, self.path, body))
-        answer = self.server.answers.get((self.command, self.path), NO_ROUTE)
-        if isinstance(answer, list):
-            answer = answer.pop(0) if len(answer) > 1 else answer[0]
-        status, payload = answer
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_DELETE = _answer
-
-    def address_string(self) -> str:
-        return "local"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def fake_api() -> Iterator[tuple[Path, FakeApi]]:
-    home = Path(tempfile.mkdtemp(prefix="pli-fake-"))
-    server = FakeApi(str(home / "api.sock"), FakeHandler)
-    server.answers = {}
-    server.requests = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield home, server
-    server.shutdown()
-    server.server_close()
-    shutil.rmtree(home, ignore_errors=True)
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
@@ -508,19 +459,34 @@ def _document(name: str, size: int) -> dict[str, Any]:
     }
 
 
+def _evidence(*contents: bytes) -> dict[str, Any]:
+    """What ``GET /v1/documents/{doc}/evidence`` answers (export checks the hashes only)."""
+    return {
+        "id": DOC,
+        "evidence": "AAAA",
+        "signer_fingerprint": "AAAAA",
+        "files": [{"name": "x", "sha256": hashlib.sha256(c).hexdigest()} for c in contents],
+    }
+
+
 def test_export_sanitises_and_marks_exported(
     fake_api: tuple[Path, FakeApi], tmp_path: Path
 ) -> None:
     home, server = fake_api
     server.answers["GET", "/v1/documents/abab"] = (200, _document("../../../.profile", 5))
     server.answers["GET", f"/v1/documents/{DOC}/receipts"] = (200, [])
+    server.answers["GET", f"/v1/documents/{DOC}/evidence"] = (200, _evidence(b"hello"))
     server.answers["GET", f"/v1/documents/{DOC}/files/0"] = (200, b"hello")
     server.answers["POST", f"/v1/documents/{DOC}/exported"] = (200, {})
     result = run("--home", home, "export", "abab", "--to", tmp_path)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "profile").read_bytes() == b"hello"
     sidecar = json.loads((tmp_path / "profile.pli.json").read_text())
-    assert sidecar["files"] == [{"index": 0, "name": "../../../.profile", "saved_as": "profile"}]
+    assert sidecar["files"] == [
+        {"index": 0, "name": "../../../.profile", "saved_as": "profile",
+         "sha256": hashlib.sha256(b"hello").hexdigest()}
+    ]  # fmt: skip
+    assert sidecar["evidence"]["evidence"] == "AAAA"
     assert ("POST", f"/v1/documents/{DOC}/exported", {}) in server.requests
 
 
@@ -530,6 +496,7 @@ def test_export_keeps_nothing_of_a_truncated_file(
     home, server = fake_api
     server.answers["GET", "/v1/documents/abab"] = (200, _document("lettre.txt", 50))
     server.answers["GET", f"/v1/documents/{DOC}/receipts"] = (200, [])
+    server.answers["GET", f"/v1/documents/{DOC}/evidence"] = (200, _evidence(b"x" * 50))
     server.answers["GET", f"/v1/documents/{DOC}/files/0"] = (200, b"only part")
     result = run("--home", home, "export", "abab", "--to", tmp_path)
     assert result.exit_code == 1
@@ -697,7 +664,7 @@ def test_send_wait_inbox_show_export(
         "--patient-name",
         "Jean Dupont",
         "--patient-birthdate",
-        "1950-02-03",
+        "1955-08-14",
         "--patient-ins",
         "2 55 08 14 168 025 38",
         "--wait",

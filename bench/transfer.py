@@ -5,6 +5,7 @@ Run by hand from the repository root (never in the tests)::
     .venv/bin/python -m bench.transfer                     # everything (wormhole needs root)
     .venv/bin/python -m bench.transfer --sizes 10K,100M --runs 5 --skip-wormhole
     .venv/bin/python -m bench.transfer --malloc-tuned      # daemons run with GLIBC_TUNABLES
+    .venv/bin/python -m bench.transfer --profile /tmp/prof # py-spy both daemons (collapsed stacks)
 
 One run starts two ``python -m p2p daemon`` processes (temporary homes, peer
 ports on 127.0.0.1, discovery off), makes each trust the other's card
@@ -83,7 +84,7 @@ GOAL_MBPS = 600.0  # 1 GiB
 GOAL_LATENCY_MS = 10.0  # median, 10 KiB letter queued → receipt
 GOAL_LETTERS = 500.0  # per second, with receipts
 GOAL_RSS_MB = 64.0  # peak per daemon
-ANCHORS = "wormhole ~280 MB/s here, scp ~390 (shared/bench/anchors-2026-11-28.md)"
+ANCHORS = "anchors: wormhole ~280 MB/s here, scp ~390, in shared/bench/anchors-2026-11-28.md"
 
 TUNABLES = "glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=134217728"
 POLL_LETTER = 0.001
@@ -280,6 +281,7 @@ class Sent:
     doc_id: str
     seal: float
     transfer: float  # queued → receipt stored
+    cpu: tuple[float, float, float] = (0.0, 0.0, 0.0)  # A sealing, A sending, B
 
 
 @dataclass
@@ -287,7 +289,6 @@ class SizeResult:
     size: int
     runs: list[Sent] = field(default_factory=list)
     rss: tuple[float, float] = (0.0, 0.0)
-    cpu: tuple[float, float] = (0.0, 0.0)
     rss_reset: bool = True
 
     def transfer(self) -> float:
@@ -298,6 +299,14 @@ class SizeResult:
 
     def mbps(self) -> list[float]:
         return [self.size / run.transfer / MB for run in self.runs]
+
+    def cpu(self) -> tuple[float, float, float]:
+        """Median CPU seconds: A sealing, A sending (incl. the status polls), B receiving."""
+        return (
+            statistics.median(run.cpu[0] for run in self.runs),
+            statistics.median(run.cpu[1] for run in self.runs),
+            statistics.median(run.cpu[2] for run in self.runs),
+        )
 
     def mbps_with_seal(self) -> list[float]:
         return [self.size / (run.seal + run.transfer) / MB for run in self.runs]
@@ -337,11 +346,14 @@ class Pair:
 
     def send(self, path: Path, kind: str, interval: float, timeout: float) -> Sent:
         base = self.a.delivered()
+        cpu_a, cpu_b = self.a.cpu_seconds(), self.b.cpu_seconds()
         started = time.perf_counter()
         doc_id = self.queue(path, kind)
         queued = time.perf_counter()
+        cpu_sealed = self.a.cpu_seconds()
         done = self.wait_delivered(base + 1, interval, timeout)
-        return Sent(doc_id, queued - started, done - queued)
+        cpu = (cpu_sealed - cpu_a, self.a.cpu_seconds() - cpu_sealed, self.b.cpu_seconds() - cpu_b)
+        return Sent(doc_id, queued - started, done - queued, cpu)
 
     def poll_round_trip(self) -> float:
         times = []
@@ -354,7 +366,6 @@ class Pair:
     def files(self, path: Path, size: int, runs: int) -> SizeResult:
         result = SizeResult(size)
         result.rss_reset = self.a.reset_peak() and self.b.reset_peak()
-        cpu_a, cpu_b = self.a.cpu_seconds(), self.b.cpu_seconds()
         interval = POLL_LETTER if size <= MiB else POLL_FILE if size < GiB else POLL_LARGE
         timeout = 120 + size / 20e6
         for index in range(runs):
@@ -366,10 +377,6 @@ class Pair:
                 self.a.forget(sent.doc_id)
                 self.b.forget(sent.doc_id)
         result.rss = (self.a.peak_rss_mb(), self.b.peak_rss_mb())
-        result.cpu = (
-            (self.a.cpu_seconds() - cpu_a) / runs,
-            (self.b.cpu_seconds() - cpu_b) / runs,
-        )
         return result
 
     def latency(self, path: Path, count: int) -> list[Sent]:
@@ -643,7 +650,7 @@ def report(
     print()
     print("| size | runs | seal s (median) | queued → receipt s (median) "
           "| MB/s min / median / max | MB/s incl. seal (median) "
-          "| peak RSS A / B MB | CPU s A / B per run | goal |")  # fmt: skip
+          "| peak RSS A / B MB | CPU s: A seal / A send / B | goal |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for res in results:
         verdicts = []
@@ -658,7 +665,7 @@ def report(
             f"| {spread(res.mbps(), 0 if res.size > MiB else 2)} "
             f"| {statistics.median(res.mbps_with_seal()):.{0 if res.size > MiB else 2}f} "
             f"| {res.rss[0]:.1f} / {res.rss[1]:.1f}{rss_note} "
-            f"| {res.cpu[0]:.2f} / {res.cpu[1]:.2f} | {'; '.join(verdicts)} |"
+            f"| {' / '.join(f'{cpu:.2f}' for cpu in res.cpu())} | {'; '.join(verdicts)} |"
         )
     print()
     if letters:
@@ -687,6 +694,8 @@ def report(
           f"{poll * 1000:.2f} ms (idle median), sleeping {POLL_LETTER * 1000:.0f} ms (letters) / "
           f"{POLL_FILE * 1000:.0f} ms (files < 1 GiB) / {POLL_LARGE * 1000:.0f} ms (1 GiB) "
           "between polls")  # fmt: skip
+    print(f"load average now {os.getloadavg()[0]:.2f} (2 vCPUs shared by both daemons, the bench "
+          "and anything else running: wall-clock figures vary from run to run)")  # fmt: skip
     print(f"goals: 1 GiB ≥ {GOAL_MBPS:.0f} MB/s ({ANCHORS}); letter median ≤ "
           f"{GOAL_LATENCY_MS:.0f} ms; ≥ {GOAL_LETTERS:.0f} letters/s; peak RSS ≤ "
           f"{GOAL_RSS_MB:.0f} MB per daemon")  # fmt: skip
@@ -696,23 +705,24 @@ def report(
     print("## magic-wormhole 0.24, same files, lo-only namespace, local mailbox + transit relay")
     print()
     print("| size | runs | e2e s (median) | e2e MB/s (median) | data-phase MB/s (median) "
-          "| peak RSS send / recv MB | pli queued → receipt vs wormhole e2e "
-          "| pli incl. seal vs wormhole e2e |")  # fmt: skip
+          "| peak RSS send / recv MB | speed ratio pli (queued → receipt) ÷ wormhole e2e "
+          "| ratio with pli's seal included |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     by_size = {res.size: res for res in results}
     for size_text, rows in worm["sizes"].items():
         size = int(size_text)
         e2e = statistics.median(row["e2e"] for row in rows)
         spans = [row["rx_file"] for row in rows if row["rx_file"]]
-        data = f"{size / statistics.median(spans) / MB:.1f}" if spans else "?"
+        data = f"{size / statistics.median(spans) / MB:.1f}" if spans else "–"
         rss = (statistics.median(r["rss_send"] for r in rows),
                statistics.median(r["rss_recv"] for r in rows))  # fmt: skip
         ours = by_size.get(size)
         ratio = ratio_seal = "–"
         if ours is not None:
-            ratio = f"{e2e / ours.transfer():.1f}× faster"
-            ratio_seal = f"{e2e / (ours.transfer() + ours.seal()):.1f}× faster"
-        print(f"| {label(size)} | {len(rows)} | {e2e:.3f} | {size / e2e / MB:.1f} | {data} "
+            ratio = f"{e2e / ours.transfer():.1f}×"
+            ratio_seal = f"{e2e / (ours.transfer() + ours.seal()):.1f}×"
+        digits = 1 if size >= MiB else 3
+        print(f"| {label(size)} | {len(rows)} | {e2e:.3f} | {size / e2e / MB:.{digits}f} | {data} "
               f"| {rss[0]:.1f} / {rss[1]:.1f} | {ratio} | {ratio_seal} |")  # fmt: skip
     small = worm["small"]
     if small and letters:
@@ -757,7 +767,8 @@ def main() -> None:
     parser.add_argument(
         "--malloc-tuned",
         action="store_true",
-        help=f"run the daemons with GLIBC_TUNABLES={TUNABLES}",
+        help=f"run the daemons with GLIBC_TUNABLES={TUNABLES} (the daemons set similar "
+        "values themselves at start, see p2p.transport.tune_malloc: kept to compare)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument(

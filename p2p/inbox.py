@@ -29,6 +29,7 @@ import contextlib
 import logging
 import os
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -110,16 +111,21 @@ class _Commit:
     done: asyncio.Future[bytes]
 
 
-def _write_synced(path: Path, data: bytes | bytearray) -> None:
-    """Write a whole file and fsync it (the caller renames it into place)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _write_whole(path: Path, data: bytes | bytearray) -> BinaryIO:
+    """Create ``path`` (mode 0600) holding ``data``; the open file, not yet fsync'd."""
+    handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        handle.write(data)
+        handle.flush()
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _shutdown(*executors: ThreadPoolExecutor) -> None:
+    for executor in executors:
+        executor.shutdown(wait=False)
 
 
 def _ignore_result(future: asyncio.Future[None]) -> None:
@@ -161,6 +167,13 @@ class Inbox:
         self._committing: dict[tuple[str, str], asyncio.Future[bytes]] = {}
         self._commit_task: asyncio.Task[None] | None = None
         self._buffered = 0  # bytes of small envelopes waiting for the committer
+        # Idle threads end with the inbox even if close() is never called.
+        weakref.finalize(self, _shutdown, self._verifier, self._writer, self._committer)
+
+    def close(self) -> None:
+        """Stop the worker threads once their queued work is done (a commit under
+        way completes: it is consistent whenever it stops)."""
+        _shutdown(self._verifier, self._writer, self._committer)
 
     async def on_offer(self, channel: Link, sender: PublicIdentity, offer: messages.Offer) -> None:
         """Answer an offer: resend the receipt, refuse, or accept from an offset."""
@@ -310,7 +323,7 @@ class Inbox:
             raise TransferRefused("envelope bytes that were not offered")
         transfer.received += len(data)
         pending = transfer.pending
-        small = not pending and len(data) <= _INLINE_MAX
+        small = transfer.buffer is not None and not pending  # a letter: no thread hop
         pending.append(self._on_verifier(small, self._absorb, transfer, data))
         last = transfer.received == transfer.size
         try:
@@ -410,22 +423,28 @@ class Inbox:
 
     def _commit(self, batch: list[_Commit]) -> list[bytes]:
         """Committer thread: make the envelopes durable, then record them; the receipts."""
-        folders = set()
-        for item in batch:
-            transfer = item.transfer
-            doc_hex = transfer.doc_id.hex()
-            partial = self._layout.partial(transfer.sender, doc_hex)
-            if transfer.buffer is not None:
-                _write_synced(partial, transfer.buffer)
-            else:
-                assert transfer.file is not None
-                transfer.file.flush()
-                os.fsync(transfer.file.fileno())
-                transfer.file.close()
-            final = self._layout.received_envelope(transfer.sender, doc_hex)
+        moves: list[tuple[Path, Path]] = []
+        handles: list[BinaryIO] = []
+        try:
+            for item in batch:
+                transfer = item.transfer
+                doc_hex = transfer.doc_id.hex()
+                partial = self._layout.partial(transfer.sender, doc_hex)
+                if transfer.buffer is not None:
+                    handles.append(_write_whole(partial, transfer.buffer))
+                else:
+                    assert transfer.file is not None
+                    transfer.file.flush()
+                    handles.append(transfer.file)
+                moves.append((partial, self._layout.received_envelope(transfer.sender, doc_hex)))
+            for handle in handles:
+                os.fsync(handle.fileno())
+        finally:
+            for handle in handles:
+                handle.close()
+        for partial, final in moves:
             os.replace(partial, final)
-            folders.add(final.parent)
-        for folder in folders:
+        for folder in {final.parent for _partial, final in moves}:
             fsync_dir(folder)
         now = int(time.time())
         rows, receipts = [], []
@@ -468,10 +487,8 @@ class Inbox:
                 with contextlib.suppress(OSError):
                     transfer.file.close()
 
-        self._verifier_jobs += 1
-        asyncio.get_running_loop().run_in_executor(self._verifier, release).add_done_callback(
-            self._verifier_done
-        )
+        with contextlib.suppress(RuntimeError):  # the inbox was closed: nothing to release
+            self._on_verifier(False, release).add_done_callback(_ignore_result)
 
     def channel_closed(self, channel: Link) -> None:
         """Keep the partial file for a resume; just release the handle."""

@@ -31,7 +31,7 @@ from protocol import (
 # --- sentences for people ------------------------------------------------------------------
 
 EXPIRED_MESSAGE: Final = (
-    "This pairing code has expired (codes last 10 minutes). Ask your colleague for a new one."
+    "This pairing code has expired. Ask your colleague for a new one."
 )
 USED_MESSAGE: Final = (
     "This pairing code was already used: each code works only once. "

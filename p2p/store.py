@@ -113,8 +113,11 @@ class InboxRow:
 class Store:
     """One SQLite database, shared by the event loop and worker threads.
 
-    A lock serialises access: the inbox records a verified document from the
-    thread that verified it, while the loop keeps answering the local API.
+    Two connections, each behind its own lock: one writes (every transaction,
+    from the loop or a worker thread), one reads. In WAL mode a reader sees the
+    last committed state and never waits for a writer, so a query on the event
+    loop (an offer's duplicate check, the local API) is not held up while a
+    worker thread's commit waits for its fsync.
     """
 
     def __init__(self, path: Path) -> None:
@@ -128,6 +131,11 @@ class Store:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+            self._read_lock = threading.Lock()
+            self._reader = sqlite3.connect(
+                path, isolation_level=None, timeout=10, check_same_thread=False
+            )
+            self._reader.execute("PRAGMA query_only=ON")
         except sqlite3.Error as exc:
             raise StorageError(
                 f"The database {path} could not be opened ({exc}). "
@@ -136,7 +144,10 @@ class Store:
         path.chmod(0o600)
 
     def close(self) -> None:
-        self._db.close()
+        with self._read_lock:
+            self._reader.close()
+        with self._lock:
+            self._db.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -159,8 +170,8 @@ class Store:
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
-            with self._lock:
-                return self._db.execute(sql, args).fetchall()
+            with self._read_lock:
+                return self._reader.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"The database could not be read ({exc}).") from exc
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from protocol import (
     AuthenticationFailed,
@@ -41,7 +42,6 @@ from protocol import (
 from . import keystore
 from .blobs import Layout
 from .config import Config, load_profile
-from .discovery import Discovery
 from .errors import BadInput, NotPaired, PeerUnknown, PeerUnreachable, StorageError
 from .events import DocumentDelivered, DocumentReceived, PeerGone, PeerSeen
 from .inbox import Inbox, TransferRefused
@@ -49,6 +49,9 @@ from .outbox import Outbox
 from .pairing import PairingService
 from .store import PeerRow, Store
 from .transport import Channel, ChannelClosed, Transport
+
+if TYPE_CHECKING:
+    from .discovery import Discovery
 
 log = logging.getLogger("pli.daemon")
 
@@ -79,7 +82,7 @@ class Daemon:
             self.me, self._authorize, self._serve_channel,
             on_pairing=self.pairing.serve, handshake_deadline=config.handshake_deadline,
         )  # fmt: skip
-        self.discovery: Discovery | None = None
+        self.discovery: Discovery | None = None  # started with the transport, if enabled
         self._seen: dict[str, str] = {}  # peer id -> address announced on the LAN (a hint)
         self._background: set[asyncio.Task[None]] = set()
         self.inbox = Inbox(self.store, self.layout, self.me, self._check_sender, self._received)
@@ -135,6 +138,8 @@ class Daemon:
         log.info("listening for peers on %s:%d as %s", self.config.listen_host, port,
                  self.me.peer_id.short)  # fmt: skip
         if self.config.discovery:
+            from .discovery import Discovery  # zeroconf costs ~3 MiB: only when it is used
+
             self.discovery = Discovery(
                 port=port,
                 interfaces=self._discovery_interfaces(),
@@ -161,6 +166,7 @@ class Daemon:
             if self.discovery is not None:
                 await self.discovery.stop()
             await self.transport.stop()
+            await asyncio.to_thread(self.inbox.close, wait=True)  # commits under way finish
             self.store.close()
             log.info("stopped")
 

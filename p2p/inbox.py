@@ -123,9 +123,9 @@ def _write_whole(path: Path, data: bytes | bytearray) -> BinaryIO:
     return handle
 
 
-def _shutdown(*executors: ThreadPoolExecutor) -> None:
+def _shutdown(*executors: ThreadPoolExecutor, wait: bool = False) -> None:
     for executor in executors:
-        executor.shutdown(wait=False)
+        executor.shutdown(wait=wait)
 
 
 def _ignore_result(future: asyncio.Future[None]) -> None:
@@ -170,10 +170,10 @@ class Inbox:
         # Idle threads end with the inbox even if close() is never called.
         weakref.finalize(self, _shutdown, self._verifier, self._writer, self._committer)
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = False) -> None:
         """Stop the worker threads once their queued work is done (a commit under
-        way completes: it is consistent whenever it stops)."""
-        _shutdown(self._verifier, self._writer, self._committer)
+        way completes: it is consistent whenever it stops). ``wait`` blocks until then."""
+        _shutdown(self._verifier, self._writer, self._committer, wait=wait)
 
     async def on_offer(self, channel: Link, sender: PublicIdentity, offer: messages.Offer) -> None:
         """Answer an offer: resend the receipt, refuse, or accept from an offset."""

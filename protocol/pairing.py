@@ -146,7 +146,6 @@ from typing import Any, Final
 from nacl import bindings as nacl_bindings
 from nacl import exceptions as nacl_exceptions
 from nacl import utils as nacl_utils
-from spake2 import SPAKE2_A, SPAKE2_B, SPAKEError
 
 from . import codec, limits
 from ._hashing import constant_time_equal, derive_key, labelled_hash
@@ -501,6 +500,8 @@ def _spake_start(spake: Any) -> bytes:
 
 
 def _spake_finish(spake: Any, message: bytes) -> bytes:
+    from spake2 import SPAKEError
+
     try:
         key = spake.finish(message)
     except SPAKEError as exc:  # e.g. our own message reflected back to us
@@ -701,6 +702,8 @@ class Pairing:
         if self._state is not _State.START:
             raise LocalProtocolError("start() was already called")
         self._code_used = True
+        from spake2 import SPAKE2_A  # imported on use: it loads `cryptography` (~7 MiB)
+
         self._spake = SPAKE2_A(
             self._code.password, idA=_ID_INVITEE, idB=_ID_INVITER, entropy_f=self._entropy
         )
@@ -739,6 +742,8 @@ class Pairing:
             )
         self._commit = codec.fixed_bytes(fields, "commit", _COMMIT_SIZE, what)
         self._code_used = True
+        from spake2 import SPAKE2_B  # imported on use: it loads `cryptography` (~7 MiB)
+
         self._spake = SPAKE2_B(
             self._code.password, idA=_ID_INVITEE, idB=_ID_INVITER, entropy_f=self._entropy
         )

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from protocol import (
     AuthenticationFailed,
@@ -52,6 +52,8 @@ from .transport import Channel, ChannelClosed, Transport
 
 if TYPE_CHECKING:
     from .discovery import Discovery
+
+_Event = TypeVar("_Event", MetaReceived, Verified)
 
 log = logging.getLogger("pli.daemon")
 
@@ -347,27 +349,21 @@ class Daemon:
 
     def describe(self, path: Path) -> DocumentMeta:
         """The inner header of a stored envelope (it was verified when it was stored)."""
-        reader = EnvelopeReader(self.me, want_plaintext=False)
-        try:
-            with open(path, "rb") as handle:
-                while chunk := handle.read(64 * 1024):
-                    for event in reader.feed(chunk):
-                        if isinstance(event, MetaReceived):
-                            return event.meta
-        except OSError as exc:
-            raise StorageError(f"The stored document {path.name} could not be read.") from exc
-        raise StorageError(f"The stored document {path.name} is damaged.")
+        return self._read_stored(path, MetaReceived, 64 * 1024).meta
 
     def evidence(self, path: Path) -> Evidence:
         """Verify a stored envelope from end to end (no plaintext) and return its proof."""
+        return Evidence.of(self._read_stored(path, Verified, 1024 * 1024).envelope)
+
+    def _read_stored(self, path: Path, wanted: type[_Event], chunk_size: int) -> _Event:
+        """Feed a stored envelope to a verify-only reader until the event ``wanted``."""
         reader = EnvelopeReader(self.me, want_plaintext=False)
         try:
             with open(path, "rb") as handle:
-                while chunk := handle.read(1024 * 1024):
+                while chunk := handle.read(chunk_size):
                     for event in reader.feed(chunk):
-                        if isinstance(event, Verified):
-                            return Evidence.of(event.envelope)
-            reader.close()
+                        if isinstance(event, wanted):
+                            return event
         except OSError as exc:
             raise StorageError(f"The stored document {path.name} could not be read.") from exc
         raise StorageError(f"The stored document {path.name} is damaged.")

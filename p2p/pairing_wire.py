@@ -30,9 +30,7 @@ from protocol import (
 
 # --- sentences for people ------------------------------------------------------------------
 
-EXPIRED_MESSAGE: Final = (
-    "This pairing code has expired. Ask your colleague for a new one."
-)
+EXPIRED_MESSAGE: Final = "This pairing code has expired. Ask your colleague for a new one."
 USED_MESSAGE: Final = (
     "This pairing code was already used: each code works only once. "
     "Nothing was saved. Ask your colleague for a new one."

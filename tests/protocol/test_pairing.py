@@ -812,7 +812,7 @@ def _inputs(number: int) -> st.SearchStrategy[bytes]:
     return st.one_of(st.binary(max_size=200), mutated, shaped)
 
 
-def _only_remote_errors(side: Pairing, data: bytes) -> None:
+def check_only_remote_errors(side: Pairing, data: bytes) -> None:
     try:
         side.receive(data)
     except RemoteProtocolError:
@@ -827,25 +827,25 @@ _fuzz = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCh
 @_fuzz
 @given(data=_inputs(1))
 def test_fuzz_inviter_message_1(data: bytes) -> None:
-    _only_remote_errors(_at_stage(1), data)
+    check_only_remote_errors(_at_stage(1), data)
 
 
 @_fuzz
 @given(data=_inputs(2))
 def test_fuzz_invitee_message_2(data: bytes) -> None:
-    _only_remote_errors(_at_stage(2), data)
+    check_only_remote_errors(_at_stage(2), data)
 
 
 @_fuzz
 @given(data=_inputs(3))
 def test_fuzz_inviter_message_3(data: bytes) -> None:
-    _only_remote_errors(_at_stage(3), data)
+    check_only_remote_errors(_at_stage(3), data)
 
 
 @_fuzz
 @given(data=_inputs(4))
 def test_fuzz_invitee_message_4(data: bytes) -> None:
-    _only_remote_errors(_at_stage(4), data)
+    check_only_remote_errors(_at_stage(4), data)
 
 
 @settings(max_examples=300)
@@ -882,4 +882,4 @@ def test_fuzz_authenticated_bundle(bundle: bytes) -> None:
     spec = SpecInvitee(str(CODE), bundle, BOB.me.public.key)
     m2 = host.receive(spec.message_1())
     assert m2 is not None
-    _only_remote_errors(host, spec.message_3(m2))
+    check_only_remote_errors(host, spec.message_3(m2))

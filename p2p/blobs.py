@@ -54,17 +54,6 @@ def write_atomic(path: Path, chunks: Iterable[bytes | memoryview]) -> int:
     return size
 
 
-def commit_file(tmp: Path, final: Path) -> None:
-    """fsync an already written file, then rename it into place durably."""
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, final)
-    fsync_dir(final.parent)
-
-
 class Layout:
     """Where documents live inside a home."""
 

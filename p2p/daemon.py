@@ -87,13 +87,12 @@ class Daemon:
         self.discovery: Discovery | None = None  # started with the transport, if enabled
         self._seen: dict[str, str] = {}  # peer id -> address announced on the LAN (a hint)
         self._background: set[asyncio.Task[None]] = set()
-        self.inbox = Inbox(self.store, self.layout, self.me, self._check_sender, self._received)
+        self.inbox = Inbox(self.store, self.layout, self.me, self._check_sender, self._noted)
         self.outbox = Outbox(
-            self.store, self.layout, self.me, self._connect, self._delivered,
+            self.store, self.layout, self.me, self._connect, self._noted,
             retry_min=config.retry_min, retry_max=config.retry_max,
         )  # fmt: skip
         self._stop = asyncio.Event()
-        self._listeners: list[Callable[[object], None]] = []
         self.started_at = time.time()
 
     # --- identity and profile ------------------------------------------------------
@@ -175,14 +174,6 @@ class Daemon:
     def stop(self) -> None:
         self._stop.set()
 
-    def subscribe(self, listener: Callable[[object], None]) -> Callable[[], None]:
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
-
-    def _publish(self, event: object) -> None:
-        for listener in list(self._listeners):
-            listener(event)
-
     # --- trust ------------------------------------------------------------------------------
 
     def paired_peer(self, peer_id: PeerId) -> PeerRow | None:
@@ -257,11 +248,9 @@ class Daemon:
         if card.replaces(ProfileCard.from_wire(row.card)):
             self.store.update_card(row.peer_id, wire, card.name)
 
-    def _received(self, event: DocumentReceived) -> None:
-        self._publish(event)
-
-    def _delivered(self, event: DocumentDelivered) -> None:
-        self._publish(event)
+    def _noted(self, event: DocumentReceived | DocumentDelivered) -> None:
+        """Deliveries and receptions are already in the store; the API reads them there."""
+        log.debug("%s %s", type(event).__name__, event.doc_id[:12])
 
     # --- discovery and pairing ----------------------------------------------------------
 

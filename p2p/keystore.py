@@ -197,9 +197,3 @@ def _unwrap(document: Any, passphrase: str | None, path: Path) -> dict[str, Any]
         raise KeystoreError("Wrong passphrase: the keys could not be opened.") from exc
     unwrapped: dict[str, Any] = json.loads(plain)
     return unwrapped
-
-
-def set_passphrase(home: Path, old: str | None, new: str | None) -> None:
-    """Re-write the key file under a new passphrase (or none)."""
-    keys = load(home, passphrase=old)
-    _write(key_path(home), _serialise(keys), new)

@@ -170,6 +170,9 @@ def verify(state: State, file: str) -> None:
             else "not found here (not checked)"
         )  # fmt: skip
         out.line(f"File {check.index + 1}: {_clean(shown)}: {state_text}")
+    for receipt in report.receipts:
+        who = _clean(names.get(receipt["recipient"], receipt["recipient_fingerprint"]))
+        out.line(f"Receipt: {receipt['status']} by {who}, signed {when(receipt['time'])}")
     if report.prescription:
         for item in report.prescription["items"]:
             renewals = int(item.get("renewals") or 0)

@@ -64,6 +64,7 @@ class Report:
     metadata: dict[str, str]
     files: list[FileCheck] = field(default_factory=list)
     prescription: dict[str, Any] | None = None
+    receipts: list[dict[str, Any]] = field(default_factory=list)  # checked: recipient, status, time
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +79,7 @@ class Report:
             "metadata": self.metadata,
             "files": [vars(check) for check in self.files],
             "prescription": self.prescription,
+            "receipts": self.receipts,
         }
 
 
@@ -207,7 +209,39 @@ def verify_sidecar(sidecar: Path, focus: str | None = None) -> Report:
     if focus is not None and focus not in {check.saved_as for check in report.files}:
         raise tampered(f"{sidecar.name} does not list {focus}")
     _check_prescription(sidecar.parent, report, meta)
+    report.receipts = _check_receipts(sidecar, data.get("receipts") or [], evidence, meta)
     return report
+
+
+def _check_receipts(
+    sidecar: Path, listed: Any, evidence: Evidence, meta: DocumentMeta
+) -> list[dict[str, Any]]:
+    """Each receipt in the sidecar must be a recipient's signature over this very document."""
+    import time
+
+    from protocol import Receipt, RemoteProtocolError
+
+    if not isinstance(listed, list):
+        raise tampered(f"{sidecar.name} was edited")
+    checked = []
+    for entry in listed:
+        try:
+            receipt = Receipt.from_wire(base64.b64decode(str(entry["receipt"]), validate=True))
+            if receipt.recipient not in meta.recipients:
+                raise tampered(f"a receipt in {sidecar.name} is not from a recipient")
+            receipt.verify(
+                recipient=receipt.recipient, sender=meta.sender,
+                document_id=meta.document_id, envelope_digest=evidence.digest(),
+                now=int(time.time()),
+            )  # fmt: skip
+        except (KeyError, TypeError, binascii.Error, ValueError, RemoteProtocolError):
+            raise tampered(f"a receipt in {sidecar.name} does not match this document") from None
+        checked.append({
+            "recipient": receipt.recipient.peer_id.hex,
+            "recipient_fingerprint": receipt.recipient.peer_id.fingerprint,
+            "status": receipt.status, "time": receipt.time,
+        })  # fmt: skip
+    return checked
 
 
 def _check_listed(sidecar: Path, entry: Any, evidence: Evidence, meta: DocumentMeta) -> FileCheck:

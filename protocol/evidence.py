@@ -59,6 +59,10 @@ class Evidence:
             codec.fixed_bytes(fields, "sig", 64, "evidence"),
         )
 
+    def digest(self) -> bytes:
+        """The envelope digest: what the sender signed and what receipts refer to."""
+        return envelope_digest(self.header_hash, self.inner_header, self.file_hashes)
+
     def verify(self) -> DocumentMeta:
         """Check the sender's signature; return the signed metadata.
 
@@ -68,8 +72,7 @@ class Evidence:
         meta = DocumentMeta.from_wire(self.inner_header)
         if len(self.file_hashes) != len(meta.files):
             raise AuthenticationFailed()
-        digest = envelope_digest(self.header_hash, self.inner_header, self.file_hashes)
-        meta.sender.verify(LABEL_SIGNATURE, digest, self.signature)
+        meta.sender.verify(LABEL_SIGNATURE, self.digest(), self.signature)
         return meta
 
     def check_file(self, index: int, content_sha256: bytes) -> None:

@@ -223,6 +223,17 @@ def test_two_practices_through_the_cli(two: tuple[Daemon, Daemon, Path]) -> None
         assert "The signature is valid" in checked.stdout
     named = pli(bob.home, "verify", out / "ecg.pdf")
     assert "which is Dr Alice Martin" in named.stdout
+    assert "Receipt: delivered by this practice (Dr Bob Benali)" in named.stdout  # offline
+
+    forged = root / "forged"
+    shutil.copytree(out, forged)
+    sidecar = forged / "lettre.txt.pli.json"
+    data = json.loads(sidecar.read_text(encoding="utf-8"))
+    data["receipts"][0]["receipt"] = data["receipts"][0]["receipt"][:-8] + "AAAAAAA="
+    sidecar.write_text(json.dumps(data), encoding="utf-8")
+    refused_receipt = pli(nowhere, "verify", forged / "ecg.pdf")
+    assert refused_receipt.returncode == 4
+    assert "receipt" in refused_receipt.stderr
 
     outbox = lines(pli(alice.home, "--json", "outbox"))
     assert len(outbox) == 2

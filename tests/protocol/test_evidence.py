@@ -84,3 +84,24 @@ def test_signature_by_another_key_fails() -> None:
 def test_any_bytes_parse_or_raise_remote_error(data: bytes) -> None:
     with contextlib.suppress(RemoteProtocolError):
         Evidence.from_wire(data).verify()
+
+
+def test_digest_is_what_receipts_refer_to() -> None:
+    from protocol import Receipt
+
+    proof, gp = evidence()
+    meta = proof.verify()
+    cardiologist = LocalIdentity.generate(now=0)
+    receipt = Receipt.create(
+        cardiologist.identity, document_id=meta.document_id, envelope_digest=proof.digest(),
+        sender=gp.public, now=1_700_000_100,
+    )  # fmt: skip
+    receipt.verify(
+        recipient=cardiologist.public, sender=gp.public, document_id=meta.document_id,
+        envelope_digest=proof.digest(), now=1_700_000_100,
+    )  # fmt: skip
+    with pytest.raises(AuthenticationFailed):
+        receipt.verify(
+            recipient=cardiologist.public, sender=gp.public, document_id=meta.document_id,
+            envelope_digest=bytes(32), now=1_700_000_100,
+        )  # fmt: skip

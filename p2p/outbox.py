@@ -252,7 +252,10 @@ class Outbox:
             self._forget(link, row)
             raise
         self._forget(link, row)
-        await self._settle([self._answer(row, reply)])
+        try:
+            await self._settle([self._answer(row, reply)])
+        except _Refused as refused:
+            self._backoff([row], str(refused))
         return None
 
     @staticmethod
@@ -260,7 +263,7 @@ class Outbox:
         if isinstance(reply, messages.Delivered):
             return row, reply.receipt
         if isinstance(reply, messages.Refuse):
-            raise _Retry(f"{reply.reason} ({reply.code})")
+            raise _Refused(f"{reply.reason} ({reply.code})")
         raise _Retry("the peer answered out of turn")
 
     async def _collect(
@@ -277,7 +280,10 @@ class Outbox:
             reply = await self._reply(head.replies, link, max(0.0, head.deadline - loop.time()))
             outstanding.popleft()
             self._forget(link, head.row)
-            ready.append(self._answer(head.row, reply))
+            try:
+                ready.append(self._answer(head.row, reply))
+            except _Refused as refused:
+                self._backoff([head.row], str(refused))
 
     async def _reply(
         self, replies: asyncio.Queue[messages.Message], link: Link, timeout: float
@@ -374,6 +380,10 @@ class Outbox:
 
 class _Retry(Exception):
     """This attempt failed; the document stays queued and is retried later."""
+
+
+class _Refused(_Retry):
+    """The receiver refused this one document; the documents behind it still go now."""
 
 
 _NO_PEER = PeerRow("", b"", b"", "", "?????", None, (), "removed", 0, None)

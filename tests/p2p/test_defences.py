@@ -14,7 +14,7 @@ from p2p.store import Store
 from p2p.transport import ChannelClosed
 from protocol import LocalIdentity
 
-from .conftest import Running, start_daemon, wait_for
+from .conftest import Running, pair, start_daemon, wait_for
 from .test_exchange import delivered, fetch, send_file
 
 
@@ -109,3 +109,32 @@ async def test_connection_lost_while_sending_backs_off(tmp_path: Path) -> None:
     assert row.next_attempt > time.time()  # backed off, not retried in a tight loop
     assert dials <= 2
     store.close()
+
+
+async def test_a_refused_document_does_not_hold_back_the_next(tmp_path: Path) -> None:
+    # Long backoffs: a letter caught in another document's backoff would wait seconds.
+    a = await start_daemon(tmp_path / "a", "Dr Alice Martin", retry_min=5.0, retry_max=30.0)
+    b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
+    pair(a, b)
+    b.daemon.stop()
+    await b.task
+    bad, good = tmp_path / "scan.bin", tmp_path / "lettre.txt"
+    bad.write_bytes(os.urandom(200_000))
+    good.write_text("Cher confrère,\n")
+    refused = await send_file(a, b, bad)
+    stored = a.daemon.layout.sent_envelope(refused)
+    altered = bytearray(stored.read_bytes())
+    altered[len(altered) // 2] ^= 0x01
+    stored.write_bytes(bytes(altered))
+    letter = await send_file(a, b, good, kind="letter")
+    b2 = await start_daemon(b.home, "Dr Bob Durand", port=b.port)
+    try:
+        a.daemon.outbox.wake(b.daemon.me.peer_id.hex)  # B is back (discovery would say so)
+        await wait_for(lambda: delivered(a, letter), timeout=2)
+        assert not delivered(a, refused)
+        (row,) = [r for r in a.daemon.store.outbox() if r.doc_id == refused]
+        assert row.state == "queued"
+        assert row.next_attempt > time.time()
+    finally:
+        await b2.stop()
+        await a.stop()

@@ -6,17 +6,19 @@ p2p/ and the tests use the protocol only through the names exported here.
 from . import codec, limits, messages
 from .envelope import (
     KINDS,
-    Content,
     DocumentMeta,
-    EnvelopeReader,
     FileEntry,
-    MetaReceived,
     SealedEnvelope,
+    new_document_id,
+    seal,
+)
+from .envelope_reader import (
+    Content,
+    EnvelopeReader,
+    MetaReceived,
     Verified,
     VerifiedEnvelope,
-    new_document_id,
     open_envelope,
-    seal,
 )
 from .errors import (
     AuthenticationFailed,

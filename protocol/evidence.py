@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from . import codec
 from ._hashing import constant_time_equal
-from .envelope import LABEL_SIGNATURE, DocumentMeta, VerifiedEnvelope, envelope_digest
+from .envelope import LABEL_SIGNATURE, DocumentMeta, envelope_digest
+from .envelope_reader import VerifiedEnvelope
 from .errors import AuthenticationFailed, MalformedMessage
 
 EVIDENCE_VERSION = 1

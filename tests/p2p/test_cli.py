@@ -23,32 +23,18 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from p2p import errors
-from p2p.cli import cli
 from p2p.client import Client
 
+from .clirun import no_ambient_home, run  # noqa: F401 - the fixture is autouse
 from .fake_api import FakeApi
 
 COMMANDS = ["init", "id", "daemon", "status", "peers", "send", "inbox", "outbox", "show", "export",
             "pair", "prescribe", "verify", "demo"]  # fmt: skip
 SUBCOMMANDS = ["peers remove", "peers add", "peers accept", "peers pending", "pair invite",
                "pair accept"]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_home(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PLI_HOME", raising=False)
-    monkeypatch.delenv("PLI_PASSPHRASE", raising=False)
-
-
-def run(*args: str | Path) -> Result:
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 def init(home: Path, name: str = "Dr Alice Martin", *extra: str) -> Result:

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from p2p import prescription
-from p2p.cli import cli
 from p2p.demo import tiny_pdf
 from p2p.documents import check_sex, clinical_metadata
 from protocol import (
@@ -31,24 +30,12 @@ from protocol import (
     seal,
 )
 
+from .clirun import no_ambient_home, run  # noqa: F401 - the fixture is autouse
 from .fake_api import FakeApi
 
 Api = tuple[Path, FakeApi]
 INS = "2 55 08 14 168 025 38"  # a woman born in August 1955
 TAMPERED = "This document was changed after it was signed"
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_home(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PLI_HOME", raising=False)
-
-
-def run(*args: str | Path) -> Result:
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 def posted(server: FakeApi, path: str = "/v1/documents") -> list[Any]:

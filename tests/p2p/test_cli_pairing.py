@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from p2p.cli import cli
 from p2p.pairing_wire import EXPIRED_MESSAGE, NOT_THAT_PEER_MESSAGE, PEER_REFUSED_MESSAGE
 from protocol import WRONG_CODE_MESSAGE, LocalIdentity
 
+from .clirun import no_ambient_home, run  # noqa: F401 - the fixture is autouse
 from .fake_api import FakeApi
 
 Api = tuple[Path, FakeApi]
@@ -28,19 +27,6 @@ INVITATION = {
     "expires_at": 1.9e9,
     "address": "127.0.0.1:7717",
 }
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_home(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PLI_HOME", raising=False)
-
-
-def run(*args: str | Path, answer: str | None = None) -> Result:
-    result = CliRunner().invoke(cli, [str(a) for a in args], input=answer)
-    assert "Traceback" not in result.output, result.output
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 def status(state: str, **extra: Any) -> tuple[int, dict[str, Any]]:

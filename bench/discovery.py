@@ -34,8 +34,8 @@ import subprocess
 import sys
 import time
 
-from p2p.discovery import Discovery, Event
 from p2p.events import PeerSeen
+from p2p.net.discovery import Discovery, Event
 from protocol import new_discovery_secret
 
 GOAL = 1.5  # seconds, median

@@ -30,8 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from p2p import config, keystore
-from p2p.daemon import Daemon
+from p2p.daemon.core import Daemon
+from p2p.storage import config, keystore
 from protocol import PeerId
 
 LOOPBACK = {"discovery": True, "interfaces": ["127.0.0.1"], "retry_min": 0.1, "retry_max": 1.0}

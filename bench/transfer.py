@@ -70,8 +70,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from p2p.client import UnixHTTPConnection
-from p2p.config import API_SOCKET
+from p2p.cli.client import UnixHTTPConnection
+from p2p.storage.config import API_SOCKET
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -768,7 +768,7 @@ def main() -> None:
         "--malloc-tuned",
         action="store_true",
         help=f"run the daemons with GLIBC_TUNABLES={TUNABLES} (the daemons set similar "
-        "values themselves at start, see p2p.transport.tune_malloc: kept to compare)",
+        "values themselves at start, see p2p.net.transport.tune_malloc: kept to compare)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument(

@@ -2,11 +2,11 @@
 
 1. protocol/ is sans-IO: no asyncio, sockets, aiohttp, zeroconf, p2p, files.
 2. p2p/ uses protocol/ only through what ``protocol/__init__.py`` exports.
-3. Inside p2p/, services of one level do not import each other, and nothing
-   imports the API or the CLI (``cli_*.py`` hold more of the CLI's commands).
-   Below the services sits a foundation (errors, events, config, store, blobs)
-   that every service may use and that imports no service: the outbox and the
-   inbox persist through the store, they do not talk to it as a peer.
+3. Inside p2p/, each folder has a rank (``RANKS``): cli over api over daemon
+   over the services and the network edges, over storage and the clinical
+   documents, over errors and events. A module imports only from a lower rank
+   or from its own concern; two services, or two network edges, never import
+   each other. Every module of p2p/ must have a rank.
 """
 
 from __future__ import annotations
@@ -21,12 +21,36 @@ BANNED_IN_PROTOCOL = {
     "asyncio", "socket", "aiohttp", "zeroconf", "p2p", "sqlite3", "subprocess",
     "selectors", "os", "io", "pathlib", "shutil", "tempfile", "time", "random",
 }  # fmt: skip
-# Services on the same level: none may import another.
-SERVICES = {"discovery", "pairing", "transport", "outbox", "inbox", "keystore"}
-# The foundation every service may use; it imports no service.
-FOUNDATION = {"errors", "events", "config", "store", "blobs"}
-TOP = {"api", "cli", "client", "daemon", "demo", "__main__", "render", "cli_pairing",
-       "cli_documents", "export", "verify", "prescription"}  # fmt: skip
+# p2p/ by folder, lowest first: a module imports only from a lower rank, or
+# from its own concern (its folder; for services and the network edges, its own
+# module or sub-package, so that two services never import each other).
+RANKS = {
+    "errors": 0, "events": 0,
+    "storage": 1, "documents": 1,
+    "net": 2, "services": 2,
+    "daemon": 3,
+    "api": 4,
+    "cli": 5,
+    "__main__": 6,
+}  # fmt: skip
+SIBLINGS_APART = {"net", "services"}
+
+
+def concern(module: str) -> tuple[str, str]:
+    """``p2p.services.pairing.wire`` -> ("services", "services.pairing")."""
+    parts = module.split(".")[1:]
+    folder = parts[0]
+    unit = ".".join(parts[:2]) if folder in SIBLINGS_APART and len(parts) > 1 else folder
+    return folder, unit
+
+
+def p2p_modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted((ROOT / "p2p").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
 
 
 def imports_of(path: Path) -> list[tuple[int, str]]:
@@ -46,6 +70,8 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
                 found.append((node.lineno, module))
             else:
                 found.append((node.lineno, node.module or ""))
+                if node.module == "p2p":  # ``from p2p import errors`` imports p2p.errors
+                    found += [(node.lineno, f"p2p.{alias.name}") for alias in node.names]
     return found
 
 
@@ -71,33 +97,20 @@ def test_p2p_uses_only_the_protocol_facade() -> None:
     assert offences == []
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES | FOUNDATION))
-def test_services_do_not_import_each_other_or_the_top(service: str) -> None:
-    path = ROOT / "p2p" / f"{service}.py"
-    forbidden = SERVICES - {service} if service in SERVICES else SERVICES
-    if not path.exists():
-        pytest.skip(f"p2p/{service}.py does not exist yet")
-    offences = []
-    for line, module in imports_of(path):
-        parts = module.split(".")
-        if parts[0] == "p2p" and len(parts) > 1:
-            name = parts[1]
-            if name in forbidden | TOP:
-                offences.append(f"{service}.py:{line} imports p2p.{name}")
-    assert offences == []
+def test_every_module_has_a_rank() -> None:
+    unranked = [name for name in p2p_modules() if name != "p2p" and concern(name)[0] not in RANKS]
+    assert unranked == []
 
 
-def test_nothing_imports_the_api_or_the_cli() -> None:
+@pytest.mark.parametrize("module", sorted(set(p2p_modules()) - {"p2p"}))
+def test_imports_point_down_or_stay_within_their_concern(module: str) -> None:
+    folder, unit = concern(module)
     offences = []
-    for path in sorted((ROOT / "p2p").rglob("*.py")):
-        for line, module in imports_of(path):
-            parts = module.split(".")
-            if (
-                parts[0] == "p2p"
-                and len(parts) > 1
-                and parts[1] in {"api", "cli"}
-                and path.stem not in {"cli", "__main__", "demo"}
-                and not path.stem.startswith("cli_")  # the CLI's commands, in several files
-            ):
-                offences.append(f"{path.name}:{line} imports {module}")
+    for line, target in imports_of(p2p_modules()[module]):
+        if not target.startswith("p2p."):
+            continue
+        other_folder, other_unit = concern(target)
+        if other_unit == unit or RANKS[other_folder] < RANKS[folder]:
+            continue
+        offences.append(f"{module}:{line} imports {target}")
     assert offences == []

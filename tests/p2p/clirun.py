@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from p2p.cli import cli
+from p2p.cli.app import cli
 
 
 @pytest.fixture(autouse=True)

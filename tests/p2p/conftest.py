@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from p2p import config as config_mod
-from p2p import keystore
-from p2p.api import start_api
-from p2p.daemon import Daemon
+from p2p.api.server import start_api
+from p2p.daemon.core import Daemon
+from p2p.storage import config as config_mod
+from p2p.storage import keystore
 
 from .fake_api import fake_api  # noqa: F401 - a fixture for the CLI tests
 

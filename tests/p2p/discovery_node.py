@@ -21,8 +21,8 @@ import json
 import sys
 import time
 
-from p2p.discovery import Discovery, Event
 from p2p.events import PeerSeen
+from p2p.net.discovery import Discovery, Event
 
 
 def _emit(record: dict[str, object]) -> None:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from p2p.client import Client
+from p2p.cli.client import Client
 
 
 def free_port() -> int:

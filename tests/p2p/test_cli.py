@@ -26,7 +26,7 @@ import pytest
 from click.testing import Result
 
 from p2p import errors
-from p2p.client import Client
+from p2p.cli.client import Client
 
 from .clirun import no_ambient_home, run  # noqa: F401 - the fixture is autouse
 from .fake_api import FakeApi
@@ -66,11 +66,11 @@ def test_unknown_command_is_bad_usage() -> None:
     assert run("frobnicate").exit_code == 2
 
 
-HEAVY = ("aiohttp", "rich", "nacl", "protocol", "p2p.daemon", "p2p.api")
+HEAVY = ("aiohttp", "rich", "nacl", "protocol", "p2p.daemon.core", "p2p.api.server")
 
 PROBE = """
 import sys
-from p2p.cli import cli
+from p2p.cli.app import cli
 try:
     cli.main(sys.argv[1:], prog_name="pli")
 except SystemExit as exc:

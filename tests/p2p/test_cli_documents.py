@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from p2p import prescription
-from p2p.demo import tiny_pdf
-from p2p.documents import check_sex, clinical_metadata
+from p2p.cli.demo import tiny_pdf
+from p2p.documents import prescription
+from p2p.documents.clinical import check_sex, clinical_metadata
 from protocol import (
     DocumentMeta,
     Evidence,
@@ -81,7 +81,7 @@ def test_check_sex_accepts_the_usual_letters(sex: str) -> None:
 
 def test_an_ins_of_a_temporary_number_is_not_checked_against_the_birth_date() -> None:
     # 7... is a temporary number (NIA): its digits do not encode the birth date.
-    from p2p.documents import ins_key
+    from p2p.documents.clinical import ins_key
 
     number = "7550814168025"
     ins = f"{number}{ins_key(number):02d}"

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from p2p.demo import tiny_pdf
+from p2p.cli.demo import tiny_pdf
 
 pytestmark = pytest.mark.slow
 INS = "2 55 08 14 168 025 38"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from p2p.pairing_wire import EXPIRED_MESSAGE, NOT_THAT_PEER_MESSAGE, PEER_REFUSED_MESSAGE
+from p2p.services.pairing.wire import EXPIRED_MESSAGE, NOT_THAT_PEER_MESSAGE, PEER_REFUSED_MESSAGE
 from protocol import WRONG_CODE_MESSAGE, LocalIdentity
 
 from .clirun import no_ambient_home, run  # noqa: F401 - the fixture is autouse

@@ -8,10 +8,10 @@ import os
 import time
 from pathlib import Path
 
-from p2p.blobs import Layout
-from p2p.outbox import Attachment, Outbox, Recipient
-from p2p.store import Store
-from p2p.transport import ChannelClosed
+from p2p.net.transport import ChannelClosed
+from p2p.services.outbox import Attachment, Outbox, Recipient
+from p2p.storage.files import Layout
+from p2p.storage.store import Store
 from protocol import LocalIdentity
 
 from .conftest import Running, pair, start_daemon, wait_for

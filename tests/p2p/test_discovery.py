@@ -28,9 +28,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from p2p.discovery import SERVICE_TYPE, Discovery, Event, _txt_properties
 from p2p.errors import ConfigError, PeerUnreachable
 from p2p.events import InvitationSeen, PeerGone, PeerSeen
+from p2p.net.discovery import SERVICE_TYPE, Discovery, Event, _txt_properties
 from protocol import discovery_hint, new_discovery_secret
 
 from . import netns

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from p2p.documents import (
+from p2p.documents.clinical import (
     MAX_NAME_BYTES,
     check_birthdate,
     check_ins,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from p2p.client import Client
+from p2p.cli.client import Client
 
 from . import netns
 from .netns import Lan, Namespace

@@ -1,4 +1,4 @@
-"""The pairing service over real loopback WebSockets (``p2p.transport.Transport``).
+"""The pairing service over real loopback WebSockets (``p2p.net.transport.Transport``).
 
 Two (or three) practices, each a ``PairingService`` behind its own
 ``Transport`` on 127.0.0.1 (``on_pairing=service.serve``); the peer store is a
@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from p2p.errors import BadInput, PairingFailed
-from p2p.pairing import FINAL_STATES, PairingService, PendingPairing, Side, State
-from p2p.pairing_wire import (
+from p2p.net.transport import FramePipe, Transport
+from p2p.services.pairing.service import FINAL_STATES, PairingService, PendingPairing, Side, State
+from p2p.services.pairing.wire import (
     CONFIRM_TIMEOUT_MESSAGE,
     DECLINED_MESSAGE,
     EXPIRED_MESSAGE,
@@ -28,7 +29,6 @@ from p2p.pairing_wire import (
     YOU_DECLINED_MESSAGE,
     YOU_REFUSED_MESSAGE,
 )
-from p2p.transport import FramePipe, Transport
 from protocol import (
     WRONG_CODE_MESSAGE,
     AuthenticationFailed,

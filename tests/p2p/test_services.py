@@ -14,9 +14,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from p2p import config, keystore
 from p2p.errors import ConfigError, KeystoreError, StorageError
-from p2p.store import SCHEMA_VERSION, Store
+from p2p.storage import config, keystore
+from p2p.storage.store import SCHEMA_VERSION, Store
 from protocol import limits
 
 from .conftest import Running, pair, start_daemon, wait_for

@@ -22,6 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from p2p.errors import BadInput, NotPaired, PeerUnknown, PeerUnreachable, StorageError
+from p2p.events import DocumentDelivered, DocumentReceived, PeerGone, PeerSeen
+from p2p.net.transport import Channel, ChannelClosed, Transport
+from p2p.services.inbox import Inbox, TransferRefused
+from p2p.services.outbox import Outbox
+from p2p.services.pairing.service import PairingService
+from p2p.storage import keystore
+from p2p.storage.config import Config, load_profile
+from p2p.storage.files import Layout
+from p2p.storage.store import PeerRow, Store
 from protocol import (
     AuthenticationFailed,
     DocumentMeta,
@@ -39,19 +49,8 @@ from protocol import (
     open_envelope,
 )
 
-from . import keystore
-from .blobs import Layout
-from .config import Config, load_profile
-from .errors import BadInput, NotPaired, PeerUnknown, PeerUnreachable, StorageError
-from .events import DocumentDelivered, DocumentReceived, PeerGone, PeerSeen
-from .inbox import Inbox, TransferRefused
-from .outbox import Outbox
-from .pairing import PairingService
-from .store import PeerRow, Store
-from .transport import Channel, ChannelClosed, Transport
-
 if TYPE_CHECKING:
-    from .discovery import Discovery
+    from p2p.net.discovery import Discovery
 
 _Event = TypeVar("_Event", MetaReceived, Verified)
 
@@ -139,7 +138,7 @@ class Daemon:
         log.info("listening for peers on %s:%d as %s", self.config.listen_host, port,
                  self.me.peer_id.short)  # fmt: skip
         if self.config.discovery:
-            from .discovery import Discovery  # zeroconf costs ~3 MiB: only when it is used
+            from p2p.net.discovery import Discovery  # zeroconf costs ~3 MiB: only when it is used
 
             self.discovery = Discovery(
                 port=port,

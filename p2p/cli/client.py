@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from . import errors
-from .config import API_SOCKET
+from p2p import errors
+from p2p.storage.config import API_SOCKET
 
 #: Seconds to wait for an answer. Sealing a large document before the daemon answers
 #: ``POST /v1/documents`` can take a while, hence the per-call override.

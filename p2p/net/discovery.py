@@ -66,10 +66,9 @@ from zeroconf import (
 )
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from p2p.errors import ConfigError
+from p2p.events import InvitationSeen, PeerGone, PeerSeen
 from protocol import ProtocolError, discovery_hint, hint_matches
-
-from .errors import ConfigError
-from .events import InvitationSeen, PeerGone, PeerSeen
 
 log = logging.getLogger("pli.discovery")
 

@@ -30,7 +30,7 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import BadInput
+from p2p.errors import BadInput
 
 #: Same limit as ``protocol.limits.MAX_TEXT_FIELD`` (card and metadata text fields).
 MAX_TEXT = 512

@@ -26,6 +26,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from p2p.errors import PeerUnreachable
+from p2p.events import DocumentDelivered, Link
+from p2p.storage.files import Layout, write_atomic
+from p2p.storage.store import OutboxRow, PeerRow, Store
 from protocol import (
     DocumentMeta,
     FileEntry,
@@ -38,11 +42,6 @@ from protocol import (
     new_document_id,
     seal,
 )
-
-from .blobs import Layout, write_atomic
-from .errors import PeerUnreachable
-from .events import DocumentDelivered, Link
-from .store import OutboxRow, PeerRow, Store
 
 log = logging.getLogger("pli.outbox")
 

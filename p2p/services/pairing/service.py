@@ -71,24 +71,9 @@ from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from protocol import (
-    FingerprintError,
-    LocalIdentity,
-    LocalProtocolError,
-    PairedPeer,
-    Pairing,
-    PairingCode,
-    PairingRole,
-    RemoteProtocolError,
-    limits,
-    new_code,
-    normalize_fingerprint,
-    parse_code,
-)
-
-from . import fingerprint_pairing as fp
-from .errors import BadInput, PairingFailed, PliError
-from .pairing_wire import (
+from p2p.errors import BadInput, PairingFailed, PliError
+from p2p.services.pairing import fingerprint as fp
+from p2p.services.pairing.wire import (
     BUSY_MESSAGE,
     CANCELLED_MESSAGE,
     CONFIRM_TIMEOUT_MESSAGE,
@@ -120,6 +105,20 @@ from .pairing_wire import (
     receive,
     send,
     with_address,
+)
+from protocol import (
+    FingerprintError,
+    LocalIdentity,
+    LocalProtocolError,
+    PairedPeer,
+    Pairing,
+    PairingCode,
+    PairingRole,
+    RemoteProtocolError,
+    limits,
+    new_code,
+    normalize_fingerprint,
+    parse_code,
 )
 
 __all__ = [

@@ -37,6 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from p2p.errors import StorageError
+from p2p.events import DocumentReceived, Link
+from p2p.storage.files import Layout, fsync_dir
+from p2p.storage.store import InboxRow, Store
 from protocol import (
     EnvelopeReader,
     LocalIdentity,
@@ -48,11 +52,6 @@ from protocol import (
     limits,
     messages,
 )
-
-from .blobs import Layout, fsync_dir
-from .errors import StorageError
-from .events import DocumentReceived, Link
-from .store import InboxRow, Store
 
 log = logging.getLogger("pli.inbox")
 

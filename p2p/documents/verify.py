@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import prescription
-from .errors import BadInput, PliError, SecurityFailure
+from p2p.documents import prescription
+from p2p.errors import BadInput, PliError, SecurityFailure
 
 if TYPE_CHECKING:
     from protocol import DocumentMeta, Evidence

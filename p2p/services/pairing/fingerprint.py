@@ -37,6 +37,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from p2p.services.pairing.wire import (
+    NOT_THAT_PEER_MESSAGE,
+    REJECTED_MESSAGE,
+    Abort,
+    Pipe,
+    bin_field,
+    clean_addresses,
+    frame,
+    garbled,
+    parse,
+    receive,
+    send,
+)
 from protocol import (
     PROLOGUE,
     AuthenticationFailed,
@@ -51,20 +64,6 @@ from protocol import (
     codec,
     limits,
     normalize_fingerprint,
-)
-
-from .pairing_wire import (
-    NOT_THAT_PEER_MESSAGE,
-    REJECTED_MESSAGE,
-    Abort,
-    Pipe,
-    bin_field,
-    clean_addresses,
-    frame,
-    garbled,
-    parse,
-    receive,
-    send,
 )
 
 PROLOGUE_FINGERPRINT: Final = PROLOGUE + b"/pair-fingerprint"

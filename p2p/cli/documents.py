@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from .cli import State, _author_rpps, _clean, _patient_options, cli, send_document
-from .errors import PliError
+from p2p.cli.app import State, _author_rpps, _clean, _patient_options, cli, send_document
+from p2p.errors import PliError
 
 
 @cli.command(short_help="Write, sign and send a structured prescription.")
@@ -57,8 +57,8 @@ def prescribe(  # noqa: PLR0917 - click passes each option as an argument
     The receiver's `pli export` writes it as ordonnance-<date>.json plus a printable
     page with a QR code that `pli verify` checks.
     """
-    from . import prescription
-    from .documents import check_rpps, check_text, clinical_metadata
+    from p2p.documents import prescription
+    from p2p.documents.clinical import check_rpps, check_text, clinical_metadata
 
     if not (patient_name or patient_family_name):
         raise click.UsageError('Give the patient\'s name: --patient-name "FAMILY, Given names".')
@@ -129,7 +129,7 @@ def verify(state: State, file: str) -> None:
     FILE is an exported file (its .pli.json must be next to it), the .pli.json itself,
     or a prescription's printable page. Exit 4 if anything was changed.
     """
-    from .verify import verify_path
+    from p2p.documents.verify import verify_path
 
     report = verify_path(Path(file).expanduser())
     names = _known_names(state)
@@ -137,7 +137,7 @@ def verify(state: State, file: str) -> None:
     if out.json:
         out.emit({**report.as_dict(), "signer_name": names.get(report.signer_peer_id)})
         return
-    from .render import when
+    from p2p.cli.render import when
 
     signer = names.get(report.signer_peer_id)
     out.line("The signature is valid: this is exactly what was signed.")
@@ -185,7 +185,7 @@ def verify(state: State, file: str) -> None:
 
 def _known_names(state: State) -> dict[str, str]:
     """Peer id → name, from the local daemon if it runs (verify never needs it)."""
-    from .client import Client
+    from p2p.cli.client import Client
 
     try:
         home = state.home
@@ -210,7 +210,7 @@ def demo(state: State) -> None:
     code, the GP sends a letter with a PDF and a prescription, the cardiologist exports,
     verifies and answers. Everything is deleted at the end. Needs no daemon of yours.
     """
-    from .demo import run_demo
+    from p2p.cli.demo import run_demo
 
     try:
         run_demo(json_lines=state.json)

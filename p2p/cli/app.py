@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .errors import BadInput, DocumentUnknown, PliError, StorageError
+from p2p.errors import BadInput, DocumentUnknown, PliError, StorageError
 
 if TYPE_CHECKING:
-    from .client import Client
-    from .keystore import Keys
-    from .render import Output
+    from p2p.cli.client import Client
+    from p2p.cli.render import Output
+    from p2p.storage.keystore import Keys
 
 KINDS = ("letter", "prescription", "report", "file")  # protocol.KINDS, without importing it
 POLL_SECONDS = 0.2
@@ -56,7 +56,7 @@ class State:
     @property
     def home(self) -> Path:
         if self._home is None:
-            from .config import resolve_home
+            from p2p.storage.config import resolve_home
 
             self._home = resolve_home(self.home_option)
         return self._home
@@ -64,14 +64,14 @@ class State:
     @property
     def client(self) -> Client:
         if self._client is None:
-            from .client import Client
+            from p2p.cli.client import Client
 
             self._client = Client(self.home)
         return self._client
 
     @property
     def out(self) -> Output:
-        from .render import Output
+        from p2p.cli.render import Output
 
         return Output(json_lines=self.json)
 
@@ -191,7 +191,7 @@ def _passphrase() -> str | None:
 
 
 def _load_keys(home: Path) -> Keys:
-    from . import keystore
+    from p2p.storage import keystore
 
     return keystore.load(home, passphrase=_passphrase())
 
@@ -210,8 +210,8 @@ def init(state: State, name: str, profession: str, rpps: str, practice: str) -> 
     Never overwrites an existing identity. With PLI_PASSPHRASE set, the keys are
     protected by that passphrase.
     """
-    from . import config, keystore
-    from .documents import check_rpps, check_text
+    from p2p.documents.clinical import check_rpps, check_text
+    from p2p.storage import config, keystore
 
     name = check_text(name, "name")
     if not name:
@@ -264,7 +264,7 @@ def id_(state: State, card: bool) -> None:
     import base64
     import socket
 
-    from .config import load, load_profile
+    from p2p.storage.config import load, load_profile
 
     home = state.home
     keys = _load_keys(home)
@@ -333,7 +333,7 @@ def daemon(state: State, listen: str | None) -> None:
     import logging
     import socket
 
-    from . import config, keystore
+    from p2p.storage import config, keystore
 
     home = state.home
     settings = config.load(home, listen=listen)
@@ -357,8 +357,8 @@ def daemon(state: State, listen: str | None) -> None:
             config.save_profile(home, name=socket.gethostname())
         log.info("created a new identity for this practice; name it with `pli init` next time")
 
-    from .api import run_daemon
-    from .daemon import Daemon, Started
+    from p2p.api.server import run_daemon
+    from p2p.daemon.core import Daemon, Started
 
     def on_ready(started: Started) -> None:
         if state.json:
@@ -424,7 +424,7 @@ def _refuse_second_daemon(state: State) -> None:
 @click.pass_obj
 def status(state: State) -> None:
     """Is the daemon up? Fingerprint, peers online, outbox and inbox counts."""
-    from .render import when
+    from p2p.cli.render import when
 
     info = state.client.get("/v1/status")
     out = state.out
@@ -466,7 +466,7 @@ def peers(ctx: click.Context) -> None:
     """List the paired peers (name, profession, fingerprint, online, address, last seen)."""
     if ctx.invoked_subcommand is not None:
         return
-    from .render import when
+    from p2p.cli.render import when
 
     state: State = ctx.ensure_object(State)
     rows = state.client.get("/v1/peers")
@@ -509,7 +509,7 @@ def peers(ctx: click.Context) -> None:
 @click.pass_obj
 def peers_add_card(state: State, card: str, address: str | None) -> None:
     """Trust a peer from its signed card (base64), until pairing lands. For tests and demos."""
-    from .config import parse_address
+    from p2p.storage.config import parse_address
 
     body: dict[str, Any] = {"card": card.strip()}
     if address:
@@ -527,7 +527,7 @@ def peers_add_card(state: State, card: str, address: str | None) -> None:
 @click.pass_obj
 def peers_remove(state: State, peer: str) -> None:
     """Forget a peer: nothing more is sent to or accepted from it. Its documents stay."""
-    from .client import quote_part
+    from p2p.cli.client import quote_part
 
     answer = state.client.delete(f"/v1/peers/{quote_part(peer)}")
     if state.json:
@@ -544,7 +544,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def _clean(text: object) -> str:
-    from .render import clean
+    from p2p.cli.render import clean
 
     return clean(text)
 
@@ -553,7 +553,7 @@ def _clean(text: object) -> str:
 
 
 def _check_file(text: str) -> str:
-    from .documents import MAX_TEXT
+    from p2p.documents.clinical import MAX_TEXT
 
     path = Path(text).expanduser()
     if not path.exists():
@@ -604,7 +604,7 @@ def _author_rpps(state: State, given: str | None) -> str | None:
     """``--author-rpps``, else the RPPS of this practice's profile (``pli init --rpps``)."""
     if given:
         return given
-    from .config import load_profile
+    from p2p.storage.config import load_profile
 
     try:
         return str(load_profile(state.home).get("rpps") or "") or None
@@ -648,7 +648,7 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
     encrypted envelope and are signed with the files. The document waits in the outbox
     until PEER's daemon returns a signed receipt.
     """
-    from .documents import clinical_metadata
+    from p2p.documents.clinical import clinical_metadata
 
     paths = [_check_file(f) for f in files]
     metadata = clinical_metadata(
@@ -680,7 +680,7 @@ def send_document(
     wait: bool = False,
 ) -> str:
     """Queue one envelope through the API, report it, optionally wait for the receipts."""
-    from .client import quote_part
+    from p2p.cli.client import quote_part
 
     client = state.client
     if in_reply_to is not None:
@@ -809,7 +809,7 @@ def _progress_bar(total: int) -> tuple[Any, Any]:
 
 def _report_step(out: Output, row: dict[str, Any], bar: Any) -> None:
     """Say what changed for one recipient (above the progress bar when one is drawn)."""
-    from .render import when
+    from p2p.cli.render import when
 
     state, name = row.get("state"), _clean(row.get("to_name"))
     if out.json:
@@ -847,7 +847,7 @@ def _patient(meta: dict[str, str]) -> str:
 @click.pass_obj
 def inbox(state: State, show_all: bool) -> None:
     """Documents received (by default only those not exported yet)."""
-    from .render import when
+    from p2p.cli.render import when
 
     rows = [r for r in state.client.get("/v1/inbox") if show_all or not r.get("exported_at")]
     out = state.out
@@ -880,7 +880,7 @@ def inbox(state: State, show_all: bool) -> None:
 @click.pass_obj
 def outbox(state: State) -> None:
     """Documents sent, with their state: queued, sending, delivered (receipt time), rejected."""
-    from .render import when
+    from p2p.cli.render import when
 
     rows = state.client.get("/v1/outbox")
     out = state.out
@@ -918,8 +918,8 @@ def _is_text(entry: dict[str, Any]) -> bool:
 @click.pass_obj
 def show(state: State, doc: str) -> None:
     """A document's metadata, receipts, and the text of a text document."""
-    from .client import quote_part
-    from .render import clean, size, when
+    from p2p.cli.client import quote_part
+    from p2p.cli.render import clean, size, when
 
     client, out = state.client, state.out
     info = client.get(f"/v1/documents/{quote_part(doc)}")
@@ -1015,7 +1015,7 @@ def export(state: State, doc: str, folder: str) -> None:
     printable page with a QR code. Never overwrites a file (adds " (1)", " (2)" ...)
     and never trusts the name the sender chose: it is reduced to a plain file name.
     """
-    from .export import export_document
+    from p2p.cli.export import export_document
 
     target = Path(folder).expanduser()
     if not target.is_dir():
@@ -1045,4 +1045,5 @@ def export(state: State, doc: str, folder: str) -> None:
     out.line(f"Check it any time, offline: pli verify {done.sidecar}")
 
 
-from . import cli_documents, cli_pairing  # noqa: E402, F401 - they register their commands
+from p2p.cli import documents as cli_documents  # noqa: E402, F401 - they register their commands
+from p2p.cli import pairing as cli_pairing  # noqa: E402, F401

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .client import Client, quote_part
-from .documents import safe_filename, write_new_file
-from .errors import PliError, SecurityFailure, StorageError
+from p2p.cli.client import Client, quote_part
+from p2p.documents.clinical import safe_filename, write_new_file
+from p2p.errors import PliError, SecurityFailure, StorageError
 
 SIDECAR_SUFFIX = ".pli.json"
 SIDECAR_VERSION = 2  # 2: with the evidence
@@ -126,7 +126,7 @@ def _write_page(
     target: Path, proof: dict[str, Any], entries: list[dict[str, Any]], result: Exported
 ) -> Path | None:
     """The printable page of a prescription, or None (with a note) if it is not one pli made."""
-    from . import prescription
+    from p2p.documents import prescription
 
     index = next(
         (

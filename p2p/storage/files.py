@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import StorageError
+from p2p.errors import StorageError
 
 
 def fsync_dir(path: Path) -> None:

@@ -25,6 +25,20 @@ from typing import Any
 
 from aiohttp import web
 
+from p2p.daemon.core import Daemon, Started, serve
+from p2p.errors import (
+    AmbiguousPeer,
+    BadInput,
+    DocumentUnknown,
+    PeerUnknown,
+    PeerUnreachable,
+    PliError,
+    StorageError,
+)
+from p2p.services.outbox import Attachment, Recipient
+from p2p.services.pairing.service import ACTION_STATES, State
+from p2p.storage.config import parse_address
+from p2p.storage.store import PeerRow
 from protocol import (
     KINDS,
     BadCode,
@@ -36,21 +50,6 @@ from protocol import (
     fingerprint_prefix,
     parse_code,
 )
-
-from .config import parse_address
-from .daemon import Daemon, Started, serve
-from .errors import (
-    AmbiguousPeer,
-    BadInput,
-    DocumentUnknown,
-    PeerUnknown,
-    PeerUnreachable,
-    PliError,
-    StorageError,
-)
-from .outbox import Attachment, Recipient
-from .pairing import ACTION_STATES, State
-from .store import PeerRow
 
 log = logging.getLogger("pli.api")
 

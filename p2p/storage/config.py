@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from p2p.errors import ConfigError
 
 DEFAULT_PORT = 7717
 CONFIG_FILE = "config.toml"

@@ -30,6 +30,8 @@ from typing import cast
 import aiohttp
 from aiohttp import web
 
+from p2p.errors import ConfigError, NotPaired, PeerUnreachable
+from p2p.storage.config import DEFAULT_PORT
 from protocol import (
     Handshake,
     LocalIdentity,
@@ -41,9 +43,6 @@ from protocol import (
     limits,
     messages,
 )
-
-from .config import DEFAULT_PORT
-from .errors import ConfigError, NotPaired, PeerUnreachable
 
 log = logging.getLogger("pli.transport")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import StorageError
+from p2p.errors import StorageError
 
 SCHEMA_VERSION = 1
 

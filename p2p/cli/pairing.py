@@ -19,8 +19,8 @@ from typing import Any
 
 import click
 
-from .cli import PliGroup, State, cli, peers
-from .errors import BadInput, PairingFailed, PliError
+from p2p.cli.app import PliGroup, State, cli, peers
+from p2p.errors import BadInput, PairingFailed, PliError
 
 LONG_POLL = 25  # seconds per request; the API allows up to 60
 ASK = "Does your colleague's screen show the same code?"
@@ -54,9 +54,8 @@ def _sas(code: str | None) -> str:
 
 
 def _is_security(message: str) -> bool:
+    from p2p.services.pairing.wire import NOT_THAT_PEER_MESSAGE, PEER_REFUSED_MESSAGE
     from protocol import WRONG_CODE_MESSAGE
-
-    from .pairing_wire import NOT_THAT_PEER_MESSAGE, PEER_REFUSED_MESSAGE
 
     not_that_peer = NOT_THAT_PEER_MESSAGE.split("{", 1)[0]
     return message in (WRONG_CODE_MESSAGE, PEER_REFUSED_MESSAGE, YOU_SAID_NO) or (
@@ -166,7 +165,7 @@ def _public(status: dict[str, Any]) -> dict[str, Any]:
 
 
 def _clean(text: object) -> str:
-    from .render import clean
+    from p2p.cli.render import clean
 
     return clean(text)
 
@@ -174,7 +173,7 @@ def _clean(text: object) -> str:
 def _address(text: str | None) -> str | None:
     if text is None:
         return None
-    from .config import parse_address
+    from p2p.storage.config import parse_address
 
     host, port = parse_address(text)
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -209,7 +208,7 @@ def pair_invite(state: State, expires: int, yes: bool, no_wait: bool) -> None:
         keys = ("id", "code", "nameplate", "expires_at", "address")
         out.emit({"event": "invitation", **{key: invitation.get(key) for key in keys}})
     else:
-        from .render import when
+        from p2p.cli.render import when
 
         out.line(f"Pairing code: {invitation['code']}")
         out.line(
@@ -348,14 +347,14 @@ def _matching_request(rows: list[dict[str, Any]], wanted: str) -> dict[str, Any]
             or (prefix and str(r.get("fingerprint", "")).replace("-", "").startswith(prefix)))
     ]  # fmt: skip
     if not found:
-        from .errors import PeerUnknown
+        from p2p.errors import PeerUnknown
 
         raise PeerUnknown(
             f"No pairing request from “{wanted}” is waiting. `pli peers pending` lists them; "
             "ask your colleague to run `pli peers add` again."
         )
     if len(found) > 1:
-        from .errors import AmbiguousPeer
+        from p2p.errors import AmbiguousPeer
 
         raise AmbiguousPeer(f"“{wanted}” matches several requests; type more of the fingerprint.")
     return found[0]

@@ -25,9 +25,8 @@ from nacl.bindings import (
     crypto_aead_xchacha20poly1305_ietf_encrypt,
 )
 
+from p2p.errors import KeystoreError
 from protocol import LocalIdentity, limits, new_discovery_secret
-
-from .errors import KeystoreError
 
 KEY_FILE = Path("keys") / "identity.json"
 #: Renew the static-key certificate when less than this is left of it.

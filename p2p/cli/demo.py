@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .client import Client
-from .errors import PliError
+from p2p.cli.client import Client
+from p2p.errors import PliError
 
 STEP_TIMEOUT = 20.0  # seconds any single step may take before the demo gives up
 LOOPBACK_CONFIG = """\
@@ -51,7 +51,7 @@ class Narrator:
     """Numbered steps, each with a title, some text and details."""
 
     def __init__(self, *, json_lines: bool) -> None:
-        from .render import Output
+        from p2p.cli.render import Output
 
         self.out = Output(json_lines=json_lines)
         self.number = 0
@@ -118,7 +118,7 @@ class Practice:
         self.fingerprint = ""
 
     def create(self) -> None:
-        from . import config, keystore
+        from p2p.storage import config, keystore
 
         self.home.mkdir(mode=0o700)
         (self.home / config.CONFIG_FILE).write_text(LOOPBACK_CONFIG, encoding="utf-8")
@@ -364,8 +364,8 @@ def _pair_status(practice: Practice, key: str, until: str) -> dict[str, Any]:
 
 
 def _send(say: Narrator, root: Path, gp: Practice, cardio: Practice) -> tuple[str, str]:
-    from . import prescription
-    from .documents import clinical_metadata
+    from p2p.documents import prescription
+    from p2p.documents.clinical import clinical_metadata
 
     say.step(
         "Send a letter with a PDF attachment",
@@ -480,7 +480,7 @@ def _queue(
 
 
 def _receipts(say: Narrator, sender: Practice, ids: list[str]) -> None:
-    from .render import when
+    from p2p.cli.render import when
 
     say.step(
         "Signed receipts",
@@ -505,7 +505,7 @@ def _receipts(say: Narrator, sender: Practice, ids: list[str]) -> None:
 
 
 def _inbox(say: Narrator, practice: Practice) -> None:
-    from .render import when
+    from p2p.cli.render import when
 
     say.step(
         "Dr Benali's inbox",
@@ -539,8 +539,8 @@ def _inbox(say: Narrator, practice: Practice) -> None:
 
 
 def _export_and_verify(say: Narrator, root: Path, practice: Practice, *ids: str) -> None:
-    from .export import export_document
-    from .verify import verify_path
+    from p2p.cli.export import export_document
+    from p2p.documents.verify import verify_path
 
     say.step(
         "Export and verify, offline",

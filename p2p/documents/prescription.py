@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import BadInput
+from p2p.errors import BadInput
 
 FORMAT = "pli-prescription/1"
 MEDIA_TYPE = "application/json"
@@ -52,7 +52,7 @@ _PRESCRIBER_KEYS = ("name", "profession", "rpps", "practice", "fingerprint")
 
 
 def _text(value: str, what: str, *, required: bool = True) -> str:
-    from .documents import check_text
+    from p2p.documents.clinical import check_text
 
     value = check_text(value, what)
     if required and not value:

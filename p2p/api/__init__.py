@@ -1,0 +1,1 @@
+"""The local API: aiohttp handlers on the unix socket."""

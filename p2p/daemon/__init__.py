@@ -1,0 +1,1 @@
+"""The daemon process: wiring of the services and the process around them."""

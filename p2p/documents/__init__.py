@@ -1,0 +1,1 @@
+"""The clinical domain: patient fields, prescriptions, offline verification."""

@@ -1,0 +1,1 @@
+"""The network edges: the peer port (transport) and mDNS (discovery)."""

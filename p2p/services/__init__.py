@@ -1,0 +1,1 @@
+"""Daemon services: outbox, inbox, pairing. They do not import each other."""

@@ -1,0 +1,1 @@
+"""Pairing with a colleague: by one-time code or by fingerprint."""

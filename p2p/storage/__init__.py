@@ -1,0 +1,1 @@
+"""What the daemon keeps on disk: the database, files, keys and configuration."""

@@ -1,0 +1,202 @@
+"""The decoders ``bench.fuzz`` drives, each with seeds of valid input.
+
+A target takes the fuzzer's bytes and feeds them to one decoder, or to one
+protocol object in a chosen state (a handshake waiting for message 2, a
+pairing waiting for the invitee's reply), as the daemon would. Keys are
+pinned so that a finding replays exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable
+
+from protocol import (
+    PROLOGUE,
+    DocumentMeta,
+    EnvelopeReader,
+    Evidence,
+    FileEntry,
+    Handshake,
+    LocalIdentity,
+    Pairing,
+    PairingCode,
+    PairingRole,
+    ProfileCard,
+    Receipt,
+    RemotePeer,
+    Role,
+    StaticCert,
+    codec,
+    messages,
+    new_document_id,
+    normalize_fingerprint,
+    open_envelope,
+    parse_code,
+    seal,
+)
+
+NOW = 1_764_000_000
+Target = Callable[[bytes], object]
+
+
+def person(n: int) -> LocalIdentity:
+    return LocalIdentity.from_secrets(
+        bytes([n]) * 32, bytes([n + 1]) * 32, bytes([n + 2]) * 32, not_after=2_000_000_000
+    )
+
+
+ALICE, BOB = person(10), person(20)
+
+
+def _trust_anyone(remote: RemotePeer) -> None:
+    """The handshake checks certificates itself; the fuzz targets trust any identity."""
+
+
+def _handshake(role: Role, me: LocalIdentity, ephemeral: int) -> Handshake:
+    return Handshake(role, me, _trust_anyone, now=NOW, prologue=PROLOGUE,
+                     ephemeral_secret=bytes([ephemeral]) * 32)  # fmt: skip
+
+
+def _noise_messages() -> tuple[bytes, bytes, bytes]:
+    alice, bob = _handshake(Role.INITIATOR, ALICE, 1), _handshake(Role.RESPONDER, BOB, 2)
+    m1 = alice.initiate()
+    m2 = bob.receive(m1)
+    assert m2 is not None
+    m3 = alice.receive(m2)
+    assert m3 is not None
+    return m1, m2, m3
+
+
+def _noise_targets() -> dict[str, tuple[Target, list[bytes]]]:
+    m1, m2, m3 = _noise_messages()
+
+    def message_1(data: bytes) -> object:
+        return _handshake(Role.RESPONDER, BOB, 2).receive(data)
+
+    def message_2(data: bytes) -> object:
+        alice = _handshake(Role.INITIATOR, ALICE, 1)
+        alice.initiate()
+        return alice.receive(data)
+
+    def message_3(data: bytes) -> object:
+        bob = _handshake(Role.RESPONDER, BOB, 2)
+        bob.receive(m1)
+        return bob.receive(data)
+
+    return {
+        "noise.message_1": (message_1, [m1]),
+        "noise.message_2": (message_2, [m2]),
+        "noise.message_3": (message_3, [m3]),
+    }
+
+
+def _envelope() -> bytes:
+    meta = DocumentMeta(
+        document_id=new_document_id(), created_at=NOW, kind="letter", sender=ALICE.public,
+        recipients=(BOB.public,), files=(FileEntry("lettre.txt", 300),),
+        metadata={"patient": "DUPONT, Jeanne", "subject": "Avis"},
+    )  # fmt: skip
+    card = BOB.card(1, name="Dr Bob")
+    return b"".join(seal(ALICE, [card], meta, [b"Cher confrere, " * 20]))
+
+
+def _envelope_targets() -> dict[str, tuple[Target, list[bytes]]]:
+    envelope = _envelope()
+    opened = open_envelope([envelope], BOB)
+    evidence = Evidence.of(opened).to_wire()
+
+    def reader(data: bytes) -> object:
+        envelope_reader = EnvelopeReader(BOB)
+        events = envelope_reader.feed(data)
+        envelope_reader.close()
+        return events
+
+    def evidence_verify(data: bytes) -> object:
+        return Evidence.from_wire(data).verify()
+
+    return {
+        "envelope.reader": (reader, [envelope]),
+        "envelope.inner_header": (DocumentMeta.from_wire, [opened.inner_header]),
+        "evidence.from_wire+verify": (evidence_verify, [evidence]),
+    }
+
+
+def _wire_targets() -> dict[str, tuple[Target, list[bytes]]]:
+    card = ALICE.card(3, name="Dr Alice", rpps="10003456789")
+    receipt = Receipt.create(
+        BOB.identity, document_id=bytes(16), envelope_digest=bytes(32),
+        sender=ALICE.public, now=NOW,
+    )  # fmt: skip
+    frame = messages.encode(messages.Offer(bytes(16), 1234))
+    fingerprint = ALICE.public.peer_id.fingerprint
+
+    def latin1(parse: Callable[[str], object]) -> Target:
+        return lambda data: parse(data.decode("latin-1"))
+
+    return {
+        "codec.unpack": (codec.unpack, [codec.pack({"a": [1, b"x", {"b": None}]})]),
+        "messages.decode": (messages.decode, [frame]),
+        "messages.split_frame": (messages.split_frame, [b"\x01" + frame]),
+        "identity.card": (ProfileCard.from_wire, [card.sign(ALICE.identity)]),
+        "identity.static_cert": (StaticCert.from_wire, [ALICE.static_cert.to_wire()]),
+        "identity.fingerprint": (latin1(normalize_fingerprint), [fingerprint.encode()]),
+        "receipts.from_wire": (Receipt.from_wire, [receipt.to_wire()]),
+        "pairing.parse_code": (latin1(parse_code), [b"314-1592653"]),
+    }
+
+
+def _pairing_targets() -> dict[str, tuple[Target, list[bytes]]]:
+    code = parse_code("314-1592653")
+
+    def pairing(role: PairingRole, me: LocalIdentity, seed: bytes) -> Pairing:
+        counter = itertools.count()
+
+        def entropy(n: int) -> bytes:
+            return hashlib.shake_256(seed + next(counter).to_bytes(8, "big")).digest(n)
+
+        return Pairing(role, code, me, me.card(1, name="Dr X").sign(me.identity),
+                       bytes(32), now=NOW, my_addresses=(), entropy=entropy)  # fmt: skip
+
+    def host() -> Pairing:
+        return pairing(PairingRole.INVITER, ALICE, b"host")
+
+    def guest() -> Pairing:
+        return pairing(PairingRole.INVITEE, BOB, b"guest")
+
+    g, h = guest(), host()
+    first = g.start()
+    second = h.receive(first)
+    assert second is not None
+    third = g.receive(second)
+    assert third is not None
+
+    def at_host(data: bytes) -> object:
+        return host().receive(data)
+
+    def at_guest(data: bytes) -> object:
+        player = guest()
+        player.start()
+        return player.receive(data)
+
+    def at_host_after_message_1(data: bytes) -> object:
+        player = host()
+        player.receive(first)
+        return player.receive(data)
+
+    return {
+        "pairing.at_inviter": (at_host, [first]),
+        "pairing.at_inviter_2": (at_host_after_message_1, [third]),
+        "pairing.at_invitee": (at_guest, [second]),
+    }
+
+
+def build() -> dict[str, tuple[Target, list[bytes]]]:
+    _ = PairingCode  # the type of ``parse_code``'s result, fuzzed through it
+    return {
+        **_wire_targets(),
+        **_noise_targets(),
+        **_envelope_targets(),
+        **_pairing_targets(),
+    }

@@ -1,0 +1,1 @@
+"""Benchmarks and resilience runs, by hand: ``python -m bench.NAME`` (see README)."""

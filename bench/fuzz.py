@@ -9,10 +9,14 @@ a crash, a hang past libFuzzer's timeout — is a finding, and libFuzzer writes
 the input that caused it to ``bench/fuzz-findings/``.
 
 Each target runs in its own process (libFuzzer owns the process it runs in),
-for an equal share of ``--runs`` executions, starting from a small seed
+starting from a small seed
 corpus of valid messages so that mutations reach the deep checks (signatures,
-AEAD tags, state transitions) and not only the first length field. The table
-at the end gives, per target, the executions, their rate, and the findings.
+AEAD tags, state transitions) and not only the first length field. The
+``--runs`` executions are shared so that every target gets about the same
+time: a short calibration run measures each target's rate first (a pairing
+message costs a SPAKE2 computation, a card a few bytes of msgpack). The
+table at the end gives, per target, the executions, their rate, and the
+findings.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from pathlib import Path
 FINDINGS = Path(__file__).resolve().parent / "fuzz-findings"
 MAX_LEN = 4096
 PER_INPUT_TIMEOUT_S = 5
+CALIBRATION_RUNS = 2000
+PROCESS_START_S = 0.5  # interpreter, imports and seeds, measured on this machine
 
 Target = Callable[[bytes], object]
 
@@ -93,6 +99,17 @@ def run_target(name: str, runs: int) -> tuple[int, float, str]:
     return executed, seconds, f"FINDING: {summary}"
 
 
+def equal_time_shares(names: list[str], runs: int) -> dict[str, int]:
+    """Runs per target so that each takes about the same time (rates calibrated)."""
+    rates = {}
+    for name in names:
+        executed, seconds, _ = run_target(name, CALIBRATION_RUNS)
+        rates[name] = executed / max(seconds - PROCESS_START_S, 0.1)
+    total_rate = sum(rates.values())
+    return {name: max(CALIBRATION_RUNS, math.ceil(runs * rate / total_rate))
+            for name, rate in rates.items()}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1_000_000, help="executions in total")
@@ -104,12 +121,12 @@ def main() -> None:
         child(options.child, options.runs, options.corpus)
         return
     names = options.target or sorted(_targets())
-    each = math.ceil(options.runs / len(names))
-    print(f"atheris, {len(names)} decoders, {each:,} executions each, {os.cpu_count()} CPUs")
+    shares = equal_time_shares(names, options.runs)
+    print(f"atheris, {len(names)} decoders, {options.runs:,} executions, {os.cpu_count()} CPUs")
     print(f"{'decoder':<28} {'executions':>12} {'seconds':>8} {'exec/s':>8}  outcome")
     total, failed = 0, 0
     for name in names:
-        executed, seconds, outcome = run_target(name, each)
+        executed, seconds, outcome = run_target(name, shares[name])
         total += executed
         failed += outcome != "0 findings"
         rate = executed / seconds if seconds else 0

@@ -38,7 +38,7 @@ from p2p.errors import (
 from p2p.services.outbox import Attachment, Recipient
 from p2p.services.pairing.service import ACTION_STATES, State
 from p2p.storage.config import parse_address
-from p2p.storage.store import PeerRow, PeerState
+from p2p.storage.store import PeerRow
 from protocol import (
     KINDS,
     BadCode,
@@ -124,9 +124,7 @@ def _str(body: dict[str, Any], key: str, *, required: bool = True) -> str:
 # --- lookups ------------------------------------------------------------------------
 
 
-def resolve_peer(
-    daemon: Daemon, text: str, *, states: tuple[PeerState, ...] = (PeerState.PAIRED,)
-) -> PeerRow:
+def resolve_peer(daemon: Daemon, text: str, *, states: tuple[str, ...] = ("paired",)) -> PeerRow:
     """A peer by exact name, peer id, or fingerprint (prefix allowed if unique)."""
     rows = daemon.store.peers(states=states)
     needle = text.strip()
@@ -166,12 +164,6 @@ def resolve_document(daemon: Daemon, text: str) -> tuple[str, str, Path]:
         raise BadInput(f"“{text}” matches {len(found)} documents; type more of the id.")
     ((doc_id, (direction, _sender, path)),) = found.items()
     return direction, doc_id, path
-
-
-def _peer_names(daemon: Daemon) -> dict[str, str]:
-    """Peer id → name, for the peers we are or were paired with."""
-    rows = daemon.store.peers(states=(PeerState.PAIRED, PeerState.REMOVED))
-    return {row.peer_id: row.name for row in rows}
 
 
 def _peer_json(daemon: Daemon, row: PeerRow) -> dict[str, Any]:
@@ -296,7 +288,7 @@ async def send(request: web.Request) -> web.Response:
 
 async def outbox(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
-    names = _peer_names(daemon)
+    names = {row.peer_id: row.name for row in daemon.store.peers(states=("paired", "removed"))}
     entries = []
     described: dict[str, Any] = {}
     for row in daemon.store.outbox():
@@ -320,7 +312,7 @@ async def outbox(request: web.Request) -> web.Response:
 
 async def inbox(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
-    names = _peer_names(daemon)
+    names = {row.peer_id: row.name for row in daemon.store.peers(states=("paired", "removed"))}
     entries = []
     for row in daemon.store.inbox():
         meta = await asyncio.to_thread(

@@ -540,12 +540,15 @@ def _inbox(say: Narrator, practice: Practice) -> None:
 
 def _export_and_verify(say: Narrator, root: Path, practice: Practice, *ids: str) -> None:
     from p2p.cli.export import export_document
+    from p2p.documents.trust import Keyring
     from p2p.documents.verify import verify_path
+    from p2p.storage.trusted import known_keys
 
     say.step(
         "Export and verify, offline",
         "Export writes the files, a .pli.json with the signature proof, and for the "
-        "prescription a printable page with a QR code. pli verify needs no daemon.",
+        "prescription a printable page with a QR code. pli verify needs no daemon; it "
+        "accepts only signatures by keys this practice trusts (its own, its paired peers').",
     )
     folder = root / "export"
     folder.mkdir()
@@ -557,12 +560,14 @@ def _export_and_verify(say: Narrator, root: Path, practice: Practice, *ids: str)
         say.detail(f"Exported {done.kind}: {names}", files=[p.name for p in done.files])
         if done.page is not None:
             pages.append(done.page)
+    keyring = Keyring(tuple(known_keys(practice.home)), home=practice.home)
     for target in [folder / "ecg.pdf", *pages]:
-        say.command(f"pli verify {target}")
-        report = verify_path(target)
+        say.command(f"pli --home {practice.home} verify {target}")
+        report = verify_path(target, keyring)
+        signer = report.signer.name if report.signer else "?"
         say.detail(
             f"{target.name}: signature valid, signed by {report.signer_fingerprint} "
-            f"(Dr Claire Martin), {report.kind} for {report.metadata.get('patient_name')}",
+            f"({signer}, a paired peer), {report.kind} for {report.metadata.get('patient_name')}",
             file=target.name,
             valid=True,
         )
@@ -578,7 +583,7 @@ def _export_and_verify(say: Narrator, root: Path, practice: Practice, *ids: str)
         encoding="utf-8",
     )
     try:
-        verify_path(copy)
+        verify_path(copy, keyring)
     except PliError as exc:
         say.detail(
             f"A copy of ecg.pdf with one bit changed is refused (exit {exc.exit_code}): "

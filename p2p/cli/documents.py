@@ -122,30 +122,65 @@ def private_file(name: str, data: bytes) -> Any:
 
 @cli.command(short_help="Check an exported document or prescription offline.")
 @click.argument("file", metavar="FILE")
+@click.option(
+    "--signer",
+    "signers",
+    multiple=True,
+    metavar="FINGERPRINT",
+    help="Also trust this key (its complete fingerprint, checked with the sender).",
+)
 @click.pass_obj
-def verify(state: State, file: str) -> None:
-    """Check offline (no daemon needed) that FILE is exactly what its sender signed.
+def verify(state: State, file: str, signers: tuple[str, ...]) -> None:
+    """Check offline (no daemon needed) that FILE is exactly what a trusted key signed.
 
     FILE is an exported file (its .pli.json must be next to it), the .pli.json itself,
-    or a prescription's printable page. Exit 4 if anything was changed.
+    a prescription's printable page, or a scanned QR code saved as text. Valid only
+    when signed by this practice, a paired peer, or a --signer key. Exit 4 if anything
+    was changed or the key is not one this practice trusts.
     """
     from p2p.documents.verify import verify_path
 
-    report = verify_path(Path(file).expanduser())
-    names = _known_names(state)
-    out = state.out
-    if out.json:
-        out.emit({**report.as_dict(), "signer_name": names.get(report.signer_peer_id)})
+    keyring = _keyring(state, signers)
+    report = verify_path(Path(file).expanduser(), keyring)
+    if state.json:
+        state.out.emit(report.as_dict())
         return
+    _print_signer(state, report)
+    _print_report(state, report, keyring)
+
+
+def _keyring(state: State, signers: tuple[str, ...]) -> Any:
+    """What this practice trusts, read from its home without the daemon (read-only)."""
+    from p2p.documents.trust import Keyring, parse_signers
+    from p2p.storage.trusted import known_keys
+
+    given = parse_signers(signers)
+    home = state.home
+    keys = known_keys(home) if home.is_dir() else []
+    return Keyring(tuple(keys), given, home if keys else None)
+
+
+def _print_signer(state: State, report: Any) -> None:
+    out, signer = state.out, report.signer
+    out.line("The signature is valid: this is exactly what was signed, by a key you trust.")
+    out.line(f"Signed by the key with fingerprint {report.signer_fingerprint}")
+    if signer.relation == "self":
+        out.line(f"  which is this practice's own key ({_clean(signer.name)}).")
+    elif signer.relation == "paired":
+        out.line(f"  which is {_clean(signer.name)}, a paired peer.")
+    else:
+        out.line("  which is the key you gave with --signer.")
+
+
+def _print_report(state: State, report: Any, keyring: Any) -> None:
     from p2p.cli.render import when
 
-    signer = names.get(report.signer_peer_id)
-    out.line("The signature is valid: this is exactly what was signed.")
-    out.line(f"Signed by the key with fingerprint {report.signer_fingerprint}")
-    if signer:
-        out.line(f"  which is {_clean(signer)}.")
-    else:
-        out.line("  Compare this fingerprint with the one on the sender's letterhead.")
+    out = state.out
+    names = {
+        peer: name
+        for peer in [*report.recipients, *(r["recipient"] for r in report.receipts)]
+        if (name := keyring.name_of(peer))
+    }
     meta = report.metadata
     patient = meta.get("patient_name", "")
     if meta.get("patient_birthdate"):
@@ -181,23 +216,6 @@ def verify(state: State, file: str) -> None:
                 + (f", {_clean(item['quantity'])}" if item.get("quantity") else "")
                 + (f", renew {renewals}x" if renewals else "")
             )
-
-
-def _known_names(state: State) -> dict[str, str]:
-    """Peer id → name, from the local daemon if it runs (verify never needs it)."""
-    from p2p.cli.client import Client
-
-    try:
-        home = state.home
-        if not (home / "api.sock").exists():
-            return {}
-        client = Client(home)
-        names = {str(p["peer_id"]): str(p["name"]) for p in client.get("/v1/peers", timeout=3)}
-        me = client.get("/v1/identity", timeout=3)
-        names[str(me["peer_id"])] = f"this practice ({me['name']})"
-    except (PliError, KeyError, TypeError, OSError):
-        return {}
-    return names
 
 
 @cli.command(short_help="Watch two practices on this machine pair and exchange documents.")

@@ -31,7 +31,7 @@ from p2p.services.pairing.service import PairingService
 from p2p.storage import keystore
 from p2p.storage.config import Config, load_profile
 from p2p.storage.files import Layout
-from p2p.storage.store import PeerRow, PeerState, Store
+from p2p.storage.store import PeerRow, Store
 from protocol import (
     AuthenticationFailed,
     DocumentMeta,
@@ -177,7 +177,7 @@ class Daemon:
 
     def paired_peer(self, peer_id: PeerId) -> PeerRow | None:
         row = self.store.peer(peer_id.hex)
-        return row if row is not None and row.state is PeerState.PAIRED else None
+        return row if row is not None and row.state == "paired" else None
 
     def _authorize(self, remote: RemotePeer) -> None:
         """Called inside the handshake, before anything more is sent to ``remote``."""
@@ -311,16 +311,9 @@ class Daemon:
         peer_id = card.identity.peer_id
         known = list(dict.fromkeys([*addresses, *card.addresses]))
         row = PeerRow(
-            peer_id=peer_id.hex,
-            identity=card.identity.key,
-            card=card_wire,
-            name=card.name,
-            fingerprint=peer_id.fingerprint,
-            discovery_secret=discovery_secret,
-            addresses=tuple(known),
-            state=PeerState.PAIRED,
-            paired_at=int(time.time()),
-        )
+            peer_id.hex, card.identity.key, card_wire, card.name, peer_id.fingerprint,
+            discovery_secret, tuple(known), "paired", int(time.time()), None,
+        )  # fmt: skip
         self.store.save_peer(row)
         log.info("paired with %s", peer_id.short)
         self.outbox.wake(peer_id.hex)
@@ -330,7 +323,7 @@ class Daemon:
         row = self.store.peer(peer_hex)
         if row is None:
             raise PeerUnknown("No such peer.")
-        self.store.set_peer_state(peer_hex, PeerState.REMOVED)
+        self.store.set_peer_state(peer_hex, "removed")
         await self.transport.disconnect(PeerId(bytes.fromhex(peer_hex)))
         self._seen.pop(peer_hex, None)
         if self.discovery is not None:

@@ -2,8 +2,10 @@
 
 ``verify_path`` takes what a person has in hand:
 
-- an exported file: its sidecar (``<name>.pli.json``, or any ``*.pli.json`` in the
-  same folder that lists it) is found next to it;
+- an exported file: its sidecar is the ``*.pli.json`` in the same folder that lists
+  this file's name *with this file's SHA-256* (the one ``pli export`` wrote, named
+  after the document's first file); several such sidecars are refused as ambiguous,
+  and a sidecar that lists the name with another hash means the file was changed;
 - a sidecar (``*.pli.json``);
 - a prescription's printable page (``ordonnance-*.html``), which carries its own proof;
 - a text file holding what a QR code of such a page says (``PLI1:...``, scanned):
@@ -11,13 +13,14 @@
 
 It checks the sender's signature (``protocol.Evidence.verify``), the SHA-256 of
 each exported file present against what was signed (``Evidence.check_file``),
-that the sidecar's readable copy of the metadata is the signed one, and that a
-page shows exactly the signed prescription (it is rebuilt and compared, its QR
-drawing aside). Anything changed → ``SecurityFailure`` (exit 4) with
-``TAMPERED``; a missing sidecar → ``PliError`` (exit 1) saying what to do.
+that the sidecar's readable copy of the metadata is the signed one, that a page
+shows exactly the signed prescription (it is rebuilt and compared, its QR drawing
+aside), and that a prescription names, as its prescriber's key, the key that
+signed it. Anything changed → ``SecurityFailure`` (exit 4) with ``TAMPERED``; a
+missing sidecar → ``PliError`` (exit 1) saying what to do.
 
-Who signed is a key: the report gives its fingerprint, to compare with the
-sender's letterhead (the CLI adds the peer's name when the local daemon knows it).
+Then who signed: a correct signature by a key this practice does not trust is
+not valid (``trust.judge``, exit 4): anyone can make a key and sign.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from p2p.documents import prescription
+from p2p.documents import prescription, trust
 from p2p.errors import BadInput, PliError, SecurityFailure
 
 if TYPE_CHECKING:
@@ -41,6 +44,8 @@ TAMPERED = (
     "Do not use it; ask the sender for a new copy."
 )
 SIDECAR_SUFFIX = ".pli.json"
+MAX_SIDECAR = 8 * 1024 * 1024  # bytes: a sidecar read while looking for a file's own
+MAX_CANDIDATES = 1000  # sidecars read in one folder while looking
 
 
 @dataclass
@@ -59,16 +64,19 @@ class Report:
     created_at: int
     signer_fingerprint: str
     signer_peer_id: str
+    signer_key: bytes
     recipients: list[str]  # peer ids (hex)
     recipient_fingerprints: list[str]
     metadata: dict[str, str]
     files: list[FileCheck] = field(default_factory=list)
     prescription: dict[str, Any] | None = None
     receipts: list[dict[str, Any]] = field(default_factory=list)  # checked: recipient, status, time
+    signer: trust.Signer | None = None  # set once the signing key is found trusted
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "valid": True,
+            "valid": self.signer is not None,
+            "signer": self.signer.as_dict() if self.signer else None,
             "source": str(self.source),
             "id": self.document_id,
             "kind": self.kind,
@@ -87,7 +95,15 @@ def tampered(detail: str = "") -> SecurityFailure:
     return SecurityFailure(f"{TAMPERED} ({detail})" if detail else TAMPERED)
 
 
-def verify_path(path: Path) -> Report:
+def verify_path(path: Path, keyring: trust.Keyring) -> Report:
+    """Check ``path`` is intact and signed by a key ``keyring`` trusts; raises otherwise."""
+    report = check_integrity(path)
+    report.signer = trust.judge(keyring, report.signer_key)
+    return report
+
+
+def check_integrity(path: Path) -> Report:
+    """Everything but who signed: the signature, the files, the signed details."""
     if not path.exists():
         raise BadInput(f"The file “{path}” does not exist. Check its name and folder.")
     if path.is_dir():
@@ -109,23 +125,55 @@ def _read(path: Path) -> bytes:
 
 
 def find_sidecar(path: Path) -> Path:
-    """The ``.pli.json`` written with an exported file, in the same folder."""
-    direct = path.with_name(path.name + SIDECAR_SUFFIX)
-    if direct.is_file():
-        return direct
-    for candidate in sorted(path.parent.glob(f"*{SIDECAR_SUFFIX}")):
-        try:
-            listed = json.loads(candidate.read_bytes()).get("files", [])
-            if any(isinstance(f, dict) and f.get("saved_as") == path.name for f in listed):
-                return candidate
-        except (OSError, ValueError, AttributeError):
-            continue
+    """The ``.pli.json`` that lists this file under its own name and with its own hash.
+
+    Every sidecar in the folder is read (up to ``MAX_CANDIDATES``); one listing the
+    name with this file's SHA-256 is the file's own. Two are ambiguous and refused;
+    one listing the name with another hash (or ``<name>.pli.json`` not listing it)
+    says that something was changed.
+    """
+    digest = _sha256(path).hex()
+    same, other = [], []
+    for candidate in sorted(path.parent.glob(f"*{SIDECAR_SUFFIX}"))[:MAX_CANDIDATES]:
+        hashes = _listed_hashes(candidate, path.name)
+        if digest in hashes:
+            same.append(candidate)
+        elif hashes:
+            other.append(candidate)
+    if len(same) > 1:
+        names = ", ".join(f"“{c.name}”" for c in same)
+        raise SecurityFailure(
+            f"Several signature files next to “{path.name}” describe it: {names}. pli will "
+            "not choose one, since one of them may have been put there to mislead. Give the "
+            "one pli export wrote with it: pli verify FILE.pli.json."
+        )
+    if same:
+        return same[0]
+    if other:
+        raise tampered(f"{path.name} is not the file that was signed")
+    if path.with_name(path.name + SIDECAR_SUFFIX).is_file():  # its own, edited not to list it
+        raise tampered(f"{path.name}{SIDECAR_SUFFIX} was edited")
     raise PliError(
         f"No signature file was found next to “{path.name}”: pli verify needs the "
         f"{SIDECAR_SUFFIX} file that pli export wrote with it (named after the document's "
         f"first file, e.g. “{path.name}{SIDECAR_SUFFIX}”), in the same folder. Copy it "
         "there, or export the document again (pli export DOC)."
     )
+
+
+def _listed_hashes(sidecar: Path, name: str) -> set[str]:
+    """The SHA-256 (hex) a sidecar lists for the exported file ``name``; empty if none."""
+    try:
+        if not sidecar.is_file() or sidecar.stat().st_size > MAX_SIDECAR:
+            return set()
+        listed = json.loads(sidecar.read_bytes()).get("files", [])
+        return {
+            str(entry.get("sha256", "")).lower()
+            for entry in listed
+            if isinstance(entry, dict) and entry.get("saved_as") == name
+        }
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()
 
 
 def check_evidence(wire: bytes) -> tuple[Evidence, DocumentMeta]:
@@ -147,6 +195,7 @@ def _report(source: Path, meta: DocumentMeta) -> Report:
         created_at=meta.created_at,
         signer_fingerprint=meta.sender.peer_id.fingerprint,
         signer_peer_id=meta.sender.peer_id.hex,
+        signer_key=meta.sender.key,
         recipients=[r.peer_id.hex for r in meta.recipients],
         recipient_fingerprints=[r.peer_id.fingerprint for r in meta.recipients],
         metadata=dict(meta.metadata),
@@ -285,8 +334,17 @@ def _check_prescription(folder: Path, report: Report, meta: DocumentMeta) -> Non
 
 
 def _same_prescriber(report: Report) -> None:
+    """A prescription must name, as its prescriber's key, the very key that signed it."""
+    from protocol import FingerprintError, normalize_fingerprint
+
     claimed = (report.prescription or {}).get("prescriber", {}).get("fingerprint", "")
-    if claimed and claimed != report.signer_fingerprint:
+    if not claimed:
+        raise tampered("the prescription does not name its prescriber's key")
+    try:
+        same = normalize_fingerprint(claimed) == report.signer_fingerprint.replace("-", "")
+    except FingerprintError:
+        same = False
+    if not same:
         raise tampered("the prescription names another prescriber than the one who signed it")
 
 

@@ -10,6 +10,7 @@ Nothing here ever logs or prints a secret.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -26,9 +27,11 @@ from nacl.bindings import (
 )
 
 from p2p.errors import KeystoreError
-from protocol import LocalIdentity, limits, new_discovery_secret
+from protocol import IdentityKey, LocalIdentity, LocalProtocolError, limits, new_discovery_secret
 
 KEY_FILE = Path("keys") / "identity.json"
+#: Our public identity key alone (no secret): ``pli verify`` reads it without the passphrase.
+PUBLIC_FILE = Path("keys") / "public.json"
 #: Renew the static-key certificate when less than this is left of it.
 RENEW_BEFORE = 30 * 24 * 3600
 
@@ -88,7 +91,46 @@ def load(home: Path, *, passphrase: str | None = None) -> Keys:
         # peers never see an expired one from a daemon that keeps running.
         keys = _renewed(keys, now)
         _write(path, _serialise(keys), passphrase)
+    elif _read_public(home / PUBLIC_FILE) != keys.identity.public.key:
+        with contextlib.suppress(OSError):  # a home made before it; verify falls back
+            _write_public(home / PUBLIC_FILE, keys.identity.public.key)
     return keys
+
+
+def public_key(home: Path) -> bytes | None:
+    """Our identity public key without the passphrase; None if the home has no identity.
+
+    ``keys/public.json`` when it exists (written with the key file), else the key
+    file itself if no passphrase protects it.
+    """
+    key = _read_public(home / PUBLIC_FILE)
+    if key is not None:
+        return key
+    try:
+        document = json.loads(key_path(home).read_text(encoding="utf-8"))
+        seed = bytes.fromhex(document["secrets"]["identity_seed"])
+        return IdentityKey(seed).public.key
+    except (OSError, ValueError, KeyError, TypeError, LocalProtocolError):
+        return None
+
+
+def _read_public(path: Path) -> bytes | None:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        key = bytes.fromhex(document["identity"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return key if len(key) == 32 else None
+
+
+def _write_public(path: Path, key: bytes) -> None:
+    tmp = path.with_suffix(".tmp-public")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"v": 1, "identity": key.hex()}, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def _renewed(keys: Keys, now: int) -> Keys:
@@ -136,6 +178,8 @@ def _write(path: Path, secrets: dict[str, Any], passphrase: str | None) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+    seed = bytes.fromhex(secrets["identity_seed"])
+    _write_public(path.parent / PUBLIC_FILE.name, IdentityKey(seed).public.key)
 
 
 def _kdf_params() -> dict[str, Any]:

@@ -35,6 +35,7 @@ from .fake_api import FakeApi
 
 Api = tuple[Path, FakeApi]
 INS = "2 55 08 14 168 025 38"  # a woman born in August 1955
+SENDER = LocalIdentity.generate(now=0)  # the colleague whose key `verify` is told to trust
 TAMPERED = "This document was changed after it was signed"
 
 
@@ -308,7 +309,7 @@ class Sent:
         metadata: dict[str, str],
         sender: LocalIdentity | None = None,
     ) -> None:
-        self.sender = sender or LocalIdentity.generate(now=0)
+        self.sender = sender or SENDER
         me = LocalIdentity.generate(now=0)
         meta = DocumentMeta(
             document_id=new_document_id(),
@@ -362,8 +363,10 @@ def export(home: Path, doc: str, folder: Path) -> dict[str, Any]:
     return done
 
 
-def verify(path: Path, *extra: str) -> Result:
-    return run("--home", path.parent / "no-home", *extra, "verify", path)
+def verify(path: Path, *extra: str, signer: LocalIdentity = SENDER) -> Result:
+    """``pli verify`` with no home, trusting ``signer`` (tests_verify_trust.py: the rest)."""
+    fingerprint = signer.peer_id.fingerprint
+    return run("--home", path.parent / "no-home", *extra, "verify", path, "--signer", fingerprint)
 
 
 @pytest.fixture
@@ -394,11 +397,12 @@ def test_verify_an_intact_export(exported_letter: Path, name: str) -> None:
     result = verify(exported_letter / name)
     assert result.exit_code == 0, result.output
     assert "The signature is valid" in result.stdout
-    assert "Compare this fingerprint with the one on the sender's letterhead" in result.stdout
+    assert "which is the key you gave with --signer" in result.stdout
     assert "ecg.pdf: intact" in result.stdout
     assert "DUPONT Jeanne" in result.stdout
     report = json.loads(verify(exported_letter / name, "--json").stdout)
     assert report["valid"] is True
+    assert report["signer"]["relation"] == "signer"
     assert report["metadata"] == META
     assert [f["status"] for f in report["files"]] == ["intact", "intact"]
 
@@ -484,14 +488,12 @@ def _prescription(sender: LocalIdentity, **prescriber: str) -> bytes:
 @pytest.fixture
 def page(fake_api: Api, tmp_path: Path) -> Path:
     home, server = fake_api
-    sender = LocalIdentity.generate(now=0)
-    content = _prescription(sender)
+    content = _prescription(SENDER)
     sent = Sent(
         server,
         "prescription",
         [("ordonnance-2027-01-02.json", content, "application/json")],
         {"patient_name": "DUPONT Jeanne"},
-        sender=sender,
     )
     done = export(home, sent.id, tmp_path / "out")
     assert done["page"] is not None
@@ -553,7 +555,7 @@ def test_a_prescription_signed_by_someone_else_than_its_prescriber(
         sender=forger,
     )
     done = export(home, sent.id, tmp_path / "out")
-    result = verify(Path(done["page"]))
+    result = verify(Path(done["page"]), signer=forger)
     assert result.exit_code == 4
     assert "names another prescriber" in result.stderr
 

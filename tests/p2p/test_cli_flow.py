@@ -216,13 +216,18 @@ def test_two_practices_through_the_cli(two: tuple[Daemon, Daemon, Path]) -> None
     assert order["prescriber"]["rpps"] == "10101234567"
     assert order["items"][0]["renewals"] == 2
 
-    nowhere = root / "no-home"  # verify needs no daemon and no home
+    nowhere = root / "no-home"  # verify needs no daemon; without a home it trusts no key
+    alice_fp = lines(pli(alice.home, "--json", "id"))[0]["fingerprint"]
     for target in (out / "ecg.pdf", out / "lettre.txt.pli.json", page):
-        checked = pli(nowhere, "verify", target)
+        checked = pli(bob.home, "verify", target)  # Bob's daemon runs: its database is shared
         assert checked.returncode == 0, checked.stderr
         assert "The signature is valid" in checked.stdout
+        unknown = pli(nowhere, "verify", target)
+        assert unknown.returncode == 4, unknown.stderr
+        assert "Anyone can make a key" in unknown.stderr
+        assert pli(nowhere, "verify", target, "--signer", alice_fp).returncode == 0
     named = pli(bob.home, "verify", out / "ecg.pdf")
-    assert "which is Dr Alice Martin" in named.stdout
+    assert "which is Dr Alice Martin, a paired peer." in named.stdout
     assert "Receipt: delivered by this practice (Dr Bob Benali)" in named.stdout  # offline
 
     forged = root / "forged"

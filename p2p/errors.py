@@ -73,9 +73,21 @@ class NotPaired(PliError):
 
 
 class PairingFailed(PliError):
+    """A pairing ended without a peer. ``reason`` is the reason code
+    (``protocol.PairingReason``); the exit code follows from it: 4 when the
+    failure may mean an attack (``protocol.is_security_reason``), 1 otherwise."""
+
     exit_code = 4
     code = "pairing-failed"
     http_status = 403
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        if reason is not None:
+            from protocol import is_security_reason
+
+            self.exit_code = 4 if is_security_reason(reason) else 1
 
 
 class DocumentUnknown(PliError):

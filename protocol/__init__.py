@@ -31,6 +31,15 @@ from .errors import (
     VersionMismatch,
 )
 from .evidence import Evidence
+from .fingerprint_pairing import (
+    PROLOGUE_FINGERPRINT,
+    FingerprintPairing,
+    FingerprintRole,
+    ShowCheckCode,
+)
+from .fingerprint_pairing import Declined as PairingDeclined
+from .fingerprint_pairing import Paired as PairingDone
+from .fingerprint_pairing import Send as PairingSend
 from .identity import (
     FingerprintError,
     IdentityKey,
@@ -45,6 +54,9 @@ from .identity import (
 )
 from .noise import PROLOGUE, Handshake, RemotePeer, Role, Session
 from .pairing import (
+    BAD_PEER_MESSAGE,
+    EXPIRED_PEER_MESSAGE,
+    REFLECTION_MESSAGE,
     WRONG_CODE_MESSAGE,
     BadCode,
     PairedPeer,
@@ -57,12 +69,25 @@ from .pairing import (
     parse_code,
 )
 from .pairing import Role as PairingRole
+from .pairing_reasons import SECURITY_REASONS as PAIRING_SECURITY_REASONS
+from .pairing_reasons import WIRE_REASONS as PAIRING_WIRE_REASONS
+from .pairing_reasons import PairingRefused
+from .pairing_reasons import Reason as PairingReason
+from .pairing_reasons import error_frame as pairing_error_frame
+from .pairing_reasons import is_security as is_security_reason
+from .pairing_reasons import read_error_frame as read_pairing_error_frame
 from .receipts import RECEIPT_STATUSES, Receipt, is_receipt_status
 
 __all__ = [
+    "BAD_PEER_MESSAGE",
+    "EXPIRED_PEER_MESSAGE",
     "KINDS",
+    "PAIRING_SECURITY_REASONS",
+    "PAIRING_WIRE_REASONS",
     "PROLOGUE",
+    "PROLOGUE_FINGERPRINT",
     "RECEIPT_STATUSES",
+    "REFLECTION_MESSAGE",
     "WRONG_CODE_MESSAGE",
     "AuthenticationFailed",
     "BadCode",
@@ -72,6 +97,8 @@ __all__ = [
     "Evidence",
     "FileEntry",
     "FingerprintError",
+    "FingerprintPairing",
+    "FingerprintRole",
     "FrameTooLarge",
     "Handshake",
     "IdentityKey",
@@ -82,7 +109,12 @@ __all__ = [
     "PairedPeer",
     "Pairing",
     "PairingCode",
+    "PairingDeclined",
+    "PairingDone",
+    "PairingReason",
+    "PairingRefused",
     "PairingRole",
+    "PairingSend",
     "PeerId",
     "ProfileCard",
     "ProtocolError",
@@ -94,6 +126,7 @@ __all__ = [
     "Role",
     "SealedEnvelope",
     "Session",
+    "ShowCheckCode",
     "StaticCert",
     "Verified",
     "VerifiedEnvelope",
@@ -104,6 +137,7 @@ __all__ = [
     "fingerprint_prefix",
     "hint_matches",
     "is_receipt_status",
+    "is_security_reason",
     "limits",
     "messages",
     "new_code",
@@ -111,6 +145,8 @@ __all__ = [
     "new_document_id",
     "normalize_fingerprint",
     "open_envelope",
+    "pairing_error_frame",
     "parse_code",
+    "read_pairing_error_frame",
     "seal",
 ]

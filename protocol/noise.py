@@ -51,6 +51,7 @@ from .identity import KEY_SIZE, LocalIdentity, PeerId, PublicIdentity, StaticCer
 SUPPORTED_VERSIONS = (1,)
 PROLOGUE = b"pli/1" + bytes(SUPPORTED_VERSIONS)
 
+EXPORTER_LABEL = b"pli/1/noise-exporter"
 DHLEN = 32
 HASHLEN = 64
 TAGLEN = 16
@@ -296,6 +297,17 @@ class _HandshakeState:
             raise LocalProtocolError("the handshake is not finished")
         return self._sym.split()
 
+    def exporter(self) -> bytes:
+        """A secret bound to this session: HMAC-BLAKE2b(ck, EXPORTER_LABEL ‖ h).
+
+        ``h`` alone is public (it hashes only bytes sent in the clear); the
+        final chaining key ``ck`` holds every DH result, so only the two ends
+        can compute this. Never used as a transport key (``split`` is).
+        """
+        if not self.finished:
+            raise LocalProtocolError("the handshake is not finished")
+        return _hmac(self._sym.ck, EXPORTER_LABEL + self._sym.h)
+
     def _write_token(self, token: _Token) -> bytes:
         if token is _Token.E:
             self._sym.mix_hash(self._e_pub)
@@ -364,6 +376,10 @@ def _parse_identity_payload(payload: bytes) -> tuple[PublicIdentity, StaticCert]
         raise MalformedMessage("handshake payload: unexpected fields")
     identity = PublicIdentity(codec.fixed_bytes(fields, "id", KEY_SIZE, "handshake payload"))
     cert_bytes = codec.fixed_bytes(fields, "cert", StaticCert.WIRE_SIZE, "handshake payload")
+    # One encoding per value: another msgpack spelling of the same keys would
+    # change the handshake hash without changing what was said (issue 8 §1.1).
+    if codec.pack({"id": identity.key, "cert": cert_bytes}) != payload:
+        raise MalformedMessage("handshake payload: not in canonical form")
     return identity, StaticCert.from_wire(cert_bytes)
 
 
@@ -514,6 +530,7 @@ class Handshake:
             remote=remote,
             handshake_hash=self._noise.handshake_hash,
             is_initiator=initiator,
+            exporter=self._noise.exporter(),
         )
         self._state = _State.COMPLETE
 
@@ -547,12 +564,14 @@ class Session:
         remote: RemotePeer,
         handshake_hash: bytes,
         is_initiator: bool,
+        exporter: bytes,
     ) -> None:
         self._send = send
         self._receive = receive
         self._remote = remote
         self._handshake_hash = handshake_hash
         self._is_initiator = is_initiator
+        self._exporter = exporter
 
     def __repr__(self) -> str:
         return f"Session(remote={self._remote.peer_id.short}, initiator={self._is_initiator})"
@@ -568,6 +587,14 @@ class Session:
     @property
     def is_initiator(self) -> bool:
         return self._is_initiator
+
+    def export(self, label: bytes, size: int = 32) -> bytes:
+        """A secret value for one purpose, the same at both ends of this session only:
+        BLAKE2b(key = exporter, data = label, digest_size = size). An onlooker who
+        saw every handshake byte cannot compute it (unlike ``handshake_hash``)."""
+        if not label.startswith(b"pli/"):
+            raise LocalProtocolError("an exported value needs a pli/ purpose label")
+        return hashlib.blake2b(label, key=self._exporter, digest_size=size).digest()
 
     def encrypt(self, plaintext: bytes, ad: bytes = b"") -> bytes:
         if len(plaintext) > MAX_PLAINTEXT:

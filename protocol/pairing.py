@@ -163,8 +163,12 @@ from .identity import (
     PublicIdentity,
     StaticCert,
 )
+from .pairing_reasons import PairingRefused, Reason
 
 __all__ = [
+    "BAD_PEER_MESSAGE",
+    "EXPIRED_PEER_MESSAGE",
+    "REFLECTION_MESSAGE",
     "WRONG_CODE_MESSAGE",
     "BadCode",
     "Entropy",
@@ -479,13 +483,13 @@ def _seal(key: bytes, plaintext: bytes, ad: bytes) -> bytes:
 
 def _open(key: bytes, box: bytes, ad: bytes) -> bytes:
     if len(box) < _TAG_SIZE:
-        raise AuthenticationFailed(WRONG_CODE_MESSAGE)
+        raise PairingRefused(Reason.WRONG_CODE, WRONG_CODE_MESSAGE)
     try:
         plaintext: bytes = nacl_bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
             box, ad, _NONCE, key
         )
     except (nacl_exceptions.CryptoError, ValueError, TypeError) as exc:
-        raise AuthenticationFailed(WRONG_CODE_MESSAGE) from exc
+        raise PairingRefused(Reason.WRONG_CODE, WRONG_CODE_MESSAGE) from exc
     return plaintext
 
 
@@ -505,7 +509,7 @@ def _spake_finish(spake: Any, message: bytes) -> bytes:
     try:
         key = spake.finish(message)
     except SPAKEError as exc:  # e.g. our own message reflected back to us
-        raise AuthenticationFailed(WRONG_CODE_MESSAGE) from exc
+        raise PairingRefused(Reason.WRONG_CODE, WRONG_CODE_MESSAGE) from exc
     except Exception as exc:  # not a point of the right group: ValueError, NotOnCurve
         raise MalformedMessage("pairing: the key exchange message is not a valid key") from exc
     if not isinstance(key, bytes) or len(key) != 32:
@@ -513,7 +517,7 @@ def _spake_finish(spake: Any, message: bytes) -> bytes:
     return key
 
 
-def _check_address(value: Any, what: str) -> str:
+def check_address(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise MalformedMessage(f"{what}: an address is text")
     codec.check_text(value, what, max_len=_MAX_ADDRESS_LEN)
@@ -555,7 +559,7 @@ def _decode_bundle(data: bytes) -> _RawBundle:
         cert=StaticCert.from_wire(codec.field(fields, "cert", bytes, what)),
         card_wire=codec.field(fields, "card", bytes, what),
         discovery_secret=codec.fixed_bytes(fields, "disco", DISCOVERY_SECRET_SIZE, what),
-        addresses=tuple(_check_address(a, f"{what} address") for a in addresses),
+        addresses=tuple(check_address(a, f"{what} address") for a in addresses),
     )
 
 
@@ -600,7 +604,7 @@ class Pairing:
         if now > me.static_cert.not_after:
             raise LocalProtocolError("our transport certificate has expired; renew it first")
         try:
-            addresses = tuple(_check_address(a, "our address") for a in my_addresses)
+            addresses = tuple(check_address(a, "our address") for a in my_addresses)
         except RemoteProtocolError as exc:
             raise LocalProtocolError(str(exc)) from exc
         if len(addresses) > limits.MAX_ADDRESSES:
@@ -775,14 +779,14 @@ class Pairing:
         mac_a = codec.fixed_bytes(fields, "mac", _MAC_SIZE, what)
         nameplate = self._code.nameplate
         if not constant_time_equal(_commit(nameplate, msg_a), self._commit):
-            raise AuthenticationFailed(WRONG_CODE_MESSAGE)
+            raise PairingRefused(Reason.WRONG_CODE, WRONG_CODE_MESSAGE)
         keys = _Keys.derive(_spake_finish(self._spake, msg_a))
         self._spake = None
         t0 = _transcript(nameplate, self._commit, msg_a, self._msg_b)
         raw = _decode_bundle(_open(keys.bundle_a, box_a, t0))
         t1 = _transcript(nameplate, self._commit, msg_a, self._msg_b, box_a)
         if not constant_time_equal(mac_a, _mac(keys.confirm_a, _SIDE_A, t1, raw.identity.key)):
-            raise AuthenticationFailed(WRONG_CODE_MESSAGE)
+            raise PairingRefused(Reason.WRONG_CODE, WRONG_CODE_MESSAGE)
         peer = self._accept(raw, keys.sas)
         box_b = _seal(keys.bundle_b, self._bundle, t1)
         t2 = _transcript(nameplate, self._commit, msg_a, self._msg_b, box_a, box_b)
@@ -805,24 +809,24 @@ class Pairing:
         t2 = _transcript(nameplate, self._commit, self._msg_a, self._msg_b, self._box_a, box_b)
         expected = _mac(keys.confirm_b, _SIDE_B, t2, self._me.key, raw.identity.key)
         if not constant_time_equal(mac_b, expected):
-            raise AuthenticationFailed(WRONG_CODE_MESSAGE)
+            raise PairingRefused(Reason.WRONG_CODE, WRONG_CODE_MESSAGE)
         self._finish(self._accept(raw, keys.sas))
 
     def _accept(self, raw: _RawBundle, sas: str) -> PairedPeer:
         """The checks on an authenticated bundle: reflection, certificate, card."""
         if raw.identity == self._me:
-            raise AuthenticationFailed(REFLECTION_MESSAGE)
+            raise PairingRefused(Reason.REFLECTION, REFLECTION_MESSAGE)
         if constant_time_equal(raw.cert.static_public, self._my_static):
-            raise AuthenticationFailed(BAD_PEER_MESSAGE)  # our transport key, their name
+            raise PairingRefused(Reason.BAD_PEER, BAD_PEER_MESSAGE)  # our transport key, their name
         if self._now > raw.cert.not_after:
-            raise AuthenticationFailed(EXPIRED_PEER_MESSAGE)
+            raise PairingRefused(Reason.EXPIRED_PEER, EXPIRED_PEER_MESSAGE)
         try:
             raw.cert.verify(raw.identity, now=self._now)
             card = ProfileCard.from_wire(raw.card_wire)
         except AuthenticationFailed as exc:
-            raise AuthenticationFailed(BAD_PEER_MESSAGE) from exc
+            raise PairingRefused(Reason.BAD_PEER, BAD_PEER_MESSAGE) from exc
         if card.identity != raw.identity:
-            raise AuthenticationFailed(BAD_PEER_MESSAGE)
+            raise PairingRefused(Reason.BAD_PEER, BAD_PEER_MESSAGE)
         return PairedPeer(
             identity=raw.identity,
             static_cert=raw.cert,

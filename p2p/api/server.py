@@ -36,6 +36,7 @@ from p2p.errors import (
     StorageError,
 )
 from p2p.services.outbox import Attachment, Recipient
+from p2p.services.pairing.fingerprint import select_request
 from p2p.services.pairing.service import ACTION_STATES, State
 from p2p.storage.config import parse_address
 from p2p.storage.store import PeerRow
@@ -488,19 +489,12 @@ async def peers_add_fingerprint(request: web.Request) -> web.Response:
 async def peers_accept(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
     body = await _json(request)
-    wanted = _str(body, "peer").strip()
-    prefix = fingerprint_prefix(wanted)
     requests = [
-        item for item in daemon.pairing.pending()
-        if item.kind == "fingerprint" and item.role == "responder" and (
-            item.fingerprint.replace("-", "").startswith(prefix) or item.id == wanted
-            or item.peer_name.casefold() == wanted.casefold())
+        (item.id, item.fingerprint) for item in daemon.pairing.pending()
+        if item.kind == "fingerprint" and item.role == "responder"
     ]  # fmt: skip
-    if not requests:
-        raise PeerUnknown(f"No pending pairing request matches “{wanted}”.")
-    if len(requests) > 1:
-        raise AmbiguousPeer(f"“{wanted}” matches several pending requests; type more of it.")
-    status = daemon.pairing.confirm(requests[0].id, body.get("yes", True) is not False)
+    chosen = select_request(requests, _str(body, "peer"))
+    status = daemon.pairing.confirm(chosen, body.get("yes", True) is not False)
     return web.json_response(status.as_dict())
 
 

@@ -5,8 +5,10 @@ cryptography (docs/api.md, "Pairing"); these commands start an attempt, follow i
 with long polls (``GET /v1/pair/{id}?timeout=..&until=..``), show the check code
 (SAS) and ask the person, then report ``paired`` or the daemon's sentence.
 
-Exit codes (cli.md): a failure that may mean an attack — a wrong code, check codes
-that differ, a computer that is not the fingerprint typed — is a security failure,
+Exit codes (cli.md) follow the daemon's reason code (``"reason"`` in the status,
+``protocol.is_security_reason``), never the sentence: a failure that may mean an
+attack — a wrong code, check codes that differ, a computer that is not the
+fingerprint typed, a request that broke its commitment — is a security failure,
 exit 4; an expired, used or cancelled code, a timeout or a refusal is an ordinary
 failure, exit 1 (nothing was attacked: the fix is a new invitation).
 """
@@ -53,21 +55,10 @@ def _sas(code: str | None) -> str:
     return f"{code[:3]} {code[3:]}" if code and len(code) == 6 else str(code or "")
 
 
-def _is_security(message: str) -> bool:
-    from p2p.services.pairing.wire import NOT_THAT_PEER_MESSAGE, PEER_REFUSED_MESSAGE
-    from protocol import WRONG_CODE_MESSAGE
-
-    not_that_peer = NOT_THAT_PEER_MESSAGE.split("{", 1)[0]
-    return message in (WRONG_CODE_MESSAGE, PEER_REFUSED_MESSAGE, YOU_SAID_NO) or (
-        message.startswith(not_that_peer) and "is not the practice with fingerprint" in message
-    )
-
-
-def _failed(message: str) -> PliError:
-    error = PairingFailed(message)
-    if not _is_security(message):
-        error.exit_code = 1
-    return error
+def _failed(message: str, reason: object) -> PliError:
+    """The failure the daemon reported: the exit code follows its reason code (4 for a
+    possible attack, 1 otherwise), never the wording of the sentence."""
+    return PairingFailed(message, reason=str(reason) if reason else "rejected")
 
 
 def follow(
@@ -91,7 +82,8 @@ def follow(
             _report_paired(state, status)
             return
         if current == "failed":
-            raise _failed(str(status.get("message") or "The pairing failed. Nothing was saved."))
+            message = str(status.get("message") or "The pairing failed. Nothing was saved.")
+            raise _failed(message, status.get("reason"))
         if current == "needs-confirmation" and not shown:
             shown = True
             until = "waiting-for-peer,paired,failed"
@@ -145,7 +137,7 @@ def _ask_and_answer(state: State, attempt: str) -> None:
         raise PliError("Stopped: the pairing was refused. Nothing was saved.") from None
     state.client.post(f"/v1/pair/{attempt}/confirm", {"yes": same})
     if not same:
-        raise _failed(YOU_SAID_NO)
+        raise _failed(YOU_SAID_NO, "you-refused")
 
 
 def _report_paired(state: State, status: dict[str, Any]) -> None:
@@ -337,27 +329,16 @@ def peers_pending(state: State) -> None:
 
 
 def _matching_request(rows: list[dict[str, Any]], wanted: str) -> dict[str, Any]:
-    from protocol import fingerprint_prefix
+    """The request PEER designates: its id, or at least 4 groups of its fingerprint."""
+    from p2p.services.pairing.fingerprint import select_request
 
-    prefix = fingerprint_prefix(wanted)
-    found = [
-        r for r in rows
-        if r.get("kind") == "fingerprint" and r.get("role") == "responder" and (
-            r.get("id") == wanted or str(r.get("peer_name", "")).casefold() == wanted.casefold()
-            or (prefix and str(r.get("fingerprint", "")).replace("-", "").startswith(prefix)))
-    ]  # fmt: skip
-    if not found:
-        from p2p.errors import PeerUnknown
-
-        raise PeerUnknown(
-            f"No pairing request from “{wanted}” is waiting. `pli peers pending` lists them; "
-            "ask your colleague to run `pli peers add` again."
-        )
-    if len(found) > 1:
-        from p2p.errors import AmbiguousPeer
-
-        raise AmbiguousPeer(f"“{wanted}” matches several requests; type more of the fingerprint.")
-    return found[0]
+    requests = {
+        str(r.get("id")): r for r in rows
+        if r.get("kind") == "fingerprint" and r.get("role") == "responder"
+    }  # fmt: skip
+    chosen = select_request([(rid, str(r.get("fingerprint", ""))) for rid, r in requests.items()],
+                            wanted)  # fmt: skip
+    return requests[chosen]
 
 
 @peers.command("accept", short_help="Accept a colleague's pairing request.")
@@ -366,7 +347,8 @@ def _matching_request(rows: list[dict[str, Any]], wanted: str) -> dict[str, Any]
 @click.option("--refuse", is_flag=True, help="Decline the request instead.")
 @click.pass_obj
 def peers_accept(state: State, peer: str, yes: bool, refuse: bool) -> None:
-    """Accept the pairing request from PEER (name, fingerprint or request id)."""
+    """Accept the pairing request from PEER: at least the first 4 groups of its fingerprint
+    (as your colleague reads it to you), or its request id from `pli peers pending`."""
     out = state.out
     request = _matching_request(_pending(state), peer.strip())
     if not out.json:
@@ -375,7 +357,10 @@ def peers_accept(state: State, peer: str, yes: bool, refuse: bool) -> None:
             + (f", {_clean(request.get('profession'))}" if request.get("profession") else "")
             + f" ({request.get('fingerprint')})."
         )
-        out.line(f"Check code: {_sas(request.get('sas'))}")
+        out.line(
+            f"Check code: {_sas(request.get('sas'))}   fingerprint: {request.get('fingerprint')}"
+        )
+        out.line("Both must be what your colleague reads to you.")
     accept = not refuse
     if accept and not yes:
         try:

@@ -307,7 +307,7 @@ def test_pairing_by_fingerprint(two: tuple[Daemon, Daemon, Path]) -> None:
         while not (pending := lines(pli(alice.home, "--json", "peers", "pending"))):
             assert time.monotonic() < deadline, "the request never arrived"
             time.sleep(0.1)
-        accepted = pli(alice.home, "peers", "accept", pending[0]["fingerprint"][:11], "--yes")
+        accepted = pli(alice.home, "peers", "accept", pending[0]["fingerprint"][:23], "--yes")
         assert accepted.returncode == 0, accepted.stderr
         assert "Paired with Dr Bob Benali" in accepted.stdout
         out, errors = asking.communicate(timeout=30)

@@ -113,7 +113,9 @@ def test_invite_rejects_a_bad_duration(tmp_path: Path, expires: str) -> None:
 def test_invite_that_expires_exits_1(fake_api: Api) -> None:
     home, server = fake_api
     server.answers["POST", "/v1/pair/invite"] = (201, INVITATION)
-    server.answers["GET", "/v1/pair/a1"] = status("failed", message=EXPIRED_MESSAGE)
+    server.answers["GET", "/v1/pair/a1"] = status(
+        "failed", message=EXPIRED_MESSAGE, reason="expired"
+    )
     result = run("--home", home, "pair", "invite", "--yes")
     assert result.exit_code == 1
     assert "expired" in result.stderr
@@ -131,7 +133,9 @@ def test_invite_without_a_daemon_exits_3(tmp_path: Path) -> None:
 def test_accept_with_the_wrong_code_exits_4(fake_api: Api) -> None:
     home, server = fake_api
     server.answers["POST", "/v1/pair/accept"] = (202, {"id": "a1", "address": "127.0.0.1:7717"})
-    server.answers["GET", "/v1/pair/a1"] = status("failed", message=WRONG_CODE_MESSAGE)
+    server.answers["GET", "/v1/pair/a1"] = status(
+        "failed", message=WRONG_CODE_MESSAGE, reason="wrong-code"
+    )
     result = run("--home", home, "pair", "accept", "314-1592654", "--address", "127.0.0.1:7717")
     assert result.exit_code == 4
     assert "The pairing code was wrong, or someone tried to intercept the pairing" in result.stderr
@@ -140,18 +144,47 @@ def test_accept_with_the_wrong_code_exits_4(fake_api: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    ("message", "exit_code"),
-    [(EXPIRED_MESSAGE, 1), (PEER_REFUSED_MESSAGE, 4), ("Something else happened.", 1)],
+    ("message", "reason", "exit_code"),
+    [
+        (EXPIRED_MESSAGE, "expired", 1),
+        (PEER_REFUSED_MESSAGE, "peer-refused", 4),
+        ("Something else happened.", "rejected", 1),
+        ("Something else happened.", None, 1),
+    ],
 )
-def test_accept_failures_and_their_exit_codes(fake_api: Api, message: str, exit_code: int) -> None:
+def test_accept_failures_and_their_exit_codes(
+    fake_api: Api, message: str, reason: str | None, exit_code: int
+) -> None:
     home, server = fake_api
     server.answers["POST", "/v1/pair/accept"] = (202, {"id": "a1", "address": "x:1"})
-    server.answers["GET", "/v1/pair/a1"] = status("failed", message=message)
+    server.answers["GET", "/v1/pair/a1"] = status("failed", message=message, reason=reason)
     result = run("--home", home, "--json", "pair", "accept", "314 1592653", "--yes")
     assert result.exit_code == exit_code
     error = json.loads(result.stdout.splitlines()[-1])
     assert error["error"]["message"] == message
     assert ("/v1/pair/accept", {"code": "314-1592653", "yes": True}) in posted(server)
+
+
+@pytest.mark.parametrize(
+    ("message", "reason", "exit_code"),
+    [
+        (WRONG_CODE_MESSAGE, "expired", 1),  # the sentence of an attack, the code of an expiry
+        ("A sentence pli never wrote.", "wrong-code", 4),
+        (PEER_REFUSED_MESSAGE, "timeout", 1),
+        ("Une autre phrase.", "not-that-peer", 4),
+        ("Une autre phrase.", "bad-commitment", 4),
+    ],
+)
+def test_the_exit_code_follows_the_reason_code_not_the_sentence(
+    fake_api: Api, message: str, reason: str, exit_code: int
+) -> None:
+    """Issue 9: the CLI read its exit code from the daemon's sentence; now from its code."""
+    home, server = fake_api
+    server.answers["POST", "/v1/pair/accept"] = (202, {"id": "a1", "address": "x:1"})
+    server.answers["GET", "/v1/pair/a1"] = status("failed", message=message, reason=reason)
+    result = run("--home", home, "pair", "accept", "314-1592653", "--yes")
+    assert result.exit_code == exit_code, result.output
+    assert message in result.stderr
 
 
 @pytest.mark.parametrize("code", ["31-4159265", "314-15926", "abc-defghij", ""])
@@ -213,7 +246,7 @@ def test_peers_add_to_another_computer_is_a_security_failure(fake_api: Api) -> N
     home, server = fake_api
     server.answers["POST", "/v1/peers/add"] = (202, {"id": "a1"})
     message = NOT_THAT_PEER_MESSAGE.format(address="127.0.0.1:7717", fingerprint=FINGERPRINT)
-    server.answers["GET", "/v1/pair/a1"] = status("failed", message=message)
+    server.answers["GET", "/v1/pair/a1"] = status("failed", message=message, reason="not-that-peer")
     result = run("--home", home, "peers", "add", FINGERPRINT, "--address", "127.0.0.1:7717")
     assert result.exit_code == 4
     assert "is not the practice with fingerprint" in result.stderr
@@ -251,9 +284,12 @@ def test_peers_accept_asks_then_accepts(fake_api: Api) -> None:
     server.answers["GET", "/v1/pair/pending"] = (200, [_request()])
     server.answers["POST", "/v1/peers/accept"] = status("waiting-for-peer", id="r1")
     server.answers["GET", "/v1/pair/r1"] = status("paired", id="r1")
-    result = run("--home", home, "peers", "accept", FINGERPRINT[:11], answer="y\n")
+    result = run("--home", home, "peers", "accept", FINGERPRINT[:23], answer="y\n")
     assert result.exit_code == 0, result.output
     assert "Check code: 654 321" in result.stdout
+    # the full fingerprint next to the check code, on the same line
+    (line,) = [line for line in result.stdout.splitlines() if "Check code" in line]
+    assert FINGERPRINT in line
     assert "Paired with Dr Bob" in result.stdout
     assert ("/v1/peers/accept", {"peer": "r1", "yes": True}) in posted(server)
 
@@ -262,7 +298,7 @@ def test_peers_accept_answered_no_declines(fake_api: Api) -> None:
     home, server = fake_api
     server.answers["GET", "/v1/pair/pending"] = (200, [_request()])
     server.answers["POST", "/v1/peers/accept"] = status("failed", id="r1", message="declined")
-    result = run("--home", home, "peers", "accept", "dr bob", answer="n\n")
+    result = run("--home", home, "peers", "accept", "r1", answer="n\n")
     assert result.exit_code == 0, result.output
     assert "Declined" in result.stdout
     assert ("/v1/peers/accept", {"peer": "r1", "yes": False}) in posted(server)
@@ -270,11 +306,35 @@ def test_peers_accept_answered_no_declines(fake_api: Api) -> None:
 
 def test_peers_accept_unknown_or_ambiguous(fake_api: Api) -> None:
     home, server = fake_api
-    server.answers["GET", "/v1/pair/pending"] = (200, [_request(), _request(id="r2")])
-    unknown = run("--home", home, "peers", "accept", "Dr Nobody", "--yes")
+    other = LocalIdentity.generate(now=0).peer_id.fingerprint
+    twin = FINGERPRINT[:24] + other[24:]  # shares 4 groups and more: only a test can do that
+    server.answers["GET", "/v1/pair/pending"] = (
+        200,
+        [_request(), _request(id="r2", fingerprint=twin)],
+    )
+    unknown = run("--home", home, "peers", "accept", other[:23], "--yes")
     assert unknown.exit_code == 1
     assert "No pairing request" in unknown.stderr
-    ambiguous = run("--home", home, "peers", "accept", "Dr Bob", "--yes")
+    ambiguous = run("--home", home, "peers", "accept", FINGERPRINT[:23], "--yes")
     assert ambiguous.exit_code == 1
     assert "several" in ambiguous.stderr
+    assert posted(server) == []
+
+
+@pytest.mark.parametrize("typed", ["Dr Bob", "FINGER", "r", "{short}", "{one_group}"])
+def test_peers_accept_refuses_a_name_or_a_short_part_of_the_fingerprint(
+    fake_api: Api, typed: str
+) -> None:
+    """Issue 8 §1.6: a lookalike key matched on its first group (about 10^6 tries to make).
+
+    A stranger's request whose fingerprint starts like the colleague's, and that
+    calls itself "Dr Bob", is not accepted by a name or by fewer than 4 groups.
+    """
+    home, server = fake_api
+    lookalike = _request(id="r9", peer_name="Dr Bob", fingerprint=FINGERPRINT[:6] + "X" * 34)
+    server.answers["GET", "/v1/pair/pending"] = (200, [lookalike])
+    text = typed.format(short=FINGERPRINT[:17], one_group=FINGERPRINT[:5])
+    result = run("--home", home, "peers", "accept", text, "--yes")
+    assert result.exit_code == 1, result.output
+    assert "at least the first 4 groups" in result.stderr
     assert posted(server) == []

@@ -262,10 +262,13 @@ async def test_wrong_code_fails_burns_the_invitation_and_the_right_code_is_then_
     with pytest.raises(PairingFailed) as failure:
         await bob.service.accept(str(wrong), await bob.dial(alice))
     assert failure.value.message == WRONG_CODE_MESSAGE
+    assert failure.value.reason == "wrong-code"
     assert failure.value.exit_code == 4
     on_alice = await alice.service.wait(invitation.id, 5)
     assert on_alice.state is State.FAILED
     assert on_alice.message == WRONG_CODE_MESSAGE
+    assert on_alice.reason == "wrong-code"
+    assert on_alice.as_dict()["reason"] == "wrong-code"
 
     with pytest.raises(PairingFailed) as again:
         await bob.service.accept(str(code), await bob.dial(alice))
@@ -281,9 +284,12 @@ async def test_an_expired_code_is_refused_with_the_expiry_message(
     with pytest.raises(PairingFailed) as failure:
         await bob.service.accept(str(invitation.code), await bob.dial(alice))
     assert failure.value.message == EXPIRED_MESSAGE
+    assert failure.value.reason == "expired"
+    assert failure.value.exit_code == 1
     status = alice.service.status(invitation.id)
     assert status.state is State.FAILED
     assert status.message == EXPIRED_MESSAGE
+    assert status.reason == "expired"
     nothing_stored(alice, bob)
 
 
@@ -413,6 +419,8 @@ async def test_wrong_fingerprint_aborts_before_saying_who_we_are(
         await bob.service.request(somebody_else.peer_id.fingerprint, await bob.dial(alice))
     assert "is not the practice with fingerprint" in failure.value.message
     assert alice.address in failure.value.message
+    assert failure.value.reason == "not-that-peer"
+    assert failure.value.exit_code == 4
     await asyncio.sleep(0.1)
     assert alice.service.pending() == []
     nothing_stored(alice, bob)

@@ -345,7 +345,7 @@ def test_wrong_code_fails_on_both_sides_with_the_doctor_text() -> None:
     with pytest.raises(AuthenticationFailed) as host_error:
         host.receive(m3)
     assert str(host_error.value) == WRONG_CODE_MESSAGE
-    assert host_error.value.code == "authentication"
+    assert host_error.value.code == "wrong-code"  # the reason code, on the wire too
     assert host.failed
     assert host.code_used
 

@@ -1,210 +1,304 @@
 """Pairing by fingerprint: ``pli peers add FINGERPRINT --address`` / ``pli peers accept``.
 
-Part of the pairing service: ``pairing.py`` owns the attempts and the people,
-this module only runs the exchange over a ``Pipe`` (no sockets, no clock, no
-timeouts: the service bounds every call). Frames as in ``pairing_wire``::
+Part of the pairing service. The exchange itself (frames, commitment, check
+code, checks) is ``protocol.FingerprintPairing``; this module only moves its
+bytes over a ``Pipe``, bounds each step in time, and puts the people in the
+loop: the requester's person reads the check code to the colleague, the
+responder's person sees it next to the requester's full fingerprint and
+accepts or refuses (``Attempts.confirm``).
 
-    1  R → S  {"t": "fingerprint", "msg": Noise XX message 1}
-    2  S → R  {"t": "noise", "msg": Noise XX message 2}
-    3  R → S  {"t": "noise", "msg": Noise XX message 3}
-    4  R → S  {"t": "sealed", "box": Noise transport message of
-                {"t": "request", "card": bin, "disco": bin 32, "addr": [str]}}
-    5  S → R  {"t": "sealed", "box": ... {"t": "accept", "card", "disco", "addr"}}
-              or {"t": "sealed", "box": ... {"t": "refuse"}}
-
-R is the requester (a person typed S's fingerprint), S the responder. The
-handshake is ``protocol.Handshake`` (Noise XX, identity key and static
-certificate in messages 2 and 3) with the prologue
-``PROLOGUE ‖ b"/pair-fingerprint"``, so a pairing transcript can never pass for
-a ``/pli/1/peer`` one. R's ``verify_remote`` refuses an S whose peer id does not
-match the typed fingerprint (160 bits, check characters catch typos): R aborts
-before message 3 and tells the wrong computer nothing about itself. S accepts
-any identity but its own; it has not decided to trust R, a person will.
-
-Messages 4 and 5 travel under the Noise session. ``card`` is the sender's signed
-``ProfileCard``, which must name the identity the handshake proved; ``disco``
-its discovery secret; ``addr`` up to 8 ``host:port``. S sends its own card and
-secret only when its person accepts. Both screens show a 6-digit check code,
-``BLAKE2b(key=h, data=b"pli/1/pair-fingerprint/sas", digest_size=8) mod 10^6``
-of the handshake hash ``h``: the person accepting can tell their colleague's
-request (same code on the phone) from a stranger's sent at the same moment.
+A fingerprint is printed on letterheads, so anybody may knock: requests live
+in memory only, at most ``MAX_REQUESTS`` at once and ``MAX_REQUESTS_PER_IP``
+from one address, so that one machine cannot take every slot.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Final
 
+from p2p.errors import AmbiguousPeer, BadInput, PairingFailed, PeerUnknown
+from p2p.services.pairing.attempts import (
+    Attempt,
+    Attempts,
+    Kind,
+    Me,
+    PairingOutcome,
+    Side,
+    State,
+)
 from p2p.services.pairing.wire import (
     NOT_THAT_PEER_MESSAGE,
-    REJECTED_MESSAGE,
+    OWN_FINGERPRINT_MESSAGE,
     Abort,
     Pipe,
-    bin_field,
+    Reason,
+    cancel,
+    check_error,
     clean_addresses,
-    frame,
     garbled,
+    hang_up,
     parse,
+    protocol_abort,
     receive,
     send,
+    with_address,
 )
 from protocol import (
-    PROLOGUE,
-    AuthenticationFailed,
-    Handshake,
-    LocalIdentity,
+    FingerprintError,
+    FingerprintPairing,
+    FingerprintRole,
+    LocalProtocolError,
     PairedPeer,
-    ProfileCard,
-    RemotePeer,
+    PairingDeclined,
+    PairingDone,
+    PairingSend,
     RemoteProtocolError,
-    Role,
-    Session,
-    codec,
-    limits,
+    ShowCheckCode,
+    fingerprint_prefix,
     normalize_fingerprint,
 )
 
-PROLOGUE_FINGERPRINT: Final = PROLOGUE + b"/pair-fingerprint"
-_SAS_LABEL: Final = b"pli/1/pair-fingerprint/sas"
-_BUNDLE_KEYS: Final = frozenset({"t", "card", "disco", "addr"})
+log = logging.getLogger("pli.pairing")
+
+#: Fingerprint requests being answered or waiting for a person, at once.
+MAX_REQUESTS: Final = 8
+#: ... of which from one IP address (below the total: one machine cannot hold them all).
+MAX_REQUESTS_PER_IP: Final = 2
 
 
-@dataclass(frozen=True)
-class Bundle:
-    """What one side tells the other about itself."""
-
-    card: bytes
-    discovery_secret: bytes
-    addresses: tuple[str, ...]
-
-    def message(self, kind: str) -> dict[str, Any]:
-        return {
-            "t": kind,
-            "card": self.card,
-            "disco": self.discovery_secret,
-            "addr": list(self.addresses),
-        }
+#: ``pli peers accept`` needs this many characters of the fingerprint (4 groups of 5,
+#: check characters included: 80 bits of the key's hash). Making a key whose
+#: fingerprint starts like a colleague's takes about 2^80 tries for 4 groups;
+#: for one group (the old rule: any prefix) about 10^6, a few seconds.
+MIN_ACCEPT_CHARS: Final = 20
 
 
-def check_code(session: Session) -> str:
-    """The 6 digits both screens show for this exchange."""
-    key = session.handshake_hash[:64]
-    digest = hashlib.blake2b(_SAS_LABEL, key=key, digest_size=8).digest()
-    return f"{int.from_bytes(digest, 'big') % 10**6:06d}"
+def select_request(candidates: Sequence[tuple[str, str]], wanted: str) -> str:
+    """The id of the one request ``wanted`` designates, among ``(id, fingerprint)`` pairs.
+
+    ``wanted`` is a request id (made by this daemon, not by the requester) or at
+    least ``MIN_ACCEPT_CHARS`` characters of the fingerprint, matching exactly one
+    request. A name is not enough: the requester chose it.
+    """
+    text = wanted.strip()
+    for request_id, _ in candidates:
+        if request_id == text:
+            return request_id
+    prefix = fingerprint_prefix(text)
+    if len(prefix) < MIN_ACCEPT_CHARS:
+        raise BadInput(
+            f"Type at least the first 4 groups of the fingerprint ({MIN_ACCEPT_CHARS} letters "
+            "and digits), as your colleague reads it to you, or the request id shown by "
+            "`pli peers pending`: a shorter part, or a name, could match a stranger's request."
+        )
+    found = [rid for rid, fp in candidates if fp.replace("-", "").startswith(prefix)]
+    if not found:
+        raise PeerUnknown(
+            f"No pairing request with the fingerprint “{text}” is waiting. "
+            "`pli peers pending` lists them; ask your colleague to run `pli peers add` again."
+        )
+    if len(found) > 1:
+        raise AmbiguousPeer(f"“{text}” matches several requests; type the whole fingerprint.")
+    return found[0]
 
 
-# --- requester ---------------------------------------------------------------------------------
+def pretty(canonical: str) -> str:
+    return "-".join(canonical[i : i + 5] for i in range(0, len(canonical), 5))
 
 
-async def request(
-    me: LocalIdentity, pipe: Pipe, fingerprint: str, bundle: Bundle, *, now: int
-) -> Session:
-    """Messages 1-4 as the requester; ``fingerprint`` was checked (``normalize_fingerprint``)."""
-    canonical = normalize_fingerprint(fingerprint)
+def host_of(address: str) -> str:
+    """``"1.2.3.4:5"`` / ``"[::1]:5"`` → the host part, the unit of the per-IP limit."""
+    host = address.rpartition(":")[0] if ":" in address else address
+    return host.strip("[]")
 
-    def verify(remote: RemotePeer) -> None:
-        if not remote.peer_id.matches_fingerprint(canonical):
-            raise AuthenticationFailed()
 
-    handshake = Handshake(Role.INITIATOR, me, verify, now=now, prologue=PROLOGUE_FINGERPRINT)
-    await send(pipe, frame("fingerprint", msg=handshake.initiate()))
-    message_2 = bin_field(parse(await receive(pipe), "noise", ("msg",)), "msg")
+class FingerprintService:
+    """Fingerprint requests on both sides."""
+
+    def __init__(self, me: Me, attempts: Attempts) -> None:
+        self._me = me
+        self._attempts = attempts
+        self._busy: Counter[str] = Counter()  # requests held, by remote host
+
+    # --- requester ---------------------------------------------------------------------------
+
+    def requester_attempt(self, fingerprint: str, pipe: Pipe) -> Attempt:
+        try:
+            canonical = normalize_fingerprint(fingerprint)
+        except FingerprintError as exc:
+            self._attempts.spawn(pipe.close())
+            raise BadInput(f"The fingerprint has a typo: {exc}.") from exc
+        if self._me.identity.peer_id.matches_fingerprint(canonical):
+            self._attempts.spawn(pipe.close())
+            raise BadInput(OWN_FINGERPRINT_MESSAGE)
+        attempt = Attempt(Kind.FINGERPRINT, Side.REQUESTER, fingerprint=pretty(canonical))
+        return self._attempts.add(attempt)
+
+    async def run_request(self, attempt: Attempt, pipe: Pipe) -> PairingOutcome:
+        try:
+            with self._attempts.failing(attempt):
+                machine = self._machine(FingerprintRole.REQUESTER, attempt.fingerprint)
+                try:
+                    async with asyncio.timeout(self._me.exchange_timeout):
+                        await self._play(pipe, machine.start())
+                        events = await self._step(machine, pipe, attempt)
+                        await self._play(pipe, events)
+                except TimeoutError:
+                    raise Abort.tell(Reason.TIMEOUT) from None
+                attempt.sas = _code_of(events).code
+                self._attempts.set_state(attempt, State.WAITING_FOR_PEER)
+                try:
+                    async with asyncio.timeout(self._me.confirm_timeout):
+                        answer = await self._step(machine, pipe, attempt)
+                except TimeoutError:
+                    raise Abort.tell(Reason.NOT_ACCEPTED) from None
+                peer = _paired(answer)
+                attempt.peer = peer = with_address(peer, pipe.remote_address)
+                return self._attempts.store(attempt, peer)
+        except Abort as abort:
+            await hang_up(pipe, abort)
+            raise PairingFailed(abort.message, reason=str(abort.reason)) from None
+        except asyncio.CancelledError:
+            await hang_up(pipe, Abort.tell(Reason.STOPPED))
+            raise
+        finally:
+            await pipe.close()
+
+    # --- responder ---------------------------------------------------------------------------
+
+    async def serve(self, pipe: Pipe, first: bytes, deadline: float) -> None:
+        with self._slot(pipe.remote_address):
+            machine = self._machine(FingerprintRole.RESPONDER, None)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._play(pipe, _feed(machine, first))
+                    for _ in range(2):  # message 3, then message 4 (→ the check code)
+                        events = _feed(machine, check_error(await receive(pipe)))
+            except TimeoutError:
+                raise Abort.tell(Reason.TIMEOUT) from None
+            peer = _code_of(events).peer
+            if peer is None:  # pragma: no cover - the responder's code comes with the peer
+                raise garbled()
+            self._replace_older(peer)
+            attempt = self._attempts.add(Attempt(Kind.FINGERPRINT, Side.RESPONDER))
+            log.info("pairing request from %s at %s", peer.peer_id.short, pipe.remote_address)
+            with self._attempts.failing(attempt):
+                yes = await self._await_person(attempt, pipe, peer)
+                await self._play(pipe, machine.decide(yes))
+                if not yes:
+                    raise Abort(attempt.reason or Reason.YOU_DECLINED, message=attempt.message)
+                self._attempts.store(attempt, peer)
+
+    @contextmanager
+    def _slot(self, remote_address: str) -> Iterator[None]:
+        host = host_of(remote_address)
+        if self._busy.total() >= MAX_REQUESTS or self._busy[host] >= MAX_REQUESTS_PER_IP:
+            raise Abort.tell(Reason.BUSY)
+        self._busy[host] += 1
+        try:
+            yield
+        finally:
+            self._busy[host] -= 1
+            if self._busy[host] <= 0:
+                del self._busy[host]
+
+    def _replace_older(self, peer: PairedPeer) -> None:
+        """A retry from the same identity replaces its older pending request."""
+        for other in self._attempts.by_id.values():
+            if (
+                other.side is Side.RESPONDER
+                and other.peer is not None
+                and other.peer.peer_id == peer.peer_id
+                and other.decision is not None
+                and not other.decision.done()
+            ):
+                other.reason = Reason.REPLACED
+                other.decision.cancel()
+
+    async def _await_person(self, attempt: Attempt, pipe: Pipe, peer: PairedPeer) -> bool:
+        """Wait for ``confirm(id, yes)``, watching that the requester is still there."""
+        decision = self._attempts.expect_decision(attempt, peer, peer.sas)
+        watch = asyncio.ensure_future(receive(pipe))  # any frame now ends the request
+        waiting: set[asyncio.Future[Any]] = {decision, watch}
+        try:
+            async with asyncio.timeout(self._me.confirm_timeout):
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            raise Abort.tell(Reason.CONFIRM_TIMEOUT) from None
+        finally:
+            attempt.decision = None
+            await cancel(watch)
+        if decision.cancelled():  # replaced by a newer request, or we are stopping
+            if self._attempts.closed:
+                raise Abort.tell(Reason.STOPPED)
+            raise Abort(attempt.reason or Reason.REPLACED)
+        if decision.done():
+            return decision.result()
+        parse(watch.result(), "", ())  # raises: the requester's error frame, or garbage
+        raise garbled()  # pragma: no cover - parse() always raises for type ""
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _machine(self, role: FingerprintRole, fingerprint: str | None) -> FingerprintPairing:
+        me = self._me
+        try:
+            return FingerprintPairing(
+                role,
+                me.identity,
+                card=me.signed_card(),
+                discovery_secret=me.discovery_secret,
+                addresses=clean_addresses(me.addresses()),
+                now=int(self._attempts.now()),
+                fingerprint=fingerprint,
+            )
+        except LocalProtocolError as exc:
+            log.error("cannot start a pairing: %s", exc)
+            raise Abort.tell(Reason.LOCAL_SETUP) from exc
+
+    @staticmethod
+    async def _step(machine: FingerprintPairing, pipe: Pipe, attempt: Attempt) -> list[Any]:
+        data = check_error(await receive(pipe))
+        try:
+            return machine.receive(data)
+        except RemoteProtocolError as exc:
+            abort = protocol_abort(exc)
+            if abort.reason is Reason.NOT_THAT_PEER:
+                message = NOT_THAT_PEER_MESSAGE.format(
+                    address=pipe.remote_address, fingerprint=attempt.fingerprint
+                )
+                abort = Abort(Reason.NOT_THAT_PEER, message=message)  # tell it nothing
+            raise abort from exc
+
+    @staticmethod
+    async def _play(pipe: Pipe, events: list[Any]) -> None:
+        for event in events:
+            if isinstance(event, PairingSend):
+                await send(pipe, event.data)
+
+
+def _feed(machine: FingerprintPairing, data: bytes) -> list[Any]:
     try:
-        message_3 = handshake.receive(message_2)
-    except AuthenticationFailed:
-        pretty = "-".join(canonical[i : i + 5] for i in range(0, len(canonical), 5))
-        raise Abort(
-            NOT_THAT_PEER_MESSAGE.format(address=pipe.remote_address, fingerprint=pretty)
-        ) from None
+        return machine.receive(data)
     except RemoteProtocolError as exc:
-        raise garbled() from exc
-    if message_3 is None:  # pragma: no cover - XX always has a message 3
-        raise garbled()
-    await send(pipe, frame("noise", msg=message_3))
-    session = handshake.session()
-    await send(pipe, _seal(session, bundle.message("request")))
-    return session
+        raise protocol_abort(exc) from exc
 
 
-async def receive_answer(session: Session, pipe: Pipe, sas: str) -> PairedPeer | None:
-    """Message 5 as the requester: the responder, or ``None`` if its person refused."""
-    kind, fields = _open(session, await receive(pipe), ("accept", "refuse"))
-    return None if kind == "refuse" else _peer(fields, session.remote, sas)
+def _code_of(events: list[Any]) -> ShowCheckCode:
+    for event in events:
+        if isinstance(event, ShowCheckCode):
+            return event
+    raise garbled()  # pragma: no cover - the machine always shows a code at this step
 
 
-# --- responder ---------------------------------------------------------------------------------
-
-
-async def answer_request(
-    me: LocalIdentity, pipe: Pipe, message_1: bytes, *, now: int
-) -> tuple[Session, PairedPeer]:
-    """Messages 1-4 as the responder: the session and the requester as it describes itself."""
-
-    def verify(remote: RemotePeer) -> None:
-        if remote.identity == me.public:
-            raise AuthenticationFailed()
-
-    handshake = Handshake(Role.RESPONDER, me, verify, now=now, prologue=PROLOGUE_FINGERPRINT)
-    try:
-        message_2 = handshake.receive(message_1)
-        if message_2 is None:  # pragma: no cover - XX always has a message 2
-            raise garbled()
-        await send(pipe, frame("noise", msg=message_2))
-        handshake.receive(bin_field(parse(await receive(pipe), "noise", ("msg",)), "msg"))
-    except RemoteProtocolError as exc:
-        raise garbled() from exc
-    session = handshake.session()
-    _, fields = _open(session, await receive(pipe), ("request",))
-    return session, _peer(fields, session.remote, check_code(session))
-
-
-async def send_answer(session: Session, pipe: Pipe, bundle: Bundle | None) -> None:
-    """Message 5 as the responder: accept with our bundle, or refuse (``None``)."""
-    inner = bundle.message("accept") if bundle is not None else {"t": "refuse"}
-    await send(pipe, _seal(session, inner))
-
-
-# --- helpers -----------------------------------------------------------------------------------
-
-
-def _seal(session: Session, inner: Mapping[str, Any]) -> bytes:
-    return frame("sealed", box=session.encrypt(codec.pack(dict(inner))))
-
-
-def _open(session: Session, data: bytes, kinds: tuple[str, ...]) -> tuple[str, Mapping[str, Any]]:
-    box = bin_field(parse(data, "sealed", ("box",)), "box")
-    try:
-        fields = codec.as_map(codec.unpack(session.decrypt(box)), "pairing message")
-        kind = codec.field(fields, "t", str, "pairing message")
-    except RemoteProtocolError as exc:
-        raise garbled() from exc
-    if kind not in kinds or set(fields) != ({"t"} if kind == "refuse" else _BUNDLE_KEYS):
-        raise garbled()
-    return kind, fields
-
-
-def _peer(fields: Mapping[str, Any], remote: RemotePeer, sas: str) -> PairedPeer:
-    """The peer a bundle describes; its card must name the identity Noise proved."""
-    what = "pairing bundle"
-    try:
-        card_wire = codec.field(fields, "card", bytes, what)
-        card = ProfileCard.from_wire(card_wire)
-        secret = codec.fixed_bytes(fields, "disco", 32, what)
-        addresses = codec.field(fields, "addr", list, what)
-    except RemoteProtocolError as exc:
-        raise garbled() from exc
-    if card.identity != remote.identity:
-        raise Abort(REJECTED_MESSAGE, "rejected")
-    if len(addresses) > limits.MAX_ADDRESSES or clean_addresses(addresses) != tuple(addresses):
-        raise garbled()
-    return PairedPeer(
-        identity=remote.identity,
-        static_cert=remote.cert,
-        card=card,
-        card_wire=card_wire,
-        discovery_secret=secret,
-        addresses=tuple(addresses),
-        sas=sas,
-    )
+def _paired(events: list[Any]) -> PairedPeer:
+    for event in events:
+        if isinstance(event, PairingDone):
+            return event.peer
+        if isinstance(event, PairingDeclined):
+            raise Abort(Reason.DECLINED)
+    raise garbled()  # pragma: no cover - message 5 always ends the exchange

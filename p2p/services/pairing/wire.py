@@ -1,12 +1,14 @@
-"""Frames, error codes and sentences of the ``/pli/1/pair`` endpoint.
+"""Frames, reason codes and sentences of the ``/pli/1/pair`` endpoint.
 
-Part of the pairing service (``pairing.py`` and ``fingerprint_pairing.py`` use
-it; nothing else should). Every frame on the endpoint is one WebSocket binary
+Part of the pairing service (``service``, ``code`` and ``fingerprint`` use it;
+nothing else should). Every frame on the endpoint is one WebSocket binary
 message holding one msgpack map with a ``t`` field (``protocol.codec``,
-strict). ``{"t": "error", "code": str}`` ends an exchange from either side; the
-code is one of ``ERROR_CODES`` and only ever selects one of *our* sentences, so
-a peer cannot make us show text it chose. ``Abort`` is how an exchange ends
-inside the service: a sentence for our person and the code to send, if any.
+strict). ``{"t": "error", "code": str}`` ends an exchange from either side
+(``protocol.error_frame``); the code is a ``protocol.PairingReason`` and only
+ever selects one of *our* sentences (``SENTENCES``), so a peer cannot make us
+show text it chose. ``Abort`` is how an exchange ends inside the service: the
+reason (kept in the attempt, returned by the API, read by the CLI for its exit
+code), a sentence for our person and the code to send the peer, if any.
 
 No sockets here: a ``Pipe`` (``transport.FramePipe``) is handed in.
 """
@@ -20,13 +22,23 @@ from dataclasses import replace
 from typing import Any, Final, Protocol
 
 from protocol import (
+    BAD_PEER_MESSAGE,
+    EXPIRED_PEER_MESSAGE,
+    PAIRING_WIRE_REASONS,
+    REFLECTION_MESSAGE,
     WRONG_CODE_MESSAGE,
-    AuthenticationFailed,
     PairedPeer,
+    PairingReason,
+    PairingRefused,
     RemoteProtocolError,
     codec,
     limits,
+    pairing_error_frame,
+    read_pairing_error_frame,
 )
+
+Reason = PairingReason
+WIRE_REASONS = PAIRING_WIRE_REASONS
 
 # --- sentences for people ------------------------------------------------------------------
 
@@ -78,6 +90,19 @@ NOT_THAT_PEER_MESSAGE: Final = (
     "Nothing was saved and nothing was sent to it. Check the address and the fingerprint "
     "with your colleague."
 )
+NOT_THAT_PEER_PLAIN: Final = (
+    "The computer dialled is not the practice with the fingerprint typed. Nothing was saved "
+    "and nothing was sent to it. Check the address and the fingerprint with your colleague."
+)
+BAD_COMMITMENT_MESSAGE: Final = (
+    "The computer asking to pair changed its identity during the exchange: someone may be "
+    "trying to pass for your colleague. Nothing was saved. Refuse, and ask your colleague "
+    "to send the request again."
+)
+LOCAL_SETUP_MESSAGE: Final = (
+    "pli cannot pair on this computer right now: its keys or profile need attention "
+    "(see the daemon's log). Nothing was saved."
+)
 DECLINED_MESSAGE: Final = "The other practice declined the pairing request. Nothing was saved."
 NOT_ACCEPTED_MESSAGE: Final = (
     "The other practice did not accept the pairing request in time. Nothing was saved. "
@@ -91,18 +116,45 @@ SAVE_FAILED_MESSAGE: Final = (
 )
 OWN_FINGERPRINT_MESSAGE: Final = "That is this practice's own fingerprint."
 
-#: Error codes on the wire, and what the receiving side tells its person.
-ERROR_CODES: Final[Mapping[str, str]] = {
-    "wrong-code": WRONG_CODE_MESSAGE,
-    "expired": EXPIRED_MESSAGE,
-    "used": USED_MESSAGE,
-    "unknown": UNKNOWN_MESSAGE,
-    "timeout": TIMEOUT_MESSAGE,
-    "confirm-timeout": CONFIRM_TIMEOUT_MESSAGE,
-    "bad-message": GARBLED_MESSAGE,
-    "rejected": REJECTED_MESSAGE,
-    "busy": BUSY_MESSAGE,
-    "stopping": PEER_STOPPED_MESSAGE,
+#: What our person reads for each reason (a peer's error frame only selects one).
+SENTENCES: Final[Mapping[Reason, str]] = {
+    Reason.WRONG_CODE: WRONG_CODE_MESSAGE,
+    Reason.EXPIRED: EXPIRED_MESSAGE,
+    Reason.USED: USED_MESSAGE,
+    Reason.UNKNOWN: UNKNOWN_MESSAGE,
+    Reason.CANCELLED: CANCELLED_MESSAGE,
+    Reason.TIMEOUT: TIMEOUT_MESSAGE,
+    Reason.LOST: LOST_MESSAGE,
+    Reason.BAD_MESSAGE: GARBLED_MESSAGE,
+    Reason.REJECTED: REJECTED_MESSAGE,
+    Reason.BUSY: BUSY_MESSAGE,
+    Reason.STOPPED: STOPPED_MESSAGE,
+    Reason.PEER_STOPPED: PEER_STOPPED_MESSAGE,
+    Reason.YOU_REFUSED: YOU_REFUSED_MESSAGE,
+    Reason.PEER_REFUSED: PEER_REFUSED_MESSAGE,
+    Reason.CONFIRM_TIMEOUT: CONFIRM_TIMEOUT_MESSAGE,
+    Reason.NOT_THAT_PEER: NOT_THAT_PEER_PLAIN,
+    Reason.DECLINED: DECLINED_MESSAGE,
+    Reason.NOT_ACCEPTED: NOT_ACCEPTED_MESSAGE,
+    Reason.YOU_DECLINED: YOU_DECLINED_MESSAGE,
+    Reason.REPLACED: REPLACED_MESSAGE,
+    Reason.SAVE_FAILED: SAVE_FAILED_MESSAGE,
+    Reason.REFLECTION: REFLECTION_MESSAGE,
+    Reason.BAD_PEER: BAD_PEER_MESSAGE,
+    Reason.EXPIRED_PEER: EXPIRED_PEER_MESSAGE,
+    Reason.BAD_COMMITMENT: BAD_COMMITMENT_MESSAGE,
+    Reason.LOCAL_SETUP: LOCAL_SETUP_MESSAGE,
+}
+
+#: The code we send the peer when we end an exchange for a reason (none: nothing sent).
+_WIRE_FOR: Final[Mapping[Reason, Reason]] = {
+    Reason.STOPPED: Reason.PEER_STOPPED,
+    Reason.NOT_ACCEPTED: Reason.CONFIRM_TIMEOUT,
+    Reason.LOCAL_SETUP: Reason.REJECTED,
+    Reason.REFLECTION: Reason.REJECTED,
+    Reason.EXPIRED_PEER: Reason.REJECTED,
+    Reason.SAVE_FAILED: Reason.REJECTED,
+    **{reason: reason for reason in WIRE_REASONS},
 }
 
 CLOSE_FAILED: Final = 4001  # WebSocket close code after an error frame
@@ -126,17 +178,26 @@ class Pipe(Protocol):
 
 
 class Abort(Exception):
-    """Ends an exchange: ``message`` for our person, ``wire`` the error code for the
-    peer (``None``: the peer already knows, or the connection is gone)."""
+    """Ends an exchange: ``reason`` (why), ``message`` for our person (by default the
+    sentence for ``reason``), ``wire`` the code to send the peer (``None``: the peer
+    already knows, or the connection is gone)."""
 
-    def __init__(self, message: str, wire: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(
+        self, reason: Reason, *, wire: Reason | None = None, message: str | None = None
+    ) -> None:
+        self.reason = reason
+        self.message = message or SENTENCES[reason]
         self.wire = wire
+        super().__init__(self.message)
+
+    @classmethod
+    def tell(cls, reason: Reason, message: str | None = None) -> Abort:
+        """End for ``reason`` and tell the peer (the wire code that goes with it)."""
+        return cls(reason, wire=_WIRE_FOR.get(reason), message=message)
 
 
 def garbled() -> Abort:
-    return Abort(GARBLED_MESSAGE, "bad-message")
+    return Abort.tell(Reason.BAD_MESSAGE)
 
 
 def frame(kind: str, **fields: Any) -> bytes:
@@ -154,27 +215,25 @@ def frame_type(data: bytes) -> str:
 def parse(data: bytes, expected: str, keys: Collection[str]) -> Mapping[str, Any]:
     """A frame of type ``expected`` with exactly ``keys`` besides ``t``.
 
-    An error frame raises ``Abort`` with our sentence for its code (nothing is
-    sent back); anything else unexpected raises ``Abort`` answering ``bad-message``.
+    An error frame raises ``Abort`` with its reason (nothing is sent back);
+    anything else unexpected raises ``Abort`` answering ``bad-message``.
     """
+    check_error(data)
     try:
         fields = codec.as_map(codec.unpack(data), "pairing frame")
         kind = codec.field(fields, "t", str, "pairing frame")
     except RemoteProtocolError as exc:
         raise garbled() from exc
-    if kind == "error":
-        code = fields.get("code")
-        message = ERROR_CODES.get(code, "") if isinstance(code, str) else ""
-        raise Abort(message or REJECTED_MESSAGE)
     if kind != expected or set(fields) != {"t", *keys}:
         raise garbled()
     return fields
 
 
 def check_error(data: bytes) -> bytes:
-    """Pass a ``protocol.Pairing`` message through; raise ``Abort`` for an error frame."""
-    if frame_type(data) == "error":
-        parse(data, "error", ("code",))
+    """Pass a protocol message through; raise ``Abort`` for an error frame."""
+    reason = read_pairing_error_frame(data)
+    if reason is not None:
+        raise Abort(reason)
     return data
 
 
@@ -186,10 +245,9 @@ def bin_field(fields: Mapping[str, Any], key: str) -> bytes:
 
 
 def protocol_abort(exc: RemoteProtocolError) -> Abort:
-    """A failed check inside ``protocol.Pairing``: wrong code, bad identity, or garbage."""
-    if isinstance(exc, AuthenticationFailed):
-        message = str(exc)
-        return Abort(message, "wrong-code" if message == WRONG_CODE_MESSAGE else "rejected")
+    """A failed check inside a protocol state machine: its reason, or garbage."""
+    if isinstance(exc, PairingRefused):
+        return Abort.tell(exc.reason)
     return garbled()
 
 
@@ -197,14 +255,14 @@ async def receive(pipe: Pipe) -> bytes:
     try:
         return await pipe.receive()
     except Exception as exc:  # transport.ChannelClosed and friends: a service may not import them
-        raise Abort(LOST_MESSAGE) from exc
+        raise Abort(Reason.LOST) from exc
 
 
 async def send(pipe: Pipe, data: bytes) -> None:
     try:
         await pipe.send(data)
     except Exception as exc:  # as in receive()
-        raise Abort(LOST_MESSAGE) from exc
+        raise Abort(Reason.LOST) from exc
 
 
 async def hang_up(pipe: Pipe, abort: Abort) -> None:
@@ -212,10 +270,10 @@ async def hang_up(pipe: Pipe, abort: Abort) -> None:
     if abort.wire is not None:
         try:
             async with asyncio.timeout(2.0):
-                await pipe.send(frame("error", code=abort.wire))
+                await pipe.send(pairing_error_frame(abort.wire))
         except Exception:  # noqa: S110 - best effort: the peer may be gone already
             pass
-    await pipe.close(CLOSE_FAILED, abort.wire or "pairing failed")
+    await pipe.close(CLOSE_FAILED, str(abort.wire or "pairing failed"))
 
 
 async def cancel(task: asyncio.Future[Any]) -> None:

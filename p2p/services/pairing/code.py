@@ -1,0 +1,419 @@
+"""Code pairing: ``pli pair invite`` / ``pli pair accept``, over ``protocol.Pairing``.
+
+Part of the pairing service. The invitee dials the inviter::
+
+    1-4  the four messages of protocol.Pairing (see protocol/pairing.py), as is
+    5    both ways, once a person decided: {"t": "sas", "ok": bool}
+
+- The inviter finds the invitation by message 1's ``nameplate``. Unknown,
+  cancelled, expired or used → an error frame, and nothing is burned (a message
+  1 for another nameplate spends nothing).
+- Once the inviter has answered a message 1 (``Pairing.code_used``) the
+  invitation is burned: one attempt per code, success or not, even if the
+  connection then goes silent or drops. Its nameplate leaves mDNS at once.
+- Messages 1-4 must be over within ``exchange_timeout`` (30 s) of the
+  connection (the invitee: of its start); a silent peer is dropped then.
+- Then each screen shows the SAS. Each side sends its person's decision as
+  soon as it is made (``auto_confirm`` / ``--yes`` decides at once) and waits
+  for the other's, at most ``confirm_timeout`` (5 min). Both ``ok`` → each side
+  calls ``store_peer``. A ``false``, an error frame, a closed connection or the
+  timeout → nothing stored, ``PairingFailed`` / ``failed``.
+
+The ``sas`` frames are not authenticated (``protocol.Pairing`` exposes no key
+to MAC them). That is sound because each side stores a peer only if *its own*
+person confirmed: a forged ``ok`` can at worst make one side store the
+genuine, key-confirmed identity its person accepted while the other side
+refused; a man in the middle who knew the code holds both legs anyway, and is
+stopped by the people comparing the SAS.
+
+As in any two-party commit, a connection cut after one side received the
+other's ``ok`` can leave the peer stored on one side only; pairing again
+repairs it (storing a peer again replaces the row).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+from p2p.errors import BadInput, PairingFailed
+from p2p.services.pairing.attempts import (
+    FINAL_STATES,
+    Attempt,
+    Attempts,
+    Kind,
+    Me,
+    PairingOutcome,
+    Side,
+    State,
+)
+from p2p.services.pairing.wire import (
+    STOPPED_MESSAGE,
+    Abort,
+    Pipe,
+    Reason,
+    cancel,
+    check_error,
+    clean_addresses,
+    frame,
+    garbled,
+    hang_up,
+    parse,
+    protocol_abort,
+    receive,
+    send,
+    with_address,
+)
+from protocol import (
+    LocalProtocolError,
+    PairedPeer,
+    Pairing,
+    PairingCode,
+    PairingRole,
+    RemoteProtocolError,
+    new_code,
+    parse_code,
+)
+
+log = logging.getLogger("pli.pairing")
+
+MAX_LIFETIME: Final = 24 * 3600.0
+MAX_OPEN_INVITATIONS: Final = 32
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """A new invitation. ``str(code)`` is what the inviter reads to the colleague;
+    ``id`` (or the nameplate) follows it with ``wait``/``status``."""
+
+    id: str
+    code: PairingCode
+    expires_at: float
+    auto_confirm: bool
+
+    @property
+    def nameplate(self) -> str:
+        return self.code.nameplate
+
+
+class _Use(enum.Enum):
+    OPEN = "open"
+    USED = "used"  # burned: message 1 was answered
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class _Invitation:
+    public: Invitation
+    attempt: Attempt
+    use: _Use = _Use.OPEN
+
+
+class CodePairing:
+    """Invitations, and code exchanges on both sides."""
+
+    def __init__(
+        self,
+        me: Me,
+        attempts: Attempts,
+        on_invitation_change: Callable[[str | None], Awaitable[None]] | None,
+    ) -> None:
+        self._me = me
+        self._attempts = attempts
+        self._on_invitation_change = on_invitation_change
+        self.invitations: dict[str, _Invitation] = {}  # nameplate → latest invitation
+        self._wanted: str | None = None  # the nameplate mDNS should carry
+        self._advertised: str | None = None  # the one it carries
+        self._advert_lock = asyncio.Lock()
+
+    # --- invitations (inviter) ---------------------------------------------------------------
+
+    def invite(self, *, lifetime: float, auto_confirm: bool) -> Invitation:
+        if self._attempts.closed:
+            raise BadInput(STOPPED_MESSAGE)
+        if not 0 < lifetime <= MAX_LIFETIME:
+            raise BadInput("An invitation lasts between a few seconds and one day.")
+        self._attempts.sweep()
+        open_now = {n for n, inv in self.invitations.items() if self._is_open(inv)}
+        if len(open_now) >= MAX_OPEN_INVITATIONS:
+            raise BadInput("Too many invitations are open. Cancel some, or wait for them to end.")
+        code = new_code()
+        for _ in range(20):  # prefer a nameplate not seen lately: error messages stay exact
+            if code.nameplate not in self.invitations:
+                break
+            code = new_code()
+        while code.nameplate in open_now:
+            code = new_code()
+        expires_at = self._attempts.now() + lifetime
+        attempt = self._attempts.add(
+            Attempt(Kind.CODE, Side.INVITER, nameplate=code.nameplate, expires_at=expires_at)
+        )
+        invitation = Invitation(attempt.id, code, expires_at, auto_confirm)
+        self.invitations[code.nameplate] = _Invitation(invitation, attempt)
+        self._attempts.call_later(lifetime, self._attempts.sweep)
+        self._readvertise()
+        log.info("invitation %s open for %d s", code.nameplate, int(lifetime))
+        return invitation
+
+    def cancel(self, nameplate: str) -> None:
+        invitation = self.invitations.get(nameplate)
+        if invitation is None or invitation.attempt.state in FINAL_STATES:
+            raise BadInput(f"There is no open invitation {nameplate}.")
+        attempt = invitation.attempt
+        if invitation.use is _Use.OPEN:
+            invitation.use = _Use.CANCELLED
+            self._attempts.finish(attempt, State.FAILED, Reason.CANCELLED)
+            self._readvertise()
+        elif attempt.decision is not None and not attempt.decision.done():
+            attempt.decision.set_result(False)
+            self._attempts.finish(attempt, State.FAILED, Reason.CANCELLED)
+
+    def find(self, nameplate: str) -> Attempt | None:
+        invitation = self.invitations.get(nameplate)
+        return invitation.attempt if invitation is not None else None
+
+    def _is_open(self, invitation: _Invitation) -> bool:
+        return invitation.use is _Use.OPEN and self._attempts.now() <= invitation.public.expires_at
+
+    def expire(self, now: float) -> bool:
+        """Fail invitations that expired unused (``Attempts.sweep`` calls this)."""
+        expired = False
+        for invitation in self.invitations.values():
+            attempt = invitation.attempt
+            if (
+                invitation.use is _Use.OPEN
+                and now > invitation.public.expires_at
+                and attempt.state not in FINAL_STATES
+            ):
+                self._attempts.finish(attempt, State.FAILED, Reason.EXPIRED)
+                expired = True
+        if expired:
+            self._readvertise()
+        return expired
+
+    def forget(self, attempts: list[Attempt]) -> None:
+        """Unlink attempts ``Attempts.sweep`` forgot from their invitations."""
+        for attempt in attempts:
+            old = self.invitations.get(attempt.nameplate or "")
+            if old is not None and old.attempt is attempt:
+                del self.invitations[attempt.nameplate or ""]
+
+    def _burn(self, invitation: _Invitation) -> None:
+        if invitation.use is _Use.OPEN:
+            invitation.use = _Use.USED
+            log.info("invitation %s used: it cannot be used again", invitation.public.nameplate)
+            self._readvertise()
+
+    # --- the endpoint (inviter) --------------------------------------------------------------
+
+    def _open_invitation(self, first: bytes) -> _Invitation:
+        nameplate = parse(first, "pake", ("nameplate", "commit"))["nameplate"]
+        self._attempts.sweep()
+        invitation = self.invitations.get(nameplate) if isinstance(nameplate, str) else None
+        if invitation is None or invitation.use is _Use.CANCELLED:
+            raise Abort.tell(Reason.UNKNOWN)
+        if invitation.use is _Use.USED:
+            raise Abort.tell(Reason.USED)
+        if not self._is_open(invitation):
+            raise Abort.tell(Reason.EXPIRED)
+        return invitation
+
+    async def serve(self, pipe: Pipe, first: bytes, deadline: float) -> None:
+        invitation = self._open_invitation(first)
+        attempt = invitation.attempt
+        pairing = self._pairing(PairingRole.INVITER, invitation.public.code)
+        try:
+            message_2 = pairing.receive(first)
+        except RemoteProtocolError as exc:  # before message 1 is answered: nothing spent
+            raise protocol_abort(exc) from exc
+        finally:
+            if pairing.code_used:
+                self._burn(invitation)
+        log.info(
+            "pairing on invitation %s with %s", invitation.public.nameplate, pipe.remote_address
+        )
+        with self._attempts.failing(attempt):
+            if message_2 is None:  # pragma: no cover - the inviter always answers message 1
+                raise garbled()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await send(pipe, message_2)
+                    await self._step(pairing, pipe)
+            except TimeoutError:
+                raise Abort.tell(Reason.TIMEOUT) from None
+            auto = invitation.public.auto_confirm
+            await self._confirm_sas(attempt, pipe, pairing.result(), auto)
+
+    @staticmethod
+    async def _step(pairing: Pairing, pipe: Pipe) -> None:
+        """Receive the peer's next message, answer it if the protocol says so."""
+        message = check_error(await receive(pipe))
+        try:
+            answer = pairing.receive(message)
+        except RemoteProtocolError as exc:
+            raise protocol_abort(exc) from exc
+        if answer is not None:
+            await send(pipe, answer)
+
+    # --- invitee -----------------------------------------------------------------------------
+
+    def invitee_attempt(self, code: str | PairingCode, pipe: Pipe) -> tuple[Attempt, PairingCode]:
+        if not isinstance(code, PairingCode):
+            try:
+                code = parse_code(code)
+            except RemoteProtocolError as exc:  # BadCode: says what is wrong with it
+                self._attempts.spawn(pipe.close())
+                raise BadInput(str(exc)) from exc
+        attempt = self._attempts.add(Attempt(Kind.CODE, Side.INVITEE, nameplate=code.nameplate))
+        return attempt, code
+
+    async def run_accept(
+        self, attempt: Attempt, code: PairingCode, pipe: Pipe, auto_confirm: bool
+    ) -> PairingOutcome:
+        try:
+            with self._attempts.failing(attempt):
+                pairing = self._pairing(PairingRole.INVITEE, code)
+                try:
+                    async with asyncio.timeout(self._me.exchange_timeout):
+                        await send(pipe, pairing.start())
+                        for _ in range(2):  # message 2 (→ send 3), message 4 (→ done)
+                            await self._step(pairing, pipe)
+                except TimeoutError:
+                    raise Abort.tell(Reason.TIMEOUT) from None
+                peer = with_address(pairing.result(), pipe.remote_address)
+                return await self._confirm_sas(attempt, pipe, peer, auto_confirm)
+        except Abort as abort:
+            await hang_up(pipe, abort)
+            raise PairingFailed(abort.message, reason=str(abort.reason)) from None
+        except asyncio.CancelledError:
+            await hang_up(pipe, Abort.tell(Reason.STOPPED))
+            raise
+        finally:
+            await pipe.close()
+
+    # --- both sides: the people compare the SAS ----------------------------------------------
+
+    async def _confirm_sas(
+        self, attempt: Attempt, pipe: Pipe, peer: PairedPeer, auto_confirm: bool
+    ) -> PairingOutcome:
+        """Show the SAS, trade both people's decisions, store the peer if both said yes."""
+        decision = self._attempts.expect_decision(attempt, peer, peer.sas)
+        if auto_confirm:
+            decision.set_result(True)
+        theirs_task = asyncio.ensure_future(self._receive_decision(pipe))
+        try:
+            async with asyncio.timeout(self._me.confirm_timeout):
+                await self._both_decide(attempt, pipe, decision, theirs_task)
+        except TimeoutError:
+            raise Abort.tell(Reason.CONFIRM_TIMEOUT) from None
+        finally:
+            attempt.decision = None
+            await cancel(theirs_task)
+        return self._attempts.store(attempt, peer)
+
+    async def _both_decide(
+        self,
+        attempt: Attempt,
+        pipe: Pipe,
+        decision: asyncio.Future[bool],
+        theirs_task: asyncio.Future[bool],
+    ) -> None:
+        """Send our person's decision as soon as made; return once both said yes."""
+        mine: bool | None = None
+        theirs: bool | None = None
+        while mine is None or theirs is None:
+            waiting: set[asyncio.Future[bool]] = set()
+            if mine is None:
+                waiting.add(decision)
+            if theirs is None:
+                waiting.add(theirs_task)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if mine is None and decision.done():
+                if decision.cancelled():
+                    raise Abort(
+                        attempt.reason or Reason.STOPPED,
+                        wire=Reason.PEER_STOPPED,
+                        message=attempt.message,
+                    )
+                mine = decision.result()
+                await send(pipe, frame("sas", ok=mine))
+                if not mine:
+                    raise Abort(Reason.YOU_REFUSED)
+                if theirs is None:
+                    self._attempts.set_state(attempt, State.WAITING_FOR_PEER)
+            if theirs is None and theirs_task.done():
+                theirs = theirs_task.result()
+                if not theirs:
+                    raise Abort(Reason.PEER_REFUSED)
+
+    @staticmethod
+    async def _receive_decision(pipe: Pipe) -> bool:
+        ok = parse(await receive(pipe), "sas", ("ok",))["ok"]
+        if not isinstance(ok, bool):
+            raise garbled()
+        return ok
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _pairing(self, role: PairingRole, code: PairingCode) -> Pairing:
+        me = self._me
+        try:
+            return Pairing(
+                role,
+                code,
+                me.identity,
+                me.signed_card(),
+                me.discovery_secret,
+                now=int(self._attempts.now()),
+                my_addresses=clean_addresses(me.addresses()),
+            )
+        except LocalProtocolError as exc:
+            log.error("cannot start a pairing: %s", exc)
+            raise Abort.tell(Reason.LOCAL_SETUP) from exc
+
+    def close(self) -> None:
+        for invitation in self.invitations.values():
+            if invitation.use is _Use.OPEN:
+                invitation.use = _Use.CANCELLED
+
+    def _readvertise(self) -> None:
+        """Advertise the newest open invitation's nameplate, or none."""
+        if self._on_invitation_change is None or self._attempts.closed:
+            return
+        open_now = [inv for inv in self.invitations.values() if self._is_open(inv)]
+        newest = max(open_now, key=lambda inv: inv.public.expires_at, default=None)
+        wanted = newest.public.nameplate if newest is not None else None
+        if wanted != self._wanted:
+            self._wanted = wanted
+            self._attempts.spawn(self._push_advertisement())
+
+    async def _push_advertisement(self) -> None:
+        async with self._advert_lock:
+            wanted = self._wanted
+            if (
+                wanted == self._advertised
+                or self._attempts.closed
+                or self._on_invitation_change is None
+            ):
+                return
+            try:
+                await self._on_invitation_change(wanted)
+            except Exception:
+                log.exception("could not update the mDNS pairing announcement")
+            else:
+                self._advertised = wanted
+
+    async def withdraw(self) -> None:
+        """On stop: take the nameplate off mDNS."""
+        if self._on_invitation_change is None or self._advertised is None:
+            return
+        async with self._advert_lock:
+            try:
+                await self._on_invitation_change(None)
+            except Exception:
+                log.exception("could not withdraw the mDNS pairing announcement")
+            self._advertised = None

@@ -36,8 +36,8 @@ from pathlib import Path
 FINDINGS = Path(__file__).resolve().parent / "fuzz-findings"
 MAX_LEN = 4096
 PER_INPUT_TIMEOUT_S = 5
-CALIBRATION_RUNS = 2000
-PROCESS_START_S = 0.5  # interpreter, imports and seeds, measured on this machine
+CALIBRATION_S = 2
+MIN_RUNS = 10_000
 
 Target = Callable[[bytes], object]
 
@@ -49,7 +49,7 @@ def _targets() -> dict[str, tuple[Target, list[bytes]]]:
     return fuzz_targets.build()
 
 
-def child(name: str, runs: int, corpus: Path) -> None:
+def child(name: str, runs: int, seconds: int, corpus: Path) -> None:
     import atheris
 
     with atheris.instrument_imports(include=["protocol"]):
@@ -69,6 +69,7 @@ def child(name: str, runs: int, corpus: Path) -> None:
     args = [
         sys.argv[0],
         f"-runs={runs}",
+        f"-max_total_time={seconds}",
         f"-max_len={MAX_LEN}",
         f"-timeout={PER_INPUT_TIMEOUT_S}",
         f"-rss_limit_mb={512}",
@@ -80,33 +81,36 @@ def child(name: str, runs: int, corpus: Path) -> None:
     atheris.Fuzz()
 
 
-def run_target(name: str, runs: int) -> tuple[int, float, str]:
-    """Run one target in a child process; return (executions, seconds, outcome)."""
+def run_target(name: str, runs: int, seconds: int = 0) -> tuple[int, float, str]:
+    """Run one target in a child process; return (executions, seconds, outcome).
+
+    ``seconds`` (if not 0) stops the run after that much fuzzing time.
+    """
     with tempfile.TemporaryDirectory(prefix=f"pli-fuzz-{name}-") as tmp:
         started = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "bench.fuzz", "--child", name, "--runs", str(runs),
-             "--corpus", str(Path(tmp) / "corpus")],
+             "--seconds", str(seconds), "--corpus", str(Path(tmp) / "corpus")],
             capture_output=True, text=True, check=False, timeout=3600,
         )  # fmt: skip
-        seconds = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
     done = re.search(r"stat::number_of_executed_units:\s*(\d+)", proc.stderr)
     executed = int(done.group(1)) if done else 0
     if proc.returncode == 0:
-        return executed, seconds, "0 findings"
+        return executed, elapsed, "0 findings"
     lines = [line for line in proc.stderr.splitlines() if "Error" in line or "==" in line]
     summary = lines[0][:60] if lines else f"exit {proc.returncode}"
-    return executed, seconds, f"FINDING: {summary}"
+    return executed, elapsed, f"FINDING: {summary}"
 
 
 def equal_time_shares(names: list[str], runs: int) -> dict[str, int]:
     """Runs per target so that each takes about the same time (rates calibrated)."""
     rates = {}
     for name in names:
-        executed, seconds, _ = run_target(name, CALIBRATION_RUNS)
-        rates[name] = executed / max(seconds - PROCESS_START_S, 0.1)
+        executed, _, _ = run_target(name, 10**9, seconds=CALIBRATION_S)
+        rates[name] = executed / CALIBRATION_S
     total_rate = sum(rates.values())
-    return {name: max(CALIBRATION_RUNS, math.ceil(runs * rate / total_rate))
+    return {name: max(MIN_RUNS, math.ceil(runs * rate / total_rate))
             for name, rate in rates.items()}  # fmt: skip
 
 
@@ -116,9 +120,10 @@ def main() -> None:
     parser.add_argument("--target", action="append", help="only these targets")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=int, default=0, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
-        child(options.child, options.runs, options.corpus)
+        child(options.child, options.runs, options.seconds, options.corpus)
         return
     names = options.target or sorted(_targets())
     shares = equal_time_shares(names, options.runs)

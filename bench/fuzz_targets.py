@@ -18,11 +18,14 @@ from protocol import (
     EnvelopeReader,
     Evidence,
     FileEntry,
+    FingerprintPairing,
+    FingerprintRole,
     Handshake,
     LocalIdentity,
     Pairing,
     PairingCode,
     PairingRole,
+    PairingSend,
     ProfileCard,
     Receipt,
     RemotePeer,
@@ -192,6 +195,56 @@ def _pairing_targets() -> dict[str, tuple[Target, list[bytes]]]:
     }
 
 
+def _fingerprint_pairing_targets() -> dict[str, tuple[Target, list[bytes]]]:
+    def side(role: FingerprintRole, me: LocalIdentity, other: LocalIdentity | None,
+             ephemeral: int) -> FingerprintPairing:  # fmt: skip
+        return FingerprintPairing(
+            role, me, card=me.card(1, name="Dr X").sign(me.identity), discovery_secret=bytes(32),
+            addresses=(), now=NOW, ephemeral_secret=bytes([ephemeral]) * 32,
+            fingerprint=other.public.peer_id.fingerprint if other else None,
+        )  # fmt: skip
+
+    def requester() -> FingerprintPairing:
+        return side(FingerprintRole.REQUESTER, ALICE, BOB, 3)
+
+    def responder() -> FingerprintPairing:
+        return side(FingerprintRole.RESPONDER, BOB, None, 4)
+
+    def frames(events: list[object]) -> list[bytes]:
+        return [event.data for event in events if isinstance(event, PairingSend)]
+
+    r, s = requester(), responder()
+    (hello,) = frames(list(r.start()))
+    (second,) = frames(list(s.receive(hello)))
+    third, request = frames(list(r.receive(second)))
+
+    def at_responder(data: bytes) -> object:
+        return responder().receive(data)
+
+    def at_requester(data: bytes) -> object:
+        player = requester()
+        player.start()
+        return player.receive(data)
+
+    def at_responder_3(data: bytes) -> object:
+        player = responder()
+        player.receive(hello)
+        return player.receive(data)
+
+    def at_responder_4(data: bytes) -> object:
+        player = responder()
+        player.receive(hello)
+        player.receive(third)
+        return player.receive(data)
+
+    return {
+        "fingerprint_pairing.message_1": (at_responder, [hello]),
+        "fingerprint_pairing.message_2": (at_requester, [second]),
+        "fingerprint_pairing.message_3": (at_responder_3, [third]),
+        "fingerprint_pairing.request": (at_responder_4, [request]),
+    }
+
+
 def build() -> dict[str, tuple[Target, list[bytes]]]:
     _ = PairingCode  # the type of ``parse_code``'s result, fuzzed through it
     return {
@@ -199,4 +252,5 @@ def build() -> dict[str, tuple[Target, list[bytes]]]:
         **_noise_targets(),
         **_envelope_targets(),
         **_pairing_targets(),
+        **_fingerprint_pairing_targets(),
     }

@@ -351,6 +351,7 @@ def daemon(state: State, listen: str | None) -> None:
         raise StorageError(f"Could not create the folder {home} ({exc.strerror or exc}).") from exc
     if keystore.exists(home):
         keys = keystore.load(home, passphrase=_passphrase())
+        config.load_profile(home)  # a damaged profile is said now, not at the first pairing
     else:
         keys = keystore.create(home, passphrase=_passphrase())
         if not config.load_profile(home).get("name"):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from p2p.errors import BadInput, NotPaired, PeerUnknown, PeerUnreachable, StorageError
+from p2p.errors import BadInput, NotPaired, PeerUnknown, PeerUnreachable, PliError, StorageError
 from p2p.events import DocumentDelivered, DocumentReceived, PeerGone, PeerSeen
 from p2p.net.transport import Channel, ChannelClosed, Transport
 from p2p.services.inbox import Inbox, TransferRefused
@@ -159,6 +159,8 @@ class Daemon:
                     group.create_task(self.discovery.start())
                 await self._stop.wait()
                 outbox.cancel()
+        except* PliError as failed:  # e.g. discovery on an interface that went away since load
+            raise _first(failed) from None
         finally:
             for task in list(self._background):
                 task.cancel()
@@ -381,6 +383,12 @@ class Daemon:
             tmp.unlink(missing_ok=True)
             raise
         return tmp
+
+
+def _first(group: BaseExceptionGroup[PliError]) -> PliError:
+    """The first failure of a group, to show one sentence rather than a tree."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def serve(daemon: Daemon, on_ready: Callable[[Started], None] | None = None) -> None:

@@ -117,15 +117,69 @@ def load(home: Path, *, listen: str | None = None, **overrides: Any) -> Config:
             raise ConfigError(f"The setting “{key}” in {path} has the wrong type.")
     values.update({k: v for k, v in overrides.items() if v is not None})
     if listen is not None:
-        values["listen"] = listen
-    host, port = parse_address(values.pop("listen", f"0.0.0.0:{DEFAULT_PORT}"))
+        host, port = parse_address(listen)
+        values.pop("listen", None)
+    else:
+        try:
+            host, port = parse_address(values.pop("listen", f"0.0.0.0:{DEFAULT_PORT}"))
+        except ConfigError as exc:
+            raise ConfigError(f"The setting “listen” in {path}: {exc.message}") from None
     for key in ("interfaces", "advertise_addresses"):
         if key in values:
             values[key] = tuple(str(item) for item in values[key])
+    if values.get("interfaces"):
+        values["interfaces"] = resolve_interfaces(values["interfaces"], path)
     config = Config(home=home, listen_host=host, listen_port=port, **values)
     if config.retry_min <= 0 or config.retry_max < config.retry_min:
-        raise ConfigError("retry_min must be positive and not above retry_max.")
+        raise ConfigError(
+            f"The settings in {path}: retry_min must be positive and not above retry_max."
+        )
     return config
+
+
+def resolve_interfaces(entries: tuple[str, ...], path: Path) -> tuple[str, ...]:
+    """The ``interfaces`` setting as this machine's IPv4 addresses, or ``ConfigError``.
+
+    Each entry is an address of this machine (``192.168.1.20``) or the name of one
+    of its network interfaces (``eth0``), which stands for that interface's IPv4
+    addresses. Anything else would only fail later, inside discovery.
+    """
+    import ipaddress
+
+    import ifaddr  # imported here: the CLI's start-up time matters
+
+    adapters = {adapter.name: adapter for adapter in ifaddr.get_adapters()}
+    ours = {str(ip.ip) for adapter in adapters.values() for ip in adapter.ips if ip.is_IPv4}
+    resolved: list[str] = []
+    for entry in entries:
+        try:
+            address = str(ipaddress.ip_address(entry.strip()))
+        except ValueError:
+            address = ""
+        if address in ours:
+            resolved.append(address)
+        elif entry in adapters:
+            found = [str(ip.ip) for ip in adapters[entry].ips if ip.is_IPv4]
+            if not found:
+                raise ConfigError(
+                    f"The network interface “{entry}” (setting “interfaces” in {path}) has no "
+                    "IPv4 address, so pli cannot look for colleagues on it. Choose another one."
+                )
+            resolved.extend(found)
+        else:
+            known = ", ".join(
+                f"{name} ({', '.join(str(ip.ip) for ip in a.ips if ip.is_IPv4) or 'no IPv4'})"
+                for name, a in sorted(adapters.items())
+            )
+            what = "an address" if address else "a network interface"
+            if ":" in address:
+                what = "an IPv4 address (pli looks for colleagues over IPv4)"
+            raise ConfigError(
+                f"The setting “interfaces” in {path} names “{entry}”, which is not {what} of "
+                f"this computer. Write an interface name or one of its addresses; this "
+                f"computer has: {known}."
+            )
+    return tuple(dict.fromkeys(resolved))
 
 
 # --- the practice's own profile (public: it goes into the signed card) -----------

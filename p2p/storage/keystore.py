@@ -79,11 +79,13 @@ def load(home: Path, *, passphrase: str | None = None) -> Keys:
         )
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise KeystoreError(
-            f"The key file {path} is damaged ({exc.__class__.__name__}). "
-            "Restore it from your backup."
+            f"The key file {path} could not be read ({exc.strerror or exc}). "
+            "Check that this user owns the home folder and its keys folder."
         ) from exc
+    except ValueError as exc:
+        raise damaged(path, f"it is not readable JSON: {exc.__class__.__name__}") from exc
     keys = _deserialise(_unwrap(document, passphrase, path), path)
     now = int(time.time())
     if keys.identity.static_cert.not_after - now < RENEW_BEFORE:
@@ -162,10 +164,8 @@ def _deserialise(secrets: dict[str, Any], path: Path) -> Keys:
             not_after=int(secrets["static_not_after"]),
         )
         return Keys(identity, bytes.fromhex(secrets["discovery_secret"]))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise KeystoreError(
-            f"The key file {path} is damaged. Restore it from your backup."
-        ) from exc
+    except (KeyError, ValueError, TypeError, OverflowError, LocalProtocolError) as exc:
+        raise damaged(path, "a key in it is missing or has the wrong length") from exc
 
 
 def _write(path: Path, secrets: dict[str, Any], passphrase: str | None) -> None:
@@ -215,28 +215,81 @@ def _wrap(secrets: dict[str, Any], passphrase: str) -> dict[str, Any]:
     return {"v": 1, "kdf": params, "nonce": nonce.hex(), "sealed": sealed.hex()}
 
 
+def damaged(path: Path, what: str) -> KeystoreError:
+    """The sentence for a key file pli cannot use: what is wrong, and what to do."""
+    return KeystoreError(
+        f"The key file {path} is damaged ({what}), so pli cannot open this practice's keys. "
+        f"Restore {KEY_FILE} from your backup of the home (docs/operations.md, “Back up and "
+        "restore”). Without a backup this identity is lost: move the home folder away, run "
+        "`pli init` and pair again with your colleagues."
+    )
+
+
 def _unwrap(document: Any, passphrase: str | None, path: Path) -> dict[str, Any]:
     if not isinstance(document, dict) or document.get("v") != 1:
-        raise KeystoreError(f"The key file {path} is not a pli key file.")
+        raise damaged(path, "it is not a pli key file of a version this pli knows")
     if "secrets" in document:
-        secrets: dict[str, Any] = document["secrets"]
+        secrets = document["secrets"]
+        if not isinstance(secrets, dict):
+            raise damaged(path, "the “secrets” entry is not a set of keys")
         return secrets
+    params, nonce, sealed = _sealed_parts(document, path)
     if not passphrase:
         raise KeystoreError(
             "The keys are protected by a passphrase. Give it in the PLI_PASSPHRASE environment "
             "variable (or type it when asked)."
         )
-    params = document["kdf"]
-    if params.get("alg") != "argon2id" or int(params.get("mem", 0)) < pwhash.argon2id.MEMLIMIT_MIN:
-        raise KeystoreError(f"The key file {path} uses unknown or unsafe settings.")
     try:
         plain = crypto_aead_xchacha20poly1305_ietf_decrypt(
-            bytes.fromhex(document["sealed"]),
-            _params_ad(params),
-            bytes.fromhex(document["nonce"]),
-            _derive(passphrase, params),
+            sealed, _params_ad(params), nonce, _derive(passphrase, params)
         )
-    except (nacl_exceptions.CryptoError, ValueError, KeyError) as exc:
-        raise KeystoreError("Wrong passphrase: the keys could not be opened.") from exc
-    unwrapped: dict[str, Any] = json.loads(plain)
+    except nacl_exceptions.CryptoError as exc:
+        raise KeystoreError(
+            f"Wrong passphrase: the keys in {path} could not be opened. Try again; if the "
+            "passphrase is right, the key file is damaged: restore it from your backup."
+        ) from exc
+    try:
+        unwrapped = json.loads(plain)
+    except ValueError:
+        unwrapped = None
+    if not isinstance(unwrapped, dict):
+        raise damaged(path, "the protected keys are not a set of keys")
     return unwrapped
+
+
+def _sealed_parts(document: dict[str, Any], path: Path) -> tuple[dict[str, Any], bytes, bytes]:
+    """The KDF settings, nonce and sealed secrets of a passphrase-protected file, checked."""
+    params = document.get("kdf")
+    if not isinstance(params, dict):
+        raise damaged(path, "the passphrase settings “kdf” are missing")
+    ops, mem = params.get("ops"), params.get("mem")
+    if (
+        params.get("alg") != "argon2id"
+        or not _int_within(ops, pwhash.argon2id.OPSLIMIT_MIN, pwhash.argon2id.OPSLIMIT_SENSITIVE)
+        or not _int_within(mem, pwhash.argon2id.MEMLIMIT_MIN, pwhash.argon2id.MEMLIMIT_SENSITIVE)
+    ):
+        raise KeystoreError(
+            f"The key file {path} uses unknown or unsafe passphrase settings, so pli will not "
+            f"use it. Restore {KEY_FILE} from your backup of the home."
+        )
+    salt = _hex(params.get("salt"), pwhash.argon2id.SALTBYTES)
+    nonce = _hex(document.get("nonce"), 24)
+    sealed = _hex(document.get("sealed"), None)
+    if salt is None or nonce is None or sealed is None:
+        raise damaged(path, "the salt, nonce or sealed keys are missing or cut")
+    return params, nonce, sealed
+
+
+def _int_within(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _hex(value: Any, size: int | None) -> bytes | None:
+    """``value`` decoded from hex, if it is hex of ``size`` bytes (any size for None)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        return None
+    return raw if size is None or len(raw) == size else None

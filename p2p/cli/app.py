@@ -180,6 +180,9 @@ def cli(ctx: click.Context, home: str | None, json_lines: bool) -> None:
 
 
 def main() -> None:
+    # Everything pli creates (database and its -wal/-shm, keys, documents, exports) is
+    # for this user only, whatever the umask of the shell or service that started it.
+    os.umask(0o077)
     cli.main(prog_name="pli")
 
 
@@ -212,6 +215,7 @@ def init(state: State, name: str, profession: str, rpps: str, practice: str) -> 
     """
     from p2p.documents.clinical import check_rpps, check_text
     from p2p.storage import config, keystore
+    from p2p.storage.files import private_home
 
     name = check_text(name, "name")
     if not name:
@@ -225,8 +229,10 @@ def init(state: State, name: str, profession: str, rpps: str, practice: str) -> 
     home = state.home
     if keystore.exists(home):
         keystore.create(home)  # raises the "never overwrites" explanation
+    note = private_home(home)
+    if note is not None:
+        click.echo(f"pli: {note}", err=True)
     try:
-        home.mkdir(parents=True, exist_ok=True, mode=0o700)
         keys = keystore.create(home, passphrase=_passphrase())
         config.save_profile(home, **profile)
     except OSError as exc:
@@ -334,6 +340,7 @@ def daemon(state: State, listen: str | None) -> None:
     import socket
 
     from p2p.storage import config, keystore
+    from p2p.storage.files import private_home
 
     home = state.home
     settings = config.load(home, listen=listen)
@@ -345,10 +352,9 @@ def daemon(state: State, listen: str | None) -> None:
         datefmt="%Y-%m-%d %H:%M:%S",
     )
     log = logging.getLogger("pli.cli")
-    try:
-        home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        raise StorageError(f"Could not create the folder {home} ({exc.strerror or exc}).") from exc
+    note = private_home(home)
+    if note is not None:
+        log.warning("%s", note)
     if keystore.exists(home):
         keys = keystore.load(home, passphrase=_passphrase())
         config.load_profile(home)  # a damaged profile is said now, not at the first pairing

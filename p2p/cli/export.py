@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from p2p.cli.client import Client, quote_part
-from p2p.documents.clinical import safe_filename, write_new_file
+from p2p.documents.clinical import write_new_file
+from p2p.documents.filenames import SIDECAR_SUFFIX, safe_filename
 from p2p.errors import PliError, SecurityFailure, StorageError
 
-SIDECAR_SUFFIX = ".pli.json"
 SIDECAR_VERSION = 2  # 2: with the evidence
 MAX_PRESCRIPTION = 256 * 1024  # bytes: a prescription is a page, not a book
 

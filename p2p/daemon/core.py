@@ -30,7 +30,7 @@ from p2p.services.outbox import Outbox
 from p2p.services.pairing.service import PairingService
 from p2p.storage import keystore
 from p2p.storage.config import Config, load_profile
-from p2p.storage.files import Layout
+from p2p.storage.files import Layout, private_home
 from p2p.storage.store import PeerRow, Store
 from protocol import (
     AuthenticationFailed,
@@ -70,6 +70,9 @@ class Daemon:
         self.config = config
         self.keys = keys
         self.me = keys.identity
+        note = private_home(config.home)
+        if note is not None:
+            log.warning("%s", note)
         self.layout = Layout(config.home)
         self.layout.create()
         self.store = Store(config.home / DATABASE)

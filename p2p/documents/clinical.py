@@ -9,10 +9,9 @@ What lives here:
   birth date, sex, INS, author and recipient RPPS, subject), checked against each
   other (an INS says the patient's sex and year of birth), as the envelope's
   ``metadata`` map. The keys are listed in ``METADATA_KEYS`` (and docs/api.md);
-- ``safe_filename``: turn a name chosen by a *remote* peer into a harmless basename
-  (never trusted as a path: no separators, no control characters, never ``.``/``..``);
 - ``write_new_file``: write into a folder atomically, never overwriting anything
-  (``name (1).pdf``, ``name (2).pdf`` ... when the name is taken).
+  (``name (1).pdf``, ``name (2).pdf`` ... when the name is taken; the names come from
+  ``documents/filenames.py``, which makes a name chosen by a remote peer harmless).
 
 What must not: import ``protocol`` (it pulls in the crypto libraries and the CLI's
 start-up time matters), talk to the daemon, or print anything.
@@ -30,12 +29,11 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
+from p2p.documents.filenames import numbered
 from p2p.errors import BadInput
 
 #: Same limit as ``protocol.limits.MAX_TEXT_FIELD`` (card and metadata text fields).
 MAX_TEXT = 512
-#: Longest file name we write, in UTF-8 bytes (most file systems allow 255).
-MAX_NAME_BYTES = 200
 
 _RPPS = re.compile(r"\d{11}")
 _INS = re.compile(r"([0-9]{5})([0-9]{2}|2A|2B)([0-9]{6})([0-9]{2})")
@@ -238,50 +236,6 @@ def clinical_metadata(
 
 
 # --- received file names -------------------------------------------------------------
-
-
-def _allowed(ch: str) -> bool:
-    # Cc: control characters (NUL, escape sequences, line breaks); Cf: invisible format
-    # characters such as the right-to-left override used to disguise "gpj.exe" as "exe.jpg";
-    # Cs: lone surrogates, which cannot be written as a file name.
-    return unicodedata.category(ch) not in ("Cc", "Cf", "Cs") and ch not in "/\\"
-
-
-def safe_filename(name: str, number: int = 1) -> str:
-    """A harmless basename for a file name chosen by someone else.
-
-    Only the last path component is kept (``/`` and ``\\`` both count), control and
-    invisible characters are dropped, leading dots and surrounding spaces are removed
-    (no hidden files), the name is cut to ``MAX_NAME_BYTES`` keeping its extension,
-    and an empty result becomes ``document-<number>``.
-    """
-    base = re.split(r"[/\\]", name)[-1]
-    base = unicodedata.normalize("NFC", "".join(ch for ch in base if _allowed(ch)))
-    base = base.strip().lstrip(".").strip()
-    stem, dot, ext = base.rpartition(".")
-    if not dot or not stem or len(ext) > 16:
-        stem, dot, ext = base, "", ""
-    ext_part = dot + ext
-    stem = stem[:MAX_NAME_BYTES]  # a character is at least one byte
-    while len((stem + ext_part).encode("utf-8")) > MAX_NAME_BYTES:
-        stem = stem[:-1]
-    base = (stem.rstrip() + ext_part).strip()
-    if base in ("", ".", "..") or base.startswith("."):
-        return f"document-{number}"
-    return base
-
-
-def numbered(name: str, n: int) -> str:
-    """``name (n).ext`` — the name to try when ``name`` is already taken (n ≥ 1)."""
-    if n == 0:
-        return name
-    for suffix in (".pli.json", ".tar.gz"):
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return f"{name.removesuffix(suffix)} ({n}){suffix}"
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        return f"{name} ({n})"
-    return f"{stem} ({n}).{ext}"
 
 
 def write_new_file(folder: Path, name: str, chunks: Iterable[bytes], *, mode: int = 0o600) -> Path:

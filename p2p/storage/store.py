@@ -12,7 +12,9 @@ returns, the change survives ``kill -9`` and a power cut.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -123,6 +125,9 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
+            # SQLite gives the -wal and -shm files the mode of the database file:
+            # create it private first, whatever the process umask.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             self._lock = threading.RLock()
             self._db = sqlite3.connect(
                 path, isolation_level=None, timeout=10, check_same_thread=False
@@ -136,12 +141,14 @@ class Store:
                 path, isolation_level=None, timeout=10, check_same_thread=False
             )
             self._reader.execute("PRAGMA query_only=ON")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StorageError(
                 f"The database {path} could not be opened ({exc}). "
                 "Check the disk, or restore the home from its backup."
             ) from exc
-        path.chmod(0o600)
+        for name in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                name.chmod(0o600)  # a home made by an older pli
 
     def close(self) -> None:
         with self._read_lock:

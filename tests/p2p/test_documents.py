@@ -1,11 +1,12 @@
-"""Validators for what a person types, and the safe writing of received files."""
+"""Validators for what a person types, and the safe writing of received files.
+
+The names themselves are tested in test_filenames.py.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import stat
-import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,13 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2p.documents.clinical import (
-    MAX_NAME_BYTES,
     check_birthdate,
     check_ins,
     check_rpps,
     ins_key,
-    numbered,
-    safe_filename,
     write_new_file,
 )
 from p2p.errors import BadInput
@@ -100,59 +98,6 @@ def test_rpps() -> None:
     assert check_rpps("100 0345 6789") == "10003456789"
     with pytest.raises(BadInput, match="11 digits"):
         check_rpps("1000345678")
-
-
-# --- received file names -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("received", "expected"),
-    [
-        ("compte-rendu.pdf", "compte-rendu.pdf"),
-        ("../../etc/passwd", "passwd"),
-        ("C:\\Users\\x\\evil.exe", "evil.exe"),
-        ("/absolute/path.txt", "path.txt"),
-        ("dir/", "document-4"),
-        ("", "document-4"),
-        (".", "document-4"),
-        ("..", "document-4"),
-        (" .. ", "document-4"),
-        (".bashrc", "bashrc"),
-        ("\u202egpj.exe", "gpj.exe"),
-        ("a\x00b\x1b[31m.txt", "ab[31m.txt"),
-        ("Lettre Mme Dupont.odt", "Lettre Mme Dupont.odt"),
-    ],
-)
-def test_safe_filename_examples(received: str, expected: str) -> None:
-    assert safe_filename(received, 4) == expected
-
-
-def test_safe_filename_keeps_the_extension_of_a_long_name() -> None:
-    name = safe_filename("é" * 1000 + ".pdf")
-    assert name.endswith(".pdf")
-    assert len(name.encode()) <= MAX_NAME_BYTES
-
-
-@given(st.text(alphabet=st.characters(codec=None), max_size=400), st.integers(1, 99))
-def test_safe_filename_is_always_a_plain_name(received: str, number: int) -> None:
-    name = safe_filename(received, number)
-    assert name not in ("", ".", "..")
-    assert not name.startswith(".")
-    assert "/" not in name
-    assert "\\" not in name
-    assert "\x00" not in name
-    assert not any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in name)
-    assert len(name.encode("utf-8")) <= MAX_NAME_BYTES
-    assert name == name.strip()
-    assert os.path.basename(name) == name
-
-
-def test_numbered_names() -> None:
-    assert numbered("a.pdf", 0) == "a.pdf"
-    assert numbered("a.pdf", 1) == "a (1).pdf"
-    assert numbered("notes", 2) == "notes (2)"
-    assert numbered("a.pdf.pli.json", 3) == "a.pdf (3).pli.json"
-    assert numbered("scan.tar.gz", 1) == "scan (1).tar.gz"
 
 
 # --- writing without overwriting -------------------------------------------------------------

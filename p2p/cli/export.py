@@ -1,7 +1,8 @@
 """``pli export``: a document's decrypted files, its signed-metadata sidecar, its page.
 
 ``export_document`` writes, into a folder, never overwriting anything and never
-trusting a name the sender chose (``documents.safe_filename`` / ``write_new_file``):
+trusting a name the sender chose (``documents.filenames.safe_filename``, then
+``write_new_file``: ``storage.files.write_atomic`` in its never-overwrite mode):
 
 - each file of the document, checked on the way against the SHA-256 the sender
   signed (a file that does not match is not kept);
@@ -29,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from p2p.cli.client import Client, quote_part
-from p2p.documents.clinical import write_new_file
-from p2p.documents.filenames import SIDECAR_SUFFIX, safe_filename
+from p2p.documents.filenames import SIDECAR_SUFFIX, numbered, safe_filename
 from p2p.errors import PliError, SecurityFailure, StorageError
+from p2p.storage.files import write_atomic
 
 SIDECAR_VERSION = 2  # 2: with the evidence
 MAX_PRESCRIPTION = 256 * 1024  # bytes: a prescription is a page, not a book
@@ -45,6 +46,15 @@ class Exported:
     sidecar: Path
     page: Path | None = None
     notes: list[str] = field(default_factory=list)
+
+
+def write_new_file(folder: Path, name: str, chunks: Iterable[bytes]) -> Path:
+    """Write a new file in ``folder`` named ``name``, or ``name (1)``, ``name (2)`` ...
+
+    Atomic and durable; never replaces a file that is there (``write_atomic``).
+    """
+    others = (folder / numbered(name, n) for n in range(1, 10_000))
+    return write_atomic(folder / name, chunks, overwrite=False, other_names=others).path
 
 
 def export_document(client: Client, doc: str, target: Path) -> Exported:

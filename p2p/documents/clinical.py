@@ -1,4 +1,4 @@
-"""Checks on what a person types about a document, and safe writing of received files.
+"""Checks on what a person types about a document: patient, INS, RPPS, dates, text.
 
 What lives here:
 
@@ -9,9 +9,9 @@ What lives here:
   birth date, sex, INS, author and recipient RPPS, subject), checked against each
   other (an INS says the patient's sex and year of birth), as the envelope's
   ``metadata`` map. The keys are listed in ``METADATA_KEYS`` (and docs/api.md);
-- ``write_new_file``: write into a folder atomically, never overwriting anything
-  (``name (1).pdf``, ``name (2).pdf`` ... when the name is taken; the names come from
-  ``documents/filenames.py``, which makes a name chosen by a remote peer harmless).
+
+Received file names are made harmless in ``documents/filenames.py`` and written by
+``storage/files.py`` (``write_atomic``).
 
 What must not: import ``protocol`` (it pulls in the crypto libraries and the CLI's
 start-up time matters), talk to the daemon, or print anything.
@@ -19,17 +19,10 @@ start-up time matters), talk to the daemon, or print anything.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import errno
-import os
 import re
-import secrets
 import unicodedata
-from collections.abc import Iterable
-from pathlib import Path
 
-from p2p.documents.filenames import numbered
 from p2p.errors import BadInput
 
 #: Same limit as ``protocol.limits.MAX_TEXT_FIELD`` (card and metadata text fields).
@@ -233,60 +226,3 @@ def clinical_metadata(
     if recipient_rpps:
         meta["recipient_rpps"] = check_rpps(recipient_rpps, "--recipient-rpps")
     return {key: value for key, value in meta.items() if value}
-
-
-# --- received file names -------------------------------------------------------------
-
-
-def write_new_file(folder: Path, name: str, chunks: Iterable[bytes], *, mode: int = 0o600) -> Path:
-    """Write ``chunks`` to a new file in ``folder`` named ``name`` (or ``name (n)``).
-
-    The data goes to a private temporary file in ``folder``, is fsync'd, then hard-linked
-    to its final name: ``link`` fails rather than replace an existing file, so nothing is
-    ever overwritten, and a reader never sees a half-written file. Raises ``OSError``.
-    """
-    tmp = folder / f".pli-export-{secrets.token_hex(8)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        for n in range(10_000):
-            final = folder / numbered(name, n)
-            if _claim(tmp, final):
-                _fsync_dir(folder)
-                return final
-        raise FileExistsError(errno.EEXIST, f"too many files called {name}", str(folder))
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
-def _claim(tmp: Path, final: Path) -> bool:
-    """Give ``tmp`` the name ``final`` unless that name exists; False if it does."""
-    try:
-        os.link(tmp, final)
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
-            raise
-        # No hard links here (a FAT/exFAT USB stick, some network shares): reserve the
-        # name with an exclusive create, then move the finished file onto our own placeholder.
-        try:
-            os.close(os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            return False
-        os.replace(tmp, final)
-    return True
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

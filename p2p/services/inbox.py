@@ -39,7 +39,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from p2p.errors import StorageError
 from p2p.events import DocumentReceived, Link
-from p2p.storage.files import Layout, fsync_dir
+from p2p.storage.files import Layout, fsync_dir, write_atomic
 from p2p.storage.store import InboxRow, Store
 from protocol import (
     EnvelopeReader,
@@ -108,18 +108,6 @@ class _Commit:
     verified: VerifiedEnvelope
     channel: Link
     done: asyncio.Future[bytes]
-
-
-def _write_whole(path: Path, data: bytes | bytearray) -> BinaryIO:
-    """Create ``path`` (mode 0600) holding ``data``; the open file, not yet fsync'd."""
-    handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
-    try:
-        handle.write(data)
-        handle.flush()
-    except BaseException:
-        handle.close()
-        raise
-    return handle
 
 
 def _shutdown(*executors: ThreadPoolExecutor, wait: bool = False) -> None:
@@ -424,18 +412,20 @@ class Inbox:
         """Committer thread: make the envelopes durable, then record them; the receipts."""
         moves: list[tuple[Path, Path]] = []
         handles: list[BinaryIO] = []
+        folders: set[Path] = set()
         try:
             for item in batch:
                 transfer = item.transfer
                 doc_hex = transfer.doc_id.hex()
-                partial = self._layout.partial(transfer.sender, doc_hex)
-                if transfer.buffer is not None:
-                    handles.append(_write_whole(partial, transfer.buffer))
-                else:
-                    assert transfer.file is not None
-                    transfer.file.flush()
-                    handles.append(transfer.file)
-                moves.append((partial, self._layout.received_envelope(transfer.sender, doc_hex)))
+                final = self._layout.received_envelope(transfer.sender, doc_hex)
+                folders.add(final.parent)
+                if transfer.buffer is not None:  # a letter: written whole, the folder fsync'd below
+                    write_atomic(final, [transfer.buffer], sync_dir=False)
+                    continue
+                assert transfer.file is not None  # streamed into quarantine as it came
+                transfer.file.flush()
+                handles.append(transfer.file)
+                moves.append((self._layout.partial(transfer.sender, doc_hex), final))
             for handle in handles:
                 os.fsync(handle.fileno())
         finally:
@@ -443,7 +433,7 @@ class Inbox:
                 handle.close()
         for partial, final in moves:
             os.replace(partial, final)
-        for folder in {final.parent for _partial, final in moves}:
+        for folder in folders:
             fsync_dir(folder)
         now = int(time.time())
         rows, receipts = [], []

@@ -139,7 +139,7 @@ class Outbox:
         with contextlib.ExitStack() as stack:
             sources = [stack.enter_context(open(a.path, "rb")) for a in attachments]
             sealed = seal(self._me, [r.card for r in recipients], meta, sources)
-            size = write_atomic(self._layout.sent_envelope(doc_hex), sealed)
+            size = write_atomic(self._layout.sent_envelope(doc_hex), sealed).size
         self._store.queue(doc_hex, [r.peer_id for r in recipients], size, sealed.digest,
                           meta.created_at)  # fmt: skip
         return size

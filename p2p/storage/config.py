@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from p2p.errors import ConfigError
+from p2p.storage.files import make_private_dir, write_atomic
 
 DEFAULT_PORT = 7717
 CONFIG_FILE = "config.toml"
@@ -211,8 +212,7 @@ def save_profile(home: Path, **fields: Any) -> dict[str, Any]:
     profile = load_profile(home)
     profile.update({key: value for key, value in fields.items() if value is not None})
     profile["seq"] = int(profile.get("seq", 0)) + 1
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = home / f".{PROFILE_FILE}.tmp"
-    tmp.write_text(json.dumps(profile, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(tmp, home / PROFILE_FILE)
+    make_private_dir(home)
+    data = json.dumps(profile, ensure_ascii=False, indent=1).encode("utf-8")
+    write_atomic(home / PROFILE_FILE, [data])
     return profile

@@ -1,17 +1,24 @@
 """Files written so that a crash never leaves half of one in place.
 
-``write_atomic`` writes to a temporary name in the same folder, fsyncs the
-file, renames it over the final name and fsyncs the folder: after ``kill -9``
-or a power cut the final name holds either nothing or the whole file.
-The document folders of a home are laid out here too.
+``write_atomic`` is pli's one way to write a file (envelopes, keys, the
+profile, exported documents and their sidecars, received letters): a private
+temporary file in the same folder, fsync'd, renamed over the final name or
+hard-linked to a free one (never overwriting), then the folder fsync'd. After
+``kill -9`` or a power cut the final name holds either nothing or the whole
+file. ``private_home`` makes a home this user's only; the document folders of a
+home are laid out here too (``Layout``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import secrets
 import stat
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 from p2p.errors import ConfigError, StorageError
 
@@ -70,30 +77,81 @@ def private_home(home: Path) -> str | None:
     )
 
 
-def write_atomic(path: Path, chunks: Iterable[bytes | memoryview]) -> int:
-    """Write ``chunks`` to ``path`` atomically and durably; return the size written."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    size = 0
+class Written(NamedTuple):
+    path: Path
+    size: int
+
+
+def write_atomic(
+    path: Path,
+    chunks: Iterable[bytes | bytearray | memoryview],
+    *,
+    overwrite: bool = True,
+    other_names: Iterable[Path] = (),
+    sync_dir: bool = True,
+) -> Written:
+    """Write ``chunks`` to ``path`` (mode 0600) atomically and durably: the one writer.
+
+    The data goes to a new private temporary file in the same folder, which is
+    fsync'd and then given its final name: renamed over ``path`` (``overwrite``),
+    or else hard-linked to the first of ``path``, ``*other_names`` that does not
+    exist (``link`` never replaces a file; without hard links, as on FAT or some
+    shares, the name is reserved by an exclusive create first). Then the folder
+    is fsync'd (unless ``sync_dir`` is false: a caller writing many files into
+    one folder fsyncs it once with ``fsync_dir``). Raises ``StorageError``; a
+    failure before the file has its name leaves nothing, not even the temporary.
+    """
+    tmp = path.with_name(f".{path.name[:64]}.{secrets.token_hex(6)}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-                size += len(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        size = _write_new(tmp, chunks)
+        final = _rename(tmp, path) if overwrite else _link(tmp, [path, *other_names])
+        if sync_dir:
+            fsync_dir(final.parent)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise StorageError(
-            f"Could not write {path.name}: {exc.strerror or exc}. "
-            "Check the disk has free space and the home folder is writable."
+            f"Could not write {path.name} in {path.parent}: {exc.strerror or exc}. "
+            "Check that the folder is writable and the disk has free space."
         ) from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+    return Written(final, size)
+
+
+def _write_new(tmp: Path, chunks: Iterable[bytes | bytearray | memoryview]) -> int:
+    size = 0
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+            size += len(chunk)
+        handle.flush()
+        os.fsync(handle.fileno())
     return size
+
+
+def _rename(tmp: Path, final: Path) -> Path:
+    os.replace(tmp, final)
+    return final
+
+
+def _link(tmp: Path, names: Iterable[Path]) -> Path:
+    """Give ``tmp`` the first free name of ``names``; ``FileExistsError`` if none is."""
+    for final in names:
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
+            try:  # no hard links here: reserve the name, then move the file onto it
+                os.close(os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                continue
+            os.replace(tmp, final)
+        return final
+    raise FileExistsError(errno.EEXIST, "every name tried is taken", str(tmp.parent))
 
 
 class Layout:
@@ -109,6 +167,9 @@ class Layout:
     def create(self) -> None:
         for folder in (self.sent, self.received, self.quarantine, self.exports_tmp):
             make_private_dir(folder)
+        for folder in (self.sent, self.received):  # only the daemon writes there
+            for stale in folder.glob(".*.tmp"):  # left by a crash inside write_atomic
+                stale.unlink(missing_ok=True)
 
     def sent_envelope(self, doc_id: str) -> Path:
         return self.sent / f"{doc_id}.pli"

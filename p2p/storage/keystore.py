@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import stat
 import time
 from dataclasses import dataclass
@@ -26,7 +25,8 @@ from nacl.bindings import (
     crypto_aead_xchacha20poly1305_ietf_encrypt,
 )
 
-from p2p.errors import KeystoreError
+from p2p.errors import KeystoreError, StorageError
+from p2p.storage.files import make_private_dir, write_atomic
 from protocol import IdentityKey, LocalIdentity, LocalProtocolError, limits, new_discovery_secret
 
 KEY_FILE = Path("keys") / "identity.json"
@@ -94,7 +94,7 @@ def load(home: Path, *, passphrase: str | None = None) -> Keys:
         keys = _renewed(keys, now)
         _write(path, _serialise(keys), passphrase)
     elif _read_public(home / PUBLIC_FILE) != keys.identity.public.key:
-        with contextlib.suppress(OSError):  # a home made before it; verify falls back
+        with contextlib.suppress(StorageError):  # a home made before it; verify falls back
             _write_public(home / PUBLIC_FILE, keys.identity.public.key)
     return keys
 
@@ -126,13 +126,7 @@ def _read_public(path: Path) -> bytes | None:
 
 
 def _write_public(path: Path, key: bytes) -> None:
-    tmp = path.with_suffix(".tmp-public")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump({"v": 1, "identity": key.hex()}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, [json.dumps({"v": 1, "identity": key.hex()}).encode("utf-8")])
 
 
 def _renewed(keys: Keys, now: int) -> Keys:
@@ -170,14 +164,8 @@ def _deserialise(secrets: dict[str, Any], path: Path) -> Keys:
 
 def _write(path: Path, secrets: dict[str, Any], passphrase: str | None) -> None:
     document = _wrap(secrets, passphrase) if passphrase else {"v": 1, "secrets": secrets}
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(document, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    make_private_dir(path.parent)
+    write_atomic(path, [json.dumps(document).encode("utf-8")])
     seed = bytes.fromhex(secrets["identity_seed"])
     _write_public(path.parent / PUBLIC_FILE.name, IdentityKey(seed).public.key)
 

@@ -1,14 +1,11 @@
-"""Validators for what a person types, and the safe writing of received files.
+"""Validators for what a person types (INS, dates, RPPS).
 
-The names themselves are tested in test_filenames.py.
+Received names are tested in test_filenames.py, the writing of files in test_files.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import stat
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -19,7 +16,6 @@ from p2p.documents.clinical import (
     check_ins,
     check_rpps,
     ins_key,
-    write_new_file,
 )
 from p2p.errors import BadInput
 
@@ -98,28 +94,3 @@ def test_rpps() -> None:
     assert check_rpps("100 0345 6789") == "10003456789"
     with pytest.raises(BadInput, match="11 digits"):
         check_rpps("1000345678")
-
-
-# --- writing without overwriting -------------------------------------------------------------
-
-
-def test_write_new_file_never_overwrites(tmp_path: Path) -> None:
-    (tmp_path / "a.pdf").write_bytes(b"mine")
-    first = write_new_file(tmp_path, "a.pdf", [b"one", b"-", b"two"])
-    second = write_new_file(tmp_path, "a.pdf", [b"three"])
-    assert first.name == "a (1).pdf"
-    assert second.name == "a (2).pdf"
-    assert (tmp_path / "a.pdf").read_bytes() == b"mine"
-    assert first.read_bytes() == b"one-two"
-    assert stat.S_IMODE(first.stat().st_mode) == 0o600
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a (1).pdf", "a (2).pdf", "a.pdf"]
-
-
-def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
-    def failing() -> Iterator[bytes]:
-        yield b"part"
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        write_new_file(tmp_path, "a.pdf", failing())
-    assert list(tmp_path.iterdir()) == []

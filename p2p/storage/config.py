@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,18 +62,18 @@ def parse_address(text: str, *, default_port: int = DEFAULT_PORT) -> tuple[str, 
 
 @dataclass(frozen=True)
 class Config:
-    """Daemon settings. Durations are seconds."""
+    """The daemon's settings: ``config.toml`` (``storage/settings.py``) as checked by ``load``."""
 
     home: Path
-    listen_host: str = "0.0.0.0"  # noqa: S104 - peers on the LAN must reach the daemon
-    listen_port: int = DEFAULT_PORT
-    discovery: bool = True
-    interfaces: tuple[str, ...] = ()  # empty: all interfaces
-    retry_min: float = 1.0
-    retry_max: float = 300.0
-    invitation_lifetime: int = 600
-    handshake_deadline: float = 10.0
-    advertise_addresses: tuple[str, ...] = field(default_factory=tuple)
+    listen_host: str
+    listen_port: int
+    discovery: bool
+    interfaces: tuple[str, ...]  # this machine's IPv4 addresses; empty: all interfaces
+    retry_min: float
+    retry_max: float
+    invitation_lifetime: int
+    handshake_deadline: float
+    advertise_addresses: tuple[str, ...]
 
     @property
     def api_socket(self) -> Path:
@@ -84,20 +84,10 @@ class Config:
         return f"{self.listen_host}:{self.listen_port}"
 
 
-_KEYS: dict[str, type | tuple[type, ...]] = {
-    "listen": str,
-    "discovery": bool,
-    "interfaces": list,
-    "retry_min": (int, float),
-    "retry_max": (int, float),
-    "invitation_lifetime": int,
-    "handshake_deadline": (int, float),
-    "advertise_addresses": list,
-}
-
-
 def load(home: Path, *, listen: str | None = None, **overrides: Any) -> Config:
     """Read ``config.toml`` in ``home`` (if any), apply overrides, validate."""
+    from p2p.storage import settings as settings_mod  # msgspec: only when a config is loaded
+
     values: dict[str, Any] = {}
     path = home / CONFIG_FILE
     if path.exists():
@@ -108,29 +98,20 @@ def load(home: Path, *, listen: str | None = None, **overrides: Any) -> Config:
                 f"The settings file {path} could not be read ({exc}). "
                 "Fix it or remove it to use the defaults."
             ) from exc
-    for key, value in values.items():
-        expected = _KEYS.get(key)
-        if expected is None:
-            raise ConfigError(
-                f"Unknown setting “{key}” in {path}. Known settings: {', '.join(sorted(_KEYS))}."
-            )
-        if not isinstance(value, expected):
-            raise ConfigError(f"The setting “{key}” in {path} has the wrong type.")
+    from_file = settings_mod.parse(values, path)  # the file's own mistakes, named as such
     values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = settings_mod.parse(values, path) if overrides else from_file
     if listen is not None:
         host, port = parse_address(listen)
-        values.pop("listen", None)
     else:
         try:
-            host, port = parse_address(values.pop("listen", f"0.0.0.0:{DEFAULT_PORT}"))
+            host, port = parse_address(settings.listen)
         except ConfigError as exc:
             raise ConfigError(f"The setting “listen” in {path}: {exc.message}") from None
-    for key in ("interfaces", "advertise_addresses"):
-        if key in values:
-            values[key] = tuple(str(item) for item in values[key])
-    if values.get("interfaces"):
-        values["interfaces"] = resolve_interfaces(values["interfaces"], path)
-    config = Config(home=home, listen_host=host, listen_port=port, **values)
+    fields = {key: getattr(settings, key) for key in settings_mod.KEYS if key != "listen"}
+    if settings.interfaces:
+        fields["interfaces"] = resolve_interfaces(settings.interfaces, path)
+    config = Config(home=home, listen_host=host, listen_port=port, **fields)
     if config.retry_min <= 0 or config.retry_max < config.retry_min:
         raise ConfigError(
             f"The settings in {path}: retry_min must be positive and not above retry_max."

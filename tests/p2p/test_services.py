@@ -50,6 +50,31 @@ def test_config_errors_are_clear(tmp_path: Path, text: str, message: str) -> Non
         config.load(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("invitation_lifetime = true\n", "invitation_lifetime"),  # a bool is not a number
+        ("invitation_lifetime = 1.5\n", "invitation_lifetime"),
+        ("interfaces = [1]\n", "interfaces"),
+        ('interfaces = "lo"\n', "interfaces"),
+    ],
+)
+def test_config_types_come_from_the_struct(tmp_path: Path, text: str, key: str) -> None:
+    (tmp_path / "config.toml").write_text(text)
+    with pytest.raises(ConfigError, match=f"“{key}” in .* has the wrong type"):
+        config.load(tmp_path)
+
+
+def test_unknown_setting_lists_every_known_one(tmp_path: Path) -> None:
+    from p2p.storage.settings import KEYS
+
+    (tmp_path / "config.toml").write_text("[daemon]\nlisten = 1\n")
+    with pytest.raises(ConfigError, match="Unknown setting “daemon”") as caught:
+        config.load(tmp_path)
+    assert caught.value.message.endswith(f"Known settings: {', '.join(sorted(KEYS))}.")
+    assert "retry_min" in KEYS
+
+
 def test_home_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLI_HOME", str(tmp_path / "env"))
     assert config.resolve_home(None) == tmp_path / "env"

@@ -1,0 +1,63 @@
+"""``config.toml`` as a typed struct: every key, its type and its default, in one place.
+
+``Settings`` is the contract of the file a person writes (docs/operations.md lists the
+keys): msgspec checks each value's type and refuses an unknown key
+(``forbid_unknown_fields``), and ``explain`` turns its verdict into the sentence pli
+shows. ``storage/config.py`` reads the file, applies the command line's overrides,
+then checks what types cannot say (an address, an interface of this machine, a
+retry window) and builds the daemon's ``Config``.
+
+Imported only when a configuration is loaded: msgspec costs the CLI's start-up
+~30 ms that ``pli --help`` and ``pli status`` need not pay.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from p2p.errors import ConfigError
+from p2p.storage.config import DEFAULT_PORT
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """The keys of config.toml. Durations are seconds; every key may be left out."""
+
+    listen: str = f"0.0.0.0:{DEFAULT_PORT}"
+    discovery: bool = True
+    interfaces: tuple[str, ...] = ()  # empty: all interfaces
+    retry_min: float = 1.0
+    retry_max: float = 300.0
+    invitation_lifetime: int = 600
+    handshake_deadline: float = 10.0
+    advertise_addresses: tuple[str, ...] = ()
+
+
+KEYS = Settings.__struct_fields__
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`")
+_WHERE = re.compile(r"at `\$\.(?P<key>[^`\[.]+)")
+
+
+def parse(values: dict[str, Any], path: Path) -> Settings:
+    """``values`` (the file's, then the overrides) as ``Settings``, or ``ConfigError``."""
+    try:
+        return msgspec.convert(values, Settings)
+    except msgspec.ValidationError as exc:
+        raise explain(exc, path) from None
+
+
+def explain(exc: msgspec.ValidationError, path: Path) -> ConfigError:
+    """msgspec's verdict as pli's sentence: which key, in which file, and what is known."""
+    text = str(exc)
+    unknown = _UNKNOWN.fullmatch(text)
+    if unknown is not None:
+        return ConfigError(
+            f"Unknown setting “{unknown['key']}” in {path}. "
+            f"Known settings: {', '.join(sorted(KEYS))}."
+        )
+    where = _WHERE.search(text)
+    key = where["key"] if where is not None else "?"
+    return ConfigError(f"The setting “{key}” in {path} has the wrong type.")

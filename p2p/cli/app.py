@@ -38,7 +38,28 @@ if TYPE_CHECKING:
     from p2p.cli.render import Output
     from p2p.storage.keystore import Keys
 
-KINDS = ("letter", "prescription", "report", "file")  # protocol.KINDS, without importing it
+
+class Kinds(click.Choice[str]):
+    """``--kind``: one of ``protocol.KINDS``, read only when a command uses it.
+
+    Importing ``protocol`` costs ~90 ms that ``pli --help`` must not pay, so the
+    choices are looked up when click first needs them (a value, or the command's help).
+    """
+
+    def __init__(self) -> None:
+        super().__init__((), case_sensitive=True)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from protocol import KINDS
+
+        return tuple(KINDS)
+
+    @choices.setter
+    def choices(self, _value: object) -> None:
+        """click's own ``__init__`` sets the choices; they are always protocol's."""
+
+
 POLL_SECONDS = 0.2
 PROGRESS_BAR_FROM = 1_000_000  # bytes: smaller documents go out faster than a bar can draw
 TEXT_SHOWN_UP_TO = 1_000_000  # bytes: ``pli show`` prints text files up to this size
@@ -268,24 +289,16 @@ def init(state: State, name: str, profession: str, rpps: str, practice: str) -> 
 def id_(state: State, card: bool) -> None:
     """Show this practice's name, profile and fingerprint (no daemon needed)."""
     import base64
-    import socket
 
-    from p2p.storage.config import load, load_profile
+    from p2p.storage.config import display_name, load, load_profile, own_card
 
     home = state.home
     keys = _load_keys(home)
     profile = load_profile(home)
     me = keys.identity
-    name = str(profile.get("name") or socket.gethostname())
+    name = display_name(profile)
     if card:
-        wire = me.card(
-            int(profile.get("seq", 0)),
-            name=name,
-            profession=str(profile.get("profession", "")),
-            rpps=str(profile.get("rpps", "")),
-            practice=str(profile.get("practice", "")),
-            addresses=tuple(load(home).advertise_addresses),
-        ).sign(me.identity)
+        wire = own_card(me, profile, load(home).advertise_addresses).sign(me.identity)
         encoded = base64.b64encode(wire).decode()
         if state.json:
             state.out.emit({"card": encoded})
@@ -560,7 +573,7 @@ def _clean(text: object) -> str:
 
 
 def _check_file(text: str) -> str:
-    from p2p.documents.clinical import MAX_TEXT
+    from p2p.documents.clinical import max_text
 
     path = Path(text).expanduser()
     if not path.exists():
@@ -581,7 +594,7 @@ def _check_file(text: str) -> str:
         ) from None
     if not os.access(path, os.R_OK):
         raise BadInput(f"pli cannot read the file “{text}”. Check its permissions.")
-    if len(path.name) > MAX_TEXT or any(ord(ch) < 32 or ord(ch) == 127 for ch in path.name):
+    if len(path.name) > max_text() or any(ord(ch) < 32 or ord(ch) == 127 for ch in path.name):
         raise BadInput(
             f"The name of the file “{text}” is too long or contains control "
             "characters; rename it (a short plain name) and send it again."
@@ -622,7 +635,7 @@ def _author_rpps(state: State, given: str | None) -> str | None:
 @cli.command(short_help="Send files to a peer, encrypted and signed.")
 @click.argument("peer")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
-@click.option("--kind", type=click.Choice(KINDS), default="letter", show_default=True)
+@click.option("--kind", type=Kinds(), default="letter", show_default=True)
 @click.option("--subject", help="A short subject line.")
 @_patient_options
 @click.option("--author-rpps", metavar="RPPS",

@@ -29,7 +29,7 @@ from p2p.services.inbox import Inbox, TransferRefused
 from p2p.services.outbox import Outbox
 from p2p.services.pairing.service import PairingService
 from p2p.storage import keystore
-from p2p.storage.config import Config, load_profile
+from p2p.storage.config import Config, load_profile, own_card
 from p2p.storage.files import Layout, private_home
 from p2p.storage.store import PeerRow, Store
 from protocol import (
@@ -100,16 +100,8 @@ class Daemon:
     # --- identity and profile ------------------------------------------------------
 
     def card(self) -> ProfileCard:
-        profile = load_profile(self.config.home)
         addresses = list(self.config.advertise_addresses) or self._own_addresses()
-        return self.me.card(
-            int(profile.get("seq", 0)),
-            name=str(profile.get("name") or socket.gethostname()),
-            profession=str(profile.get("profession", "")),
-            rpps=str(profile.get("rpps", "")),
-            practice=str(profile.get("practice", "")),
-            addresses=tuple(addresses),
-        )
+        return own_card(self.me, load_profile(self.config.home), addresses)
 
     def signed_card(self) -> bytes:
         return self.card().sign(self.me.identity)

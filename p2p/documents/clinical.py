@@ -13,8 +13,10 @@ What lives here:
 Received file names are made harmless in ``documents/filenames.py`` and written by
 ``storage/files.py`` (``write_atomic``).
 
-What must not: import ``protocol`` (it pulls in the crypto libraries and the CLI's
-start-up time matters), talk to the daemon, or print anything.
+The wire's rules (text length, RPPS form) come from ``protocol``, the INS key from
+python-stdnum (``stdnum.fr.nir``), both imported inside the functions that need them:
+``protocol`` pulls in the crypto libraries and the CLI's start-up time matters. What
+must not: talk to the daemon, or print anything.
 """
 
 from __future__ import annotations
@@ -25,21 +27,23 @@ import unicodedata
 
 from p2p.errors import BadInput
 
-#: Same limit as ``protocol.limits.MAX_TEXT_FIELD`` (card and metadata text fields).
-MAX_TEXT = 512
-
-_RPPS = re.compile(r"\d{11}")
 _INS = re.compile(r"([0-9]{5})([0-9]{2}|2A|2B)([0-9]{6})([0-9]{2})")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _INS_EXAMPLE = "2 55 08 14 168 025 38"
-_CORSICA = {"2A": "19", "2B": "18"}
+
+
+def max_text() -> int:
+    """The longest text field a card or a document's metadata may carry (the wire's rule)."""
+    from protocol import limits
+
+    return limits.MAX_TEXT_FIELD
 
 
 def check_text(value: str, what: str) -> str:
     """A short text field (name, subject ...): no control characters, not too long."""
     value = value.strip()
-    if len(value) > MAX_TEXT:
-        raise BadInput(f"The {what} is too long ({len(value)} characters; at most {MAX_TEXT}).")
+    if len(value) > max_text():
+        raise BadInput(f"The {what} is too long ({len(value)} characters; at most {max_text()}).")
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise BadInput(f"The {what} contains control characters (tabs, line breaks ...): "
                        "type it on one line.")  # fmt: skip
@@ -48,43 +52,54 @@ def check_text(value: str, what: str) -> str:
 
 def check_rpps(value: str, option: str = "--rpps") -> str:
     """An RPPS number (the national directory of health professionals): 11 digits."""
+    from protocol import MalformedMessage, check_rpps  # the rule a card is checked with
+
     cleaned = re.sub(r"\s", "", value)
-    if not _RPPS.fullmatch(cleaned):
+    try:
+        check_rpps(cleaned or "-")  # the wire allows "no RPPS"; a typed one is never empty
+    except MalformedMessage:
         raise BadInput(
             f"“{value}” is not an RPPS number: it has exactly 11 digits (it is printed on the "
             f"CPS card). Leave {option} out if you do not have one."
-        )
+        ) from None
     return cleaned
 
 
 def ins_key(number: str) -> int:
-    """The 2-digit key of a 13-character NIR: ``97 - (number mod 97)``.
+    """The 2-digit key of a 13-character NIR: ``97 - (number mod 97)`` (python-stdnum).
 
     Corsica's departments 2A and 2B count as 19 and 18 for the computation.
     """
-    department = number[5:7].upper()
-    digits = number[:5] + _CORSICA.get(department, department) + number[7:]
-    return 97 - int(digits) % 97
+    from stdnum.fr import nir  # imported here: the CLI's start-up time matters
+
+    return int(nir.calc_check_digits(number[:13].upper()))
 
 
 def check_ins(value: str) -> str:
     """A patient's INS (NIR + key), spaces allowed; returns the 15 characters, upper case."""
+    from stdnum.exceptions import InvalidChecksum, ValidationError
+    from stdnum.fr import nir
+
     cleaned = re.sub(r"[\s.\-]", "", value).upper()
-    match = _INS.fullmatch(cleaned)
-    if match is None:
-        raise BadInput(
-            f"“{value}” is not an INS: it has 13 digits (2A or 2B for Corsica) followed by a "
-            f"2-digit key, 15 characters in all, for example {_INS_EXAMPLE}. Copy it from the "
-            "patient's Carte Vitale or your practice software."
-        )
+    malformed = BadInput(
+        f"“{value}” is not an INS: it has 13 digits (2A or 2B for Corsica) followed by a "
+        f"2-digit key, 15 characters in all, for example {_INS_EXAMPLE}. Copy it from the "
+        "patient's Carte Vitale or your practice software."
+    )
+    if _INS.fullmatch(cleaned) is None:
+        raise malformed
     if cleaned[0] not in "12378":
         raise BadInput(f"“{value}” is not an INS: it starts with 1 or 2 (or 3, 7, 8 for a "
                        "temporary number). Check it against the Carte Vitale.")  # fmt: skip
-    if ins_key(cleaned[:13]) != int(cleaned[13:]):
+    try:
+        nir.validate(cleaned)
+    except InvalidChecksum:
         raise BadInput(
             f"The INS “{value}” does not match its key (the last two digits): one of the digits "
             "was probably mistyped. Check it against the Carte Vitale."
-        )
+        ) from None
+    except ValidationError:
+        raise malformed from None
     return cleaned
 
 

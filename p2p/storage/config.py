@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from p2p.errors import ConfigError
 from p2p.storage.files import make_private_dir, write_atomic
+
+if TYPE_CHECKING:
+    from protocol import LocalIdentity, ProfileCard
 
 DEFAULT_PORT = 7717
 CONFIG_FILE = "config.toml"
@@ -184,6 +188,27 @@ def load_profile(home: Path) -> dict[str, Any]:
     if not isinstance(profile, dict):
         raise ConfigError(f"The profile {path} is damaged.")
     return profile
+
+
+def display_name(profile: Mapping[str, Any]) -> str:
+    """The name this practice shows: the profile's, else this computer's."""
+    import socket
+
+    return str(profile.get("name") or socket.gethostname())
+
+
+def own_card(
+    me: LocalIdentity, profile: Mapping[str, Any], addresses: Iterable[str]
+) -> ProfileCard:
+    """This practice's profile card (unsigned): the one place a profile becomes a card."""
+    return me.card(
+        int(profile.get("seq", 0)),
+        name=display_name(profile),
+        profession=str(profile.get("profession", "")),
+        rpps=str(profile.get("rpps", "")),
+        practice=str(profile.get("practice", "")),
+        addresses=tuple(addresses),
+    )
 
 
 def save_profile(home: Path, **fields: Any) -> dict[str, Any]:

@@ -272,6 +272,14 @@ def test_send_rejects_an_unknown_kind(tmp_path: Path, letter: Path) -> None:
     assert run("--home", tmp_path, "send", "Dr Bob", letter, "--kind", "fax").exit_code == 2
 
 
+def test_send_kinds_are_the_protocol_kinds() -> None:
+    from p2p.cli.app import Kinds
+    from protocol import KINDS
+
+    assert Kinds().choices == tuple(KINDS)
+    assert f"[{'|'.join(KINDS)}]" in run("send", "--help").output
+
+
 def test_send_needs_a_file(tmp_path: Path) -> None:
     assert run("--home", tmp_path, "send", "Dr Bob").exit_code == 2
 

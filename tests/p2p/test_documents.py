@@ -94,3 +94,31 @@ def test_rpps() -> None:
     assert check_rpps("100 0345 6789") == "10003456789"
     with pytest.raises(BadInput, match="11 digits"):
         check_rpps("1000345678")
+
+
+@pytest.mark.parametrize(
+    "text", ["10003456789", "1000345678", "100034567890", "1000345678a", "", "١٠٠٠٣٤٥٦٧٨٩"]
+)
+def test_the_rpps_rule_is_the_wire_rule(text: str) -> None:
+    """A typed RPPS passes exactly when a card carrying it would (protocol.check_rpps)."""
+    from protocol import MalformedMessage
+    from protocol import check_rpps as wire_rule
+
+    try:
+        wire_rule(text)
+        on_the_wire = bool(text)  # the wire allows "no RPPS"; a typed one is never empty
+    except MalformedMessage:
+        on_the_wire = False
+    try:
+        check_rpps(text)
+        typed = True
+    except BadInput:
+        typed = False
+    assert typed == on_the_wire
+
+
+@pytest.mark.parametrize(
+    "ins", ["2 95 10 99 126 111 93", "253072B07300470", "253072A07300443"]
+)  # python-stdnum's own examples of valid NIRs
+def test_ins_examples_of_python_stdnum(ins: str) -> None:
+    assert check_ins(ins) == ins.replace(" ", "")

@@ -75,6 +75,16 @@ def test_unknown_setting_lists_every_known_one(tmp_path: Path) -> None:
     assert "retry_min" in KEYS
 
 
+def test_one_card_from_the_profile(tmp_path: Path) -> None:
+    """Daemon.card and `pli id --card` both build the card with config.own_card."""
+    keys = keystore.create(tmp_path)
+    profile = config.save_profile(tmp_path, name="Dr Alice Martin", rpps="10003456789")
+    card = config.own_card(keys.identity, profile, ["192.0.2.7:7717"])
+    assert (card.name, card.rpps, card.seq) == ("Dr Alice Martin", "10003456789", profile["seq"])
+    assert card.addresses == ("192.0.2.7:7717",)
+    assert config.own_card(keys.identity, {}, []).name == config.display_name({})
+
+
 def test_home_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLI_HOME", str(tmp_path / "env"))
     assert config.resolve_home(None) == tmp_path / "env"

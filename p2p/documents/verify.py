@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from p2p.documents import prescription, trust
+from p2p.documents.filenames import SIDECAR_SUFFIX
 from p2p.errors import BadInput, PliError, SecurityFailure
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ TAMPERED = (
     "This document was changed after it was signed, or the signature is not valid. "
     "Do not use it; ask the sender for a new copy."
 )
-SIDECAR_SUFFIX = ".pli.json"
 MAX_SIDECAR = 8 * 1024 * 1024  # bytes: a sidecar read while looking for a file's own
 MAX_CANDIDATES = 1000  # sidecars read in one folder while looking
 

@@ -77,6 +77,7 @@ from .pairing_reasons import error_frame as pairing_error_frame
 from .pairing_reasons import is_security as is_security_reason
 from .pairing_reasons import read_error_frame as read_pairing_error_frame
 from .receipts import RECEIPT_STATUSES, Receipt, is_receipt_status
+from .revocation import Revocation
 
 __all__ = [
     "BAD_PEER_MESSAGE",
@@ -123,6 +124,7 @@ __all__ = [
     "RemotePeer",
     "RemoteProtocolError",
     "ReplayDetected",
+    "Revocation",
     "Role",
     "SealedEnvelope",
     "Session",

@@ -234,6 +234,7 @@ def init(state: State, name: str, profession: str, rpps: str, practice: str) -> 
     Never overwrites an existing identity. With PLI_PASSPHRASE set, the keys are
     protected by that passphrase.
     """
+    from p2p.cli.revocation import advice, write_certificate
     from p2p.documents.clinical import check_rpps, check_text
     from p2p.storage import config, keystore
     from p2p.storage.files import private_home
@@ -256,6 +257,7 @@ def init(state: State, name: str, profession: str, rpps: str, practice: str) -> 
     try:
         keys = keystore.create(home, passphrase=_passphrase())
         config.save_profile(home, **profile)
+        revocation = write_certificate(home, keys, name)
     except OSError as exc:
         raise StorageError(
             f"Could not write in {home} ({exc.strerror or exc}). "
@@ -270,11 +272,15 @@ def init(state: State, name: str, profession: str, rpps: str, practice: str) -> 
                 "fingerprint": fingerprint,
                 "peer_id": keys.identity.peer_id.hex,
                 **profile,
+                "revocation_certificate": str(revocation.text),
+                "revocation_page": str(revocation.page),
             }
         )
         return
     out.line(f"Created the identity of {name} in {home}.")
     out.line(f"Fingerprint: {fingerprint}")
+    for line in advice(revocation):
+        out.line(line)
     out.line(f"Next: start the daemon with: pli --home {home} daemon")
 
 
@@ -285,8 +291,14 @@ def init(state: State, name: str, profession: str, rpps: str, practice: str) -> 
     hidden=True,
     help="Print this practice's signed profile card (base64), for `peers add-card`.",
 )
+@click.option(
+    "--revocation-certificate",
+    "revocation",
+    is_flag=True,
+    help="Show the revocation certificate made at `init` (print it, keep it away from here).",
+)
 @click.pass_obj
-def id_(state: State, card: bool) -> None:
+def id_(state: State, card: bool, revocation: bool) -> None:
     """Show this practice's name, profile and fingerprint (no daemon needed)."""
     import base64
 
@@ -297,6 +309,11 @@ def id_(state: State, card: bool) -> None:
     profile = load_profile(home)
     me = keys.identity
     name = display_name(profile)
+    if revocation:
+        from p2p.cli.revocation import show_certificate
+
+        show_certificate(state, keys, name)
+        return
     if card:
         wire = own_card(me, profile, load(home).advertise_addresses).sign(me.identity)
         encoded = base64.b64encode(wire).decode()
@@ -375,7 +392,11 @@ def daemon(state: State, listen: str | None) -> None:
         keys = keystore.create(home, passphrase=_passphrase())
         if not config.load_profile(home).get("name"):
             config.save_profile(home, name=socket.gethostname())
+        from p2p.cli.revocation import write_certificate
+
+        written = write_certificate(home, keys, str(config.load_profile(home).get("name")))
         log.info("created a new identity for this practice; name it with `pli init` next time")
+        log.info("its revocation certificate is in %s: print it and keep it safe", written.text)
 
     from p2p.api.server import run_daemon
     from p2p.daemon.core import Daemon, Started

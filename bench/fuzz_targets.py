@@ -29,6 +29,7 @@ from protocol import (
     ProfileCard,
     Receipt,
     RemotePeer,
+    Revocation,
     Role,
     StaticCert,
     codec,
@@ -134,6 +135,7 @@ def _wire_targets() -> dict[str, tuple[Target, list[bytes]]]:
     )  # fmt: skip
     frame = messages.encode(messages.Offer(bytes(16), 1234))
     fingerprint = ALICE.public.peer_id.fingerprint
+    revocation = Revocation.issue(ALICE.identity, now=NOW)
 
     def latin1(parse: Callable[[str], object]) -> Target:
         return lambda data: parse(data.decode("latin-1"))
@@ -147,6 +149,8 @@ def _wire_targets() -> dict[str, tuple[Target, list[bytes]]]:
         "identity.fingerprint": (latin1(normalize_fingerprint), [fingerprint.encode()]),
         "receipts.from_wire": (Receipt.from_wire, [receipt.to_wire()]),
         "pairing.parse_code": (latin1(parse_code), [b"314-1592653"]),
+        "revocation.from_wire": (Revocation.from_wire, [revocation.to_wire()]),
+        "revocation.from_text": (latin1(Revocation.from_text), [revocation.to_text().encode()]),
     }
 
 

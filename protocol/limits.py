@@ -98,3 +98,19 @@ STATIC_CERT_LIFETIME: Final = 2 * 365 * 24 * 3600
 #: Noise rekey thresholds: every hour or 2**20 messages, whichever first.
 REKEY_SECONDS: Final = 3600
 REKEY_MESSAGES: Final = 2**20
+
+# --- revocation --------------------------------------------------------------
+
+#: Revocation statements accepted per source IP (token bucket refill) and burst.
+#: A practice revokes once in years; gossip from one peer brings a handful at a
+#: time. Each accepted statement costs a signature check and one fsync'd commit.
+REVOCATIONS_PER_SECOND_PER_IP: Final = 1.0
+REVOCATION_BURST_PER_IP: Final = 20
+
+#: Revocation statements accepted per second from everyone together, and burst.
+REVOCATIONS_PER_SECOND: Final = 20.0
+REVOCATION_BURST: Final = 200
+
+#: Revocations of identities this daemon never knew that it keeps (oldest dropped
+#: first): enough to refuse a revoked key at a later pairing, bounded against floods.
+MAX_UNKNOWN_REVOCATIONS: Final = 1024

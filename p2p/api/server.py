@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from p2p.api import revocations
 from p2p.daemon.core import Daemon, Started, serve
 from p2p.errors import (
     AmbiguousPeer,
@@ -547,6 +548,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/v1/pair/{key}/confirm", pair_confirm)
     app.router.add_post("/v1/peers/add", peers_add_fingerprint)
     app.router.add_post("/v1/peers/accept", peers_accept)
+    revocations.add_routes(app, DAEMON)
     return app
 
 

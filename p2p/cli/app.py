@@ -1088,3 +1088,4 @@ def export(state: State, doc: str, folder: str) -> None:
 
 from p2p.cli import documents as cli_documents  # noqa: E402, F401 - they register their commands
 from p2p.cli import pairing as cli_pairing  # noqa: E402, F401
+from p2p.cli import revocation as cli_revocation  # noqa: E402, F401

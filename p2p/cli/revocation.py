@@ -6,6 +6,17 @@
   by ``pli id --revocation-certificate`` (re-made from the key if the files
   were deleted or damaged).
 
+- ``pli revoke --certificate FILE [--address HOST:PORT ...]`` / ``pli revoke --yes``:
+  push a statement to every pli reachable. When this home's daemon runs, the
+  command goes through it (``POST /v1/revocations``): the daemon knows the
+  paired peers' addresses and the daemons its discovery sees on the LAN, it
+  stores and applies the revocation itself, and ``--yes`` needs its key anyway.
+  Without a daemon (a replacement laptop, a brand-new home with no identity),
+  ``--certificate`` dials directly: a statement is self-authenticating, so no
+  identity and no Noise session are needed, only an HTTP POST of 105 bytes to
+  each given address and each pli daemon a 3-second mDNS browse finds (when the
+  home's ``discovery`` setting is on; the browse announces nothing).
+
 What must not: print or log the identity key; the statement itself is public
 (anyone holding it can revoke, which is the point of printing it).
 """
@@ -15,10 +26,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from p2p.cli.app import State, cli
 
 if TYPE_CHECKING:
-    from p2p.cli.app import State
     from p2p.storage.keystore import Keys
     from protocol import Revocation
 
@@ -97,3 +111,203 @@ def show_certificate(state: State, keys: Keys, name: str) -> None:
     state.out.line("")
     for line in advice(written):
         state.out.line(line)
+
+
+# --- pli revoke ------------------------------------------------------------------------
+
+#: Seconds the direct mode listens on the LAN for pli daemons (when discovery is on).
+LAN_BROWSE_SECONDS = 3.0
+RESULTS = {
+    "stored": "told: it will refuse this key from now on",
+    "known": "already knew",
+    "refused": "refused the statement",
+    "unreachable": "did not answer",
+}
+
+
+def _read_certificate(path: Path) -> Revocation:
+    from p2p.errors import BadInput, SecurityFailure
+    from protocol import RemoteProtocolError, Revocation
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(256 * 1024 + 1)
+        text = data.decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise BadInput(f"Could not read {path} ({exc.strerror or exc}).") from exc
+    try:
+        return Revocation.from_text(text)
+    except RemoteProtocolError:
+        raise SecurityFailure(
+            f"{path} is not a valid revocation certificate: it was damaged or changed, or it "
+            "was not signed by the identity it names. Nothing was sent. Use the file or the "
+            "QR code made by `pli init`."
+        ) from None
+
+
+def _daemon_running(state: State) -> bool:
+    from p2p.errors import DaemonNotRunning
+
+    if not (state.home / "api.sock").exists():
+        return False
+    try:
+        state.client.get("/v1/status", timeout=3.0)
+    except DaemonNotRunning:
+        return False
+    return True
+
+
+def _checked(addresses: tuple[str, ...]) -> list[str]:
+    from p2p.storage.config import parse_address
+
+    found = []
+    for text in addresses:
+        host, port = parse_address(text)
+        found.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return found
+
+
+async def _push_direct(wire: bytes, targets: list[str]) -> list[dict[str, Any]]:
+    import asyncio
+
+    import aiohttp
+
+    from p2p.net.transport import post_revocation
+
+    async def one(session: aiohttp.ClientSession, address: str) -> dict[str, Any]:
+        try:
+            status = await post_revocation(session, address, wire)
+        except (ConnectionError, OSError, TimeoutError):
+            return {"address": address, "peer_id": None, "result": "unreachable"}
+        result = {201: "stored", 200: "known"}.get(status)
+        if result is None:
+            result = "unreachable" if status == 429 or status >= 500 else "refused"
+        return {"address": address, "peer_id": None, "result": result}
+
+    async with aiohttp.ClientSession() as session:
+        return list(await asyncio.gather(*(one(session, a) for a in targets)))
+
+
+async def _lan_daemons(home: Path) -> list[str]:
+    """pli daemons announcing themselves on the LAN, if this home's settings allow looking."""
+    import asyncio
+
+    from p2p.storage import config
+    from protocol import new_discovery_secret
+
+    settings = config.load(home)
+    if not settings.discovery:
+        return []
+    from p2p.net.discovery import Discovery
+
+    lan = Discovery(port=1, interfaces=list(settings.interfaces) or None,
+                    own_secret=new_discovery_secret(), peer_secrets=dict,
+                    on_event=lambda _event: None, announce=False)  # fmt: skip
+    await lan.start()
+    try:
+        await asyncio.sleep(LAN_BROWSE_SECONDS)
+        return lan.addresses()
+    finally:
+        await lan.stop()
+
+
+def _direct(state: State, revocation: Revocation, addresses: list[str]) -> list[dict[str, Any]]:
+    import asyncio
+
+    async def run() -> list[dict[str, Any]]:
+        targets = list(dict.fromkeys([*addresses, *await _lan_daemons(state.home)]))
+        return await _push_direct(revocation.to_wire(), targets) if targets else []
+
+    return asyncio.run(run())
+
+
+@cli.command(short_help="Tell every peer reachable to stop trusting an identity (lost laptop).")
+@click.option(
+    "--certificate",
+    "certificate_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The revocation certificate made by `pli init` (file or scanned QR code).",
+)
+@click.option(
+    "--address",
+    "addresses",
+    metavar="HOST:PORT",
+    multiple=True,
+    help="A colleague's pli to tell (repeat for each); LAN daemons are found anyway.",
+)
+@click.option(
+    "--yes", is_flag=True, help="Revoke THIS practice's own identity, now. It cannot be undone."
+)
+@click.pass_obj
+def revoke(state: State, certificate_file: Path | None, addresses: tuple[str, ...],
+           yes: bool) -> None:  # fmt: skip
+    """Push a revocation to every peer reachable: the paired peers of this home's daemon
+    (if one runs), every pli daemon seen on the local network, and each --address.
+
+    With --certificate it works from any computer with pli, even a new one with no
+    identity and no daemon: the statement is pushed directly. With --yes (on the
+    machine itself, e.g. when a colleague leaves) the running daemon signs it.
+    """
+    from p2p.errors import BadInput, DaemonNotRunning, PliError
+
+    if (certificate_file is None) == (not yes):
+        raise click.UsageError("Give either --certificate FILE or --yes (not both).")
+    checked = _checked(addresses)
+    via_daemon = _daemon_running(state)
+    if yes and not via_daemon:
+        raise DaemonNotRunning(
+            "`pli revoke --yes` needs this practice's daemon (it signs the statement and "
+            "knows the paired peers). Start it with `pli daemon`, or use the printed "
+            "certificate: pli revoke --certificate FILE --address HOST:PORT"
+        )
+    revocation = None if yes else _read_certificate(certificate_file)  # type: ignore[arg-type]
+    if via_daemon:
+        body: dict[str, Any] = {"addresses": checked}
+        body.update({"self": True} if revocation is None else {"statement": revocation.to_text()})
+        answer = state.client.post("/v1/revocations", body)
+        fingerprint, pushed = str(answer["fingerprint"]), list(answer["pushed"])
+    else:
+        assert revocation is not None
+        if not checked and not _lan_possible(state):
+            raise BadInput(
+                "Say where to send it: --address HOST:PORT for each colleague's pli (this "
+                "home's settings turn off looking for pli daemons on the local network)."
+            )
+        fingerprint = revocation.peer_id.fingerprint
+        pushed = _direct(state, revocation, checked)
+    _report(state, fingerprint, pushed, via_daemon=via_daemon, own=yes)
+    if not via_daemon and not any(p["result"] in ("stored", "known") for p in pushed):
+        raise PliError(
+            "No pli answered, so nobody was told yet. Check the addresses (host:port of each "
+            "colleague's pli) and the network, then run the same command again."
+        )
+
+
+def _lan_possible(state: State) -> bool:
+    from p2p.storage import config
+
+    return config.load(state.home).discovery
+
+
+def _report(
+    state: State, fingerprint: str, pushed: list[dict[str, Any]], *, via_daemon: bool, own: bool
+) -> None:
+    told = sum(1 for p in pushed if p["result"] in ("stored", "known"))
+    if state.json:
+        state.out.emit({"revoked": fingerprint, "via": "daemon" if via_daemon else "direct",
+                        "told": told, "pushed": pushed})  # fmt: skip
+        return
+    state.out.line(f"Revocation of the identity {fingerprint}:")
+    for item in pushed:
+        who = item.get("name") or item["address"]
+        state.out.line(f"  {who}: {RESULTS.get(item['result'], item['result'])}")
+    if not pushed:
+        state.out.line("  no pli daemon to tell was found.")
+    state.out.line(f"{told} of {len(pushed)} told. Each one passes it on to its own paired "
+                   "colleagues, so those you could not reach learn it too.")  # fmt: skip
+    if own:
+        state.out.line(
+            "This practice's identity is revoked for good. Stop this daemon; to go on with "
+            "pli, create a new identity in a new home (`pli init`) and pair again."
+        )

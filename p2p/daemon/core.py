@@ -28,6 +28,7 @@ from p2p.net.transport import Channel, ChannelClosed, Transport
 from p2p.services.inbox import Inbox, TransferRefused
 from p2p.services.outbox import Outbox
 from p2p.services.pairing.service import PairingService
+from p2p.services.revocation import Pushed, RevocationService
 from p2p.storage import keystore
 from p2p.storage.config import Config, load_profile, own_card
 from p2p.storage.files import Layout, private_home
@@ -44,6 +45,7 @@ from protocol import (
     PublicIdentity,
     RemotePeer,
     RemoteProtocolError,
+    Revocation,
     Verified,
     messages,
     open_envelope,
@@ -84,7 +86,12 @@ class Daemon:
         )  # fmt: skip
         self.transport = Transport(
             self.me, self._authorize, self._serve_channel,
-            on_pairing=self.pairing.serve, handshake_deadline=config.handshake_deadline,
+            on_pairing=self.pairing.serve, on_revocation=self._on_revocation,
+            handshake_deadline=config.handshake_deadline,
+        )  # fmt: skip
+        self.revocations = RevocationService(
+            self.store, self.me, apply=self._revoked, addresses=self._peer_addresses,
+            push=self.transport.push_revocation,
         )  # fmt: skip
         self.discovery: Discovery | None = None  # started with the transport, if enabled
         self._seen: dict[str, str] = {}  # peer id -> address announced on the LAN (a hint)
@@ -159,6 +166,7 @@ class Daemon:
         finally:
             for task in list(self._background):
                 task.cancel()
+            await self.revocations.close()
             await self.pairing.close()
             if self.discovery is not None:
                 await self.discovery.stop()
@@ -178,13 +186,16 @@ class Daemon:
 
     def _authorize(self, remote: RemotePeer) -> None:
         """Called inside the handshake, before anything more is sent to ``remote``."""
+        if self.store.revocation(remote.peer_id.hex) is not None:
+            log.warning("refused a handshake from %s: its key is revoked", remote.peer_id.short)
+            raise AuthenticationFailed("revoked identity")
         row = self.paired_peer(remote.peer_id)
         if row is None or PublicIdentity(row.identity) != remote.identity:
             log.warning("refused a handshake from %s: not a paired peer", remote.peer_id.short)
             raise AuthenticationFailed("not a paired peer")
 
     def _check_sender(self, sender: PublicIdentity) -> None:
-        if self.paired_peer(sender.peer_id) is None:
+        if self.paired_peer(sender.peer_id) is None or self.store.revocation(sender.peer_id.hex):
             raise AuthenticationFailed("sender is not a paired peer")
 
     # --- connections ----------------------------------------------------------------------
@@ -215,6 +226,7 @@ class Daemon:
             address = channel.remote_address if channel.initiator else None
             self.store.peer_seen(peer_hex, int(time.time()), address)
         self.outbox.wake(peer_hex)
+        self.revocations.peer_back(peer_hex)
         try:
             while True:
                 item = await channel.receive()
@@ -267,6 +279,7 @@ class Daemon:
             if self._seen.get(event.peer_id) != event.address:
                 self._seen[event.peer_id] = event.address
                 self.outbox.wake(event.peer_id)
+                self.revocations.peer_back(event.peer_id)
                 self._connect_soon(event.peer_id)
         elif isinstance(event, PeerGone):
             self._seen.pop(event.peer_id, None)
@@ -305,6 +318,11 @@ class Daemon:
         card = ProfileCard.from_wire(card_wire)
         if card.identity == self.me.public:
             raise NotPaired("That is this practice's own identity.")
+        if self.store.revocation(card.identity.peer_id.hex) is not None:
+            raise NotPaired(
+                "This key was revoked by its owner: it can no longer be trusted. Ask your "
+                "colleague to pair with their new key."
+            )
         peer_id = card.identity.peer_id
         known = list(dict.fromkeys([*addresses, *card.addresses]))
         row = PeerRow(
@@ -329,6 +347,34 @@ class Daemon:
 
     def online(self) -> set[str]:
         return {peer.hex for peer in self.transport.online()}
+
+    # --- revocation ----------------------------------------------------------------------------
+
+    async def _on_revocation(self, body: bytes, ip: str) -> tuple[int, str]:
+        return await self.revocations.receive(body, ip)
+
+    async def _revoked(self, revocation: Revocation) -> None:
+        """A revocation was stored: cut that identity's session, forget where it was."""
+        peer_hex = revocation.peer_id.hex
+        if revocation.identity == self.me.public:
+            log.warning("this practice's own identity is revoked: make a new one (new home)")
+            return
+        await self.transport.disconnect(revocation.peer_id)
+        self._seen.pop(peer_hex, None)
+        if self.discovery is not None:
+            self.discovery.recheck()
+
+    def _peer_addresses(self, peer_hex: str) -> list[str]:
+        row = self.store.peer(peer_hex)
+        known = list(row.addresses) if row is not None else []
+        return list(dict.fromkeys([*self._lan_address(peer_hex), *known]))
+
+    async def publish_revocation(
+        self, revocation: Revocation, addresses: list[str]
+    ) -> list[Pushed]:
+        """Learn a statement and push it to our peers, the daemons on the LAN and ``addresses``."""
+        lan = self.discovery.addresses() if self.discovery is not None else []
+        return await self.revocations.publish(revocation, [*addresses, *lan])
 
     # --- documents ---------------------------------------------------------------------------
 

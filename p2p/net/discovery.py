@@ -116,6 +116,7 @@ class Discovery:
         on_event: Callable[[Event], None],
         addresses: Sequence[str] | None = None,
         now: Callable[[], float] = time.time,
+        announce: bool = True,
     ) -> None:
         if not 0 < port < 65536:
             raise ValueError("the peer port to advertise is between 1 and 65535")
@@ -128,6 +129,7 @@ class Discovery:
         self._wanted_addresses = [str(ipaddress.ip_address(ip)) for ip in addresses or ()]
         self._addresses: list[str] = []  # what we advertise, settled at start
         self._now = now
+        self._announce = announce  # False: browse only (``pli revoke`` looking for daemons)
         self._azc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
         self._info: AsyncServiceInfo | None = None
@@ -188,13 +190,15 @@ class Discovery:
             self._browser = AsyncServiceBrowser(
                 self._azc.zeroconf, SERVICE_TYPE, handlers=[self._on_state_change]
             )
-            await self._register()
+            if self._announce:
+                await self._register()
         except BaseException:
             await self.stop()
             raise
         self._loop_task = asyncio.create_task(self._hint_loop(), name="pli-discovery-hint")
-        log.info("advertising on %s as %s", ", ".join(self._interfaces) or "all interfaces",
-                 self.instance_name)  # fmt: skip
+        if self._announce:
+            log.info("advertising on %s as %s", ", ".join(self._interfaces) or "all interfaces",
+                     self.instance_name)  # fmt: skip
 
     async def stop(self) -> None:
         """Withdraw our announcement (goodbye packets) and close the sockets."""
@@ -474,6 +478,10 @@ class Discovery:
     def _wake(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def addresses(self) -> list[str]:
+        """``host:port`` of every pli daemon announcing itself now (untrusted, for pushes)."""
+        return list(dict.fromkeys(r.address for r in self._remotes.values() if r.address))
 
     # --- invitations -------------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 One aiohttp server listens on the peer port (7717 by default) with two
 WebSocket endpoints: ``/pli/1/peer`` (Noise XX, then the document protocol) and
-``/pli/1/pair`` (pairing, see ``pairing.py``). A dialer opens the same kinds of
-connection to other daemons.
+``/pli/1/pair`` (pairing, see ``pairing.py``), and one plain POST,
+``/pli/1/revoke`` (a 105-byte revocation statement, handed to the daemon). A
+dialer opens the same kinds of connection to other daemons.
 
 Defences here: one Noise message per binary frame, ``compress=False``,
 ``max_msg_size`` bounded to a frame, heartbeats, a handshake deadline, a
@@ -48,6 +49,9 @@ log = logging.getLogger("pli.transport")
 
 PEER_PATH = "/pli/1/peer"
 PAIR_PATH = "/pli/1/pair"
+REVOKE_PATH = "/pli/1/revoke"
+#: Seconds a revocation push may take (connect, send 105 bytes, read the answer).
+REVOKE_TIMEOUT = 5.0
 HEARTBEAT = 20.0
 _CLOSE_DUPLICATE = 4000
 _CLOSE_PROTOCOL = 4002
@@ -55,6 +59,8 @@ _CLOSE_PROTOCOL = 4002
 Authorize = Callable[[RemotePeer], None]
 OnChannel = Callable[["Channel"], Awaitable[None]]
 OnPairing = Callable[["FramePipe"], Awaitable[None]]
+#: (request body, source IP) -> (HTTP status, short code) for ``REVOKE_PATH``.
+OnRevocation = Callable[[bytes, str], Awaitable[tuple[int, str]]]
 
 
 #: glibc ``mallopt`` parameters (malloc.h) and the values ``tune_malloc`` sets.
@@ -239,12 +245,14 @@ class Transport:
         on_channel: OnChannel,
         *,
         on_pairing: OnPairing | None = None,
+        on_revocation: OnRevocation | None = None,
         handshake_deadline: float = limits.HANDSHAKE_DEADLINE,
     ) -> None:
         self._me = me
         self._authorize = authorize
         self._on_channel = on_channel
         self._on_pairing = on_pairing
+        self._on_revocation = on_revocation
         self._deadline = handshake_deadline
         self._channels: dict[PeerId, Channel] = {}
         self._buckets: dict[str, _Bucket] = defaultdict(_Bucket)
@@ -263,6 +271,7 @@ class Transport:
         app = web.Application()
         app.router.add_get(PEER_PATH, self._serve_peer)
         app.router.add_get(PAIR_PATH, self._serve_pairing)
+        app.router.add_post(REVOKE_PATH, self._serve_revocation)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=1.0)  # fmt: skip
         await self._runner.setup()
@@ -394,6 +403,28 @@ class Transport:
         finally:
             self._per_ip[ip] -= 1
 
+    async def _serve_revocation(self, request: web.Request) -> web.StreamResponse:
+        """A revocation statement, from anyone: no session, it is self-authenticating.
+
+        At most ``Revocation`` size is read (within the deadline); rate limits and
+        checks are the callback's. The connection is closed after the answer.
+        """
+        if request.transport is not None:
+            self._admitted.add(request.transport)
+        if self._on_revocation is None:
+            return web.Response(status=404, headers={"Connection": "close"})
+        body = await _read_bounded(request, REVOCATION_SIZE, self._deadline)
+        if body is None:
+            return web.Response(status=413, text="too-large", headers={"Connection": "close"})
+        status, code = await self._on_revocation(body, request.remote or "?")
+        return web.Response(status=status, text=code, headers={"Connection": "close"})
+
+    async def push_revocation(self, address: str, statement: bytes) -> int:
+        """POST a statement to another daemon's peer port; its HTTP status."""
+        if self._client is None:
+            raise PeerUnreachable("The daemon is not running.")
+        return await post_revocation(self._client, address, statement)
+
     # --- client side ---------------------------------------------------------------
 
     async def _dial(self, address: str, path: str) -> FramePipe:
@@ -482,6 +513,41 @@ class Transport:
             if self._channels.get(channel.peer_id) is channel:
                 del self._channels[channel.peer_id]
             log.info("disconnected from %s", channel.peer_id.short)
+
+
+REVOCATION_SIZE = 105  # protocol.revocation.WIRE_SIZE: the transport reads no more
+
+
+async def _read_bounded(request: web.Request, limit: int, deadline: float) -> bytes | None:
+    """The request body if it is at most ``limit`` bytes and arrives in time, else None."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = b""
+    try:
+        async with asyncio.timeout(deadline):
+            while len(body) <= limit:
+                chunk = await request.content.read(limit + 1 - len(body))
+                if not chunk:
+                    return body
+                body += chunk
+    except (TimeoutError, aiohttp.ClientError, ConnectionError):
+        return None
+    return None
+
+
+async def post_revocation(client: aiohttp.ClientSession, address: str, statement: bytes) -> int:
+    """POST a statement to ``host:port``: its HTTP status. Raises ConnectionError, TimeoutError."""
+    host, _, port = address.rpartition(":")
+    try:
+        async with (
+            asyncio.timeout(REVOKE_TIMEOUT),
+            client.post(f"http://{host}:{port}{REVOKE_PATH}", data=statement,
+                        headers={"Content-Type": "application/octet-stream"}) as response,
+        ):  # fmt: skip
+            await response.read()
+            return response.status
+    except aiohttp.ClientError as exc:
+        raise ConnectionError(str(exc)) from exc
 
 
 def _bind_problem(host: str, port: int, exc: OSError) -> str:

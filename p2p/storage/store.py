@@ -2,9 +2,10 @@
 
 Tables: ``peers`` (who we are paired with), ``outbox`` (one row per document
 and recipient, kept until a signed receipt is stored), ``inbox`` (documents
-received, one row per sender and document id). Envelopes themselves live in
-files (see ``blobs``); rows only point at them. No clinical metadata is stored
-here: it stays inside the encrypted envelopes.
+received, one row per sender and document id), ``revocations`` (signed
+statements that an identity is revoked, see ``protocol.Revocation``).
+Envelopes themselves live in files (see ``blobs``); rows only point at them.
+No clinical metadata is stored here: it stays inside the encrypted envelopes.
 
 Every write is one transaction with ``synchronous=FULL``: once a method
 returns, the change survives ``kill -9`` and a power cut.
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from p2p.errors import StorageError
+from protocol import limits
 
 SCHEMA_VERSION = 1
 
@@ -37,7 +39,7 @@ _MIGRATIONS: dict[int, str] = {
         fingerprint      TEXT NOT NULL,
         discovery_secret BLOB,
         addresses        TEXT NOT NULL DEFAULT '[]',
-        state            TEXT NOT NULL,           -- paired | pending | removed
+        state            TEXT NOT NULL,           -- paired | pending | removed | revoked
         paired_at        INTEGER NOT NULL,
         last_seen        INTEGER
     );
@@ -47,7 +49,7 @@ _MIGRATIONS: dict[int, str] = {
         size         INTEGER NOT NULL,
         digest       BLOB NOT NULL,
         created_at   INTEGER NOT NULL,
-        state        TEXT NOT NULL,               -- queued | delivered | rejected
+        state        TEXT NOT NULL,               -- queued | delivered | rejected | cancelled
         attempts     INTEGER NOT NULL DEFAULT 0,
         next_attempt REAL NOT NULL DEFAULT 0,
         last_error   TEXT,
@@ -66,6 +68,15 @@ _MIGRATIONS: dict[int, str] = {
         receipt     BLOB NOT NULL,
         exported_at INTEGER,
         PRIMARY KEY (doc_id, sender)
+    );
+    CREATE TABLE revocations (
+        peer_id     TEXT PRIMARY KEY,             -- hex peer id of the revoked identity
+        identity    BLOB NOT NULL,                -- its Ed25519 public key
+        statement   BLOB NOT NULL,                -- the 105-byte signed statement
+        revoked_at  INTEGER NOT NULL,             -- when it was signed (its own clock)
+        learned_at  INTEGER NOT NULL,             -- when this daemon first stored it
+        source      TEXT NOT NULL,                -- who brought it (an IP, or "local")
+        known_peer  INTEGER NOT NULL              -- 1 if it was one of our peers then
     );
     """,
 }
@@ -99,6 +110,17 @@ class OutboxRow:
     receipt: bytes | None
     receipt_time: int | None
     receipt_status: str | None
+
+
+@dataclass(frozen=True)
+class RevocationRow:
+    peer_id: str
+    identity: bytes
+    statement: bytes
+    revoked_at: int
+    learned_at: int
+    source: str
+    known_peer: bool
 
 
 @dataclass(frozen=True)
@@ -329,6 +351,44 @@ class Store:
                 "UPDATE outbox SET next_attempt=0 WHERE peer_id=? AND state='queued'", (peer_id,)
             )
 
+    # --- revocations -------------------------------------------------------------
+
+    def revoke(self, row: RevocationRow) -> bool:
+        """Store a verified revocation; False if it was already known.
+
+        In the same commit: the identity's peer row becomes ``revoked`` and its
+        queued letters ``cancelled`` (they will never be sent). Received and sent
+        documents stay. Revocations of unknown identities are capped.
+        """
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO revocations VALUES (?,?,?,?,?,?,?)",
+                (row.peer_id, row.identity, row.statement, row.revoked_at, row.learned_at,
+                 row.source[:64], int(row.known_peer)),
+            )  # fmt: skip
+            if cursor.rowcount != 1:
+                return False
+            db.execute("UPDATE peers SET state='revoked' WHERE peer_id=?", (row.peer_id,))
+            db.execute(
+                "UPDATE outbox SET state='cancelled', last_error=? "
+                "WHERE peer_id=? AND state='queued'",
+                ("the recipient's key was revoked", row.peer_id),
+            )
+            db.execute(
+                "DELETE FROM revocations WHERE known_peer=0 AND peer_id IN (SELECT peer_id "
+                "FROM revocations WHERE known_peer=0 ORDER BY learned_at DESC LIMIT -1 OFFSET ?)",
+                (limits.MAX_UNKNOWN_REVOCATIONS,),
+            )
+        return True
+
+    def revocation(self, peer_id: str) -> RevocationRow | None:
+        rows = self._query("SELECT * FROM revocations WHERE peer_id=?", (peer_id,))
+        return _revocation(rows[0]) if rows else None
+
+    def revocations(self) -> list[RevocationRow]:
+        rows = self._query("SELECT * FROM revocations ORDER BY learned_at, peer_id")
+        return [_revocation(row) for row in rows]
+
     # --- inbox -------------------------------------------------------------------
 
     def received(self, row: InboxRow) -> bool:
@@ -367,6 +427,12 @@ class Store:
         (inbox,) = self._query("SELECT count(*) FROM inbox")[0]
         (unread,) = self._query("SELECT count(*) FROM inbox WHERE exported_at IS NULL")[0]
         return {"queued": queued, "delivered": delivered, "inbox": inbox, "inbox_new": unread}
+
+
+def _revocation(row: tuple[Any, ...]) -> RevocationRow:
+    values = list(row)
+    values[6] = bool(values[6])
+    return RevocationRow(*values)
 
 
 def _peer(row: tuple[Any, ...]) -> PeerRow:

@@ -8,6 +8,14 @@
   the answer lists what each push gave.
 - ``GET /v1/revocations``: the statements this daemon holds.
 
+``peer_fields`` and ``document_fields`` add the revoked state to the peers,
+inbox and document answers: ``revoked_since`` is when this daemon learned of
+the revocation (its own clock), ``revocation_made_at`` when the statement was
+signed (for a printed certificate: the day of ``pli init``), and
+``signed_after_revocation`` whether the document's signed creation time is
+later than ``revoked_since`` (that time is the signer's claim: a thief holding
+the key can backdate, which is why every document of a revoked key is marked).
+
 Thin handlers: the work is in ``p2p/services/revocation.py``.
 """
 
@@ -21,7 +29,7 @@ from aiohttp import web
 from p2p.daemon.core import Daemon
 from p2p.errors import BadInput, SecurityFailure
 from p2p.storage.config import parse_address
-from protocol import RemoteProtocolError, Revocation
+from protocol import DocumentMeta, RemoteProtocolError, Revocation
 
 MAX_ADDRESSES = 64
 
@@ -78,6 +86,22 @@ async def listing(request: web.Request, daemon: Daemon) -> web.Response:
          "source": row.source}
         for row in daemon.store.revocations()
     ])  # fmt: skip
+
+
+def peer_fields(daemon: Daemon, peer_hex: str) -> dict[str, Any]:
+    row = daemon.store.revocation(peer_hex)
+    return {
+        "revoked_since": row.learned_at if row is not None else None,
+        "revocation_made_at": row.revoked_at if row is not None else None,
+    }
+
+
+def document_fields(daemon: Daemon, meta: DocumentMeta) -> dict[str, Any]:
+    row = daemon.store.revocation(meta.sender.peer_id.hex)
+    return {
+        "sender_revoked_since": row.learned_at if row is not None else None,
+        "signed_after_revocation": row is not None and meta.created_at > row.learned_at,
+    }
 
 
 def add_routes(app: web.Application, key: web.AppKey[Daemon]) -> None:

@@ -58,6 +58,7 @@ log = logging.getLogger("pli.api")
 DAEMON: web.AppKey[Daemon] = web.AppKey("daemon", Daemon)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_JSON = 1024 * 1024
+KNOWN_STATES = ("paired", "removed", "revoked")  # peers whose names documents are shown with
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -182,6 +183,7 @@ def _peer_json(daemon: Daemon, row: PeerRow) -> dict[str, Any]:
         "addresses": list(row.addresses),
         "last_seen": row.last_seen,
         "paired_at": row.paired_at,
+        **revocations.peer_fields(daemon, row.peer_id),
     }
 
 
@@ -201,6 +203,7 @@ async def status(request: web.Request) -> web.Response:
         "peers_online": len(daemon.online()),
         "uptime": round(time.time() - daemon.started_at, 1),
         **daemon.store.counts(),
+        **revocations.peer_fields(daemon, daemon.me.peer_id.hex),
     })  # fmt: skip
 
 
@@ -218,7 +221,8 @@ async def identity(request: web.Request) -> web.Response:
 
 async def list_peers(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
-    return web.json_response([_peer_json(daemon, row) for row in daemon.store.peers()])
+    rows = daemon.store.peers(states=("paired", "revoked"))
+    return web.json_response([_peer_json(daemon, row) for row in rows])
 
 
 async def add_peer(request: web.Request) -> web.Response:
@@ -290,7 +294,7 @@ async def send(request: web.Request) -> web.Response:
 
 async def outbox(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
-    names = {row.peer_id: row.name for row in daemon.store.peers(states=("paired", "removed"))}
+    names = {row.peer_id: row.name for row in daemon.store.peers(states=KNOWN_STATES)}
     entries = []
     described: dict[str, Any] = {}
     for row in daemon.store.outbox():
@@ -314,7 +318,7 @@ async def outbox(request: web.Request) -> web.Response:
 
 async def inbox(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
-    names = {row.peer_id: row.name for row in daemon.store.peers(states=("paired", "removed"))}
+    names = {row.peer_id: row.name for row in daemon.store.peers(states=KNOWN_STATES)}
     entries = []
     for row in daemon.store.inbox():
         meta = await asyncio.to_thread(
@@ -323,7 +327,7 @@ async def inbox(request: web.Request) -> web.Response:
         entries.append({
             "id": row.doc_id, "from": row.sender, "from_name": names.get(row.sender, "?"),
             "size": row.size, "received_at": row.received_at, "exported_at": row.exported_at,
-            **_meta_json(meta),
+            **_meta_json(meta), **revocations.document_fields(daemon, meta),
         })  # fmt: skip
     return web.json_response(entries)
 
@@ -351,9 +355,10 @@ async def document(request: web.Request) -> web.Response:
                                  "time": row.receipt_time, "status": row.receipt_status,
                                  "receipt": base64.b64encode(row.receipt).decode()
                                  if row.receipt else None})  # fmt: skip
-    return web.json_response(
-        {"id": doc_id, "direction": direction, **_meta_json(meta), "receipts": receipts}
-    )
+    return web.json_response({
+        "id": doc_id, "direction": direction, **_meta_json(meta), "receipts": receipts,
+        **revocations.document_fields(daemon, meta),
+    })  # fmt: skip
 
 
 async def document_file(request: web.Request) -> web.StreamResponse:

@@ -492,6 +492,11 @@ def status(state: State) -> None:
             ),
         ]
     )
+    if info.get("revoked_since"):
+        out.line(
+            "This practice's identity is revoked: colleagues refuse it. Create a new identity "
+            "in a new home (`pli init`) and pair again."
+        )
 
 
 # --- peers ---------------------------------------------------------------------------------
@@ -523,7 +528,11 @@ def peers(ctx: click.Context) -> None:
                 row.get("name"),
                 row.get("profession"),
                 row.get("fingerprint"),
-                "yes" if row.get("online") else "no",
+                "REVOKED"
+                if row.get("state") == "revoked"
+                else "yes"
+                if row.get("online")
+                else "no",
                 (row.get("addresses") or ["-"])[0],
                 when(row.get("last_seen")),
             ]
@@ -531,6 +540,10 @@ def peers(ctx: click.Context) -> None:
         ],
         empty="No paired peers yet. Pair with a colleague first (`pli pair invite`).",
     )
+    from p2p.cli.revocation import revoked_peer_advice
+
+    for line in revoked_peer_advice(rows):
+        out.line(line)
     try:
         pending = state.client.get("/v1/pair/pending")
     except PliError as exc:  # a daemon without pairing: nothing can be pending
@@ -889,6 +902,7 @@ def _patient(meta: dict[str, str]) -> str:
 def inbox(state: State, show_all: bool) -> None:
     """Documents received (by default only those not exported yet)."""
     from p2p.cli.render import when
+    from p2p.cli.revocation import revoked_mark
 
     rows = [r for r in state.client.get("/v1/inbox") if show_all or not r.get("exported_at")]
     out = state.out
@@ -902,7 +916,7 @@ def inbox(state: State, show_all: bool) -> None:
         meta = row.get("metadata") or {}
         line = [
             row["id"][:12],
-            row.get("from_name"),
+            f"{row.get('from_name')}{revoked_mark(row.get('sender_revoked_since'))}",
             row.get("kind"),
             meta.get("subject", ""),
             _patient(meta),
@@ -961,6 +975,7 @@ def show(state: State, doc: str) -> None:
     """A document's metadata, receipts, and the text of a text document."""
     from p2p.cli.client import quote_part
     from p2p.cli.render import clean, size, when
+    from p2p.cli.revocation import revoked_document_warning, revoked_mark
 
     client, out = state.client, state.out
     info = client.get(f"/v1/documents/{quote_part(doc)}")
@@ -996,7 +1011,7 @@ def show(state: State, doc: str) -> None:
         [
             ("Document", doc_id),
             ("Kind", info.get("kind")),
-            ("From", who(info["sender"])),
+            ("From", who(info["sender"]) + revoked_mark(info.get("sender_revoked_since"))),
             ("To", ", ".join(who(r) for r in info.get("recipients", []))),
             ("Written", when(info.get("created_at"))),
             ("Subject", meta.get("subject")),
@@ -1010,6 +1025,8 @@ def show(state: State, doc: str) -> None:
             ("Signature", "checked when the document was received" if incoming else None),
         ]
     )
+    for line in revoked_document_warning(info):
+        out.line(line)
     for i, entry in enumerate(info.get("files", [])):
         out.line(
             f"File {i + 1}: {clean(entry.get('name'))} ({size(entry.get('size'))}, "

@@ -311,3 +311,72 @@ def _report(
             "This practice's identity is revoked for good. Stop this daemon; to go on with "
             "pli, create a new identity in a new home (`pli init`) and pair again."
         )
+
+
+# --- showing the revoked state ---------------------------------------------------------
+
+
+def revoked_mark(since: object) -> str:
+    """`` (revoked since DATE)`` after a sender's name, or nothing."""
+    if not isinstance(since, int):
+        return ""
+    return f" (revoked since {time.strftime('%Y-%m-%d', time.localtime(since))})"
+
+
+def revoked_peer_advice(rows: list[dict[str, Any]]) -> list[str]:
+    from p2p.cli.render import clean, when
+
+    lines = []
+    for row in rows:
+        if row.get("state") != "revoked":
+            continue
+        lines.append(
+            f"The key of {clean(row.get('name'))} was revoked (pli learned it "
+            f"{when(row.get('revoked_since'))}): pli refuses it and sends it nothing more; the "
+            "documents already exchanged stay. If your colleague goes on with a new key, pair "
+            "again with it (`pli pair invite`, or `pli peers add FINGERPRINT --address ...`), "
+            "after checking the new fingerprint with them by phone."
+        )
+    return lines
+
+
+def revoked_document_warning(info: dict[str, Any]) -> list[str]:
+    since = info.get("sender_revoked_since")
+    if not isinstance(since, int):
+        return []
+    if info.get("signed_after_revocation"):
+        return [
+            "Warning: this document says it was written after its sender's key was revoked. "
+            "Whoever holds that key now may not be your colleague: do not act on it without "
+            "checking with them another way."
+        ]
+    return [
+        "Its sender's key has since been revoked; this document came before that and its "
+        "signature was checked when it arrived."
+    ]
+
+
+def check_signer_not_revoked(state: State, signer_peer_id: str, signed_at: int) -> int | None:
+    """For ``pli verify``: when the signer's key was revoked (per the local daemon), or None.
+
+    A document signed after that time is refused (exit 4). Without a running
+    daemon nothing is known about revocations and None is returned.
+    """
+    from p2p.errors import PliError, SecurityFailure
+
+    if not (state.home / "api.sock").exists():
+        return None
+    try:
+        rows = state.client.get("/v1/revocations", timeout=3)
+    except PliError:
+        return None
+    since = next((int(r["revoked_since"]) for r in rows if r.get("peer_id") == signer_peer_id),
+                 None)  # fmt: skip
+    if since is not None and signed_at > since:
+        raise SecurityFailure(
+            "The signature is correct, but it was made with a key that was revoked on "
+            f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(since))}, and this document says "
+            "it was written after that. Whoever signed it may not be your colleague: do not "
+            "use it without checking with them another way."
+        )
+    return since

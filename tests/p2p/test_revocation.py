@@ -194,3 +194,17 @@ async def test_pli_revoke_with_a_certificate_needs_no_identity_nor_daemon(
     _out, err = await nobody.communicate()
     assert nobody.returncode == 1
     assert "nobody was told yet" in err.decode()
+
+
+async def test_revoking_its_own_identity_is_shown_in_status(two: tuple[Running, Running]) -> None:
+    a, b = two
+    status, answer = await a.api("POST", "/v1/revocations", {"self": True})
+    assert status == 200
+    assert answer["self"] is True
+    assert [p["result"] for p in answer["pushed"]] == ["stored"]
+    assert b.daemon.store.revocation(a.daemon.me.peer_id.hex) is not None
+    _, info = await a.api("GET", "/v1/status")
+    assert isinstance(info["revoked_since"], int)
+    status, answer = await a.api("POST", "/v1/revocations", {"statement": "PLI1-REVOKE:AAAA"})
+    assert status == 422
+    assert answer["error"]["code"] == "security"

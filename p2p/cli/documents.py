@@ -168,6 +168,12 @@ def _print_signer(state: State, report: Any) -> None:
         out.line(f"  which is this practice's own key ({_clean(signer.name)}).")
     elif signer.relation == "paired":
         out.line(f"  which is {_clean(signer.name)}, a paired peer.")
+    elif signer.relation == "revoked":
+        from p2p.cli.render import when
+
+        since = when(signer.revoked_since)
+        out.line(f"  which is {_clean(signer.name)}, whose key has been revoked since {since};")
+        out.line("  this document says it was signed before that.")
     else:
         out.line("  which is the key you gave with --signer.")
 

@@ -354,29 +354,3 @@ def revoked_document_warning(info: dict[str, Any]) -> list[str]:
         "Its sender's key has since been revoked; this document came before that and its "
         "signature was checked when it arrived."
     ]
-
-
-def check_signer_not_revoked(state: State, signer_peer_id: str, signed_at: int) -> int | None:
-    """For ``pli verify``: when the signer's key was revoked (per the local daemon), or None.
-
-    A document signed after that time is refused (exit 4). Without a running
-    daemon nothing is known about revocations and None is returned.
-    """
-    from p2p.errors import PliError, SecurityFailure
-
-    if not (state.home / "api.sock").exists():
-        return None
-    try:
-        rows = state.client.get("/v1/revocations", timeout=3)
-    except PliError:
-        return None
-    since = next((int(r["revoked_since"]) for r in rows if r.get("peer_id") == signer_peer_id),
-                 None)  # fmt: skip
-    if since is not None and signed_at > since:
-        raise SecurityFailure(
-            "The signature is correct, but it was made with a key that was revoked on "
-            f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(since))}, and this document says "
-            "it was written after that. Whoever signed it may not be your colleague: do not "
-            "use it without checking with them another way."
-        )
-    return since

@@ -156,6 +156,7 @@ class Daemon:
         try:
             async with asyncio.TaskGroup() as group:
                 outbox = group.create_task(self.outbox.run())
+                self.revocations.resume(now=int(time.time()))
                 if self.discovery is not None:
                     # Registration probes the LAN for ~1.2 s: not worth delaying readiness.
                     group.create_task(self.discovery.start())

@@ -29,8 +29,9 @@ from typing import Protocol
 
 from p2p.errors import BadInput, SecurityFailure
 
-#: The relations that make a signing key trusted, strongest first.
-TRUSTED = ("self", "paired", "signer")
+#: The relations that make a signing key trusted, strongest first. ``revoked``: a
+#: peer's key since revoked, for a document that says it was signed before that.
+TRUSTED = ("self", "paired", "signer", "revoked")
 
 
 class KnownKey(Protocol):
@@ -44,6 +45,8 @@ class KnownKey(Protocol):
     def name(self) -> str: ...
     @property
     def state(self) -> str: ...
+    @property
+    def revoked_since(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,15 @@ class Signer:
     peer_id: str
     relation: str  # one of TRUSTED
     name: str  # the name this practice addresses them by ("" for a --signer key)
+    revoked_since: int | None = None  # "revoked": the key was revoked after this document
 
-    def as_dict(self) -> dict[str, str]:
-        return {"relation": self.relation, "name": self.name, "fingerprint": self.fingerprint}
+    def as_dict(self) -> dict[str, str | int]:
+        found: dict[str, str | int] = {
+            "relation": self.relation, "name": self.name, "fingerprint": self.fingerprint,
+        }  # fmt: skip
+        if self.revoked_since is not None:
+            found["revoked_since"] = self.revoked_since
+        return found
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,7 @@ class Keyring:
         for key in self.keys:
             if key.peer_id == peer_hex and key.state == "self":
                 return f"this practice ({key.name})" if key.name else "this practice"
-            if key.peer_id == peer_hex and key.state == "paired":
+            if key.peer_id == peer_hex and key.state in ("paired", "revoked"):
                 return key.name
         return None
 
@@ -101,14 +110,23 @@ def parse_signers(given: Sequence[str]) -> frozenset[str]:
     return frozenset(checked)
 
 
-def judge(keyring: Keyring, identity: bytes) -> Signer:
-    """The trusted signer behind ``identity``; ``SecurityFailure`` for any other key."""
+def judge(keyring: Keyring, identity: bytes, *, signed_at: int | None = None) -> Signer:
+    """The trusted signer behind ``identity``; ``SecurityFailure`` for any other key.
+
+    A revoked key is checked first: a document it signed (``signed_at``, the
+    signer's own claim) after this home learned of the revocation is refused; one
+    signed before is reported with ``revoked_since``, whatever ``--signer`` says.
+    """
     from protocol import PublicIdentity
 
     peer_id = PublicIdentity(identity).peer_id
     fingerprint = peer_id.fingerprint
     known = keyring.known(peer_id.hex, identity)
     relation = known.state if known is not None else None
+    if known is not None and known.revoked_since is not None:
+        if signed_at is None or signed_at > known.revoked_since:
+            raise SecurityFailure(_revoked_key(fingerprint, known, known.revoked_since))
+        return Signer(fingerprint, peer_id.hex, "revoked", known.name, known.revoked_since)
     match relation:
         case "self":
             return Signer(fingerprint, peer_id.hex, "self", known.name if known else "")
@@ -117,6 +135,18 @@ def judge(keyring: Keyring, identity: bytes) -> Signer:
     if fingerprint.replace("-", "") in keyring.signers:
         return Signer(fingerprint, peer_id.hex, "signer", "")
     raise SecurityFailure(_unknown_key(fingerprint, known, keyring))
+
+
+def _revoked_key(fingerprint: str, known: KnownKey, since: int) -> str:
+    import time
+
+    return (
+        f"NOT VALID: the signature is correct, but it was made with the key of “{known.name}” "
+        f"(fingerprint {fingerprint}), which was revoked: this practice learned it on "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(since))}, and this document says it "
+        "was written after that. Whoever holds that key now may not be your colleague. Do not "
+        "use this document; ask your colleague, by phone, for a copy signed with their new key."
+    )
 
 
 def _unknown_key(fingerprint: str, known: KnownKey | None, keyring: Keyring) -> str:

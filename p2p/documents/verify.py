@@ -98,7 +98,7 @@ def tampered(detail: str = "") -> SecurityFailure:
 def verify_path(path: Path, keyring: trust.Keyring) -> Report:
     """Check ``path`` is intact and signed by a key ``keyring`` trusts; raises otherwise."""
     report = check_integrity(path)
-    report.signer = trust.judge(keyring, report.signer_key)
+    report.signer = trust.judge(keyring, report.signer_key, signed_at=report.created_at)
     return report
 
 

@@ -14,7 +14,9 @@ service then:
 5. if the identity was one of our peers (any state), pushes the statement to
    each of our other paired peers (``push``), at most ``MAX_PARALLEL_PUSHES``
    at a time. A peer that could not be reached stays pending and is tried again
-   when it is seen again (``peer_back``), at most ``MAX_PENDING`` pairs.
+   when it is seen again (``peer_back``), at most ``MAX_PENDING`` pairs; that
+   list lives in memory, so at start the statements learned in the last
+   ``RESUME_WITHIN`` are passed on again (``resume``).
 
 Statements about identities we never knew are stored (so a later pairing with
 that key is refused) but not passed on: otherwise anybody could make us
@@ -42,6 +44,8 @@ log = logging.getLogger("pli.revocation")
 MAX_PARALLEL_PUSHES = 8
 MAX_PENDING = 4096
 MAX_TRACKED_IPS = 1024
+#: At start, statements learned this recently are passed on again (seconds).
+RESUME_WITHIN = 30 * 24 * 3600
 
 #: (HTTP status, short code) answered on the peer port.
 Answer = tuple[int, str]
@@ -195,21 +199,40 @@ class RevocationService:
         who was told; the LAN and given addresses come in ``addresses``.
         """
         await self.learn(revocation, source="local", gossip=False)
-        revoked = revocation.peer_id.hex
-        jobs: list[tuple[str | None, str]] = [
-            (row.peer_id, address)
-            for row in self._store.peers()
-            if row.peer_id != revoked
-            for address in self._addresses(row.peer_id)[:1]
-        ]
-        seen = {address for _, address in jobs}
-        jobs += [(None, address) for address in dict.fromkeys(addresses) if address not in seen]
-        wire = revocation.to_wire()
-        results = await asyncio.gather(*(self.push_to(address, wire) for _, address in jobs))
-        for (peer, _), result in zip(jobs, results, strict=True):
-            if peer is not None and result == "unreachable":
-                self._remember(peer, revoked)  # told when it is seen again
-        return [Pushed(a, p, r) for (p, a), r in zip(jobs, results, strict=True)]
+        revoked, wire = revocation.peer_id.hex, revocation.to_wire()
+        peers = [row.peer_id for row in self._store.peers() if row.peer_id != revoked]
+        known = {a for peer in peers for a in self._addresses(peer)}
+        others = [a for a in dict.fromkeys(addresses) if a not in known]
+        told = await asyncio.gather(
+            *(self._tell_peer(peer, wire) for peer in peers),
+            *(self._tell_address(address, wire) for address in others),
+        )
+        for item in told:
+            if item.peer_id is not None and item.result == "unreachable":
+                self._remember(item.peer_id, revoked)  # told when it is seen again
+        return list(told)
+
+    async def _tell_peer(self, peer_hex: str, wire: bytes) -> Pushed:
+        """Push to a paired peer at each of its addresses in turn, until one answers."""
+        result, tried = "unreachable", ""
+        for address in self._addresses(peer_hex):
+            tried = tried or address
+            result = await self.push_to(address, wire)
+            if result != "unreachable":
+                return Pushed(address, peer_hex, result)
+        return Pushed(tried or "-", peer_hex, result)
+
+    async def _tell_address(self, address: str, wire: bytes) -> Pushed:
+        return Pushed(address, None, await self.push_to(address, wire))
+
+    def resume(self, *, now: int, within: int = RESUME_WITHIN) -> None:
+        """At start: pass on again what was learned lately (the waiting list was in memory).
+
+        Peers that already hold a statement answer ``known`` and stop there.
+        """
+        for row in self._store.revocations():
+            if row.known_peer and row.learned_at >= now - within:
+                self.spread(Revocation.from_wire(row.statement))
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -9,8 +9,9 @@ never change the home it reads. So it reads:
 - the peers from the database, opened **read-only** (SQLite ``mode=ro``: a running
   daemon's WAL is read as of its last commit; with no daemon, ``immutable=1`` too,
   so not even a ``-wal``/``-shm`` file is created; nothing is ever migrated): peer
-  id, identity key, the local name the practice addresses the peer by, and its
-  state (``paired``, ``removed``...).
+  id, identity key, the local name the practice addresses the peer by, its
+  state (``paired``, ``removed``, ``revoked``...) and, for a revoked key, when
+  this home learned of the revocation (table ``revocations``).
 
 Nothing here decides what is trusted: ``p2p.documents.trust`` does, from these rows.
 """
@@ -34,7 +35,8 @@ class StoredKey:
     peer_id: str  # hex
     identity: bytes  # Ed25519 public key
     name: str  # the name this practice addresses the key's owner by
-    state: str  # "self", or the peer's state in the database: paired | removed | ...
+    state: str  # "self", or the peer's state in the database: paired | removed | revoked ...
+    revoked_since: int | None = None  # when this home learned the key is revoked
 
 
 def known_keys(home: Path) -> list[StoredKey]:
@@ -71,7 +73,10 @@ def _peers(path: Path) -> list[StoredKey]:
     uri = f"file:{urllib.parse.quote(str(path))}?{mode}"
     try:
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as db:
-            rows = db.execute("SELECT peer_id, identity, name, state FROM peers").fetchall()
+            rows = db.execute(
+                "SELECT p.peer_id, p.identity, p.name, p.state, r.learned_at FROM peers p "
+                "LEFT JOIN revocations r ON r.peer_id = p.peer_id"
+            ).fetchall()
     except sqlite3.Error as exc:
         raise StorageError(
             f"pli could not read the list of paired peers in {path} ({exc}), so it cannot "
@@ -79,7 +84,11 @@ def _peers(path: Path) -> list[StoredKey]:
             "its backup."
         ) from exc
     return [
-        StoredKey(str(peer_id), bytes(identity), str(name), str(state))
-        for peer_id, identity, name, state in rows
+        StoredKey(str(peer_id), bytes(identity), str(name), str(state), _since(since))
+        for peer_id, identity, name, state, since in rows
         if isinstance(identity, bytes) and len(identity) == 32
     ]
+
+
+def _since(value: object) -> int | None:
+    return value if isinstance(value, int) else None

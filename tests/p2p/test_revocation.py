@@ -7,6 +7,7 @@ POSTed the way any stranger could, without a Noise session.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -208,3 +209,33 @@ async def test_revoking_its_own_identity_is_shown_in_status(two: tuple[Running, 
     status, answer = await a.api("POST", "/v1/revocations", {"statement": "PLI1-REVOKE:AAAA"})
     assert status == 422
     assert answer["error"]["code"] == "security"
+
+
+async def test_a_peer_that_was_off_learns_it_when_it_is_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="pli.revocation")
+    a, b, c = [await start_daemon(tmp_path / n, f"Dr {n}") for n in "abc"]
+    nodes = [a, b, c]
+    try:
+        for one, other in ((a, b), (a, c), (b, c)):
+            pair(one, other)
+        await c.stop()  # C is off while B learns it
+        a_hex = a.daemon.me.peer_id.hex
+        assert await post(b, revocation_of(a).to_wire()) == 201
+        await wait_for(lambda: not b.daemon.revocations._tasks)  # the push to C failed
+        assert b.daemon.revocations._pending
+        nodes[2] = c = await start_daemon(c.home, "Dr c", port=c.port)
+        assert c.daemon.store.revocation(a_hex) is None
+        letter = tmp_path / "lettre.txt"
+        letter.write_text("Bonjour\n")
+        await send_file(c, b, letter)  # C's session with B: B is reminded to tell it
+        await wait_for(lambda: c.daemon.store.revocation(a_hex) is not None, timeout=10)
+        await b.stop()  # and after a restart, B passes on again what it learned lately
+        caplog.clear()
+        nodes[1] = b = await start_daemon(b.home, "Dr b", port=b.port)
+        told = f"passed on to {c.daemon.me.peer_id.hex[:8]}: known"
+        await wait_for(lambda: told in caplog.text, timeout=10)
+    finally:
+        for node in nodes:
+            await node.stop()

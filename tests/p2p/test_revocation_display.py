@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from protocol import Revocation
 
 from .conftest import Running, pair, start_daemon, wait_for
@@ -91,3 +93,20 @@ async def _verify_before_and_after(
     assert "revoked" in err
     code, _, _ = await pli(c.home, "verify", str(sidecar))
     assert code == 0  # C was never told: the signature itself is fine
+
+
+def test_verify_judges_a_revoked_key_by_the_signing_time_without_a_daemon() -> None:
+    from p2p.documents.trust import Keyring, judge
+    from p2p.errors import SecurityFailure
+    from p2p.storage.trusted import StoredKey
+    from protocol import IdentityKey
+
+    key = IdentityKey.generate().public
+    stored = StoredKey(key.peer_id.hex, key.key, "Dr A", "revoked", revoked_since=1_800_000_000)
+    keyring = Keyring((stored,), frozenset({key.peer_id.fingerprint.replace("-", "")}))
+    before = judge(keyring, key.key, signed_at=1_799_999_999)
+    assert before.relation == "revoked"
+    assert before.as_dict()["revoked_since"] == 1_800_000_000
+    for after in (1_800_000_001, None):  # --signer does not override a revocation
+        with pytest.raises(SecurityFailure, match="revoked"):
+            judge(keyring, key.key, signed_at=after)

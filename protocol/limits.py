@@ -101,6 +101,10 @@ REKEY_MESSAGES: Final = 2**20
 
 # --- revocation --------------------------------------------------------------
 
+#: Bytes of a revocation statement (``protocol.revocation.WIRE_SIZE``): the peer
+#: port reads no more than this (plus one, to tell "too large") from a request.
+REVOCATION_SIZE: Final = 105
+
 #: Revocation statements accepted per source IP (token bucket refill) and burst.
 #: A practice revokes once in years; gossip from one peer brings a handful at a
 #: time. Each accepted statement costs a signature check and one fsync'd commit.

@@ -413,7 +413,7 @@ class Transport:
             self._admitted.add(request.transport)
         if self._on_revocation is None:
             return web.Response(status=404, headers={"Connection": "close"})
-        body = await _read_bounded(request, REVOCATION_SIZE, self._deadline)
+        body = await _read_bounded(request, limits.REVOCATION_SIZE, self._deadline)
         if body is None:
             return web.Response(status=413, text="too-large", headers={"Connection": "close"})
         status, code = await self._on_revocation(body, request.remote or "?")
@@ -513,9 +513,6 @@ class Transport:
             if self._channels.get(channel.peer_id) is channel:
                 del self._channels[channel.peer_id]
             log.info("disconnected from %s", channel.peer_id.short)
-
-
-REVOCATION_SIZE = 105  # protocol.revocation.WIRE_SIZE: the transport reads no more
 
 
 async def _read_bounded(request: web.Request, limit: int, deadline: float) -> bytes | None:

@@ -15,6 +15,7 @@ from protocol import (
     MalformedMessage,
     RemoteProtocolError,
     Revocation,
+    limits,
 )
 from protocol.identity import LABEL_CARD, LABEL_STATIC_CERT
 from protocol.revocation import LABEL_REVOCATION, TEXT_PREFIX, WIRE_SIZE
@@ -42,7 +43,7 @@ def test_known_answer() -> None:
     revocation = statement()
     assert revocation.to_wire().hex() == KNOWN_WIRE
     assert revocation.to_text() == KNOWN_TEXT
-    assert len(revocation.to_wire()) == WIRE_SIZE == 105
+    assert len(revocation.to_wire()) == WIRE_SIZE == limits.REVOCATION_SIZE == 105
     parsed = Revocation.from_wire(bytes.fromhex(KNOWN_WIRE))
     assert parsed == revocation
     assert parsed.identity == IdentityKey(SEED).public

@@ -201,6 +201,7 @@ def command_lines(tmp: Path) -> dict[tuple[str, ...], tuple[list[str], int]]:
         ("show",): (["3fa2c1"], 3),
         ("export",): (["3fa2c1", "--to", str(tmp)], 3),
         ("verify",): ([str(letter)], 1),  # offline; the letter has no signature proof
+        ("revoke",): (["--yes"], 3),  # signs through the daemon
     }
 
 

@@ -16,7 +16,15 @@ import pytest
 
 from p2p.errors import BadInput, PairingFailed
 from p2p.net.transport import FramePipe, Transport
-from p2p.services.pairing.service import FINAL_STATES, PairingService, PendingPairing, Side, State
+from p2p.services.pairing.service import (
+    FINAL_STATES,
+    MAX_REQUESTS,
+    MAX_REQUESTS_PER_IP,
+    PairingService,
+    PendingPairing,
+    Side,
+    State,
+)
 from p2p.services.pairing.wire import (
     CONFIRM_TIMEOUT_MESSAGE,
     DECLINED_MESSAGE,
@@ -461,3 +469,37 @@ async def test_garbage_first_frame_is_refused(alice: Practice, bob: Practice) ->
     reply = await pipe.receive(timeout=5)
     assert codec.unpack(reply) == {"t": "error", "code": "bad-message"}
     await pipe.close()
+
+
+async def test_one_address_cannot_hold_every_fingerprint_request_slot(
+    alice: Practice, bob: Practice
+) -> None:
+    """Issue 8 §1.6: one IP held all 8 slots; now at most MAX_REQUESTS_PER_IP of them."""
+    strangers = [await start_practice(f"Dr Stranger {n}") for n in range(MAX_REQUESTS_PER_IP)]
+    try:
+        asking = [
+            asyncio.create_task(
+                s.service.request(alice.me.peer_id.fingerprint, await s.dial(alice))
+            )
+            for s in strangers
+        ]
+        await eventually(lambda: len(alice.service.pending()) == MAX_REQUESTS_PER_IP)
+        assert MAX_REQUESTS_PER_IP < MAX_REQUESTS
+        with pytest.raises(PairingFailed) as refused:  # all from 127.0.0.1, as the strangers
+            await bob.service.request(alice.me.peer_id.fingerprint, await bob.dial(alice))
+        assert refused.value.reason == "busy"
+        assert refused.value.exit_code == 1
+        for task in asking:
+            task.cancel()
+        await asyncio.gather(*asking, return_exceptions=True)
+        await eventually(lambda: not alice.service.pending())
+        request = asyncio.create_task(
+            bob.service.request(alice.me.peer_id.fingerprint, await bob.dial(alice))
+        )
+        pending = await pending_of(alice)  # the slots came back
+        assert pending.fingerprint == bob.me.peer_id.fingerprint
+        request.cancel()
+        await asyncio.gather(request, return_exceptions=True)
+    finally:
+        for stranger in strangers:
+            await stop_practice(stranger)

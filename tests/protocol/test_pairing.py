@@ -32,7 +32,10 @@ from protocol import (
     PairedPeer,
     Pairing,
     PairingCode,
+    PairingReason,
+    PairingRefused,
     PairingRole,
+    PublicIdentity,
     RemoteProtocolError,
     discovery_hint,
     hint_matches,
@@ -42,6 +45,7 @@ from protocol import (
     parse_code,
 )
 from protocol.pairing import BAD_PEER_MESSAGE, EXPIRED_PEER_MESSAGE, REFLECTION_MESSAGE
+from tests.fuzzing import check_parses_or_refuses
 
 NOW = 1_700_000_000
 NOT_AFTER = NOW + limits.STATIC_CERT_LIFETIME
@@ -126,7 +130,11 @@ Tamper = Callable[[int, bytes], bytes]
 
 
 def run(guest: Pairing, host: Pairing, tamper: Tamper | None = None) -> list[bytes]:
-    """Shuttle messages until one side has nothing to say; return what was on the wire."""
+    """Shuttle messages until one side has nothing to say; return what was on the wire.
+
+    Then, as both people would have confirmed the SAS, trade the secrets (message 5,
+    not in the returned list).
+    """
     wire: list[bytes] = []
     message: bytes | None = guest.start()
     receiver, other = host, guest
@@ -138,7 +146,15 @@ def run(guest: Pairing, host: Pairing, tamper: Tamper | None = None) -> list[byt
         message = receiver.receive(message)
         receiver, other = other, receiver
         number += 1
+    if guest.complete and host.complete:
+        trade_secrets(guest, host)
     return wire
+
+
+def trade_secrets(guest: Pairing, host: Pairing) -> None:
+    from_guest, from_host = guest.secret_message(), host.secret_message()
+    assert host.receive(from_guest) is None
+    assert guest.receive(from_host) is None
 
 
 def honest_wire() -> list[bytes]:
@@ -163,17 +179,35 @@ def spec_mac(key: bytes, data: bytes) -> bytes:
     return hmac.new(key, data, hashlib.blake2b).digest()
 
 
-def spec_bundle(who: Practice, *, card: bytes | None = None, **override: Any) -> bytes:
-    bundle = {
-        "id": who.me.public.key,
-        "cert": who.me.static_cert.to_wire(),
-        "card": who.card if card is None else card,
-        "disco": who.disco,
-        "addr": list(who.addresses),
-    }
-    bundle.update(override)
-    packed: bytes = msgpack.packb(bundle, use_bin_type=True)
-    return packed
+BundleMaker = Callable[[bytes], bytes]
+
+
+def spec_bundle(
+    who: Practice, *, card: bytes | None = None, signer: Practice | None = None, **override: Any
+) -> BundleMaker:
+    """The invitee's bundle as the docstring specifies it, signed over ``A ‖ T0``.
+
+    ``override`` replaces or adds fields after signing (``sig`` included).
+    """
+
+    def make(t0: bytes) -> bytes:
+        unsigned = {
+            "id": who.me.public.key,
+            "cert": who.me.static_cert.to_wire(),
+            "card": who.card if card is None else card,
+            "addr": list(who.addresses),
+        }
+        key = (signer or who).me.identity
+        signature = key.sign(b"pli/1/pair/bundle-sig", b"A" + t0 + pack(unsigned))
+        bundle = {**unsigned, "sig": signature}
+        bundle.update(override)
+        return pack(bundle)
+
+    return make
+
+
+def fixed(bundle: bytes) -> BundleMaker:
+    return lambda t0: bundle
 
 
 class SpecInvitee:
@@ -181,7 +215,9 @@ class SpecInvitee:
 
     T = b"pli/1/pair/transcript"
 
-    def __init__(self, code: str, bundle: bytes, identity: bytes, seed: bytes = b"spec") -> None:
+    def __init__(
+        self, code: str, bundle: BundleMaker, identity: bytes, seed: bytes = b"spec"
+    ) -> None:
         self.nameplate = code.split("-", maxsplit=1)[0].encode()
         self.spake = SPAKE2_A(
             b"pli/1/pair" + code.encode(),
@@ -204,7 +240,7 @@ class SpecInvitee:
         t0 = spec_hash(self.T, self.nameplate, self.commit, self.msg_a, self.msg_b)
         k = spec_kdf(self.key, b"pli/1/pair/bundle-A")
         self.box_a = nacl_bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
-            self.bundle, t0, bytes(24), k
+            self.bundle(t0), t0, bytes(24), k
         )
         t1 = spec_hash(self.T, self.nameplate, self.commit, self.msg_a, self.msg_b, self.box_a)
         mac = spec_mac(spec_kdf(self.key, b"pli/1/pair/confirm-A"), b"A" + t1 + self.identity)
@@ -217,14 +253,31 @@ class SpecInvitee:
             fields["box"], t1, bytes(24), spec_kdf(self.key, b"pli/1/pair/bundle-B")
         )
         peer: dict[str, Any] = msgpack.unpackb(bundle_b)
-        t2 = spec_hash(
+        t2 = self.t2 = spec_hash(
             self.T, self.nameplate, self.commit, self.msg_a, self.msg_b, self.box_a, fields["box"]
         )
         expected = spec_mac(
             spec_kdf(self.key, b"pli/1/pair/confirm-B"), b"B" + t2 + self.identity + peer["id"]
         )
         assert hmac.compare_digest(expected, fields["mac"])
+        unsigned = pack({key: peer[key] for key in ("id", "cert", "card", "addr")})
+        PublicIdentity(peer["id"]).verify(
+            b"pli/1/pair/bundle-sig", b"B" + t1 + unsigned, peer["sig"]
+        )
         return peer
+
+    def secret_message(self, secret: bytes) -> bytes:
+        box = nacl_bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
+            secret, self.t2, bytes(24), spec_kdf(self.key, b"pli/1/pair/secret-A")
+        )
+        return pack({"t": "secret", "box": box})
+
+    def open_secret(self, message_5: bytes) -> bytes:
+        opened: bytes = nacl_bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            msgpack.unpackb(message_5)["box"], self.t2, bytes(24),
+            spec_kdf(self.key, b"pli/1/pair/secret-B"),
+        )  # fmt: skip
+        return opened
 
     @property
     def sas(self) -> str:
@@ -311,8 +364,11 @@ def test_independent_invitee_from_the_spec_interoperates() -> None:
     assert host.complete
     peer = spec.open_message_4(m4)
     assert peer["id"] == ALICE.me.public.key
-    assert peer["disco"] == ALICE.disco
+    assert "disco" not in peer  # the secret waits for the people (message 5)
     assert spec.sas == host.result().sas
+    assert spec.open_secret(host.secret_message()) == ALICE.disco
+    assert host.receive(spec.secret_message(BOB.disco)) is None
+    assert host.secret_received
     assert_is(host.result(), BOB)
 
 
@@ -520,7 +576,7 @@ def test_card_of_another_identity_is_refused() -> None:
 def test_cert_by_another_identity_is_refused() -> None:
     host = inviter()
     bundle = spec_bundle(BOB, cert=MALLORY.me.static_cert.to_wire())
-    spec = SpecInvitee(str(CODE), bundle, BOB.me.public.key)
+    spec = SpecInvitee(str(CODE), bundle, BOB.me.public.key)  # Bob's key signs it all
     m2 = host.receive(spec.message_1())
     assert m2 is not None
     with pytest.raises(AuthenticationFailed) as error:
@@ -542,7 +598,7 @@ def test_our_own_transport_key_under_another_name_is_refused() -> None:
     "override",
     [
         {"extra": 1},
-        {"disco": b"short"},
+        {"disco": BOB.disco},  # the secret no longer travels in the bundle
         {"addr": ["no-port"]},
         {"addr": ["host:99999"]},
         {"addr": ["h:1"] * (limits.MAX_ADDRESSES + 1)},
@@ -864,7 +920,7 @@ def test_fuzz_hint_matches(hint: str, now: int) -> None:
     assert hint_matches(SECRET, hint, now) in (True, False)
 
 
-_VALID_BUNDLE: dict[str, Any] = msgpack.unpackb(spec_bundle(BOB))
+_VALID_BUNDLE: dict[str, Any] = msgpack.unpackb(spec_bundle(BOB)(bytes(32)))
 
 
 @settings(max_examples=40, deadline=None)
@@ -879,7 +935,99 @@ _VALID_BUNDLE: dict[str, Any] = msgpack.unpackb(spec_bundle(BOB))
 def test_fuzz_authenticated_bundle(bundle: bytes) -> None:
     """Bundles from someone who knows the code: past the AEAD, still only remote errors."""
     host = inviter()
-    spec = SpecInvitee(str(CODE), bundle, BOB.me.public.key)
+    spec = SpecInvitee(str(CODE), fixed(bundle), BOB.me.public.key)
     m2 = host.receive(spec.message_1())
     assert m2 is not None
     check_only_remote_errors(host, spec.message_3(m2))
+
+
+# --- issue 8 §1.6: signed bundles, the secret after the SAS ------------------------------
+
+
+def test_the_discovery_secrets_wait_for_both_people() -> None:
+    """The secret used to travel in the bundle (message 3/4), before anyone compared."""
+    guest, host = invitee(), inviter()
+    m2 = host.receive(guest.start())
+    assert m2 is not None
+    m3 = guest.receive(m2)
+    assert m3 is not None
+    m4 = host.receive(m3)
+    assert m4 is not None
+    guest.receive(m4)
+    assert guest.complete
+    assert host.complete  # the SAS can be shown ...
+    assert guest.result().discovery_secret == b""  # ... but no secret has moved
+    assert host.result().discovery_secret == b""
+    assert not guest.secret_received
+    with pytest.raises(LocalProtocolError):
+        invitee().secret_message()  # not before the keys are confirmed
+    trade_secrets(guest, host)
+    assert guest.result().discovery_secret == ALICE.disco
+    assert host.result().discovery_secret == BOB.disco
+
+
+def test_a_secret_message_that_does_not_open_is_refused() -> None:
+    host = _waiting_for_secret()
+    forged = pack({"t": "secret", "box": bytes(48)})
+    with pytest.raises(PairingRefused) as refused:
+        host.receive(forged)
+    assert refused.value.reason is PairingReason.WRONG_CODE
+    assert not host.secret_received
+
+
+def test_a_bundle_of_someone_elses_public_parts_is_refused() -> None:
+    """Mallory knows the code and sends Bob's public id, certificate and card.
+
+    Nothing in them is secret, so without a signature made in this session the
+    inviter would pair with "Bob" while talking to Mallory (an unknown key-share).
+    """
+    host = inviter()
+    spec = SpecInvitee(str(CODE), spec_bundle(BOB, signer=MALLORY), BOB.me.public.key)
+    m2 = host.receive(spec.message_1())
+    assert m2 is not None
+    with pytest.raises(PairingRefused) as refused:
+        host.receive(spec.message_3(m2))
+    assert refused.value.reason is PairingReason.BAD_PEER
+    assert str(refused.value) == BAD_PEER_MESSAGE
+
+
+def test_a_bundle_signature_from_another_session_is_refused() -> None:
+    """Bob's genuine signature, recorded from an earlier pairing, replayed by Mallory."""
+    earlier = spec_bundle(BOB)(b"\x01" * 32)  # signed over another transcript
+    host = inviter()
+    spec = SpecInvitee(str(CODE), fixed(earlier), BOB.me.public.key)
+    m2 = host.receive(spec.message_1())
+    assert m2 is not None
+    with pytest.raises(PairingRefused) as refused:
+        host.receive(spec.message_3(m2))
+    assert refused.value.reason is PairingReason.BAD_PEER
+
+
+def test_a_bundle_in_another_encoding_is_refused() -> None:
+    def reordered(t0: bytes) -> bytes:
+        fields = msgpack.unpackb(spec_bundle(BOB)(t0))
+        return pack(dict(reversed(list(fields.items()))))
+
+    host = inviter()
+    spec = SpecInvitee(str(CODE), reordered, BOB.me.public.key)
+    m2 = host.receive(spec.message_1())
+    assert m2 is not None
+    with pytest.raises(MalformedMessage, match="canonical"):
+        host.receive(spec.message_3(m2))
+
+
+def _waiting_for_secret() -> Pairing:
+    guest, host = invitee(), inviter()
+    m2 = host.receive(guest.start())
+    assert m2 is not None
+    m3 = guest.receive(m2)
+    assert m3 is not None
+    host.receive(m3)
+    return host
+
+
+@_fuzz
+@given(data=st.one_of(st.binary(max_size=120), st.binary(max_size=80).map(
+    lambda box: pack({"t": "secret", "box": box}))))  # fmt: skip
+def test_fuzz_secret_message(data: bytes) -> None:
+    check_parses_or_refuses(_waiting_for_secret().receive, data)

@@ -3,7 +3,9 @@
 Part of the pairing service. The invitee dials the inviter::
 
     1-4  the four messages of protocol.Pairing (see protocol/pairing.py), as is
-    5    both ways, once a person decided: {"t": "sas", "ok": bool}
+    S    both ways, once a person decided: {"t": "sas", "ok": bool}
+    5    both ways, once this side's person said yes AND the peer's "ok" arrived:
+         protocol.Pairing.secret_message(), the sealed discovery secret
 
 - The inviter finds the invitation by message 1's ``nameplate``. Unknown,
   cancelled, expired or used → an error frame, and nothing is burned (a message
@@ -16,15 +18,18 @@ Part of the pairing service. The invitee dials the inviter::
 - Then each screen shows the SAS. Each side sends its person's decision as
   soon as it is made (``auto_confirm`` / ``--yes`` decides at once) and waits
   for the other's, at most ``confirm_timeout`` (5 min). Both ``ok`` → each side
-  calls ``store_peer``. A ``false``, an error frame, a closed connection or the
-  timeout → nothing stored, ``PairingFailed`` / ``failed``.
+  sends its discovery secret (message 5) and, on the peer's, calls
+  ``store_peer``. A ``false``, an error frame, a closed connection or the
+  timeout → no secret sent, nothing stored, ``PairingFailed`` / ``failed``.
 
-The ``sas`` frames are not authenticated (``protocol.Pairing`` exposes no key
-to MAC them). That is sound because each side stores a peer only if *its own*
-person confirmed: a forged ``ok`` can at worst make one side store the
-genuine, key-confirmed identity its person accepted while the other side
-refused; a man in the middle who knew the code holds both legs anyway, and is
-stopped by the people comparing the SAS.
+The ``sas`` frames are not authenticated; message 5 is (sealed under the
+SPAKE2 key, bound to the transcript). That is sound because each side stores a
+peer only if *its own* person confirmed and the peer's sealed secret arrived,
+and sends its secret only once its own person confirmed and the peer's ``ok``
+arrived: a forged ``ok`` can at worst make one side send its secret, sealed,
+to the genuine, key-confirmed peer its person accepted; a man in the middle
+who knew the code holds both legs, and is stopped by the people comparing the
+SAS before any secret leaves.
 
 As in any two-party commit, a connection cut after one side received the
 other's ``ok`` can leave the peer stored on one side only; pairing again
@@ -70,7 +75,6 @@ from p2p.services.pairing.wire import (
 )
 from protocol import (
     LocalProtocolError,
-    PairedPeer,
     Pairing,
     PairingCode,
     PairingRole,
@@ -246,7 +250,7 @@ class CodePairing:
             except TimeoutError:
                 raise Abort.tell(Reason.TIMEOUT) from None
             auto = invitation.public.auto_confirm
-            await self._confirm_sas(attempt, pipe, pairing.result(), auto)
+            await self._confirm_sas(attempt, pipe, pairing, auto, dialled=None)
 
     @staticmethod
     async def _step(pairing: Pairing, pipe: Pipe) -> None:
@@ -284,8 +288,8 @@ class CodePairing:
                             await self._step(pairing, pipe)
                 except TimeoutError:
                     raise Abort.tell(Reason.TIMEOUT) from None
-                peer = with_address(pairing.result(), pipe.remote_address)
-                return await self._confirm_sas(attempt, pipe, peer, auto_confirm)
+                dialled = pipe.remote_address
+                return await self._confirm_sas(attempt, pipe, pairing, auto_confirm, dialled)
         except Abort as abort:
             await hang_up(pipe, abort)
             raise PairingFailed(abort.message, reason=str(abort.reason)) from None
@@ -298,9 +302,16 @@ class CodePairing:
     # --- both sides: the people compare the SAS ----------------------------------------------
 
     async def _confirm_sas(
-        self, attempt: Attempt, pipe: Pipe, peer: PairedPeer, auto_confirm: bool
+        self,
+        attempt: Attempt,
+        pipe: Pipe,
+        pairing: Pairing,
+        auto_confirm: bool,
+        dialled: str | None,
     ) -> PairingOutcome:
-        """Show the SAS, trade both people's decisions, store the peer if both said yes."""
+        """Show the SAS, trade both people's decisions; if both said yes, trade the
+        discovery secrets (message 5) and store the peer."""
+        peer = pairing.result()
         decision = self._attempts.expect_decision(attempt, peer, peer.sas)
         if auto_confirm:
             decision.set_result(True)
@@ -308,12 +319,17 @@ class CodePairing:
         try:
             async with asyncio.timeout(self._me.confirm_timeout):
                 await self._both_decide(attempt, pipe, decision, theirs_task)
+                await send(pipe, pairing.secret_message())
+                await self._step(pairing, pipe)
         except TimeoutError:
             raise Abort.tell(Reason.CONFIRM_TIMEOUT) from None
         finally:
             attempt.decision = None
             await cancel(theirs_task)
-        return self._attempts.store(attempt, peer)
+        peer = pairing.result()
+        if not pairing.secret_received:  # pragma: no cover - _step raised otherwise
+            raise garbled()
+        return self._attempts.store(attempt, with_address(peer, dialled) if dialled else peer)
 
     async def _both_decide(
         self,

@@ -39,15 +39,10 @@ repairs it (storing a peer again replaces the row).
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Final
 
 from p2p.errors import BadInput, PairingFailed
 from p2p.services.pairing.attempts import (
-    FINAL_STATES,
     Attempt,
     Attempts,
     Kind,
@@ -56,8 +51,8 @@ from p2p.services.pairing.attempts import (
     Side,
     State,
 )
+from p2p.services.pairing.invitations import Invitations
 from p2p.services.pairing.wire import (
-    STOPPED_MESSAGE,
     Abort,
     Pipe,
     Reason,
@@ -79,155 +74,23 @@ from protocol import (
     PairingCode,
     PairingRole,
     RemoteProtocolError,
-    new_code,
     parse_code,
 )
 
 log = logging.getLogger("pli.pairing")
 
-MAX_LIFETIME: Final = 24 * 3600.0
-MAX_OPEN_INVITATIONS: Final = 32
-
-
-@dataclass(frozen=True)
-class Invitation:
-    """A new invitation. ``str(code)`` is what the inviter reads to the colleague;
-    ``id`` (or the nameplate) follows it with ``wait``/``status``."""
-
-    id: str
-    code: PairingCode
-    expires_at: float
-    auto_confirm: bool
-
-    @property
-    def nameplate(self) -> str:
-        return self.code.nameplate
-
-
-class _Use(enum.Enum):
-    OPEN = "open"
-    USED = "used"  # burned: message 1 was answered
-    CANCELLED = "cancelled"
-
-
-@dataclass
-class _Invitation:
-    public: Invitation
-    attempt: Attempt
-    use: _Use = _Use.OPEN
-
-
 class CodePairing:
-    """Invitations, and code exchanges on both sides."""
+    """Code exchanges on both sides, over the invitations of ``Invitations``."""
 
-    def __init__(
-        self,
-        me: Me,
-        attempts: Attempts,
-        on_invitation_change: Callable[[str | None], Awaitable[None]] | None,
-    ) -> None:
+    def __init__(self, me: Me, attempts: Attempts, invitations: Invitations) -> None:
         self._me = me
         self._attempts = attempts
-        self._on_invitation_change = on_invitation_change
-        self.invitations: dict[str, _Invitation] = {}  # nameplate → latest invitation
-        self._wanted: str | None = None  # the nameplate mDNS should carry
-        self._advertised: str | None = None  # the one it carries
-        self._advert_lock = asyncio.Lock()
-
-    # --- invitations (inviter) ---------------------------------------------------------------
-
-    def invite(self, *, lifetime: float, auto_confirm: bool) -> Invitation:
-        if self._attempts.closed:
-            raise BadInput(STOPPED_MESSAGE)
-        if not 0 < lifetime <= MAX_LIFETIME:
-            raise BadInput("An invitation lasts between a few seconds and one day.")
-        self._attempts.sweep()
-        open_now = {n for n, inv in self.invitations.items() if self._is_open(inv)}
-        if len(open_now) >= MAX_OPEN_INVITATIONS:
-            raise BadInput("Too many invitations are open. Cancel some, or wait for them to end.")
-        code = new_code()
-        for _ in range(20):  # prefer a nameplate not seen lately: error messages stay exact
-            if code.nameplate not in self.invitations:
-                break
-            code = new_code()
-        while code.nameplate in open_now:
-            code = new_code()
-        expires_at = self._attempts.now() + lifetime
-        attempt = self._attempts.add(
-            Attempt(Kind.CODE, Side.INVITER, nameplate=code.nameplate, expires_at=expires_at)
-        )
-        invitation = Invitation(attempt.id, code, expires_at, auto_confirm)
-        self.invitations[code.nameplate] = _Invitation(invitation, attempt)
-        self._attempts.call_later(lifetime, self._attempts.sweep)
-        self._readvertise()
-        log.info("invitation %s open for %d s", code.nameplate, int(lifetime))
-        return invitation
-
-    def cancel(self, nameplate: str) -> None:
-        invitation = self.invitations.get(nameplate)
-        if invitation is None or invitation.attempt.state in FINAL_STATES:
-            raise BadInput(f"There is no open invitation {nameplate}.")
-        attempt = invitation.attempt
-        if invitation.use is _Use.OPEN:
-            invitation.use = _Use.CANCELLED
-            self._attempts.finish(attempt, State.FAILED, Reason.CANCELLED)
-            self._readvertise()
-        elif attempt.decision is not None and not attempt.decision.done():
-            attempt.decision.set_result(False)
-            self._attempts.finish(attempt, State.FAILED, Reason.CANCELLED)
-
-    def find(self, nameplate: str) -> Attempt | None:
-        invitation = self.invitations.get(nameplate)
-        return invitation.attempt if invitation is not None else None
-
-    def _is_open(self, invitation: _Invitation) -> bool:
-        return invitation.use is _Use.OPEN and self._attempts.now() <= invitation.public.expires_at
-
-    def expire(self, now: float) -> bool:
-        """Fail invitations that expired unused (``Attempts.sweep`` calls this)."""
-        expired = False
-        for invitation in self.invitations.values():
-            attempt = invitation.attempt
-            if (
-                invitation.use is _Use.OPEN
-                and now > invitation.public.expires_at
-                and attempt.state not in FINAL_STATES
-            ):
-                self._attempts.finish(attempt, State.FAILED, Reason.EXPIRED)
-                expired = True
-        if expired:
-            self._readvertise()
-        return expired
-
-    def forget(self, attempts: list[Attempt]) -> None:
-        """Unlink attempts ``Attempts.sweep`` forgot from their invitations."""
-        for attempt in attempts:
-            old = self.invitations.get(attempt.nameplate or "")
-            if old is not None and old.attempt is attempt:
-                del self.invitations[attempt.nameplate or ""]
-
-    def _burn(self, invitation: _Invitation) -> None:
-        if invitation.use is _Use.OPEN:
-            invitation.use = _Use.USED
-            log.info("invitation %s used: it cannot be used again", invitation.public.nameplate)
-            self._readvertise()
+        self._invitations = invitations
 
     # --- the endpoint (inviter) --------------------------------------------------------------
 
-    def _open_invitation(self, first: bytes) -> _Invitation:
-        nameplate = parse(first, "pake", ("nameplate", "commit"))["nameplate"]
-        self._attempts.sweep()
-        invitation = self.invitations.get(nameplate) if isinstance(nameplate, str) else None
-        if invitation is None or invitation.use is _Use.CANCELLED:
-            raise Abort.tell(Reason.UNKNOWN)
-        if invitation.use is _Use.USED:
-            raise Abort.tell(Reason.USED)
-        if not self._is_open(invitation):
-            raise Abort.tell(Reason.EXPIRED)
-        return invitation
-
     async def serve(self, pipe: Pipe, first: bytes, deadline: float) -> None:
-        invitation = self._open_invitation(first)
+        invitation = self._invitations.open_invitation(first)
         attempt = invitation.attempt
         pairing = self._pairing(PairingRole.INVITER, invitation.public.code)
         try:
@@ -236,7 +99,7 @@ class CodePairing:
             raise protocol_abort(exc) from exc
         finally:
             if pairing.code_used:
-                self._burn(invitation)
+                self._invitations.burn(invitation)
         log.info(
             "pairing on invitation %s with %s", invitation.public.nameplate, pipe.remote_address
         )
@@ -390,46 +253,3 @@ class CodePairing:
         except LocalProtocolError as exc:
             log.error("cannot start a pairing: %s", exc)
             raise Abort.tell(Reason.LOCAL_SETUP) from exc
-
-    def close(self) -> None:
-        for invitation in self.invitations.values():
-            if invitation.use is _Use.OPEN:
-                invitation.use = _Use.CANCELLED
-
-    def _readvertise(self) -> None:
-        """Advertise the newest open invitation's nameplate, or none."""
-        if self._on_invitation_change is None or self._attempts.closed:
-            return
-        open_now = [inv for inv in self.invitations.values() if self._is_open(inv)]
-        newest = max(open_now, key=lambda inv: inv.public.expires_at, default=None)
-        wanted = newest.public.nameplate if newest is not None else None
-        if wanted != self._wanted:
-            self._wanted = wanted
-            self._attempts.spawn(self._push_advertisement())
-
-    async def _push_advertisement(self) -> None:
-        async with self._advert_lock:
-            wanted = self._wanted
-            if (
-                wanted == self._advertised
-                or self._attempts.closed
-                or self._on_invitation_change is None
-            ):
-                return
-            try:
-                await self._on_invitation_change(wanted)
-            except Exception:
-                log.exception("could not update the mDNS pairing announcement")
-            else:
-                self._advertised = wanted
-
-    async def withdraw(self) -> None:
-        """On stop: take the nameplate off mDNS."""
-        if self._on_invitation_change is None or self._advertised is None:
-            return
-        async with self._advert_lock:
-            try:
-                await self._on_invitation_change(None)
-            except Exception:
-                log.exception("could not withdraw the mDNS pairing announcement")
-            self._advertised = None

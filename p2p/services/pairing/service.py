@@ -39,8 +39,9 @@ from p2p.services.pairing.attempts import (
     Side,
     State,
 )
-from p2p.services.pairing.code import CodePairing, Invitation
+from p2p.services.pairing.code import CodePairing
 from p2p.services.pairing.fingerprint import MAX_REQUESTS, MAX_REQUESTS_PER_IP, FingerprintService
+from p2p.services.pairing.invitations import Invitation, Invitations
 from p2p.services.pairing.wire import Abort, Pipe, Reason, frame_type, garbled, hang_up, receive
 from protocol import LocalIdentity, PairedPeer, PairingCode, limits
 
@@ -94,14 +95,15 @@ class PairingService:
         self._attempts = Attempts(
             now=now, store_peer=store_peer, on_sweep=self._expire, on_forget=self._forget
         )
-        self._code = CodePairing(local, self._attempts, on_invitation_change)
+        self._invitations = Invitations(self._attempts, on_invitation_change)
+        self._code = CodePairing(local, self._attempts, self._invitations)
         self._fingerprint = FingerprintService(local, self._attempts)
 
     def _expire(self, now: float) -> bool:
-        return self._code.expire(now)
+        return self._invitations.expire(now)
 
     def _forget(self, attempts: list[Attempt]) -> None:
-        self._code.forget(attempts)
+        self._invitations.forget(attempts)
 
     # --- code pairing ------------------------------------------------------------------------
 
@@ -109,11 +111,11 @@ class PairingService:
         self, *, lifetime: float = limits.INVITATION_LIFETIME, auto_confirm: bool = False
     ) -> Invitation:
         """A new one-time code, advertised by mDNS while open."""
-        return self._code.invite(lifetime=lifetime, auto_confirm=auto_confirm)
+        return self._invitations.invite(lifetime=lifetime, auto_confirm=auto_confirm)
 
     def cancel(self, nameplate: str) -> None:
         """Close an invitation. If its SAS waits for a person, that is a refusal."""
-        self._code.cancel(nameplate)
+        self._invitations.cancel(nameplate)
 
     async def accept(
         self, code: str | PairingCode, pipe: Pipe, *, auto_confirm: bool = False
@@ -209,7 +211,7 @@ class PairingService:
 
     def _find(self, key: str) -> Attempt:
         self._attempts.sweep()
-        attempt = self._attempts.by_id.get(key) or self._code.find(key)
+        attempt = self._attempts.by_id.get(key) or self._invitations.find(key)
         if attempt is None:
             raise BadInput("No pairing matches this id or invitation.")
         return attempt
@@ -218,6 +220,6 @@ class PairingService:
 
     async def close(self) -> None:
         """Stop: fail what is running, withdraw the nameplate from mDNS."""
-        self._code.close()
+        self._invitations.close()
         await self._attempts.close()
-        await self._code.withdraw()
+        await self._invitations.withdraw()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from p2p.errors import BadInput, PairingFailed
-from p2p.net.transport import FramePipe, Transport
+from p2p.net.transport import ChannelClosed, FramePipe, Transport
 from p2p.services.pairing.service import (
     FINAL_STATES,
     MAX_REQUESTS,
@@ -503,3 +503,67 @@ async def test_one_address_cannot_hold_every_fingerprint_request_slot(
     finally:
         for stranger in strangers:
             await stop_practice(stranger)
+
+
+async def frames_until_closed(pipe: FramePipe) -> list[bytes]:
+    """What the peer still sends before it closes (bounded: at most 10 frames, 2 s each)."""
+    frames: list[bytes] = []
+    for _ in range(10):
+        try:
+            frames.append(await pipe.receive(timeout=2))
+        except ChannelClosed:
+            return frames
+    raise AssertionError("the peer kept sending")
+
+
+async def _invitee_by_hand(
+    alice: Practice, bob: Practice, invitation_code: PairingCode
+) -> tuple[Pairing, FramePipe]:
+    """Bob's side run by the test over a real pipe: messages 1-4, nothing more."""
+    pipe = await bob.dial(alice)
+    me = Pairing(PairingRole.INVITEE, invitation_code, bob.me, bob.card, bob.secret,
+                 now=int(time.time()), my_addresses=[bob.address])  # fmt: skip
+    await pipe.send(me.start())
+    m3 = me.receive(await pipe.receive(timeout=5))
+    assert m3 is not None
+    await pipe.send(m3)
+    assert me.receive(await pipe.receive(timeout=5)) is None
+    assert me.complete
+    return me, pipe
+
+
+@pytest.mark.parametrize("alice_says", [True, False])
+async def test_the_inviter_sends_its_discovery_secret_only_after_both_confirmed(
+    alice: Practice, bob: Practice, alice_says: bool
+) -> None:
+    """Issue 8 §1.6: the secret was in message 4, before anybody compared the SAS."""
+    invitation = alice.service.invite()
+    me, pipe = await _invitee_by_hand(alice, bob, invitation.code)
+    assert me.result().discovery_secret == b""  # nothing yet, after all four messages
+    await pipe.send(codec.pack({"t": "sas", "ok": True}))  # Bob's person said yes
+    await alice.service.wait(invitation.id, 5)
+    alice.service.confirm(invitation.id, alice_says)
+    decision = codec.unpack(await pipe.receive(timeout=5))
+    assert decision == {"t": "sas", "ok": alice_says}
+    if alice_says:
+        assert me.receive(await pipe.receive(timeout=5)) is None  # message 5
+        assert me.result().discovery_secret == alice.secret
+        await pipe.send(me.secret_message())
+        await eventually(lambda: alice.stored)
+        assert alice.stored[0].discovery_secret == bob.secret
+    else:
+        assert await frames_until_closed(pipe) == []  # closed, no secret ever sent
+        nothing_stored(alice)
+    await pipe.close()
+
+
+async def test_the_inviter_keeps_its_secret_while_the_invitee_has_not_confirmed(
+    alice: Practice, bob: Practice
+) -> None:
+    invitation = alice.service.invite(auto_confirm=True)  # Alice's person said yes at once
+    me, pipe = await _invitee_by_hand(alice, bob, invitation.code)
+    assert codec.unpack(await pipe.receive(timeout=5)) == {"t": "sas", "ok": True}
+    with pytest.raises(TimeoutError):  # no secret until Bob's "ok"
+        await pipe.receive(timeout=0.5)
+    assert me.result().discovery_secret == b""
+    await pipe.close()

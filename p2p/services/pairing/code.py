@@ -79,6 +79,7 @@ from protocol import (
 
 log = logging.getLogger("pli.pairing")
 
+
 class CodePairing:
     """Code exchanges on both sides, over the invitations of ``Invitations``."""
 

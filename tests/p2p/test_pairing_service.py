@@ -567,3 +567,27 @@ async def test_the_inviter_keeps_its_secret_while_the_invitee_has_not_confirmed(
         await pipe.receive(timeout=0.5)
     assert me.result().discovery_secret == b""
     await pipe.close()
+
+
+async def test_a_retry_replaces_the_older_request_which_is_declined(
+    alice: Practice, bob: Practice
+) -> None:
+    first = asyncio.create_task(
+        bob.service.request(alice.me.peer_id.fingerprint, await bob.dial(alice))
+    )
+    older = await pending_of(alice)
+    second = asyncio.create_task(
+        bob.service.request(alice.me.peer_id.fingerprint, await bob.dial(alice))
+    )
+    with pytest.raises(PairingFailed) as declined:
+        await first
+    assert declined.value.reason == "declined"
+    replaced = await alice.service.wait(older.id, 5, until=FINAL_STATES)
+    assert replaced.reason == "replaced"
+    newer = await pending_of(alice)
+    assert newer.id != older.id
+    alice.service.confirm(newer.id, True)
+    outcome = await second
+    assert outcome.peer.identity == alice.me.public
+    await eventually(lambda: alice.stored)
+    assert_knows(alice, bob)

@@ -236,7 +236,7 @@ class FingerprintService:
         if decision.cancelled():  # replaced by a newer request, or we are stopping
             if self._attempts.closed:
                 raise Abort.tell(Reason.STOPPED)
-            raise Abort(attempt.reason or Reason.REPLACED)
+            return False  # the older request is declined (attempt.reason: replaced)
         if decision.done():
             return decision.result()
         parse(watch.result(), "", ())  # raises: the requester's error frame, or garbage

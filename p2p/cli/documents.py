@@ -1,7 +1,7 @@
-"""``pli prescribe``, ``pli verify`` and ``pli demo`` (registered on ``cli.cli``).
+"""``pli send`` and ``pli prescribe``: write a document and queue it for a peer.
 
-The work is done elsewhere, imported when a command runs: ``prescription.py``
-(the structured prescription), ``verify.py`` (offline checks), ``demo.py``.
+Both go through ``sending.send_document``; the structured prescription is built by
+``documents/prescription.py``, imported when ``prescribe`` runs.
 """
 
 from __future__ import annotations
@@ -12,13 +12,78 @@ from typing import Any
 
 import click
 
-from p2p.cli.app import State, _author_rpps, _clean, _patient_options, cli, send_document
-from p2p.errors import PliError
+from p2p.cli.app import State
+from p2p.cli.render import clean
+from p2p.cli.sending import (
+    Kinds,
+    check_file,
+    media_type,
+    own_rpps,
+    patient_options,
+    send_document,
+)
 
 
-@cli.command(short_help="Write, sign and send a structured prescription.")
+@click.command(short_help="Send files to a peer, encrypted and signed.")
 @click.argument("peer")
-@_patient_options
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option("--kind", type=Kinds(), default="letter", show_default=True)
+@click.option("--subject", help="A short subject line.")
+@patient_options
+@click.option("--author-rpps", metavar="RPPS",
+              help="The author's RPPS (default: the one in your profile).")  # fmt: skip
+@click.option("--recipient-rpps", metavar="RPPS", help="The recipient's RPPS (11 digits).")
+@click.option("--in-reply-to", metavar="DOC", help="The id of the document this answers.")
+@click.option("--wait", is_flag=True, help="Wait until the signed receipt is back.")
+@click.pass_obj
+def send(  # noqa: PLR0917 - click passes each option as an argument
+    state: State,
+    peer: str,
+    files: tuple[str, ...],
+    kind: str,
+    subject: str | None,
+    patient_name: str | None,
+    patient_family_name: str | None,
+    patient_given_names: str | None,
+    patient_birthdate: str | None,
+    patient_sex: str | None,
+    patient_ins: str | None,
+    author_rpps: str | None,
+    recipient_rpps: str | None,
+    in_reply_to: str | None,
+    wait: bool,
+) -> None:
+    """Send FILE(S) to PEER as one encrypted, signed document (a letter and its attachments).
+
+    PEER is a peer's name, its fingerprint (or the start of it) or its peer id. The
+    clinical details (patient, RPPS, subject, the document answered) travel inside the
+    encrypted envelope and are signed with the files. The document waits in the outbox
+    until PEER's daemon returns a signed receipt.
+    """
+    from p2p.documents.clinical import clinical_metadata
+
+    paths = [check_file(f) for f in files]
+    metadata = clinical_metadata(
+        subject=subject,
+        patient_name=patient_name,
+        family_name=patient_family_name,
+        given_names=patient_given_names,
+        birthdate=patient_birthdate,
+        sex=patient_sex,
+        ins=patient_ins,
+        author_rpps=own_rpps(state, author_rpps),
+        recipient_rpps=recipient_rpps,
+    )
+    attachments = [
+        {"path": path, "name": Path(typed).name, "type": media_type(path)}
+        for typed, path in zip(files, paths, strict=True)
+    ]
+    send_document(state, peer, kind, metadata, attachments, in_reply_to=in_reply_to, wait=wait)
+
+
+@click.command(short_help="Write, sign and send a structured prescription.")
+@click.argument("peer")
+@patient_options
 @click.option("--item", "items", multiple=True, required=True,
               metavar='"DRUG; DOSAGE; DURATION[; QUANTITY[; RENEWALS]]"',
               help="One line of the prescription; repeat for each drug.")  # fmt: skip
@@ -78,7 +143,7 @@ def prescribe(  # noqa: PLR0917 - click passes each option as an argument
     me = state.client.get("/v1/identity")
     prescriber = {key: str(me.get(key) or "") for key in ("name", "profession", "practice")}
     prescriber["fingerprint"] = str(me.get("fingerprint", ""))
-    given_rpps = rpps or _author_rpps(state, None) or str(me.get("rpps") or "")
+    given_rpps = rpps or own_rpps(state, None) or str(me.get("rpps") or "")
     prescriber["rpps"] = check_rpps(given_rpps) if given_rpps else ""
     patient = {
         "name": metadata.get("patient_name", ""),
@@ -101,7 +166,7 @@ def prescribe(  # noqa: PLR0917 - click passes each option as an argument
         )
     if not state.json:
         count = f"{len(lines)} item{'s' if len(lines) > 1 else ''}"
-        state.out.line(f"Prescription {order['id']} for {_clean(patient['name'])}: {count}.")
+        state.out.line(f"Prescription {order['id']} for {clean(patient['name'])}: {count}.")
 
 
 @contextlib.contextmanager
@@ -118,125 +183,3 @@ def private_file(name: str, data: bytes) -> Any:
         yield path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-@cli.command(short_help="Check an exported document or prescription offline.")
-@click.argument("file", metavar="FILE")
-@click.option(
-    "--signer",
-    "signers",
-    multiple=True,
-    metavar="FINGERPRINT",
-    help="Also trust this key (its complete fingerprint, checked with the sender).",
-)
-@click.pass_obj
-def verify(state: State, file: str, signers: tuple[str, ...]) -> None:
-    """Check offline (no daemon needed) that FILE is exactly what a trusted key signed.
-
-    FILE is an exported file (its .pli.json must be next to it), the .pli.json itself,
-    a prescription's printable page, or a scanned QR code saved as text. Valid only
-    when signed by this practice, a paired peer, or a --signer key. Exit 4 if anything
-    was changed or the key is not one this practice trusts.
-    """
-    from p2p.documents.verify import verify_path
-
-    keyring = _keyring(state, signers)
-    report = verify_path(Path(file).expanduser(), keyring)
-    if state.json:
-        state.out.emit(report.as_dict())
-        return
-    _print_signer(state, report)
-    _print_report(state, report, keyring)
-
-
-def _keyring(state: State, signers: tuple[str, ...]) -> Any:
-    """What this practice trusts, read from its home without the daemon (read-only)."""
-    from p2p.documents.trust import Keyring, parse_signers
-    from p2p.storage.trusted import known_keys
-
-    given = parse_signers(signers)
-    home = state.home
-    keys = known_keys(home) if home.is_dir() else []
-    return Keyring(tuple(keys), given, home if keys else None)
-
-
-def _print_signer(state: State, report: Any) -> None:
-    out, signer = state.out, report.signer
-    out.line("The signature is valid: this is exactly what was signed, by a key you trust.")
-    out.line(f"Signed by the key with fingerprint {report.signer_fingerprint}")
-    if signer.relation == "self":
-        out.line(f"  which is this practice's own key ({_clean(signer.name)}).")
-    elif signer.relation == "paired":
-        out.line(f"  which is {_clean(signer.name)}, a paired peer.")
-    elif signer.relation == "revoked":
-        from p2p.cli.render import when
-
-        since = when(signer.revoked_since)
-        out.line(f"  which is {_clean(signer.name)}, whose key has been revoked since {since};")
-        out.line("  this document says it was signed before that.")
-    else:
-        out.line("  which is the key you gave with --signer.")
-
-
-def _print_report(state: State, report: Any, keyring: Any) -> None:
-    from p2p.cli.render import when
-
-    out = state.out
-    names = {
-        peer: name
-        for peer in [*report.recipients, *(r["recipient"] for r in report.receipts)]
-        if (name := keyring.name_of(peer))
-    }
-    meta = report.metadata
-    patient = meta.get("patient_name", "")
-    if meta.get("patient_birthdate"):
-        patient = f"{patient} (born {meta['patient_birthdate']})".strip()
-    out.fields(
-        [
-            ("Document", f"{report.kind} {report.document_id}"),
-            ("Written", when(report.created_at)),
-            ("Subject", meta.get("subject")),
-            ("Patient", patient),
-            ("INS", meta.get("patient_ins")),
-            ("Author RPPS", meta.get("author_rpps")),
-            ("In reply to", meta.get("in_reply_to")),
-            ("For", ", ".join(_clean(names.get(r, f)) for r, f in
-                              zip(report.recipients, report.recipient_fingerprints, strict=True))),
-        ]
-    )  # fmt: skip
-    for check in report.files:
-        shown = check.saved_as or check.name
-        state_text = (
-            "intact (matches the signature)" if check.status == "intact"
-            else "not found here (not checked)"
-        )  # fmt: skip
-        out.line(f"File {check.index + 1}: {_clean(shown)}: {state_text}")
-    for receipt in report.receipts:
-        who = _clean(names.get(receipt["recipient"], receipt["recipient_fingerprint"]))
-        out.line(f"Receipt: {receipt['status']} by {who}, signed {when(receipt['time'])}")
-    if report.prescription:
-        for item in report.prescription["items"]:
-            renewals = int(item.get("renewals") or 0)
-            out.line(
-                f"  - {_clean(item['drug'])}: {_clean(item['dosage'])}, {_clean(item['duration'])}"
-                + (f", {_clean(item['quantity'])}" if item.get("quantity") else "")
-                + (f", renew {renewals}x" if renewals else "")
-            )
-
-
-@cli.command(short_help="Watch two practices on this machine pair and exchange documents.")
-@click.pass_obj
-def demo(state: State) -> None:
-    """A temporary two-practice demo on this machine, each step explained.
-
-    Two practices (a GP and a cardiologist) get their own temporary folder and daemon,
-    listening and announcing themselves only on 127.0.0.1; they pair with a one-time
-    code, the GP sends a letter with a PDF and a prescription, the cardiologist exports,
-    verifies and answers. Everything is deleted at the end. Needs no daemon of yours.
-    """
-    from p2p.cli.demo import run_demo
-
-    try:
-        run_demo(json_lines=state.json)
-    except (OSError, TimeoutError) as exc:
-        raise PliError(f"The demo could not run: {exc}") from None

@@ -1,9 +1,9 @@
 """Pairing from the command line: ``pli pair invite|accept``, ``pli peers add|accept|pending``.
 
-Registered on the groups of ``cli.py`` (imported at its end). The daemon does the
-cryptography (docs/api.md, "Pairing"); these commands start an attempt, follow it
-with long polls (``GET /v1/pair/{id}?timeout=..&until=..``), show the check code
-(SAS) and ask the person, then report ``paired`` or the daemon's sentence.
+``pair`` is named in ``app.COMMANDS``, the ``peers`` ones in ``peers.PEERS_COMMANDS``.
+The daemon does the cryptography (docs/api.md, "Pairing"); these commands start an
+attempt, follow it with long polls (``GET /v1/pair/{id}?timeout=..&until=..``), show
+the check code (SAS) and ask the person, then report ``paired`` or the daemon's sentence.
 
 Exit codes (cli.md) follow the daemon's reason code (``"reason"`` in the status,
 ``protocol.is_security_reason``), never the sentence: a failure that may mean an
@@ -21,7 +21,8 @@ from typing import Any
 
 import click
 
-from p2p.cli.app import PliGroup, State, cli, peers
+from p2p.cli.app import PliGroup, State
+from p2p.cli.render import clean
 from p2p.errors import BadInput, PairingFailed, PliError
 
 LONG_POLL = 25  # seconds per request; the API allows up to 60
@@ -110,7 +111,7 @@ def _show_sas(state: State, status: dict[str, Any], *, yes: bool) -> None:
         out.emit({"event": "needs-confirmation", **_public(status)})
         return
     who = status.get("peer_name") or "the other practice"
-    out.line(f"Connected to {_clean(who)} ({status.get('fingerprint')}).")
+    out.line(f"Connected to {clean(who)} ({status.get('fingerprint')}).")
     out.line(f"Check code: {_sas(status.get('sas'))}")
     if yes:
         out.line("(pre-confirmed with --yes: compare it with your colleague's screen anyway)")
@@ -146,7 +147,7 @@ def _report_paired(state: State, status: dict[str, Any]) -> None:
         out.emit({"event": "paired", **_public(status)})
         return
     out.line(
-        f"Paired with {_clean(status.get('peer_name'))} ({status.get('fingerprint')}). "
+        f"Paired with {clean(status.get('peer_name'))} ({status.get('fingerprint')}). "
         "You can now send each other documents."
     )
 
@@ -154,12 +155,6 @@ def _report_paired(state: State, status: dict[str, Any]) -> None:
 def _public(status: dict[str, Any]) -> dict[str, Any]:
     keys = ("id", "kind", "role", "state", "sas", "peer_name", "fingerprint", "peer_id")
     return {key: status.get(key) for key in keys}
-
-
-def _clean(text: object) -> str:
-    from p2p.cli.render import clean
-
-    return clean(text)
 
 
 def _address(text: str | None) -> str | None:
@@ -174,7 +169,7 @@ def _address(text: str | None) -> str | None:
 # --- pli pair ------------------------------------------------------------------------------
 
 
-@cli.group(cls=PliGroup, short_help="Pair with a colleague using a one-time code.")
+@click.group(cls=PliGroup, short_help="Pair with a colleague using a one-time code.")
 def pair() -> None:
     """Pair with a colleague: one of you runs `pli pair invite` and reads the code to the
     other, who runs `pli pair accept CODE`. Both screens then show a check code: compare
@@ -270,7 +265,7 @@ def check_fingerprint(text: str) -> str:
     return "-".join(canonical[i : i + 5] for i in range(0, len(canonical), 5))
 
 
-@peers.command("add", short_help="Pair by fingerprint with a practice at an address.")
+@click.command("add", short_help="Pair by fingerprint with a practice at an address.")
 @click.argument("fingerprint")
 @click.option("--address", required=True, metavar="HOST:PORT",
               help="Where the colleague's daemon listens.")  # fmt: skip
@@ -301,7 +296,7 @@ def _pending(state: State) -> list[dict[str, Any]]:
     return rows
 
 
-@peers.command("pending", short_help="Pairing requests waiting for you.")
+@click.command("pending", short_help="Pairing requests waiting for you.")
 @click.pass_obj
 def peers_pending(state: State) -> None:
     """Pairing requests and check codes waiting for your answer."""
@@ -341,7 +336,7 @@ def _matching_request(rows: list[dict[str, Any]], wanted: str) -> dict[str, Any]
     return requests[chosen]
 
 
-@peers.command("accept", short_help="Accept a colleague's pairing request.")
+@click.command("accept", short_help="Accept a colleague's pairing request.")
 @click.argument("peer")
 @click.option("--yes", is_flag=True, help="Do not ask to compare the check code.")
 @click.option("--refuse", is_flag=True, help="Decline the request instead.")
@@ -353,8 +348,8 @@ def peers_accept(state: State, peer: str, yes: bool, refuse: bool) -> None:
     request = _matching_request(_pending(state), peer.strip())
     if not out.json:
         out.line(
-            f"Request from {_clean(request.get('peer_name'))}"
-            + (f", {_clean(request.get('profession'))}" if request.get("profession") else "")
+            f"Request from {clean(request.get('peer_name'))}"
+            + (f", {clean(request.get('profession'))}" if request.get("profession") else "")
             + f" ({request.get('fingerprint')})."
         )
         out.line(

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from p2p.cli.app import State, cli
+from p2p.cli.app import State
 
 if TYPE_CHECKING:
     from p2p.storage.keystore import Keys
@@ -221,7 +221,7 @@ def _direct(state: State, revocation: Revocation, addresses: list[str]) -> list[
     return asyncio.run(run())
 
 
-@cli.command(short_help="Tell every peer reachable to stop trusting an identity (lost laptop).")
+@click.command(short_help="Tell every peer reachable to stop trusting an identity (lost laptop).")
 @click.option(
     "--certificate",
     "certificate_file",

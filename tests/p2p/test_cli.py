@@ -273,7 +273,7 @@ def test_send_rejects_an_unknown_kind(tmp_path: Path, letter: Path) -> None:
 
 
 def test_send_kinds_are_the_protocol_kinds() -> None:
-    from p2p.cli.app import Kinds
+    from p2p.cli.sending import Kinds
     from protocol import KINDS
 
     assert Kinds().choices == tuple(KINDS)

@@ -1,0 +1,113 @@
+"""``pli peers``: the paired peers; ``peers add-card`` and ``peers remove``.
+
+Pairing by fingerprint (``peers add``, ``peers pending``, ``peers accept``) lives in
+``pairing.py``; ``PEERS_COMMANDS`` names where each subcommand is, imported when used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from p2p.cli.app import PliGroup, State
+from p2p.cli.render import clean, when
+from p2p.errors import PliError
+
+PEERS_COMMANDS = {
+    "add": "p2p.cli.pairing:peers_add",
+    "pending": "p2p.cli.pairing:peers_pending",
+    "accept": "p2p.cli.pairing:peers_accept",
+    "add-card": "p2p.cli.peers:peers_add_card",
+    "remove": "p2p.cli.peers:peers_remove",
+}
+
+
+@click.group(
+    cls=PliGroup,
+    lazy=PEERS_COMMANDS,
+    invoke_without_command=True,
+    short_help="Your paired peers; pair by fingerprint, remove one.",
+)
+@click.pass_context
+def peers(ctx: click.Context) -> None:
+    """List the paired peers (name, profession, fingerprint, online, address, last seen)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    state: State = ctx.ensure_object(State)
+    rows = state.client.get("/v1/peers")
+    out = state.out
+    if out.json:
+        for row in rows:
+            out.emit(row)
+        return
+    out.table(
+        ["Name", "Profession", "Fingerprint", "Online", "Address", "Last seen"],
+        [
+            [
+                row.get("name"),
+                row.get("profession"),
+                row.get("fingerprint"),
+                "REVOKED"
+                if row.get("state") == "revoked"
+                else "yes"
+                if row.get("online")
+                else "no",
+                (row.get("addresses") or ["-"])[0],
+                when(row.get("last_seen")),
+            ]
+            for row in rows
+        ],
+        empty="No paired peers yet. Pair with a colleague first (`pli pair invite`).",
+    )
+    from p2p.cli.revocation import revoked_peer_advice
+
+    for line in revoked_peer_advice(rows):
+        out.line(line)
+    try:
+        pending = state.client.get("/v1/pair/pending")
+    except PliError as exc:  # a daemon without pairing: nothing can be pending
+        if exc.code not in ("http-404", "http-405"):
+            raise
+        pending = []
+    for row in (r for r in pending if r.get("role") == "responder"):
+        out.line(
+            f"Pairing request waiting: {clean(row.get('peer_name'))} ({row.get('fingerprint')})"
+            f" — accept it with: pli peers accept {row.get('id')}"
+        )
+
+
+@click.command("add-card", hidden=True)
+@click.argument("card")
+@click.option("--address", metavar="HOST:PORT", help="Where the peer's daemon listens.")
+@click.pass_obj
+def peers_add_card(state: State, card: str, address: str | None) -> None:
+    """Trust a peer from its signed card (base64), until pairing lands. For tests and demos."""
+    from p2p.storage.config import parse_address
+
+    body: dict[str, Any] = {"card": card.strip()}
+    if address:
+        host, port = parse_address(address)
+        body["address"] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    row = state.client.post("/v1/peers", body)
+    if state.json:
+        state.out.emit(row)
+        return
+    state.out.line(f"Now trusting {clean(row.get('name'))} ({row.get('fingerprint')}).")
+
+
+@click.command("remove", short_help="Forget a peer; its documents stay.")
+@click.argument("peer")
+@click.pass_obj
+def peers_remove(state: State, peer: str) -> None:
+    """Forget a peer: nothing more is sent to or accepted from it. Its documents stay."""
+    from p2p.cli.client import quote_part
+
+    answer = state.client.delete(f"/v1/peers/{quote_part(peer)}")
+    if state.json:
+        state.out.emit(answer)
+        return
+    state.out.line(
+        f"Removed {clean(answer.get('name'))}. Documents already exchanged stay in "
+        "your inbox and outbox; pair again to exchange new ones."
+    )

@@ -1,0 +1,333 @@
+"""Getting started: ``pli init``, ``pli id``, ``pli daemon``, ``pli status`` and ``pli demo``.
+
+``init``, ``id`` and ``daemon`` work on the home folder directly (no daemon needed);
+``status`` asks the running daemon through the local API; ``demo`` runs two
+throw-away practices (``demo.py``, imported when it runs).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from p2p.cli.app import State
+from p2p.errors import BadInput, PliError, StorageError
+
+if TYPE_CHECKING:
+    from p2p.storage.keystore import Keys
+
+
+def _passphrase() -> str | None:
+    return os.environ.get("PLI_PASSPHRASE") or None
+
+
+def _load_keys(home: Path) -> Keys:
+    from p2p.storage import keystore
+
+    return keystore.load(home, passphrase=_passphrase())
+
+
+@click.command(short_help="Create this practice's identity (no daemon needed).")
+@click.option(
+    "--name", required=True, help='Your name as colleagues will see it ("Dr Marie Curie").'
+)
+@click.option("--profession", default="", help="e.g. médecin généraliste, cardiologue.")
+@click.option("--rpps", default="", help="Your 11-digit RPPS number (on your CPS card).")
+@click.option("--practice", default="", help="The practice's name and town.")
+@click.pass_obj
+def init(state: State, name: str, profession: str, rpps: str, practice: str) -> None:
+    """Create this practice's identity and profile (no daemon needed).
+
+    Never overwrites an existing identity. With PLI_PASSPHRASE set, the keys are
+    protected by that passphrase.
+    """
+    from p2p.cli.revocation import advice, write_certificate
+    from p2p.documents.clinical import check_rpps, check_text
+    from p2p.storage import config, keystore
+    from p2p.storage.files import private_home
+
+    name = check_text(name, "name")
+    if not name:
+        raise BadInput('Give your name, e.g. --name "Dr Marie Curie".')
+    profile = {
+        "name": name,
+        "profession": check_text(profession, "profession"),
+        "rpps": check_rpps(rpps) if rpps.strip() else "",
+        "practice": check_text(practice, "practice name"),
+    }
+    home = state.home
+    if keystore.exists(home):
+        keystore.create(home)  # raises the "never overwrites" explanation
+    note = private_home(home)
+    if note is not None:
+        click.echo(f"pli: {note}", err=True)
+    try:
+        keys = keystore.create(home, passphrase=_passphrase())
+        config.save_profile(home, **profile)
+        revocation = write_certificate(home, keys, name)
+    except OSError as exc:
+        raise StorageError(
+            f"Could not write in {home} ({exc.strerror or exc}). "
+            "Choose a folder you can write to with --home."
+        ) from exc
+    fingerprint = keys.identity.peer_id.fingerprint
+    out = state.out
+    if out.json:
+        out.emit(
+            {
+                "home": str(home),
+                "fingerprint": fingerprint,
+                "peer_id": keys.identity.peer_id.hex,
+                **profile,
+                "revocation_certificate": str(revocation.text),
+                "revocation_page": str(revocation.page),
+            }
+        )
+        return
+    out.line(f"Created the identity of {name} in {home}.")
+    out.line(f"Fingerprint: {fingerprint}")
+    for line in advice(revocation):
+        out.line(line)
+    out.line(f"Next: start the daemon with: pli --home {home} daemon")
+
+
+@click.command("id", short_help="Show your name and fingerprint (no daemon needed).")
+@click.option(
+    "--card",
+    is_flag=True,
+    hidden=True,
+    help="Print this practice's signed profile card (base64), for `peers add-card`.",
+)
+@click.option(
+    "--revocation-certificate",
+    "revocation",
+    is_flag=True,
+    help="Show the revocation certificate made at `init` (print it, keep it away from here).",
+)
+@click.pass_obj
+def id_(state: State, card: bool, revocation: bool) -> None:
+    """Show this practice's name, profile and fingerprint (no daemon needed)."""
+    import base64
+
+    from p2p.storage.config import display_name, load, load_profile, own_card
+
+    home = state.home
+    keys = _load_keys(home)
+    profile = load_profile(home)
+    me = keys.identity
+    name = display_name(profile)
+    if revocation:
+        from p2p.cli.revocation import show_certificate
+
+        show_certificate(state, keys, name)
+        return
+    if card:
+        wire = own_card(me, profile, load(home).advertise_addresses).sign(me.identity)
+        encoded = base64.b64encode(wire).decode()
+        if state.json:
+            state.out.emit({"card": encoded})
+        else:
+            state.out.line(encoded)
+        return
+    info = {
+        "name": name,
+        "profession": str(profile.get("profession", "")),
+        "rpps": str(profile.get("rpps", "")),
+        "practice": str(profile.get("practice", "")),
+        "fingerprint": me.peer_id.fingerprint,
+        "peer_id": me.peer_id.hex,
+        "home": str(home),
+    }
+    if state.json:
+        state.out.emit(info)
+        return
+    state.out.fields(
+        [
+            ("Name", info["name"]),
+            ("Profession", info["profession"]),
+            ("RPPS", info["rpps"]),
+            ("Practice", info["practice"]),
+            ("Fingerprint", info["fingerprint"]),
+            ("Home", home),
+        ]
+    )
+
+
+# --- the daemon -------------------------------------------------------------------------
+
+
+@click.command(short_help="Run the daemon in the foreground.")
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Where peers reach this daemon (default 0.0.0.0:7717; port 0 picks one).",
+)
+@click.pass_obj
+def daemon(state: State, listen: str | None) -> None:
+    """Run the daemon in the foreground (systemd runs this).
+
+    Creates an identity on first start if there is none (named after this computer;
+    `pli init` lets you choose the name). Logs go to stderr and never contain
+    document contents or patient data.
+    """
+    import asyncio
+    import contextlib
+    import json
+    import logging
+    import socket
+
+    from p2p.storage import config, keystore
+    from p2p.storage.files import private_home
+
+    home = state.home
+    settings = config.load(home, listen=listen)
+    _refuse_second_daemon(state)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
+    log = logging.getLogger("pli.cli")
+    note = private_home(home)
+    if note is not None:
+        log.warning("%s", note)
+    if keystore.exists(home):
+        keys = keystore.load(home, passphrase=_passphrase())
+        config.load_profile(home)  # a damaged profile is said now, not at the first pairing
+    else:
+        keys = keystore.create(home, passphrase=_passphrase())
+        if not config.load_profile(home).get("name"):
+            config.save_profile(home, name=socket.gethostname())
+        from p2p.cli.revocation import write_certificate
+
+        written = write_certificate(home, keys, str(config.load_profile(home).get("name")))
+        log.info("created a new identity for this practice; name it with `pli init` next time")
+        log.info("its revocation certificate is in %s: print it and keep it safe", written.text)
+
+    from p2p.api.server import run_daemon
+    from p2p.daemon.core import Daemon, Started
+
+    def on_ready(started: Started) -> None:
+        if state.json:
+            line = json.dumps(
+                {
+                    "event": "ready",
+                    "fingerprint": started.fingerprint,
+                    "port": started.peer_port,
+                    "home": str(home),
+                }
+            )
+        else:
+            line = f"pli daemon ready: {started.fingerprint} on port {started.peer_port}"
+        click.echo(line)
+        sys.stdout.flush()
+
+    # Ctrl-C before the daemon's own signal handlers are set: stop quietly.
+    with contextlib.suppress(KeyboardInterrupt):
+        try:
+            asyncio.run(run_daemon(Daemon(settings, keys), on_ready))
+        except OSError as exc:
+            error = _listen_error(exc, settings.listen)
+            if error is exc:
+                raise
+            raise error from exc
+
+
+def _listen_error(exc: OSError, listen: str) -> OSError | PliError:
+    """The sentence for a peer port that cannot be opened; other OS errors are bugs."""
+    import errno
+
+    port = listen.rpartition(":")[2]
+    if exc.errno == errno.EADDRINUSE:
+        return PliError(
+            f"Port {port} is already used by another program (maybe another pli "
+            "daemon). Choose another with --listen HOST:PORT."
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return PliError(
+            f"This computer has no network address {listen.rpartition(':')[0]}. "
+            "Check --listen (or leave it out to listen on every network)."
+        )
+    if exc.errno == errno.EACCES:
+        return PliError(
+            f"Not allowed to listen on port {port} (ports below 1024 need "
+            "administrator rights). Choose another with --listen HOST:PORT."
+        )
+    return exc
+
+
+def _refuse_second_daemon(state: State) -> None:
+    """Two daemons on one home would fight over its socket and database."""
+    try:
+        state.client.get("/v1/status", timeout=2.0)
+    except PliError:
+        return
+    raise PliError(
+        f"A pli daemon is already running for {state.home}. Stop it first, or use another --home."
+    )
+
+
+@click.command(short_help="Is the daemon running? Peers online, documents waiting.")
+@click.pass_obj
+def status(state: State) -> None:
+    """Is the daemon up? Fingerprint, peers online, outbox and inbox counts."""
+    from p2p.cli.render import when
+
+    info = state.client.get("/v1/status")
+    out = state.out
+    if out.json:
+        out.emit(info)
+        return
+    uptime = int(info.get("uptime", 0))
+    out.fields(
+        [
+            (
+                "Daemon",
+                f"running for {uptime // 3600} h {uptime % 3600 // 60} min"
+                f" (since {when(time.time() - uptime)})",
+            ),
+            ("Name", info.get("name")),
+            ("Fingerprint", info.get("fingerprint")),
+            ("Peer port", info.get("peer_port")),
+            ("Peers", f"{info.get('peers', 0)} paired, {info.get('peers_online', 0)} online"),
+            ("Outbox", f"{info.get('queued', 0)} waiting, {info.get('delivered', 0)} delivered"),
+            (
+                "Inbox",
+                f"{_count(info.get('inbox', 0), 'document')}, "
+                f"{info.get('inbox_new', 0)} not exported yet",
+            ),
+        ]
+    )
+    if info.get("revoked_since"):
+        out.line(
+            "This practice's identity is revoked: colleagues refuse it. Create a new identity "
+            "in a new home (`pli init`) and pair again."
+        )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+@click.command(short_help="Watch two practices on this machine pair and exchange documents.")
+@click.pass_obj
+def demo(state: State) -> None:
+    """A temporary two-practice demo on this machine, each step explained.
+
+    Two practices (a GP and a cardiologist) get their own temporary folder and daemon,
+    listening and announcing themselves only on 127.0.0.1; they pair with a one-time
+    code, the GP sends a letter with a PDF and a prescription, the cardiologist exports,
+    verifies and answers. Everything is deleted at the end. Needs no daemon of yours.
+    """
+    from p2p.cli.demo import run_demo
+
+    try:
+        run_demo(json_lines=state.json)
+    except (OSError, TimeoutError) as exc:
+        raise PliError(f"The demo could not run: {exc}") from None

@@ -26,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from p2p.api.request import read_json
 from p2p.daemon.core import Daemon
 from p2p.errors import BadInput, SecurityFailure
 from p2p.storage.config import parse_address
@@ -63,9 +64,7 @@ def _statement(daemon: Daemon, body: dict[str, Any]) -> Revocation:
 
 
 async def revoke(request: web.Request, daemon: Daemon) -> web.Response:
-    from p2p.api.server import _json
-
-    body = await _json(request)
+    body = await read_json(request)
     addresses = _addresses(body)
     revocation = _statement(daemon, body)
     pushed = await daemon.publish_revocation(revocation, addresses)

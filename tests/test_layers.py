@@ -7,6 +7,9 @@
    documents, over errors and events. A module imports only from a lower rank
    or from its own concern; two services, or two network edges, never import
    each other. Every module of p2p/ must have a rank.
+4. No import cycle among the modules of p2p/ and protocol/, counting every
+   import (at the top, inside a function, or for type checking only): a
+   cycle means two modules are one concern, or a helper lives in the wrong one.
 """
 
 from __future__ import annotations
@@ -114,3 +117,86 @@ def test_imports_point_down_or_stay_within_their_concern(module: str) -> None:
             continue
         offences.append(f"{module}:{line} imports {target}")
     assert offences == []
+
+
+# --- the import graph ----------------------------------------------------------------
+
+
+def all_modules() -> dict[str, Path]:
+    """Dotted name -> file, for every module of p2p/ and protocol/ (packages included)."""
+    found = {}
+    for top in ("p2p", "protocol"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the modules of ``modules`` it imports (``from A import b`` means A.b
+    when b is a module, else A)."""
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*up, *([base] if base else [])])
+                for alias in node.names:
+                    child = f"{base}.{alias.name}"
+                    targets.add(child if child in modules else base)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+
+
+def test_the_graph_sees_every_kind_of_import() -> None:
+    graph = import_graph(all_modules())
+    assert "p2p.cli.app" in graph["p2p.cli.setup"]  # from p2p.cli.app import State
+    assert "protocol.limits" in graph["protocol.codec"]  # from . import limits
+    assert "protocol" in graph["p2p.daemon.core"]  # the facade
+
+
+def test_no_import_cycle() -> None:
+    assert cycles(import_graph(all_modules())) == []

@@ -8,8 +8,8 @@
   the answer lists what each push gave.
 - ``GET /v1/revocations``: the statements this daemon holds.
 
-``peer_fields`` and ``document_fields`` add the revoked state to the peers,
-inbox and document answers: ``revoked_since`` is when this daemon learned of
+The revoked state in the peers, status, inbox and document answers is added by
+``services/peers.py`` and ``services/archive.py``: ``revoked_since`` is when this daemon learned of
 the revocation (its own clock), ``revocation_made_at`` when the statement was
 signed (for a printed certificate: the day of ``pli init``), and
 ``signed_after_revocation`` whether the document's signed creation time is
@@ -22,23 +22,21 @@ Thin handlers: the work is in ``p2p/services/revocation.py``.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from aiohttp import web
 
-from p2p.api.request import read_json
+from p2p.api.bodies import RevocationRequest
+from p2p.api.request import read_body
 from p2p.daemon.core import Daemon
 from p2p.errors import BadInput, SecurityFailure
 from p2p.storage.config import parse_address
-from protocol import DocumentMeta, RemoteProtocolError, Revocation
+from protocol import RemoteProtocolError, Revocation
 
 MAX_ADDRESSES = 64
 
 
-def _addresses(body: dict[str, Any]) -> list[str]:
-    given = body.get("addresses") or []
-    if not isinstance(given, list) or not all(isinstance(a, str) for a in given):
-        raise BadInput("“addresses” is a list of host:port.")
+def _addresses(body: RevocationRequest) -> list[str]:
+    given = body.addresses or []
     if len(given) > MAX_ADDRESSES:
         raise BadInput(f"Give at most {MAX_ADDRESSES} addresses.")
     checked = []
@@ -48,10 +46,10 @@ def _addresses(body: dict[str, Any]) -> list[str]:
     return checked
 
 
-def _statement(daemon: Daemon, body: dict[str, Any]) -> Revocation:
-    if body.get("self") is True:
+def _statement(daemon: Daemon, body: RevocationRequest) -> Revocation:
+    if body.self_ is True:
         return Revocation.issue(daemon.me.identity, now=int(time.time()))
-    text = body.get("statement")
+    text = body.statement
     if not isinstance(text, str):
         raise BadInput("Give the revocation “statement” (PLI1-REVOKE:...) or “self”: true.")
     try:
@@ -64,7 +62,7 @@ def _statement(daemon: Daemon, body: dict[str, Any]) -> Revocation:
 
 
 async def revoke(request: web.Request, daemon: Daemon) -> web.Response:
-    body = await read_json(request)
+    body = await read_body(request, RevocationRequest)
     addresses = _addresses(body)
     revocation = _statement(daemon, body)
     pushed = await daemon.publish_revocation(revocation, addresses)
@@ -85,22 +83,6 @@ async def listing(request: web.Request, daemon: Daemon) -> web.Response:
          "source": row.source}
         for row in daemon.store.revocations()
     ])  # fmt: skip
-
-
-def peer_fields(daemon: Daemon, peer_hex: str) -> dict[str, Any]:
-    row = daemon.store.revocation(peer_hex)
-    return {
-        "revoked_since": row.learned_at if row is not None else None,
-        "revocation_made_at": row.revoked_at if row is not None else None,
-    }
-
-
-def document_fields(daemon: Daemon, meta: DocumentMeta) -> dict[str, Any]:
-    row = daemon.store.revocation(meta.sender.peer_id.hex)
-    return {
-        "sender_revoked_since": row.learned_at if row is not None else None,
-        "signed_after_revocation": row is not None and meta.created_at > row.learned_at,
-    }
 
 
 def add_routes(app: web.Application, key: web.AppKey[Daemon]) -> None:

@@ -10,24 +10,25 @@ consistent at every instant, so a stop, clean or not, loses nothing.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ipaddress
 import logging
 import os
-import secrets
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from p2p.errors import BadInput, NotPaired, PeerUnknown, PeerUnreachable, PliError, StorageError
+from p2p.errors import BadInput, NotPaired, PeerUnreachable, PliError, StorageError
 from p2p.events import DocumentDelivered, DocumentReceived, PeerGone, PeerSeen
 from p2p.net.transport import Channel, ChannelClosed, Transport
+from p2p.services.archive import Archive
 from p2p.services.inbox import Inbox, TransferRefused
-from p2p.services.outbox import Outbox
+from p2p.services.outbox import Attachment, Outbox, Recipient
 from p2p.services.pairing.service import PairingService
+from p2p.services.peers import PeerDirectory
 from p2p.services.revocation import Pushed, RevocationService
 from p2p.storage import keystore
 from p2p.storage.config import Config, load_profile, own_card
@@ -35,10 +36,8 @@ from p2p.storage.files import Layout, private_home
 from p2p.storage.store import PeerRow, Store
 from protocol import (
     AuthenticationFailed,
-    DocumentMeta,
-    EnvelopeReader,
-    Evidence,
-    MetaReceived,
+    FrameTooLarge,
+    MalformedMessage,
     PairedPeer,
     PeerId,
     ProfileCard,
@@ -46,15 +45,11 @@ from protocol import (
     RemotePeer,
     RemoteProtocolError,
     Revocation,
-    Verified,
     messages,
-    open_envelope,
 )
 
 if TYPE_CHECKING:
     from p2p.net.discovery import Discovery
-
-_Event = TypeVar("_Event", MetaReceived, Verified)
 
 log = logging.getLogger("pli.daemon")
 
@@ -101,6 +96,8 @@ class Daemon:
             self.store, self.layout, self.me, self._connect, self._noted,
             retry_min=config.retry_min, retry_max=config.retry_max,
         )  # fmt: skip
+        self.peers = PeerDirectory(self.store, self.online)
+        self.archive = Archive(self.store, self.layout, self.me, self.outbox.progress)
         self._stop = asyncio.Event()
         self.started_at = time.time()
 
@@ -335,16 +332,16 @@ class Daemon:
         self.outbox.wake(peer_id.hex)
         return row
 
-    async def remove_peer(self, peer_hex: str) -> None:
-        row = self.store.peer(peer_hex)
-        if row is None:
-            raise PeerUnknown("No such peer.")
-        self.store.set_peer_state(peer_hex, "removed")
-        await self.transport.disconnect(PeerId(bytes.fromhex(peer_hex)))
-        self._seen.pop(peer_hex, None)
+    async def remove_peer(self, text: str) -> PeerRow:
+        """Forget the paired peer named ``text``: nothing more goes to or comes from it."""
+        row = self.peers.find(text)
+        self.store.set_peer_state(row.peer_id, "removed")
+        await self.transport.disconnect(PeerId(bytes.fromhex(row.peer_id)))
+        self._seen.pop(row.peer_id, None)
         if self.discovery is not None:
             self.discovery.recheck()
         log.info("removed peer %s", row.fingerprint[:5])
+        return row
 
     def online(self) -> set[str]:
         return {peer.hex for peer in self.transport.online()}
@@ -377,54 +374,47 @@ class Daemon:
         lan = self.discovery.addresses() if self.discovery is not None else []
         return await self.revocations.publish(revocation, [*addresses, *lan])
 
-    # --- documents ---------------------------------------------------------------------------
+    # --- what the local API asks ---------------------------------------------------------
 
-    def describe(self, path: Path) -> DocumentMeta:
-        """The inner header of a stored envelope (it was verified when it was stored)."""
-        return self._read_stored(path, MetaReceived, 64 * 1024).meta
+    def status(self) -> dict[str, Any]:
+        """``GET /v1/status``: this daemon, its peers and its documents, counted."""
+        return {
+            "running": True,
+            "name": self.card().name,
+            "fingerprint": self.me.peer_id.fingerprint,
+            "peer_id": self.me.peer_id.hex,
+            "peer_port": self.transport.port,
+            "peers": len(self.store.peers()),
+            "peers_online": len(self.online()),
+            "uptime": round(time.time() - self.started_at, 1),
+            **self.store.counts(),
+            **self.peers.revocation(self.me.peer_id.hex),
+        }
 
-    def evidence(self, path: Path) -> Evidence:
-        """Verify a stored envelope from end to end (no plaintext) and return its proof."""
-        return Evidence.of(self._read_stored(path, Verified, 1024 * 1024).envelope)
+    def identity(self) -> dict[str, Any]:
+        """``GET /v1/identity``: this practice's profile, fingerprint and signed card."""
+        card = self.card()
+        return {
+            "name": card.name, "profession": card.profession, "rpps": card.rpps,
+            "practice": card.practice, "fingerprint": self.me.peer_id.fingerprint,
+            "peer_id": self.me.peer_id.hex,
+            "card": base64.b64encode(card.sign(self.me.identity)).decode(),
+            "address": f"127.0.0.1:{self.transport.port}",
+        }  # fmt: skip
 
-    def _read_stored(self, path: Path, wanted: type[_Event], chunk_size: int) -> _Event:
-        """Feed a stored envelope to a verify-only reader until the event ``wanted``."""
-        reader = EnvelopeReader(self.me, want_plaintext=False)
+    async def send(
+        self, targets: list[str], kind: str, metadata: dict[str, str], files: list[Attachment]
+    ) -> tuple[str, list[str]]:
+        """Queue one document for the peers named ``targets``: (its id, their peer ids)."""
+        rows = [self.peers.find(target) for target in targets]
+        for attachment in files:
+            attachment.check()
+        recipients = [Recipient(r.peer_id, ProfileCard.from_wire(r.card)) for r in rows]
         try:
-            with open(path, "rb") as handle:
-                while chunk := handle.read(chunk_size):
-                    for event in reader.feed(chunk):
-                        if isinstance(event, wanted):
-                            return event
-        except OSError as exc:
-            raise StorageError(f"The stored document {path.name} could not be read.") from exc
-        raise StorageError(f"The stored document {path.name} is damaged.")
-
-    def decrypt_file(self, path: Path, index: int) -> Path:
-        """Decrypt file ``index`` of a stored envelope into a private temporary file.
-
-        The plaintext is released (the temporary file returned) only after the
-        whole envelope verified; on any failure the temporary file is removed.
-        """
-        tmp = self.layout.exports_tmp / f"{path.stem}-{index}-{secrets.token_hex(4)}.part"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out, open(path, "rb") as source:
-
-                def keep(file_index: int, data: bytes) -> None:
-                    if file_index == index:
-                        out.write(data)
-
-                verified = open_envelope(source, self.me, keep)
-            if not 0 <= index < len(verified.meta.files):
-                raise BadInput(f"This document has {len(verified.meta.files)} file(s).")
-        except FileNotFoundError as exc:
-            tmp.unlink(missing_ok=True)
-            raise StorageError(f"The stored document {path.name} is missing.") from exc
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return tmp
+            doc_id = await self.outbox.queue(recipients, kind, metadata, files)
+        except (MalformedMessage, FrameTooLarge) as exc:  # our own document's fields
+            raise BadInput(f"This document cannot be sent: {exc}") from None
+        return doc_id, [r.peer_id for r in rows]
 
 
 def _first(group: BaseExceptionGroup[PliError]) -> PliError:

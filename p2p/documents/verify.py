@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from p2p.documents import prescription, trust
+from p2p.documents.describe import signed_description
 from p2p.documents.filenames import SIDECAR_SUFFIX
 from p2p.errors import BadInput, PliError, SecurityFailure
 
@@ -202,19 +203,6 @@ def _report(source: Path, meta: DocumentMeta) -> Report:
     )
 
 
-def _signed_description(meta: DocumentMeta) -> dict[str, Any]:
-    """The fields of the daemon's description (``GET /v1/documents``) that are signed."""
-    return {
-        "id": meta.document_id.hex(),
-        "kind": meta.kind,
-        "created_at": meta.created_at,
-        "sender": meta.sender.peer_id.hex,
-        "recipients": [r.peer_id.hex for r in meta.recipients],
-        "files": [{"name": f.name, "size": f.size, "type": f.media_type} for f in meta.files],
-        "metadata": dict(meta.metadata),
-    }
-
-
 def _sha256(path: Path) -> bytes:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -243,7 +231,7 @@ def verify_sidecar(sidecar: Path, focus: str | None = None) -> Report:
     evidence, meta = check_evidence(wire)
     report = _report(sidecar, meta)
     described = data.get("document")
-    signed = _signed_description(meta)
+    signed = signed_description(meta)
     if proof.get("signer_fingerprint") != report.signer_fingerprint or not isinstance(
         described, dict
     ):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import time
 from collections import deque
@@ -26,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from p2p.errors import PeerUnreachable
+from p2p.errors import BadInput, PeerUnreachable
 from p2p.events import DocumentDelivered, Link
 from p2p.storage.files import Layout, write_atomic
 from p2p.storage.store import OutboxRow, PeerRow, Store
@@ -68,6 +69,15 @@ class Attachment:
     name: str
     path: Path
     media_type: str = "application/octet-stream"
+
+    def check(self) -> None:
+        """Refuse, in words, a file the daemon could not send: a full path, readable."""
+        if not self.path.is_absolute():
+            raise BadInput(f"The daemon needs a full path, not “{self.path}”.")
+        if not self.path.is_file():
+            raise BadInput(f"The file {self.path} does not exist or is not a file.")
+        if not os.access(self.path, os.R_OK):
+            raise BadInput(f"The daemon cannot read {self.path}: check its permissions.")
 
 
 @dataclass

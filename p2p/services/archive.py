@@ -1,0 +1,255 @@
+"""The archive: the documents this practice sent and received, as stored.
+
+A document is an envelope under the home (``Layout``) and its rows in the store. The
+archive finds one from what a person typed (its id, or a unique prefix of it, of four
+characters at least), describes it (the inner header, verified when it was stored),
+proves it (``Evidence``, which ``pli verify`` checks offline), and decrypts one of its
+files into a private temporary file, released only after the whole envelope verified.
+It also gives the local API its JSON views of the inbox, the outbox and one document.
+
+Reading an envelope is blocking file work: the async views run it on a worker thread
+(``asyncio.to_thread``); ``describe``, ``evidence`` and ``decrypt_file`` themselves
+are plain functions, safe on any thread. The archive only reads the store, except
+``mark_exported``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from p2p.documents.describe import describe
+from p2p.errors import BadInput, DocumentUnknown, StorageError
+from p2p.storage.files import Layout
+from p2p.storage.store import OutboxRow, Store
+from protocol import (
+    DocumentMeta,
+    EnvelopeReader,
+    Evidence,
+    LocalIdentity,
+    MetaReceived,
+    Receipt,
+    Verified,
+    open_envelope,
+)
+
+_Event = TypeVar("_Event", MetaReceived, Verified)
+MIN_PREFIX = 4  # characters of a document id a person must type
+KNOWN_STATES = ("paired", "removed", "revoked")  # peers whose names documents are shown with
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    direction: str  # "in" (received) or "out" (sent)
+    doc_id: str
+    path: Path  # its envelope
+
+
+class Archive:
+    def __init__(
+        self,
+        store: Store,
+        layout: Layout,
+        me: LocalIdentity,
+        sending: Mapping[tuple[str, str], int],
+    ) -> None:
+        self.store = store
+        self.layout = layout
+        self.me = me
+        self.sending = sending  # (doc id, peer id) -> bytes sent, while a transfer runs
+
+    # --- reading a stored envelope (blocking) -----------------------------------------
+
+    def describe(self, path: Path) -> DocumentMeta:
+        """The inner header of a stored envelope (it was verified when it was stored)."""
+        return self._read_stored(path, MetaReceived, 64 * 1024).meta
+
+    def evidence(self, path: Path) -> Evidence:
+        """Verify a stored envelope from end to end (no plaintext) and return its proof."""
+        return Evidence.of(self._read_stored(path, Verified, 1024 * 1024).envelope)
+
+    def _read_stored(self, path: Path, wanted: type[_Event], chunk_size: int) -> _Event:
+        """Feed a stored envelope to a verify-only reader until the event ``wanted``."""
+        reader = EnvelopeReader(self.me, want_plaintext=False)
+        try:
+            with open(path, "rb") as handle:
+                while chunk := handle.read(chunk_size):
+                    for event in reader.feed(chunk):
+                        if isinstance(event, wanted):
+                            return event
+        except OSError as exc:
+            raise StorageError(f"The stored document {path.name} could not be read.") from exc
+        raise StorageError(f"The stored document {path.name} is damaged.")
+
+    def decrypt_file(self, path: Path, index: int) -> Path:
+        """Decrypt file ``index`` of a stored envelope into a private temporary file.
+
+        The plaintext is released (the temporary file returned) only after the
+        whole envelope verified; on any failure the temporary file is removed.
+        """
+        tmp = self.layout.exports_tmp / f"{path.stem}-{index}-{secrets.token_hex(4)}.part"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as source:
+
+                def keep(file_index: int, data: bytes) -> None:
+                    if file_index == index:
+                        out.write(data)
+
+                verified = open_envelope(source, self.me, keep)
+            if not 0 <= index < len(verified.meta.files):
+                raise BadInput(f"This document has {len(verified.meta.files)} file(s).")
+        except FileNotFoundError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"The stored document {path.name} is missing.") from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    # --- finding a document -------------------------------------------------------------
+
+    def find(self, text: str) -> StoredDocument:
+        """A document by its id or a unique prefix of it (received ones first)."""
+        needle = text.strip().lower()
+        found: dict[str, StoredDocument] = {}
+        for row in self.store.inbox():
+            if row.doc_id.startswith(needle):
+                path = self.layout.received_envelope(row.sender, row.doc_id)
+                found[row.doc_id] = StoredDocument("in", row.doc_id, path)
+        for out in self.store.outbox():
+            if out.doc_id.startswith(needle) and out.doc_id not in found:
+                path = self.layout.sent_envelope(out.doc_id)
+                found[out.doc_id] = StoredDocument("out", out.doc_id, path)
+        if len(needle) < MIN_PREFIX or not found:
+            raise DocumentUnknown(
+                f"No document has the id “{text}”. `pli inbox` and `pli outbox` list them."
+            )
+        if len(found) > 1:
+            raise BadInput(f"“{text}” matches {len(found)} documents; type more of the id.")
+        return next(iter(found.values()))
+
+    def _revoked(self, meta: DocumentMeta) -> dict[str, Any]:
+        """Whether the sender's key is revoked, and whether it signed this after that
+        (the signed time is the signer's claim: every document of a revoked key is marked)."""
+        row = self.store.revocation(meta.sender.peer_id.hex)
+        return {
+            "sender_revoked_since": row.learned_at if row is not None else None,
+            "signed_after_revocation": row is not None and meta.created_at > row.learned_at,
+        }
+
+    def _names(self) -> dict[str, str]:
+        """Peer id → name, for the peers we are or were paired with."""
+        rows = self.store.peers(states=KNOWN_STATES)
+        return {row.peer_id: row.name for row in rows}
+
+    # --- the local API's views ------------------------------------------------------------
+
+    async def outbox_view(self) -> list[dict[str, Any]]:
+        """One entry per (document, recipient), oldest first (``GET /v1/outbox``)."""
+        names = self._names()
+        described: dict[str, DocumentMeta] = {}
+        entries = []
+        for row in self.store.outbox():
+            if row.doc_id not in described:
+                path = self.layout.sent_envelope(row.doc_id)
+                described[row.doc_id] = await asyncio.to_thread(self.describe, path)
+            entries.append(self._outbox_entry(row, described[row.doc_id], names))
+        return entries
+
+    def _outbox_entry(
+        self, row: OutboxRow, meta: DocumentMeta, names: dict[str, str]
+    ) -> dict[str, Any]:
+        key = (row.doc_id, row.peer_id)
+        return {
+            "kind": meta.kind, "subject": meta.metadata.get("subject", ""),
+            "id": row.doc_id, "to": row.peer_id, "to_name": names.get(row.peer_id, "?"),
+            "size": row.size, "created_at": row.created_at,
+            "state": "sending" if key in self.sending else row.state,
+            "sent_bytes": self.sending.get(key),
+            "attempts": row.attempts, "last_error": row.last_error,
+            "receipt_time": row.receipt_time, "receipt_status": row.receipt_status,
+        }  # fmt: skip
+
+    async def inbox_view(self) -> list[dict[str, Any]]:
+        """One entry per document received (``GET /v1/inbox``)."""
+        names = self._names()
+        entries = []
+        for row in self.store.inbox():
+            path = self.layout.received_envelope(row.sender, row.doc_id)
+            meta = await asyncio.to_thread(self.describe, path)
+            entries.append({
+                "id": row.doc_id, "from": row.sender, "from_name": names.get(row.sender, "?"),
+                "size": row.size, "received_at": row.received_at,
+                "exported_at": row.exported_at, **describe(meta), **self._revoked(meta),
+            })  # fmt: skip
+        return entries
+
+    async def document_view(self, text: str) -> dict[str, Any]:
+        """One document, and for a sent one each recipient's state and receipt."""
+        found = self.find(text)
+        meta = await asyncio.to_thread(self.describe, found.path)
+        receipts = []
+        if found.direction == "out":
+            for row in self.store.outbox():
+                if row.doc_id == found.doc_id:
+                    receipts.append({"peer": row.peer_id, "state": row.state,
+                                     "time": row.receipt_time, "status": row.receipt_status,
+                                     "receipt": base64.b64encode(row.receipt).decode()
+                                     if row.receipt else None})  # fmt: skip
+        return {
+            "id": found.doc_id, "direction": found.direction, **describe(meta),
+            "receipts": receipts, **self._revoked(meta),
+        }  # fmt: skip
+
+    def receipts_view(self, text: str) -> list[dict[str, Any]]:
+        """The signed receipts of a document: theirs for a sent one, ours for a received one."""
+        doc_id = self.find(text).doc_id
+        sent = [r.receipt for r in self.store.outbox() if r.doc_id == doc_id and r.receipt]
+        ours = [r.receipt for r in self.store.inbox() if r.doc_id == doc_id]
+        out = []
+        for wire in [*sent, *ours]:
+            parsed = Receipt.from_wire(wire)
+            out.append({"status": parsed.status, "time": parsed.time,
+                        "recipient": parsed.recipient.peer_id.hex,
+                        "receipt": base64.b64encode(wire).decode()})  # fmt: skip
+        return out
+
+    async def evidence_view(self, text: str) -> dict[str, Any]:
+        """The signed proof of a document, for an export that ``pli verify`` checks offline."""
+        found = self.find(text)
+        proof = await asyncio.to_thread(self.evidence, found.path)
+        meta = proof.verify()
+        files = zip(meta.files, proof.file_hashes, strict=True)
+        return {
+            "id": found.doc_id, "evidence": base64.b64encode(proof.to_wire()).decode(),
+            "signer_fingerprint": meta.sender.peer_id.fingerprint,
+            "files": [{"name": entry.name, "sha256": digest.hex()} for entry, digest in files],
+        }  # fmt: skip
+
+    async def open_file(self, text: str, index: str) -> Path:
+        """File ``index`` of a document, decrypted and verified, in a private temporary file
+        that the caller deletes."""
+        found = self.find(text)
+        try:
+            number = int(index)
+        except ValueError:
+            raise BadInput("The file number must be a number.") from None
+        return await asyncio.to_thread(self.decrypt_file, found.path, number)
+
+    def mark_exported(self, text: str) -> dict[str, Any]:
+        """Note that a received document was exported (``pli inbox`` then hides it)."""
+        found = self.find(text)
+        now = int(time.time())
+        if found.direction == "in":
+            for row in self.store.inbox():
+                if row.doc_id == found.doc_id:
+                    self.store.mark_exported(found.doc_id, row.sender, now)
+        return {"id": found.doc_id, "exported_at": now}

@@ -1,0 +1,71 @@
+"""The peer directory: the practices this one is paired with, found and described.
+
+``find`` turns what a person typed (a name, a peer id, a fingerprint or a unique
+start of one) into a stored peer; ``describe`` is a peer as the local API shows it
+(``GET /v1/peers``). Pairing, trusting and forgetting a peer are the daemon's (they
+also reach the transport, the outbox and discovery); this only reads the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from p2p.errors import AmbiguousPeer, PeerUnknown
+from p2p.storage.store import PeerRow, Store
+from protocol import ProfileCard, fingerprint_prefix
+
+
+class PeerDirectory:
+    def __init__(self, store: Store, online: Callable[[], set[str]]) -> None:
+        self.store = store
+        self.online = online  # the peer ids (hex) with a session open now
+
+    def find(self, text: str, *, states: tuple[str, ...] = ("paired",)) -> PeerRow:
+        """A peer by exact name, peer id, or fingerprint (prefix allowed if unique)."""
+        rows = self.store.peers(states=states)
+        needle = text.strip()
+        exact = [r for r in rows if needle.casefold() in (r.name.casefold(), r.peer_id)]
+        if len(exact) == 1:
+            return exact[0]
+        prefix = fingerprint_prefix(needle)
+        matches = [
+            r for r in rows
+            if prefix and (r.fingerprint.replace("-", "").startswith(prefix)
+                           or r.peer_id.startswith(needle.lower()))
+        ] or exact  # fmt: skip
+        if not matches:
+            raise PeerUnknown(f"No paired peer is called “{text}”. `pli peers` lists them.")
+        if len(matches) > 1:
+            names = ", ".join(f"{r.name} ({r.fingerprint[:11]})" for r in matches)
+            raise AmbiguousPeer(f"“{text}” matches several peers: {names}. Type more of it.")
+        return matches[0]
+
+    def describe(self, row: PeerRow) -> dict[str, Any]:
+        card = ProfileCard.from_wire(row.card)
+        return {
+            "peer_id": row.peer_id,
+            "name": row.name,
+            "profession": card.profession,
+            "rpps": card.rpps,
+            "practice": card.practice,
+            "fingerprint": row.fingerprint,
+            "state": row.state,
+            "online": row.peer_id in self.online(),
+            "addresses": list(row.addresses),
+            "last_seen": row.last_seen,
+            "paired_at": row.paired_at,
+            **self.revocation(row.peer_id),
+        }
+
+    def revocation(self, peer_hex: str) -> dict[str, Any]:
+        """Whether ``peer_hex`` is revoked: since when here, and when it was signed."""
+        row = self.store.revocation(peer_hex)
+        return {
+            "revoked_since": row.learned_at if row is not None else None,
+            "revocation_made_at": row.revoked_at if row is not None else None,
+        }
+
+    def listing(self) -> list[dict[str, Any]]:
+        """The paired and the revoked peers, described (``GET /v1/peers``)."""
+        return [self.describe(row) for row in self.store.peers(states=("paired", "revoked"))]

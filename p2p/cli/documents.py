@@ -16,6 +16,7 @@ from p2p.cli.app import State
 from p2p.cli.render import clean
 from p2p.cli.sending import (
     Kinds,
+    Patient,
     check_file,
     media_type,
     own_rpps,
@@ -42,12 +43,7 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
     files: tuple[str, ...],
     kind: str,
     subject: str | None,
-    patient_name: str | None,
-    patient_family_name: str | None,
-    patient_given_names: str | None,
-    patient_birthdate: str | None,
-    patient_sex: str | None,
-    patient_ins: str | None,
+    patient: Patient,
     author_rpps: str | None,
     recipient_rpps: str | None,
     in_reply_to: str | None,
@@ -65,12 +61,7 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
     paths = [check_file(f) for f in files]
     metadata = clinical_metadata(
         subject=subject,
-        patient_name=patient_name,
-        family_name=patient_family_name,
-        given_names=patient_given_names,
-        birthdate=patient_birthdate,
-        sex=patient_sex,
-        ins=patient_ins,
+        **patient,
         author_rpps=own_rpps(state, author_rpps),
         recipient_rpps=recipient_rpps,
     )
@@ -96,12 +87,7 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
 def prescribe(  # noqa: PLR0917 - click passes each option as an argument
     state: State,
     peer: str,
-    patient_name: str | None,
-    patient_family_name: str | None,
-    patient_given_names: str | None,
-    patient_birthdate: str | None,
-    patient_sex: str | None,
-    patient_ins: str | None,
+    patient: Patient,
     items: tuple[str, ...],
     note: str,
     rpps: str | None,
@@ -123,37 +109,19 @@ def prescribe(  # noqa: PLR0917 - click passes each option as an argument
     page with a QR code that `pli verify` checks.
     """
     from p2p.documents import prescription
-    from p2p.documents.clinical import check_rpps, check_text, clinical_metadata
+    from p2p.documents.clinical import check_text, clinical_metadata
 
-    if not (patient_name or patient_family_name):
+    if not (patient["patient_name"] or patient["family_name"]):
         raise click.UsageError('Give the patient\'s name: --patient-name "FAMILY, Given names".')
-    if not patient_birthdate:
+    if not patient["birthdate"]:
         raise click.UsageError("Give the patient's birth date: --patient-birthdate YYYY-MM-DD.")
     lines = [prescription.parse_item(item) for item in items]
     note = check_text(note, "note")
-    metadata = clinical_metadata(
-        patient_name=patient_name,
-        family_name=patient_family_name,
-        given_names=patient_given_names,
-        birthdate=patient_birthdate,
-        sex=patient_sex,
-        ins=patient_ins,
-        recipient_rpps=recipient_rpps,
+    metadata = clinical_metadata(**patient, recipient_rpps=recipient_rpps)
+    prescriber = _prescriber(state, rpps)
+    order = prescription.build(
+        patient=_patient_record(metadata), items=lines, prescriber=prescriber, note=note
     )
-    me = state.client.get("/v1/identity")
-    prescriber = {key: str(me.get(key) or "") for key in ("name", "profession", "practice")}
-    prescriber["fingerprint"] = str(me.get("fingerprint", ""))
-    given_rpps = rpps or own_rpps(state, None) or str(me.get("rpps") or "")
-    prescriber["rpps"] = check_rpps(given_rpps) if given_rpps else ""
-    patient = {
-        "name": metadata.get("patient_name", ""),
-        "family_name": metadata.get("patient_family_name", ""),
-        "given_names": metadata.get("patient_given_names", ""),
-        "birthdate": metadata.get("patient_birthdate", ""),
-        "sex": metadata.get("patient_sex", ""),
-        "ins": metadata.get("patient_ins", ""),
-    }
-    order = prescription.build(patient=patient, items=lines, prescriber=prescriber, note=note)
     metadata.update(
         subject=f"Ordonnance du {order['date']}",
         author_rpps=prescriber["rpps"],
@@ -166,7 +134,32 @@ def prescribe(  # noqa: PLR0917 - click passes each option as an argument
         )
     if not state.json:
         count = f"{len(lines)} item{'s' if len(lines) > 1 else ''}"
-        state.out.line(f"Prescription {order['id']} for {clean(patient['name'])}: {count}.")
+        name = metadata.get("patient_name", "")
+        state.out.line(f"Prescription {order['id']} for {clean(name)}: {count}.")
+
+
+def _prescriber(state: State, rpps: str | None) -> dict[str, str]:
+    """This practice as the prescriber: its profile from the daemon, its RPPS checked."""
+    from p2p.documents.clinical import check_rpps
+
+    me = state.client.get("/v1/identity")
+    prescriber = {key: str(me.get(key) or "") for key in ("name", "profession", "practice")}
+    prescriber["fingerprint"] = str(me.get("fingerprint", ""))
+    given_rpps = rpps or own_rpps(state, None) or str(me.get("rpps") or "")
+    prescriber["rpps"] = check_rpps(given_rpps) if given_rpps else ""
+    return prescriber
+
+
+def _patient_record(metadata: dict[str, str]) -> dict[str, str]:
+    """The patient as the prescription names them, from the checked clinical metadata."""
+    return {
+        "name": metadata.get("patient_name", ""),
+        "family_name": metadata.get("patient_family_name", ""),
+        "given_names": metadata.get("patient_given_names", ""),
+        "birthdate": metadata.get("patient_birthdate", ""),
+        "sex": metadata.get("patient_sex", ""),
+        "ins": metadata.get("patient_ins", ""),
+    }
 
 
 @contextlib.contextmanager

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from p2p.cli.app import State
+from p2p.cli.render import clean, size, when
 from p2p.errors import BadInput
 
 if TYPE_CHECKING:
     from p2p.cli.client import Client
+    from p2p.cli.render import Output
 
 TEXT_SHOWN_UP_TO = 1_000_000  # bytes: ``pli show`` prints text files up to this size
 
@@ -31,66 +33,51 @@ def _patient(meta: dict[str, str]) -> str:
 @click.pass_obj
 def inbox(state: State, show_all: bool) -> None:
     """Documents received (by default only those not exported yet)."""
-    from p2p.cli.render import when
     from p2p.cli.revocation import revoked_mark
 
     rows = [r for r in state.client.get("/v1/inbox") if show_all or not r.get("exported_at")]
-    out = state.out
-    if out.json:
-        for row in rows:
-            out.emit(row)
-        return
     headers = ["ID", "From", "Kind", "Subject", "Patient", "Received"]
-    table = []
-    for row in rows:
+
+    def cells(row: dict[str, Any]) -> list[object]:
         meta = row.get("metadata") or {}
-        line = [
-            row["id"][:12],
-            f"{row.get('from_name')}{revoked_mark(row.get('sender_revoked_since'))}",
-            row.get("kind"),
-            meta.get("subject", ""),
-            _patient(meta),
-            when(row.get("received_at")),
-        ]
-        if show_all:
-            line.append(when(row.get("exported_at")))
-        table.append(line)
+        sender = f"{row.get('from_name')}{revoked_mark(row.get('sender_revoked_since'))}"
+        line = [row["id"][:12], sender, row.get("kind"), meta.get("subject", ""),
+                _patient(meta), when(row.get("received_at"))]  # fmt: skip
+        return [*line, when(row.get("exported_at"))] if show_all else line
+
     empty = (
         "No documents received." if show_all else "No new documents (`pli inbox --all` lists all)."
     )
-    out.table([*headers, "Exported"] if show_all else headers, table, empty=empty)
+    state.out.listing(rows, [*headers, "Exported"] if show_all else headers, cells, empty=empty)
 
 
 @click.command(short_help="Documents sent, and their receipts.")
 @click.pass_obj
 def outbox(state: State) -> None:
     """Documents sent, with their state: queued, sending, delivered (receipt time), rejected."""
-    from p2p.cli.render import when
-
     rows = state.client.get("/v1/outbox")
-    out = state.out
-    if out.json:
-        for row in rows:
-            out.emit(row)
-        return
     with_kind = any(row.get("kind") for row in rows)  # the API may not say it (yet)
-    table = []
-    for row in rows:
+
+    def cells(row: dict[str, Any]) -> list[object]:
         st = str(row.get("state"))
         if st == "sending" and row.get("size"):
             st = f"sending {100 * int(row.get('sent_bytes') or 0) // int(row['size'])}%"
         note = row.get("last_error") if row.get("state") == "queued" else row.get("receipt_status")
         line = [row["id"][:12], row.get("to_name"), st, when(row.get("receipt_time"))]
         line.append("" if note in (None, row.get("state")) else note)
-        table.append([*line[:2], row.get("kind", ""), *line[2:]] if with_kind else line)
+        return [*line[:2], row.get("kind", ""), *line[2:]] if with_kind else line
+
     headers = ["ID", "To", "Kind", "State", "Receipt", "Note"]
     if not with_kind:
         headers.remove("Kind")
-    out.table(headers, table, empty="Nothing sent yet.")
+    state.out.listing(rows, headers, cells, empty="Nothing sent yet.")
 
 
 def _peer_names(client: Client) -> dict[str, str]:
-    return {str(p["peer_id"]): str(p["name"]) for p in client.get("/v1/peers")}
+    names = {str(p["peer_id"]): str(p["name"]) for p in client.get("/v1/peers")}
+    me = client.get("/v1/identity")
+    names[str(me["peer_id"])] = f"this practice ({me['name']})"
+    return names
 
 
 def _is_text(entry: dict[str, Any]) -> bool:
@@ -104,8 +91,6 @@ def _is_text(entry: dict[str, Any]) -> bool:
 def show(state: State, doc: str) -> None:
     """A document's metadata, receipts, and the text of a text document."""
     from p2p.cli.client import quote_part
-    from p2p.cli.render import clean, size, when
-    from p2p.cli.revocation import revoked_document_warning, revoked_mark
 
     client, out = state.client, state.out
     info = client.get(f"/v1/documents/{quote_part(doc)}")
@@ -119,18 +104,20 @@ def show(state: State, doc: str) -> None:
     if out.json:
         out.emit({**info, "receipts_signed": receipts})
         for i, entry in texts:
-            out.emit(
-                {
-                    "id": doc_id,
-                    "file": i,
-                    "name": entry.get("name"),
-                    "text": _fetch_text(client, doc_id, i),
-                }
-            )
+            text = _fetch_text(client, doc_id, i)
+            out.emit({"id": doc_id, "file": i, "name": entry.get("name"), "text": text})
         return
-    names = _peer_names(client)
-    me = client.get("/v1/identity")
-    names[str(me["peer_id"])] = f"this practice ({me['name']})"
+    _show_details(out, info, receipts, _peer_names(client))
+    for i, entry in texts:
+        out.line(f"\n--- {clean(entry.get('name'))} ---")
+        out.line(clean(_fetch_text(client, doc_id, i), keep_newlines=True))
+
+
+def _show_details(
+    out: Output, info: dict[str, Any], receipts: list[dict[str, Any]], names: dict[str, str]
+) -> None:
+    """``pli show`` on a terminal: the fields, the files, and every receipt."""
+    from p2p.cli.revocation import revoked_document_warning, revoked_mark
 
     def who(peer_hex: str) -> str:
         return names.get(peer_hex) or f"(unknown peer {peer_hex[:12]})"
@@ -139,7 +126,7 @@ def show(state: State, doc: str) -> None:
     incoming = info.get("direction") == "in"
     out.fields(
         [
-            ("Document", doc_id),
+            ("Document", info["id"]),
             ("Kind", info.get("kind")),
             ("From", who(info["sender"]) + revoked_mark(info.get("sender_revoked_since"))),
             ("To", ", ".join(who(r) for r in info.get("recipients", []))),
@@ -163,20 +150,10 @@ def show(state: State, doc: str) -> None:
             f"{clean(entry.get('type'))})"
         )
     for receipt in info.get("receipts", []):
-        got = (
-            f"signed receipt {when(receipt.get('time'))}"
-            if receipt.get("time")
-            else "no receipt yet"
-        )
+        got = f"signed receipt {when(receipt['time'])}" if receipt.get("time") else "no receipt yet"
         out.line(f"To {who(receipt['peer'])}: {receipt.get('state')}, {got}")
-    if incoming:
-        for receipt in receipts:
-            out.line(
-                f"Our signed receipt: {clean(receipt.get('status'))}, {when(receipt.get('time'))}"
-            )
-    for i, entry in texts:
-        out.line(f"\n--- {clean(entry.get('name'))} ---")
-        out.line(clean(_fetch_text(client, doc_id, i), keep_newlines=True))
+    for receipt in receipts if incoming else []:
+        out.line(f"Our signed receipt: {clean(receipt.get('status'))}, {when(receipt.get('time'))}")
 
 
 def _fetch_text(client: Client, doc_id: str, index: int) -> str:

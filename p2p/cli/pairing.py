@@ -300,24 +300,16 @@ def _pending(state: State) -> list[dict[str, Any]]:
 @click.pass_obj
 def peers_pending(state: State) -> None:
     """Pairing requests and check codes waiting for your answer."""
-    rows = _pending(state)
-    out = state.out
-    if out.json:
-        for row in rows:
-            out.emit(row)
-        return
-    out.table(
+    state.out.listing(
+        _pending(state),
         ["Name", "Profession", "Fingerprint", "Check code", "Kind", "Id"],
-        [
-            [
-                r.get("peer_name"),
-                r.get("profession"),
-                r.get("fingerprint"),
-                _sas(r.get("sas")),
-                "request" if r.get("kind") == "fingerprint" else "code",
-                r.get("id"),
-            ]
-            for r in rows
+        lambda r: [
+            r.get("peer_name"),
+            r.get("profession"),
+            r.get("fingerprint"),
+            _sas(r.get("sas")),
+            "request" if r.get("kind") == "fingerprint" else "code",
+            r.get("id"),
         ],
         empty="No pairing request is waiting.",
     )

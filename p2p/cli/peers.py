@@ -37,29 +37,21 @@ def peers(ctx: click.Context) -> None:
     state: State = ctx.ensure_object(State)
     rows = state.client.get("/v1/peers")
     out = state.out
-    if out.json:
-        for row in rows:
-            out.emit(row)
-        return
-    out.table(
+    out.listing(
+        rows,
         ["Name", "Profession", "Fingerprint", "Online", "Address", "Last seen"],
-        [
-            [
-                row.get("name"),
-                row.get("profession"),
-                row.get("fingerprint"),
-                "REVOKED"
-                if row.get("state") == "revoked"
-                else "yes"
-                if row.get("online")
-                else "no",
-                (row.get("addresses") or ["-"])[0],
-                when(row.get("last_seen")),
-            ]
-            for row in rows
+        lambda row: [
+            row.get("name"),
+            row.get("profession"),
+            row.get("fingerprint"),
+            _online(row),
+            (row.get("addresses") or ["-"])[0],
+            when(row.get("last_seen")),
         ],
         empty="No paired peers yet. Pair with a colleague first (`pli pair invite`).",
     )
+    if out.json:
+        return
     from p2p.cli.revocation import revoked_peer_advice
 
     for line in revoked_peer_advice(rows):
@@ -75,6 +67,12 @@ def peers(ctx: click.Context) -> None:
             f"Pairing request waiting: {clean(row.get('peer_name'))} ({row.get('fingerprint')})"
             f" — accept it with: pli peers accept {row.get('id')}"
         )
+
+
+def _online(row: dict[str, Any]) -> str:
+    if row.get("state") == "revoked":
+        return "REVOKED"
+    return "yes" if row.get("online") else "no"
 
 
 @click.command("add-card", hidden=True)

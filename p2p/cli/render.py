@@ -15,7 +15,7 @@ import re
 import sys
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import click
@@ -68,6 +68,21 @@ class Output:
         width = max((len(label) for label, _ in shown), default=0)
         for label, value in shown:
             click.echo(f"{label + ':':<{width + 1}} {value}")
+
+    def listing(
+        self,
+        rows: Sequence[dict[str, Any]],
+        headers: Sequence[str],
+        cells: Callable[[dict[str, Any]], Sequence[object]],
+        *,
+        empty: str,
+    ) -> None:
+        """``rows`` as JSON Lines with ``--json``; else a table of ``cells(row)`` each."""
+        if self.json:
+            for row in rows:
+                self.emit(row)
+            return
+        self.table(headers, [cells(row) for row in rows], empty=empty)
 
     def table(
         self, headers: Sequence[str], rows: Sequence[Sequence[object]], *, empty: str

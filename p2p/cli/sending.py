@@ -5,10 +5,11 @@ on a terminal for a large document).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import click
 
@@ -75,8 +76,36 @@ def check_file(text: str) -> str:
     return str(path.resolve())
 
 
+class Patient(TypedDict):
+    """The patient options, keyed as ``clinical.clinical_metadata`` takes them."""
+
+    patient_name: str | None
+    family_name: str | None
+    given_names: str | None
+    birthdate: str | None
+    sex: str | None
+    ins: str | None
+
+
+PATIENT_OPTIONS = {  # option -> key of ``Patient``
+    "patient_name": "patient_name",
+    "patient_family_name": "family_name",
+    "patient_given_names": "given_names",
+    "patient_birthdate": "birthdate",
+    "patient_sex": "sex",
+    "patient_ins": "ins",
+}
+
+
 def patient_options(command: Any) -> Any:
-    """The patient options shared by ``send`` and ``prescribe``."""
+    """The patient options shared by ``send`` and ``prescribe``, given to the command as
+    one ``patient`` dict keyed for ``clinical_metadata`` (``family_name``, ``ins``...)."""
+
+    @functools.wraps(command)
+    def with_patient(*args: Any, **kwargs: Any) -> Any:
+        patient = {key: kwargs.pop(option) for option, key in PATIENT_OPTIONS.items()}
+        return command(*args, patient=patient, **kwargs)
+
     options = [
         click.option("--patient-name", metavar="NAME",
                      help='The patient\'s name; "FAMILY, Given names" fills both fields.'),
@@ -88,9 +117,10 @@ def patient_options(command: Any) -> Any:
         click.option("--patient-ins", metavar="INS",
                      help="The patient's INS (15 characters, with key)."),
     ]  # fmt: skip
+    wrapped: Any = with_patient
     for option in reversed(options):
-        command = option(command)
-    return command
+        wrapped = option(wrapped)
+    return wrapped
 
 
 def own_rpps(state: State, given: str | None) -> str | None:

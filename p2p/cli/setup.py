@@ -19,6 +19,10 @@ from p2p.cli.app import State
 from p2p.errors import BadInput, PliError, StorageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from p2p.cli.revocation import Written
+    from p2p.daemon.core import Started
     from p2p.storage.keystore import Keys
 
 
@@ -46,7 +50,7 @@ def init(state: State, name: str, profession: str, rpps: str, practice: str) -> 
     Never overwrites an existing identity. With PLI_PASSPHRASE set, the keys are
     protected by that passphrase.
     """
-    from p2p.cli.revocation import advice, write_certificate
+    from p2p.cli.revocation import write_certificate
     from p2p.documents.clinical import check_rpps, check_text
     from p2p.storage import config, keystore
     from p2p.storage.files import private_home
@@ -75,21 +79,23 @@ def init(state: State, name: str, profession: str, rpps: str, practice: str) -> 
             f"Could not write in {home} ({exc.strerror or exc}). "
             "Choose a folder you can write to with --home."
         ) from exc
+    _report_created(state, home, keys, profile, revocation)
+
+
+def _report_created(
+    state: State, home: Path, keys: Keys, profile: dict[str, str], revocation: Written
+) -> None:
+    from p2p.cli.revocation import advice
+
     fingerprint = keys.identity.peer_id.fingerprint
     out = state.out
     if out.json:
-        out.emit(
-            {
-                "home": str(home),
-                "fingerprint": fingerprint,
-                "peer_id": keys.identity.peer_id.hex,
-                **profile,
-                "revocation_certificate": str(revocation.text),
-                "revocation_page": str(revocation.page),
-            }
-        )
+        peer_id = keys.identity.peer_id.hex
+        out.emit({"home": str(home), "fingerprint": fingerprint, "peer_id": peer_id, **profile,
+                  "revocation_certificate": str(revocation.text),
+                  "revocation_page": str(revocation.page)})  # fmt: skip
         return
-    out.line(f"Created the identity of {name} in {home}.")
+    out.line(f"Created the identity of {profile['name']} in {home}.")
     out.line(f"Fingerprint: {fingerprint}")
     for line in advice(revocation):
         out.line(line)
@@ -177,12 +183,9 @@ def daemon(state: State, listen: str | None) -> None:
     """
     import asyncio
     import contextlib
-    import json
     import logging
-    import socket
 
-    from p2p.storage import config, keystore
-    from p2p.storage.files import private_home
+    from p2p.storage import config
 
     home = state.home
     settings = config.load(home, listen=listen)
@@ -193,6 +196,31 @@ def daemon(state: State, listen: str | None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
     )
+    keys = _open_home(home)
+
+    from p2p.api.server import run_daemon
+    from p2p.daemon.core import Daemon
+
+    # Ctrl-C before the daemon's own signal handlers are set: stop quietly.
+    with contextlib.suppress(KeyboardInterrupt):
+        try:
+            asyncio.run(run_daemon(Daemon(settings, keys), _say_ready(state, home)))
+        except OSError as exc:
+            error = _listen_error(exc, settings.listen)
+            if error is exc:
+                raise
+            raise error from exc
+
+
+def _open_home(home: Path) -> Keys:
+    """The home's keys, the home made private first; on a first start, a new identity
+    named after this computer."""
+    import logging
+    import socket
+
+    from p2p.storage import config, keystore
+    from p2p.storage.files import private_home
+
     log = logging.getLogger("pli.cli")
     note = private_home(home)
     if note is not None:
@@ -200,18 +228,21 @@ def daemon(state: State, listen: str | None) -> None:
     if keystore.exists(home):
         keys = keystore.load(home, passphrase=_passphrase())
         config.load_profile(home)  # a damaged profile is said now, not at the first pairing
-    else:
-        keys = keystore.create(home, passphrase=_passphrase())
-        if not config.load_profile(home).get("name"):
-            config.save_profile(home, name=socket.gethostname())
-        from p2p.cli.revocation import write_certificate
+        return keys
+    keys = keystore.create(home, passphrase=_passphrase())
+    if not config.load_profile(home).get("name"):
+        config.save_profile(home, name=socket.gethostname())
+    from p2p.cli.revocation import write_certificate
 
-        written = write_certificate(home, keys, str(config.load_profile(home).get("name")))
-        log.info("created a new identity for this practice; name it with `pli init` next time")
-        log.info("its revocation certificate is in %s: print it and keep it safe", written.text)
+    written = write_certificate(home, keys, str(config.load_profile(home).get("name")))
+    log.info("created a new identity for this practice; name it with `pli init` next time")
+    log.info("its revocation certificate is in %s: print it and keep it safe", written.text)
+    return keys
 
-    from p2p.api.server import run_daemon
-    from p2p.daemon.core import Daemon, Started
+
+def _say_ready(state: State, home: Path) -> Callable[[Started], None]:
+    """What ``pli daemon`` prints on stdout once it listens (a JSON line with --json)."""
+    import json
 
     def on_ready(started: Started) -> None:
         if state.json:
@@ -228,15 +259,7 @@ def daemon(state: State, listen: str | None) -> None:
         click.echo(line)
         sys.stdout.flush()
 
-    # Ctrl-C before the daemon's own signal handlers are set: stop quietly.
-    with contextlib.suppress(KeyboardInterrupt):
-        try:
-            asyncio.run(run_daemon(Daemon(settings, keys), on_ready))
-        except OSError as exc:
-            error = _listen_error(exc, settings.listen)
-            if error is exc:
-                raise
-            raise error from exc
+    return on_ready
 
 
 def _listen_error(exc: OSError, listen: str) -> OSError | PliError:

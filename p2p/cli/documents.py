@@ -21,6 +21,7 @@ from p2p.cli.sending import (
     Kinds,
     Patient,
     check_file,
+    delivery_options,
     media_type,
     own_rpps,
     patient_options,
@@ -36,9 +37,7 @@ from p2p.cli.sending import (
 @patient_options
 @click.option("--author-rpps", metavar="RPPS",
               help="The author's RPPS (default: the one in your profile).")  # fmt: skip
-@click.option("--recipient-rpps", metavar="RPPS", help="The recipient's RPPS (11 digits).")
-@click.option("--in-reply-to", metavar="DOC", help="The id of the document this answers.")
-@click.option("--wait", is_flag=True, help="Wait until the signed receipt is back.")
+@delivery_options
 @click.pass_obj
 def send(  # noqa: PLR0917 - click passes each option as an argument
     state: State,
@@ -83,9 +82,7 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
               help="One line of the prescription; repeat for each drug.")  # fmt: skip
 @click.option("--note", default="", help="A note printed under the items.")
 @click.option("--rpps", metavar="RPPS", help="Your RPPS, if your profile has none.")
-@click.option("--recipient-rpps", metavar="RPPS", help="The recipient's RPPS (11 digits).")
-@click.option("--in-reply-to", metavar="DOC", help="The id of the document this answers.")
-@click.option("--wait", is_flag=True, help="Wait until the signed receipt is back.")
+@delivery_options
 @click.pass_obj
 def prescribe(  # noqa: PLR0917 - click passes each option as an argument
     state: State,

@@ -123,6 +123,18 @@ def patient_options(command: Any) -> Any:
     return wrapped
 
 
+def delivery_options(command: Any) -> Any:
+    """``--recipient-rpps``, ``--in-reply-to`` and ``--wait``: last on send and prescribe."""
+    options = [
+        click.option("--recipient-rpps", metavar="RPPS", help="The recipient's RPPS (11 digits)."),
+        click.option("--in-reply-to", metavar="DOC", help="The id of the document this answers."),
+        click.option("--wait", is_flag=True, help="Wait until the signed receipt is back."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def own_rpps(state: State, given: str | None) -> str | None:
     """``--author-rpps``, else the RPPS of this practice's profile (``pli init --rpps``)."""
     if given:

@@ -95,6 +95,10 @@ Content hashing is SHA-256: with SHA-NI it runs faster than BLAKE2b on the
 machines pli targets. For documents over 1 MiB it runs on one worker thread
 next to the cipher (``_FileHasher``): both release the GIL, so on two cores
 sealing and opening stay near the raw secretstream speed (bench/envelope.py).
+
+Size: over 400 lines on purpose. A hundred of them are this description of the
+format, and the field checks, the hashing and sealing are one wire format that reads
+best in one place; the incremental reader is in ``envelope_reader.py``.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@
 (``MetaReceived``, ``Content``, ``Verified``). ``open_envelope`` reads a whole
 envelope from a file or an iterable and returns only once it verified. The
 reader rules are listed in ``protocol/envelope.py``'s docstring.
+
+Size: a little over 400 lines: one incremental state machine and its events.
 """
 
 from __future__ import annotations

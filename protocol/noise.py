@@ -17,6 +17,10 @@ What lives here, bottom up:
 Bytes in, bytes out: no sockets, no clock (``now`` is an argument), and the
 ephemeral key can be pinned. Exceptions from PyNaCl never leave this module:
 bad input raises a ``RemoteProtocolError`` subclass, misuse ``LocalProtocolError``.
+
+Size: over 400 lines on purpose: the Noise spec's objects (CipherState,
+SymmetricState, HandshakeState) and the transport built on them are one state
+machine, kept in the spec's order so that it can be read against the spec.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ Every command talks to the daemon through the local API (``client.py``) except
 
 This module holds only what every command shares; the commands live in one module
 per family and are imported when they are looked up (``COMMANDS`` below), so that
-``pli status`` loads only ``setup.py`` and nothing imports this module's importers:
+``pli status`` loads only ``setup.py``, ``pli --help`` none of them, and nothing imports
+this module's importers:
 
 - ``setup.py``: init, id, daemon, status, demo;
 - ``peers.py``: peers, peers add-card|remove;
@@ -28,7 +29,8 @@ Rules kept here:
 
 Adding a command: write it with ``@click.command()`` in its family's module, take the
 ``State`` with ``@click.pass_obj``, raise ``PliError`` subclasses for failures, and name
-it in ``COMMANDS`` (or in its group's ``lazy`` table, e.g. ``peers.PEERS_COMMANDS``).
+it with its short help in ``COMMANDS`` (or in its group's table, e.g.
+``peers.PEERS_COMMANDS``): ``pli --help`` reads the table and imports no command.
 """
 
 from __future__ import annotations
@@ -47,23 +49,31 @@ if TYPE_CHECKING:
     from p2p.cli.client import Client
     from p2p.cli.render import Output
 
-# Command name -> "module:attribute", imported the first time the command is looked up.
-COMMANDS = {
-    "init": "p2p.cli.setup:init",
-    "id": "p2p.cli.setup:id_",
-    "daemon": "p2p.cli.setup:daemon",
-    "status": "p2p.cli.setup:status",
-    "peers": "p2p.cli.peers:peers",
-    "pair": "p2p.cli.pairing:pair",
-    "send": "p2p.cli.documents:send",
-    "prescribe": "p2p.cli.documents:prescribe",
-    "inbox": "p2p.cli.mailbox:inbox",
-    "outbox": "p2p.cli.mailbox:outbox",
-    "show": "p2p.cli.mailbox:show",
-    "export": "p2p.cli.mailbox:export",
-    "verify": "p2p.cli.verify:verify",
-    "revoke": "p2p.cli.revocation:revoke",
-    "demo": "p2p.cli.setup:demo",
+# Command name -> ("module:attribute", short help for ``pli --help``); the module is
+# imported the first time the command is looked up (``PliGroup``).
+Lazy = dict[str, tuple[str, str | None]]
+COMMANDS: Lazy = {
+    "init": ("p2p.cli.setup:init", "Create this practice's identity (no daemon needed)."),
+    "id": ("p2p.cli.setup:id_", "Show your name and fingerprint (no daemon needed)."),
+    "daemon": ("p2p.cli.setup:daemon", "Run the daemon in the foreground."),
+    "status": ("p2p.cli.setup:status", "Is the daemon running? Peers online, documents waiting."),
+    "peers": ("p2p.cli.peers:peers", "Your paired peers; pair by fingerprint, remove one."),
+    "pair": ("p2p.cli.pairing:pair", "Pair with a colleague using a one-time code."),
+    "send": ("p2p.cli.documents:send", "Send files to a peer, encrypted and signed."),
+    "prescribe": ("p2p.cli.documents:prescribe", "Write, sign and send a structured prescription."),
+    "inbox": ("p2p.cli.mailbox:inbox", "Documents received."),
+    "outbox": ("p2p.cli.mailbox:outbox", "Documents sent, and their receipts."),
+    "show": ("p2p.cli.mailbox:show", "Show a document: details, receipts, text."),
+    "export": ("p2p.cli.mailbox:export", "Save a document's files into a folder."),
+    "verify": ("p2p.cli.verify:verify", "Check an exported document or prescription offline."),
+    "revoke": (
+        "p2p.cli.revocation:revoke",
+        "Tell every peer reachable to stop trusting an identity (lost laptop).",
+    ),
+    "demo": (
+        "p2p.cli.setup:demo",
+        "Watch two practices on this machine pair and exchange documents.",
+    ),
 }
 
 
@@ -145,11 +155,13 @@ def _security_failure(exc: Exception) -> str | None:
 class PliGroup(click.Group):
     """A click group that adds the common options and turns failures into exit codes.
 
-    ``lazy`` maps a command name to ``"module:attribute"``: the module is imported only
-    when that command is looked up (to run it, or for its line in ``--help``).
+    ``lazy`` maps a command name to ``("module:attribute", short help)``: the module is
+    imported only when that command runs (or its own ``--help`` is asked); the group's
+    ``--help`` lists the short helps from the table, importing nothing. A short help
+    of ``None`` keeps the command out of the list (hidden).
     """
 
-    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, lazy: Lazy | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
 
@@ -158,9 +170,27 @@ class PliGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.lazy:
-            module, _, attribute = self.lazy[cmd_name].partition(":")
-            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+            target, short_help = self.lazy[cmd_name]
+            module, _, attribute = target.partition(":")
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            command.short_help = short_help
+            self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max((len(name) for name in names), default=0)  # as click
+        rows = []
+        for name in names:
+            if name in self.commands:
+                command = self.commands[name]
+                if not command.hidden:
+                    rows.append((name, command.get_short_help_str(limit)))
+            elif self.lazy[name][1] is not None:
+                rows.append((name, str(self.lazy[name][1])))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         have = {opt for param in cmd.params for opt in getattr(param, "opts", [])}

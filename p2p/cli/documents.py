@@ -29,7 +29,7 @@ from p2p.cli.sending import (
 )
 
 
-@click.command(short_help="Send files to a peer, encrypted and signed.")
+@click.command()
 @click.argument("peer")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @click.option("--kind", type=Kinds(), default="letter", show_default=True)
@@ -74,7 +74,7 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
     send_document(state, peer, kind, metadata, attachments, in_reply_to=in_reply_to, wait=wait)
 
 
-@click.command(short_help="Write, sign and send a structured prescription.")
+@click.command()
 @click.argument("peer")
 @patient_options
 @click.option("--item", "items", multiple=True, required=True,

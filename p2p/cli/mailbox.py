@@ -28,7 +28,7 @@ def _patient(meta: dict[str, str]) -> str:
     return f"{name} ({birth})" if name and birth else name or birth
 
 
-@click.command(short_help="Documents received.")
+@click.command()
 @click.option("--all", "show_all", is_flag=True, help="Also list documents already exported.")
 @click.pass_obj
 def inbox(state: State, show_all: bool) -> None:
@@ -51,7 +51,7 @@ def inbox(state: State, show_all: bool) -> None:
     state.out.listing(rows, [*headers, "Exported"] if show_all else headers, cells, empty=empty)
 
 
-@click.command(short_help="Documents sent, and their receipts.")
+@click.command()
 @click.pass_obj
 def outbox(state: State) -> None:
     """Documents sent, with their state: queued, sending, delivered (receipt time), rejected."""
@@ -85,7 +85,7 @@ def _is_text(entry: dict[str, Any]) -> bool:
     return kind == "text/plain" or str(entry.get("name", "")).lower().endswith(".txt")
 
 
-@click.command(short_help="Show a document: details, receipts, text.")
+@click.command()
 @click.argument("doc")
 @click.pass_obj
 def show(state: State, doc: str) -> None:
@@ -162,7 +162,7 @@ def _fetch_text(client: Client, doc_id: str, index: int) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-@click.command(short_help="Save a document's files into a folder.")
+@click.command()
 @click.argument("doc")
 @click.option(
     "--to",

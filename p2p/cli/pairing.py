@@ -169,7 +169,7 @@ def _address(text: str | None) -> str | None:
 # --- pli pair ------------------------------------------------------------------------------
 
 
-@click.group(cls=PliGroup, short_help="Pair with a colleague using a one-time code.")
+@click.group(cls=PliGroup)
 def pair() -> None:
     """Pair with a colleague: one of you runs `pli pair invite` and reads the code to the
     other, who runs `pli pair accept CODE`. Both screens then show a check code: compare
@@ -265,7 +265,7 @@ def check_fingerprint(text: str) -> str:
     return "-".join(canonical[i : i + 5] for i in range(0, len(canonical), 5))
 
 
-@click.command("add", short_help="Pair by fingerprint with a practice at an address.")
+@click.command("add")
 @click.argument("fingerprint")
 @click.option("--address", required=True, metavar="HOST:PORT",
               help="Where the colleague's daemon listens.")  # fmt: skip
@@ -296,7 +296,7 @@ def _pending(state: State) -> list[dict[str, Any]]:
     return rows
 
 
-@click.command("pending", short_help="Pairing requests waiting for you.")
+@click.command("pending")
 @click.pass_obj
 def peers_pending(state: State) -> None:
     """Pairing requests and check codes waiting for your answer."""
@@ -328,7 +328,7 @@ def _matching_request(rows: list[dict[str, Any]], wanted: str) -> dict[str, Any]
     return requests[chosen]
 
 
-@click.command("accept", short_help="Accept a colleague's pairing request.")
+@click.command("accept")
 @click.argument("peer")
 @click.option("--yes", is_flag=True, help="Do not ask to compare the check code.")
 @click.option("--refuse", is_flag=True, help="Decline the request instead.")

@@ -10,16 +10,16 @@ from typing import Any
 
 import click
 
-from p2p.cli.app import PliGroup, State
+from p2p.cli.app import Lazy, PliGroup, State
 from p2p.cli.render import clean, when
 from p2p.errors import PliError
 
-PEERS_COMMANDS = {
-    "add": "p2p.cli.pairing:peers_add",
-    "pending": "p2p.cli.pairing:peers_pending",
-    "accept": "p2p.cli.pairing:peers_accept",
-    "add-card": "p2p.cli.peers:peers_add_card",
-    "remove": "p2p.cli.peers:peers_remove",
+PEERS_COMMANDS: Lazy = {
+    "add": ("p2p.cli.pairing:peers_add", "Pair by fingerprint with a practice at an address."),
+    "pending": ("p2p.cli.pairing:peers_pending", "Pairing requests waiting for you."),
+    "accept": ("p2p.cli.pairing:peers_accept", "Accept a colleague's pairing request."),
+    "add-card": ("p2p.cli.peers:peers_add_card", None),
+    "remove": ("p2p.cli.peers:peers_remove", "Forget a peer; its documents stay."),
 }
 
 
@@ -27,7 +27,6 @@ PEERS_COMMANDS = {
     cls=PliGroup,
     lazy=PEERS_COMMANDS,
     invoke_without_command=True,
-    short_help="Your paired peers; pair by fingerprint, remove one.",
 )
 @click.pass_context
 def peers(ctx: click.Context) -> None:
@@ -94,7 +93,7 @@ def peers_add_card(state: State, card: str, address: str | None) -> None:
     state.out.line(f"Now trusting {clean(row.get('name'))} ({row.get('fingerprint')}).")
 
 
-@click.command("remove", short_help="Forget a peer; its documents stay.")
+@click.command("remove")
 @click.argument("peer")
 @click.pass_obj
 def peers_remove(state: State, peer: str) -> None:

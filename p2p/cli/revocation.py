@@ -221,7 +221,7 @@ def _direct(state: State, revocation: Revocation, addresses: list[str]) -> list[
     return asyncio.run(run())
 
 
-@click.command(short_help="Tell every peer reachable to stop trusting an identity (lost laptop).")
+@click.command()
 @click.option(
     "--certificate",
     "certificate_file",

@@ -36,7 +36,7 @@ def _load_keys(home: Path) -> Keys:
     return keystore.load(home, passphrase=_passphrase())
 
 
-@click.command(short_help="Create this practice's identity (no daemon needed).")
+@click.command()
 @click.option(
     "--name", required=True, help='Your name as colleagues will see it ("Dr Marie Curie").'
 )
@@ -102,7 +102,7 @@ def _report_created(
     out.line(f"Next: start the daemon with: pli --home {home} daemon")
 
 
-@click.command("id", short_help="Show your name and fingerprint (no daemon needed).")
+@click.command("id")
 @click.option(
     "--card",
     is_flag=True,
@@ -167,7 +167,7 @@ def id_(state: State, card: bool, revocation: bool) -> None:
 # --- the daemon -------------------------------------------------------------------------
 
 
-@click.command(short_help="Run the daemon in the foreground.")
+@click.command()
 @click.option(
     "--listen",
     metavar="HOST:PORT",
@@ -296,7 +296,7 @@ def _refuse_second_daemon(state: State) -> None:
     )
 
 
-@click.command(short_help="Is the daemon running? Peers online, documents waiting.")
+@click.command()
 @click.pass_obj
 def status(state: State) -> None:
     """Is the daemon up? Fingerprint, peers online, outbox and inbox counts."""
@@ -338,7 +338,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-@click.command(short_help="Watch two practices on this machine pair and exchange documents.")
+@click.command()
 @click.pass_obj
 def demo(state: State) -> None:
     """A temporary two-practice demo on this machine, each step explained.

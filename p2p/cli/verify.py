@@ -15,7 +15,7 @@ from p2p.cli.app import State
 from p2p.cli.render import clean
 
 
-@click.command(short_help="Check an exported document or prescription offline.")
+@click.command()
 @click.argument("file", metavar="FILE")
 @click.option(
     "--signer",

@@ -93,6 +93,34 @@ def test_help_imports_nothing_heavy() -> None:
     assert _probe("--help") == {"exit": 0, "heavy": []}
 
 
+def test_help_imports_no_command_module() -> None:
+    code = (
+        "import sys\nfrom p2p.cli.app import cli\ntry:\n    cli.main(['--help'])\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('p2p.cli.')), file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stderr.strip().splitlines()[-1] == "['p2p.cli.app']"
+
+
+def test_every_command_is_in_a_table() -> None:
+    """A command written in a module but named in no table would never run."""
+    import importlib
+
+    import click
+
+    from p2p.cli.app import COMMANDS
+    from p2p.cli.peers import PEERS_COMMANDS
+
+    tabled = {target for target, _help in [*COMMANDS.values(), *PEERS_COMMANDS.values()]}
+    found = set()
+    for module in ("setup", "peers", "pairing", "documents", "mailbox", "verify", "revocation"):
+        for attr, value in vars(importlib.import_module(f"p2p.cli.{module}")).items():
+            if isinstance(value, click.Command) and not attr.startswith("pair_"):
+                found.add(f"p2p.cli.{module}:{attr}")
+    assert found == tabled
+
+
 def test_status_does_not_import_aiohttp(tmp_path: Path) -> None:
     assert _probe("--home", str(tmp_path), "status") == {"exit": 3, "heavy": []}
 

@@ -32,7 +32,7 @@ import aiohttp
 from aiohttp import web
 
 from p2p.errors import ConfigError, NotPaired, PeerUnreachable
-from p2p.storage.config import DEFAULT_PORT
+from p2p.storage.ports import DEFAULT_PORT
 from protocol import (
     Handshake,
     LocalIdentity,

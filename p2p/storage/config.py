@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from p2p.errors import ConfigError
 from p2p.storage.files import make_private_dir, write_atomic
+from p2p.storage.ports import DEFAULT_PORT
 
 if TYPE_CHECKING:
     from protocol import LocalIdentity, ProfileCard
 
-DEFAULT_PORT = 7717
 CONFIG_FILE = "config.toml"
 API_SOCKET = "api.sock"
 

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from p2p.errors import ConfigError
-from p2p.storage.config import DEFAULT_PORT
+from p2p.storage.ports import DEFAULT_PORT
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):

@@ -136,6 +136,7 @@ def _wire_targets() -> dict[str, tuple[Target, list[bytes]]]:
     frame = messages.encode(messages.Offer(bytes(16), 1234))
     fingerprint = ALICE.public.peer_id.fingerprint
     revocation = Revocation.issue(ALICE.identity, now=NOW)
+    revocation = Revocation.issue(ALICE.identity, now=NOW)
 
     def latin1(parse: Callable[[str], object]) -> Target:
         return lambda data: parse(data.decode("latin-1"))

@@ -33,7 +33,7 @@ from p2p.services.revocation import Pushed, RevocationService
 from p2p.storage import keystore
 from p2p.storage.config import Config, load_profile, own_card
 from p2p.storage.files import Layout, private_home
-from p2p.storage.store import PeerRow, Store
+from p2p.storage.store import PeerRow, PeerState, Store
 from protocol import (
     AuthenticationFailed,
     FrameTooLarge,
@@ -180,7 +180,7 @@ class Daemon:
 
     def paired_peer(self, peer_id: PeerId) -> PeerRow | None:
         row = self.store.peer(peer_id.hex)
-        return row if row is not None and row.state == "paired" else None
+        return row if row is not None and row.state is PeerState.PAIRED else None
 
     def _authorize(self, remote: RemotePeer) -> None:
         """Called inside the handshake, before anything more is sent to ``remote``."""
@@ -324,9 +324,16 @@ class Daemon:
         peer_id = card.identity.peer_id
         known = list(dict.fromkeys([*addresses, *card.addresses]))
         row = PeerRow(
-            peer_id.hex, card.identity.key, card_wire, card.name, peer_id.fingerprint,
-            discovery_secret, tuple(known), "paired", int(time.time()), None,
-        )  # fmt: skip
+            peer_id=peer_id.hex,
+            identity=card.identity.key,
+            card=card_wire,
+            name=card.name,
+            fingerprint=peer_id.fingerprint,
+            discovery_secret=discovery_secret,
+            addresses=tuple(known),
+            state=PeerState.PAIRED,
+            paired_at=int(time.time()),
+        )
         self.store.save_peer(row)
         log.info("paired with %s", peer_id.short)
         self.outbox.wake(peer_id.hex)
@@ -335,7 +342,7 @@ class Daemon:
     async def remove_peer(self, text: str) -> PeerRow:
         """Forget the paired peer named ``text``: nothing more goes to or comes from it."""
         row = self.peers.find(text)
-        self.store.set_peer_state(row.peer_id, "removed")
+        self.store.set_peer_state(row.peer_id, PeerState.REMOVED)
         await self.transport.disconnect(PeerId(bytes.fromhex(row.peer_id)))
         self._seen.pop(row.peer_id, None)
         if self.discovery is not None:

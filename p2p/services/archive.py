@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from p2p.documents.describe import describe
 from p2p.errors import BadInput, DocumentUnknown, StorageError
 from p2p.storage.files import Layout
-from p2p.storage.store import OutboxRow, Store
+from p2p.storage.store import OutboxRow, PeerState, Store
 from protocol import (
     DocumentMeta,
     EnvelopeReader,
@@ -147,7 +147,7 @@ class Archive:
 
     def _names(self) -> dict[str, str]:
         """Peer id → name, for the peers we are or were paired with."""
-        rows = self.store.peers(states=KNOWN_STATES)
+        rows = self.store.peers(states=tuple(PeerState(state) for state in KNOWN_STATES))
         return {row.peer_id: row.name for row in rows}
 
     # --- the local API's views ------------------------------------------------------------

@@ -448,8 +448,9 @@ class Inbox:
                 now=now,
             ).to_wire()
             receipts.append(receipt)
-            rows.append(InboxRow(transfer.doc_id.hex(), transfer.sender, transfer.size,
-                                 verified.digest, now, receipt, None))  # fmt: skip
+            rows.append(InboxRow(doc_id=transfer.doc_id.hex(), sender=transfer.sender,
+                                 size=transfer.size, digest=verified.digest, received_at=now,
+                                 receipt=receipt))  # fmt: skip
         new = self._store.received_many(rows)
         for index, (item, row, fresh) in enumerate(zip(batch, rows, new, strict=True)):
             if not fresh:  # a concurrent connection stored it first: answer with that receipt

@@ -30,7 +30,7 @@ from pathlib import Path
 from p2p.errors import BadInput, PeerUnreachable
 from p2p.events import DocumentDelivered, Link
 from p2p.storage.files import Layout, write_atomic
-from p2p.storage.store import OutboxRow, PeerRow, Store
+from p2p.storage.store import OutboxRow, PeerRow, Store, StoredReceipt
 from protocol import (
     DocumentMeta,
     FileEntry,
@@ -339,7 +339,7 @@ class Outbox:
     def _store_receipts(
         self, ready: list[tuple[OutboxRow, bytes]]
     ) -> tuple[list[DocumentDelivered], _Retry | None]:
-        valid: list[tuple[str, str, bytes, int, str]] = []
+        valid: list[StoredReceipt] = []
         failure: _Retry | None = None
         now = int(time.time())
         peers: dict[str, PeerRow | None] = {}
@@ -364,14 +364,12 @@ class Outbox:
                             peer.fingerprint[:5])  # fmt: skip
                 failure = _Retry("the receipt did not verify")
                 continue
-            valid.append((row.doc_id, row.peer_id, wire, receipt.time, receipt.status))
+            valid.append(StoredReceipt(row.doc_id, row.peer_id, wire, receipt.time,
+                                       receipt.status))  # fmt: skip
+            log.info("delivered a document to %s", peer.fingerprint[:5])
         if valid:
             self._store.delivered_many(valid)
-        events = []
-        for doc_id, peer_id, _wire, receipt_time, status in valid:
-            fingerprint = (peers[peer_id] or _NO_PEER).fingerprint
-            log.info("delivered a document to %s", fingerprint[:5])
-            events.append(DocumentDelivered(doc_id, peer_id, status, receipt_time))
+        events = [DocumentDelivered(r.doc_id, r.peer_id, r.status, r.time) for r in valid]
         return events, failure
 
     # --- replies routed here by the daemon ----------------------------------------------
@@ -393,6 +391,3 @@ class _Retry(Exception):
 
 class _Refused(_Retry):
     """The receiver refused this one document; the documents behind it still go now."""
-
-
-_NO_PEER = PeerRow("", b"", b"", "", "?????", None, (), "removed", 0, None)

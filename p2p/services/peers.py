@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from p2p.errors import AmbiguousPeer, PeerUnknown
-from p2p.storage.store import PeerRow, Store
+from p2p.storage.store import PeerRow, PeerState, Store
 from protocol import ProfileCard, fingerprint_prefix
 
 
@@ -21,7 +21,7 @@ class PeerDirectory:
         self.store = store
         self.online = online  # the peer ids (hex) with a session open now
 
-    def find(self, text: str, *, states: tuple[str, ...] = ("paired",)) -> PeerRow:
+    def find(self, text: str, *, states: tuple[PeerState, ...] = (PeerState.PAIRED,)) -> PeerRow:
         """A peer by exact name, peer id, or fingerprint (prefix allowed if unique)."""
         rows = self.store.peers(states=states)
         needle = text.strip()
@@ -68,4 +68,7 @@ class PeerDirectory:
 
     def listing(self) -> list[dict[str, Any]]:
         """The paired and the revoked peers, described (``GET /v1/peers``)."""
-        return [self.describe(row) for row in self.store.peers(states=("paired", "revoked"))]
+        return [
+            self.describe(row)
+            for row in self.store.peers(states=(PeerState.PAIRED, PeerState.REVOKED))
+        ]

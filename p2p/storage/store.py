@@ -4,8 +4,12 @@ Tables: ``peers`` (who we are paired with), ``outbox`` (one row per document
 and recipient, kept until a signed receipt is stored), ``inbox`` (documents
 received, one row per sender and document id), ``revocations`` (signed
 statements that an identity is revoked, see ``protocol.Revocation``).
-Envelopes themselves live in files (see ``blobs``); rows only point at them.
-No clinical metadata is stored here: it stays inside the encrypted envelopes.
+Envelopes themselves live in files (see ``files.Layout``); rows only point at
+them. No clinical metadata is stored here: it stays inside the encrypted envelopes.
+
+Rows are selected by column name into the dataclasses below (``_from_row``),
+and states are ``StrEnum`` members, so a new column or state cannot shift
+what a field means.
 
 Every write is one transaction with ``synchronous=FULL``: once a method
 returns, the change survives ``kill -9`` and a power cut.
@@ -20,9 +24,10 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from p2p.errors import StorageError
 from protocol import limits
@@ -82,6 +87,29 @@ _MIGRATIONS: dict[int, str] = {
 }
 
 
+class PeerState(StrEnum):
+    """A peer's row: trusted, waiting for the person's confirmation, removed or revoked."""
+
+    PAIRED = "paired"
+    PENDING = "pending"
+    REMOVED = "removed"
+    REVOKED = "revoked"
+
+
+class OutboxState(StrEnum):
+    """One (document, recipient) of the outbox.
+
+    ``queued`` is retried until a signed receipt moves it to ``delivered`` or
+    ``rejected``; ``cancelled`` ends it without a receipt (the recipient was
+    removed or revoked) and it is never offered again.
+    """
+
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
 @dataclass(frozen=True)
 class PeerRow:
     peer_id: str
@@ -91,9 +119,9 @@ class PeerRow:
     fingerprint: str
     discovery_secret: bytes | None
     addresses: tuple[str, ...]
-    state: str
+    state: PeerState
     paired_at: int
-    last_seen: int | None
+    last_seen: int | None = None
 
 
 @dataclass(frozen=True)
@@ -103,7 +131,7 @@ class OutboxRow:
     size: int
     digest: bytes
     created_at: int
-    state: str
+    state: OutboxState
     attempts: int
     next_attempt: float
     last_error: str | None
@@ -131,7 +159,47 @@ class InboxRow:
     digest: bytes
     received_at: int
     receipt: bytes
-    exported_at: int | None
+    exported_at: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredReceipt:
+    """A recipient's verified receipt for one outbox row, ready to be stored."""
+
+    doc_id: str
+    peer_id: str
+    receipt: bytes
+    time: int
+    status: str
+
+    @property
+    def state(self) -> OutboxState:
+        rejected = self.status.startswith("rejected")
+        return OutboxState.REJECTED if rejected else OutboxState.DELIVERED
+
+
+_Row = TypeVar("_Row", PeerRow, OutboxRow, InboxRow)
+
+
+def _columns(cls: type[_Row]) -> str:
+    """The SELECT list for ``cls``: its fields, by name, in its order."""
+    return ", ".join(f.name for f in fields(cls))
+
+
+def _from_row(cls: type[_Row], row: sqlite3.Row) -> _Row:
+    """Build ``cls`` from a row by column name, typing the columns that need it."""
+    values = {f.name: row[f.name] for f in fields(cls)}
+    if cls is PeerRow:
+        values["addresses"] = tuple(json.loads(values["addresses"]))
+        values["state"] = PeerState(values["state"])
+    elif cls is OutboxRow:
+        values["state"] = OutboxState(values["state"])
+    return cls(**values)
+
+
+_PEER = _columns(PeerRow)
+_OUTBOX = _columns(OutboxRow)
+_INBOX = _columns(InboxRow)
 
 
 class Store:
@@ -162,6 +230,7 @@ class Store:
             self._reader = sqlite3.connect(
                 path, isolation_level=None, timeout=10, check_same_thread=False
             )
+            self._reader.row_factory = sqlite3.Row  # rows read by column name
             self._reader.execute("PRAGMA query_only=ON")
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(
@@ -197,7 +266,7 @@ class Store:
         except sqlite3.Error as exc:
             raise StorageError(f"The database could not be updated ({exc}).") from exc
 
-    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         try:
             with self._read_lock:
                 return self._reader.execute(sql, args).fetchall()
@@ -224,30 +293,32 @@ class Store:
     # --- peers -------------------------------------------------------------------
 
     def save_peer(self, row: PeerRow) -> None:
+        values = {f.name: getattr(row, f.name) for f in fields(PeerRow)}
+        values["addresses"] = json.dumps(list(row.addresses))
         with self._tx() as db:
             db.execute(
-                "INSERT INTO peers VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(peer_id) DO UPDATE SET "
+                f"INSERT INTO peers ({_PEER}) VALUES ({_marks(PeerRow)}) "  # noqa: S608 - field names
+                "ON CONFLICT(peer_id) DO UPDATE SET "
                 "identity=excluded.identity, card=excluded.card, name=excluded.name, "
                 "fingerprint=excluded.fingerprint, "
                 "discovery_secret=coalesce(excluded.discovery_secret, discovery_secret), "
                 "addresses=excluded.addresses, state=excluded.state, paired_at=excluded.paired_at",
-                (
-                    row.peer_id, row.identity, row.card, row.name, row.fingerprint,
-                    row.discovery_secret, json.dumps(list(row.addresses)), row.state,
-                    row.paired_at, row.last_seen,
-                ),
-            )  # fmt: skip
+                values,
+            )
 
     def peer(self, peer_id: str) -> PeerRow | None:
-        rows = self._query("SELECT * FROM peers WHERE peer_id=?", (peer_id,))
-        return _peer(rows[0]) if rows else None
+        rows = self._query(f"SELECT {_PEER} FROM peers WHERE peer_id=?", (peer_id,))  # noqa: S608
+        return _from_row(PeerRow, rows[0]) if rows else None
 
-    def peers(self, *, states: tuple[str, ...] = ("paired",)) -> list[PeerRow]:
+    def peers(self, *, states: tuple[PeerState, ...] = (PeerState.PAIRED,)) -> list[PeerRow]:
         marks = ",".join("?" * len(states))
-        rows = self._query(f"SELECT * FROM peers WHERE state IN ({marks}) ORDER BY name", states)  # noqa: S608 - only "?" marks are interpolated
-        return [_peer(row) for row in rows]
+        rows = self._query(
+            f"SELECT {_PEER} FROM peers WHERE state IN ({marks}) ORDER BY name",  # noqa: S608 - only field names and "?" marks
+            tuple(states),
+        )
+        return [_from_row(PeerRow, row) for row in rows]
 
-    def set_peer_state(self, peer_id: str, state: str) -> None:
+    def set_peer_state(self, peer_id: str, state: PeerState) -> None:
         with self._tx() as db:
             db.execute("UPDATE peers SET state=? WHERE peer_id=?", (state, peer_id))
 
@@ -275,52 +346,51 @@ class Store:
         with self._tx() as db:
             db.executemany(
                 "INSERT INTO outbox (doc_id, peer_id, size, digest, created_at, state) "
-                "VALUES (?,?,?,?,?,'queued')",
-                [(doc_id, peer_id, size, digest, now) for peer_id in peer_ids],
+                "VALUES (?,?,?,?,?,?)",
+                [(doc_id, peer_id, size, digest, now, OutboxState.QUEUED) for peer_id in peer_ids],
             )
 
-    def outbox(self, *, state: str | None = None, peer_id: str | None = None) -> list[OutboxRow]:
-        sql, args = "SELECT * FROM outbox WHERE 1=1", list[str]()
+    def outbox(
+        self, *, state: OutboxState | None = None, peer_id: str | None = None
+    ) -> list[OutboxRow]:
+        sql, args = f"SELECT {_OUTBOX} FROM outbox WHERE 1=1", list[str]()  # noqa: S608
         if state:
             sql, args = sql + " AND state=?", [*args, state]
         if peer_id:
             sql, args = sql + " AND peer_id=?", [*args, peer_id]
         rows = self._query(sql + " ORDER BY created_at, doc_id", tuple(args))
-        return [OutboxRow(*row) for row in rows]
+        return [_from_row(OutboxRow, row) for row in rows]
 
     def outbox_entry(self, doc_id: str, peer_id: str) -> OutboxRow | None:
-        rows = self._query("SELECT * FROM outbox WHERE doc_id=? AND peer_id=?", (doc_id, peer_id))
-        return OutboxRow(*rows[0]) if rows else None
+        rows = self._query(
+            f"SELECT {_OUTBOX} FROM outbox WHERE doc_id=? AND peer_id=?",  # noqa: S608
+            (doc_id, peer_id),
+        )
+        return _from_row(OutboxRow, rows[0]) if rows else None
 
-    def delivered(self, doc_id: str, peer_id: str, receipt: bytes, time: int, status: str) -> None:
-        self.delivered_many([(doc_id, peer_id, receipt, time, status)])
-
-    def delivered_many(self, receipts: list[tuple[str, str, bytes, int, str]]) -> None:
-        """Store several verified receipts (doc, peer, receipt, time, status) in one commit."""
+    def delivered_many(self, receipts: list[StoredReceipt]) -> None:
+        """Store several verified receipts in one commit."""
         with self._tx() as db:
             db.executemany(
-                "UPDATE outbox SET state=?, receipt=?, receipt_time=?, receipt_status=?, "
-                "last_error=NULL WHERE doc_id=? AND peer_id=?",
-                [
-                    ("rejected" if status.startswith("rejected") else "delivered",
-                     receipt, time, status, doc_id, peer_id)
-                    for doc_id, peer_id, receipt, time, status in receipts
-                ],
-            )  # fmt: skip
+                "UPDATE outbox SET state=:state, receipt=:receipt, receipt_time=:time, "
+                "receipt_status=:status, last_error=NULL WHERE doc_id=:doc_id AND peer_id=:peer_id",
+                [{**asdict(receipt), "state": receipt.state} for receipt in receipts],
+            )
 
     def due(self, peer_id: str, now: float) -> list[OutboxRow]:
         """The documents queued for ``peer_id`` whose next attempt is due, oldest first."""
         rows = self._query(
-            "SELECT * FROM outbox WHERE state='queued' AND peer_id=? AND next_attempt<=? "
-            "ORDER BY created_at, doc_id",
-            (peer_id, now),
+            f"SELECT {_OUTBOX} FROM outbox WHERE state=? AND peer_id=? "  # noqa: S608
+            "AND next_attempt<=? ORDER BY created_at, doc_id",
+            (OutboxState.QUEUED, peer_id, now),
         )
-        return [OutboxRow(*row) for row in rows]
+        return [_from_row(OutboxRow, row) for row in rows]
 
     def due_peers(self) -> list[tuple[str, float]]:
         """(peer, earliest next attempt) for every peer with queued documents."""
         rows = self._query(
-            "SELECT peer_id, min(next_attempt) FROM outbox WHERE state='queued' GROUP BY peer_id"
+            "SELECT peer_id, min(next_attempt) FROM outbox WHERE state=? GROUP BY peer_id",
+            (OutboxState.QUEUED,),
         )
         return [(str(peer), float(due)) for peer, due in rows]
 
@@ -334,8 +404,8 @@ class Store:
         with self._tx() as db:
             for doc_id, peer_id in rows:
                 found = db.execute(
-                    "SELECT attempts FROM outbox WHERE doc_id=? AND peer_id=? AND state='queued'",
-                    (doc_id, peer_id),
+                    "SELECT attempts FROM outbox WHERE doc_id=? AND peer_id=? AND state=?",
+                    (doc_id, peer_id, OutboxState.QUEUED),
                 ).fetchone()
                 if found is None:
                     continue
@@ -348,7 +418,8 @@ class Store:
     def retry_now(self, peer_id: str) -> None:
         with self._tx() as db:
             db.execute(
-                "UPDATE outbox SET next_attempt=0 WHERE peer_id=? AND state='queued'", (peer_id,)
+                "UPDATE outbox SET next_attempt=0 WHERE peer_id=? AND state=?",
+                (peer_id, OutboxState.QUEUED),
             )
 
     # --- revocations -------------------------------------------------------------
@@ -391,29 +462,28 @@ class Store:
 
     # --- inbox -------------------------------------------------------------------
 
-    def received(self, row: InboxRow) -> bool:
-        """Record a received document; False if it was already there (stored once)."""
-        return self.received_many([row])[0]
-
     def received_many(self, rows: list[InboxRow]) -> list[bool]:
         """Record received documents in one commit; for each, False if it was already there."""
         new = []
         with self._tx() as db:
             for row in rows:
                 cursor = db.execute(
-                    "INSERT OR IGNORE INTO inbox VALUES (?,?,?,?,?,?,?)",
-                    (row.doc_id, row.sender, row.size, row.digest, row.received_at, row.receipt,
-                     None),
-                )  # fmt: skip
+                    f"INSERT OR IGNORE INTO inbox ({_INBOX}) VALUES ({_marks(InboxRow)})",  # noqa: S608
+                    asdict(row),
+                )
                 new.append(cursor.rowcount == 1)
         return new
 
     def inbox_entry(self, doc_id: str, sender: str) -> InboxRow | None:
-        rows = self._query("SELECT * FROM inbox WHERE doc_id=? AND sender=?", (doc_id, sender))
-        return InboxRow(*rows[0]) if rows else None
+        rows = self._query(
+            f"SELECT {_INBOX} FROM inbox WHERE doc_id=? AND sender=?",  # noqa: S608
+            (doc_id, sender),
+        )
+        return _from_row(InboxRow, rows[0]) if rows else None
 
     def inbox(self) -> list[InboxRow]:
-        return [InboxRow(*row) for row in self._query("SELECT * FROM inbox ORDER BY received_at")]
+        rows = self._query(f"SELECT {_INBOX} FROM inbox ORDER BY received_at")  # noqa: S608
+        return [_from_row(InboxRow, row) for row in rows]
 
     def mark_exported(self, doc_id: str, sender: str, now: int) -> None:
         with self._tx() as db:
@@ -422,20 +492,25 @@ class Store:
             )
 
     def counts(self) -> dict[str, int]:
-        (queued,) = self._query("SELECT count(*) FROM outbox WHERE state='queued'")[0]
-        (delivered,) = self._query("SELECT count(*) FROM outbox WHERE state='delivered'")[0]
-        (inbox,) = self._query("SELECT count(*) FROM inbox")[0]
-        (unread,) = self._query("SELECT count(*) FROM inbox WHERE exported_at IS NULL")[0]
-        return {"queued": queued, "delivered": delivered, "inbox": inbox, "inbox_new": unread}
+        rows = self._query("SELECT state, count(*) AS n FROM outbox GROUP BY state")
+        by_state: dict[str, int] = {row["state"]: row["n"] for row in rows}
+        inbox = self._query(
+            "SELECT count(*) AS n, count(*) FILTER (WHERE exported_at IS NULL) AS new FROM inbox"
+        )[0]
+        return {
+            "queued": by_state.get(OutboxState.QUEUED, 0),
+            "delivered": by_state.get(OutboxState.DELIVERED, 0),
+            "inbox": inbox["n"],
+            "inbox_new": inbox["new"],
+        }
 
 
-def _revocation(row: tuple[Any, ...]) -> RevocationRow:
+def _revocation(row: Any) -> RevocationRow:
     values = list(row)
     values[6] = bool(values[6])
     return RevocationRow(*values)
 
 
-def _peer(row: tuple[Any, ...]) -> PeerRow:
-    values = list(row)
-    values[6] = tuple(json.loads(values[6]))
-    return PeerRow(*values)
+def _marks(cls: type[_Row]) -> str:
+    """Named parameters for every field of ``cls``: ``:doc_id, :sender, ...``."""
+    return ", ".join(f":{f.name}" for f in fields(cls))

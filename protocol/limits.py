@@ -78,12 +78,6 @@ MAX_ADDRESSES: Final = 8
 #: Seconds a peer has to finish the Noise handshake: slowloris defence.
 HANDSHAKE_DEADLINE: Final = 10.0
 
-#: Concurrent connections from one IP address.
-MAX_CONNECTIONS_PER_IP: Final = 8
-
-#: Handshakes per second per IP (token bucket refill) and burst.
-HANDSHAKES_PER_SECOND_PER_IP: Final = 5.0
-HANDSHAKE_BURST_PER_IP: Final = 10
 
 #: Lifetime of a pairing invitation: long enough to read a code over the phone.
 INVITATION_LIFETIME: Final = 10 * 60
@@ -118,3 +112,79 @@ REVOCATION_BURST: Final = 200
 #: Revocations of identities this daemon never knew that it keeps (oldest dropped
 #: first): enough to refuse a revoked key at a later pairing, bounded against floods.
 MAX_UNKNOWN_REVOCATIONS: Final = 1024
+
+# --- the peer port (p2p/net/transport) and dialling (p2p/net/addresses) ------
+
+#: Connections from one IP address at once, counted from accept to close
+#: whatever they ask for (a refused request included). One live session per
+#: peer, a pairing and the reconnections of a flaky network fit, also from
+#: several practices behind one NAT; a flood from one address does not.
+MAX_CONNECTIONS_PER_IP: Final = 8
+
+#: Handshakes per second per IP (token bucket refill) and burst: a colleague
+#: reconnects a few times a minute; a scanner or a flood is slowed to 5/s.
+HANDSHAKES_PER_SECOND_PER_IP: Final = 5.0
+HANDSHAKE_BURST_PER_IP: Final = 10
+
+#: Connections on the peer port at once, from everybody. A practice has tens of
+#: paired colleagues, not hundreds; each connection costs a file descriptor and
+#: ~100 KiB of buffers. Lowered to fit the descriptors the process may open
+#: (``connection_cap``), so a flood can never take the last one.
+MAX_CONNECTIONS: Final = 512
+
+#: File descriptors kept out of the peer port's reach: the store (database,
+#: -wal, -shm), the local API socket and its clients, outgoing sessions,
+#: documents being read or written, discovery sockets, the log.
+FD_RESERVE: Final = 64
+
+#: Connections the kernel queues for the peer port before the daemon accepts
+#: them. asyncio accepts up to this many at once and each holds a descriptor
+#: until the guard refuses it, so the connection cap leaves room for them; 64
+#: is more than the colleagues who reconnect at the same instant after an outage.
+ACCEPT_BACKLOG: Final = 64
+
+#: Source addresses whose handshake rate is remembered (least recently seen
+#: forgotten first). IPv6 gives an attacker as many addresses as it likes;
+#: 4096 buckets are well under 1 MiB. A forgotten address starts again with a
+#: full burst, which is what a fresh address gets anyway.
+MAX_TRACKED_IPS: Final = 4096
+
+#: Lines of one kind the daemon logs per ``LOG_INTERVAL``; the rest are counted
+#: and summarised in one line. A flood of refused connections once wrote 19 MB
+#: of log in 45 s.
+LOG_BURST: Final = 5
+LOG_INTERVAL: Final = 60.0
+
+#: Answers a sender keeps per offered document: the receiver answers an offer
+#: once (accept, receipt or refusal) and an accepted transfer once more. A
+#: receiver that sends more while they are unread is closed.
+MAX_REPLIES_PER_OFFER: Final = 2
+
+#: Answers about documents nobody waits for, per connection (token bucket:
+#: burst, refill per second). Late answers after a timeout are normal, two per
+#: document of a full receipt window (64); a stream of them is abuse and closes
+#: the connection.
+UNSOLICITED_REPLY_BURST: Final = 128
+UNSOLICITED_REPLIES_PER_SECOND: Final = 2.0
+
+#: Addresses tried per attempt to reach a peer: the one discovery saw, the one
+#: last reached, two more from what the user typed or the peer's card says.
+#: Bounds how many hosts a peer's card can make us dial.
+MAX_DIAL_ADDRESSES: Final = 4
+
+#: Lowest port pli dials. A pli daemon never needs privileges to listen; the
+#: ports below are the machines' own services (ssh, mail, web, printing), which
+#: a peer's card must not make us knock on.
+MIN_DIAL_PORT: Final = 1024
+
+
+def connection_cap(open_files: int) -> int:
+    """Inbound connections allowed when the process may open ``open_files`` descriptors.
+
+    Half of what ``FD_RESERVE`` and ``ACCEPT_BACKLOG`` leave, since each inbound
+    session may hold a second descriptor (the envelope it receives), and at most
+    ``MAX_CONNECTIONS``; at least ``MAX_CONNECTIONS_PER_IP`` so that a daemon
+    run under a tiny limit still serves a colleague. 256 descriptors give 64.
+    """
+    spare = open_files - FD_RESERVE - ACCEPT_BACKLOG
+    return max(MAX_CONNECTIONS_PER_IP, min(MAX_CONNECTIONS, spare // 2))

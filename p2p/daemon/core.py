@@ -15,6 +15,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import resource
 import socket
 import time
 from collections.abc import Callable
@@ -432,6 +433,7 @@ def _first(group: BaseExceptionGroup[PliError]) -> PliError:
 
 async def serve(daemon: Daemon, on_ready: Callable[[Started], None] | None = None) -> None:
     """Start, notify systemd, run until SIGTERM/SIGINT."""
+    raise_open_files_limit()
     started = await daemon.start()
     loop = asyncio.get_running_loop()
     for signum in (2, 15):  # SIGINT, SIGTERM
@@ -441,6 +443,24 @@ async def serve(daemon: Daemon, on_ready: Callable[[Started], None] | None = Non
         on_ready(started)
     sd_notify("READY=1")
     await daemon.run()
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard one and return the soft limit now in force.
+
+    Distributions start services with a soft limit of 1024 (or less) under a far
+    higher hard limit; the peer port's connection cap is derived from the soft
+    one (``limits.connection_cap``), so raising it lets the daemon serve more
+    colleagues while the cap still keeps a flood below the limit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):  # an unlimited hard limit the kernel caps lower
+            log.info("kept the open files limit at %d", soft)
+    return soft
 
 
 def sd_notify(state: str) -> None:

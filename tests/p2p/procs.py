@@ -22,12 +22,21 @@ def free_port() -> int:
         return port
 
 
+#: Set RLIMIT_NOFILE (soft and hard) to argv[1], then exec python with the rest.
+_LIMITED = (
+    "import os, resource, sys; n = int(sys.argv[1]); "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+)
+
+
 class DaemonProcess:
     """One practice: a home, a fixed loopback port, and a ``pli daemon`` process."""
 
-    def __init__(self, home: Path, name: str, **settings: Any) -> None:
+    def __init__(self, home: Path, name: str, *, nofile: int | None = None, **settings: Any):
         self.home = home
         self.name = name
+        self.nofile = nofile  # a lower RLIMIT_NOFILE (soft and hard) for the daemon process
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self._identity: dict[str, Any] | None = None
@@ -51,12 +60,12 @@ class DaemonProcess:
     def start(self) -> DaemonProcess:
         socket_path = self.home / "api.sock"
         socket_path.unlink(missing_ok=True)
+        command = [sys.executable, "-m", "p2p", "--home", str(self.home), "daemon",
+                   "--listen", self.address]  # fmt: skip
+        if self.nofile is not None:  # the same process (exec) under a lower limit
+            command = [sys.executable, "-c", _LIMITED, str(self.nofile), *command[1:]]
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "p2p", "--home", str(self.home), "daemon",
-                 "--listen", self.address],
-                stdout=log, stderr=log,
-            )  # fmt: skip
+            self.proc = subprocess.Popen(command, stdout=log, stderr=log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -69,6 +78,10 @@ class DaemonProcess:
                     pass
             time.sleep(0.05)
         raise RuntimeError("daemon did not become ready")
+
+    def open_fds(self) -> int:
+        assert self.proc is not None
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     @property
     def client(self) -> Client:

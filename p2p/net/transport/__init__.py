@@ -7,10 +7,13 @@ WebSocket endpoints: ``/pli/1/peer`` (Noise XX, then the document protocol) and
 dialer opens the same kinds of connection to other daemons.
 
 Defences here: one Noise message per binary frame, ``compress=False``,
-``max_msg_size`` bounded to a frame, heartbeats, a handshake deadline, a
-per-IP handshake rate limit and a per-IP connection cap. One live session per
-pair of peers: when both dial at once, the connection opened by the peer with
-the smaller peer id is kept, on both sides, and the other is closed.
+``max_msg_size`` bounded to a frame, heartbeats, a handshake deadline; and in
+``guard.py``, connections counted from accept to close (per IP and in total,
+under the file descriptor limit), one request per connection with a deadline,
+per-IP handshake rates, throttled logs. One live session per pair of peers:
+when both dial at once, the connection opened by the peer with the smaller
+peer id is kept, on both sides, and the other is closed. ``channel.py`` holds
+the frames and the Noise session of one connection.
 """
 
 from __future__ import annotations
@@ -20,13 +23,10 @@ import contextlib
 import ctypes
 import errno
 import logging
+import resource
 import sys
 import time
-import weakref
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import cast
 
 import aiohttp
 from aiohttp import web
@@ -40,10 +40,13 @@ from protocol import (
     RemotePeer,
     RemoteProtocolError,
     Role,
-    Session,
     limits,
-    messages,
 )
+
+from .channel import CLOSE_PROTOCOL, Channel, ChannelClosed, FramePipe
+from .guard import Guard, close_after_answer, throttle_logs, upgraded
+
+__all__ = ["PAIR_PATH", "PEER_PATH", "Channel", "ChannelClosed", "FramePipe", "Transport"]
 
 log = logging.getLogger("pli.transport")
 
@@ -54,7 +57,7 @@ REVOKE_PATH = "/pli/1/revoke"
 REVOKE_TIMEOUT = 5.0
 HEARTBEAT = 20.0
 _CLOSE_DUPLICATE = 4000
-_CLOSE_PROTOCOL = 4002
+_CLOSE_PROTOCOL = CLOSE_PROTOCOL
 
 Authorize = Callable[[RemotePeer], None]
 OnChannel = Callable[["Channel"], Awaitable[None]]
@@ -108,133 +111,6 @@ def _read_whole_frames(transport: asyncio.BaseTransport | None) -> None:
         transport.max_size = limits.MAX_FRAME + 16  # type: ignore[attr-defined]
 
 
-class ChannelClosed(ConnectionError):
-    """The connection ended; whoever used it retries on another."""
-
-
-class FramePipe:
-    """Binary frames over one WebSocket, bounded; nothing else (used for pairing)."""
-
-    def __init__(self, ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse, remote: str):
-        self._ws = ws
-        self.remote_address = remote
-
-    async def send(self, data: bytes | bytearray | memoryview) -> None:
-        try:
-            # aiohttp sends any bytes-like object; its annotation says bytes only.
-            await self._ws.send_bytes(cast(bytes, data))
-        except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
-            raise ChannelClosed(str(exc)) from exc
-
-    async def receive(self, timeout: float | None = None) -> bytes:
-        try:
-            message = await self._ws.receive(timeout=timeout)
-        except TimeoutError:
-            raise
-        except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
-            raise ChannelClosed(str(exc)) from exc
-        if message.type == aiohttp.WSMsgType.BINARY:
-            data: bytes = message.data
-            return data
-        if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
-                            aiohttp.WSMsgType.CLOSED):  # fmt: skip
-            raise ChannelClosed("closed by the peer")
-        await self.close(_CLOSE_PROTOCOL, "binary frames only")
-        raise ChannelClosed(f"unexpected {message.type.name} frame")
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        with contextlib.suppress(Exception):
-            await self._ws.close(code=code, message=reason.encode()[:120])
-
-    @property
-    def closed(self) -> bool:
-        return self._ws.closed
-
-
-class Channel:
-    """An authenticated session with one paired peer over one WebSocket."""
-
-    def __init__(self, pipe: FramePipe, session: Session, local_id: PeerId) -> None:
-        self._pipe = pipe
-        self._session = session
-        self._send_lock = asyncio.Lock()
-        self.peer = session.remote
-        self.peer_id = session.remote.peer_id
-        self.initiator = session.is_initiator
-        self.remote_address = pipe.remote_address
-        opener = local_id if self.initiator else self.peer_id
-        # Both sides compute the same value for the same connection: the tie-break key.
-        self.opened_by = opener
-        self._rekeyed_at = time.monotonic()
-        self._rekey_after: float = limits.REKEY_SECONDS
-
-    def __repr__(self) -> str:
-        return f"Channel({self.peer_id.short}, {'out' if self.initiator else 'in'})"
-
-    @property
-    def closed(self) -> bool:
-        return self._pipe.closed
-
-    def _control_frame(self, message: messages.Message) -> bytes:
-        sealed = self._session.encrypt(messages.encode(message))
-        return bytes([messages.FrameType.CONTROL]) + sealed
-
-    async def send(self, message: messages.Message) -> None:
-        async with self._send_lock:
-            if time.monotonic() - self._rekeyed_at > self._rekey_after:
-                # Hourly rekey: announced in-band, then both directions switch at
-                # that message (the counter-based rekey lives in the Noise session).
-                await self._pipe.send(self._control_frame(messages.Rekey()))
-                self._session.rekey_outbound()
-                self._rekeyed_at = time.monotonic()
-            await self._pipe.send(self._control_frame(message))
-
-    async def send_bulk(self, frame: bytearray | bytes) -> None:
-        """Send a BULK frame; ``frame[0]`` must already be ``FrameType.BULK``.
-
-        The caller reads file data straight into ``frame[1:]`` so no copy is made.
-        """
-        async with self._send_lock:
-            await self._pipe.send(frame)
-
-    async def receive(self) -> messages.Message | memoryview:
-        """The next control message, or a BULK payload. Raises ``ChannelClosed``."""
-        try:
-            while True:
-                kind, payload = messages.split_frame(await self._pipe.receive())
-                if kind is messages.FrameType.BULK:
-                    return payload
-                message = messages.decode(self._session.decrypt(bytes(payload)))
-                if not isinstance(message, messages.Rekey):
-                    return message
-                self._session.rekey_inbound()
-        except RemoteProtocolError as exc:
-            log.warning("closing the connection with %s: %s", self.peer_id.short, exc.code)
-            await self.close(_CLOSE_PROTOCOL, exc.code)
-            raise ChannelClosed(exc.code) from exc
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        await self._pipe.close(code, reason)
-
-
-@dataclass
-class _Bucket:
-    tokens: float = float(limits.HANDSHAKE_BURST_PER_IP)
-    stamp: float = field(default_factory=time.monotonic)
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(
-            float(limits.HANDSHAKE_BURST_PER_IP),
-            self.tokens + (now - self.stamp) * limits.HANDSHAKES_PER_SECOND_PER_IP,
-        )
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
 class Transport:
     """Server and dialer for the peer port, and the registry of live channels."""
 
@@ -255,12 +131,10 @@ class Transport:
         self._on_revocation = on_revocation
         self._deadline = handshake_deadline
         self._channels: dict[PeerId, Channel] = {}
-        self._buckets: dict[str, _Bucket] = defaultdict(_Bucket)
-        self._per_ip: dict[str, int] = defaultdict(int)
+        self.guard = Guard(limits.connection_cap(open_files_limit()), handshake_deadline)
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
-        self._admitted: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
         self._client: aiohttp.ClientSession | None = None
         self.port = 0
 
@@ -268,7 +142,9 @@ class Transport:
 
     async def start(self, host: str, port: int) -> int:
         tune_malloc()
-        app = web.Application()
+        throttle_logs()
+        self.guard.cap = limits.connection_cap(open_files_limit())
+        app = web.Application(middlewares=[close_after_answer])
         app.router.add_get(PEER_PATH, self._serve_peer)
         app.router.add_get(PAIR_PATH, self._serve_pairing)
         app.router.add_post(REVOKE_PATH, self._serve_revocation)
@@ -278,31 +154,24 @@ class Transport:
         loop = asyncio.get_running_loop()
         http = self._runner.server
         assert http is not None
-
-        def guarded() -> asyncio.Protocol:
-            # aiohttp sets no deadline on reading a request's headers: a client
-            # sending one byte a second would hold a connection forever. Every
-            # connection must reach a WebSocket endpoint within the deadline.
-            protocol = http()
-            loop.call_later(self._deadline, self._drop_if_not_admitted, protocol)
-            return protocol
-
+        # aiohttp's own handler, counted from accept to close (guard.py); no
+        # keep-alive wait longer than the request deadline.
+        settings: dict[str, object] = {"keepalive_timeout": self._deadline, "access_log": None}
         try:
-            self._server = await loop.create_server(guarded, host, port, reuse_address=True)
+            self._server = await loop.create_server(
+                lambda: self.guard.handler(http, **settings), host, port, reuse_address=True,
+                backlog=limits.ACCEPT_BACKLOG,
+            )  # fmt: skip
         except OSError as exc:
             await self._runner.cleanup()
             raise ConfigError(_bind_problem(host, port, exc)) from exc
         self.port = self._server.sockets[0].getsockname()[1]
+        log.info("accepting at most %d peer connections (%d per address)", self.guard.cap,
+                 limits.MAX_CONNECTIONS_PER_IP)  # fmt: skip
         self._client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=self._deadline)
         )
         return self.port
-
-    def _drop_if_not_admitted(self, protocol: asyncio.BaseProtocol) -> None:
-        transport = getattr(protocol, "transport", None)
-        if transport is not None and transport not in self._admitted:
-            log.warning("closed a connection that sent no request in time")
-            transport.close()
 
     async def stop(self) -> None:
         for channel in list(self._channels.values()):
@@ -334,13 +203,9 @@ class Transport:
     # --- server side ---------------------------------------------------------------
 
     def _admit(self, request: web.Request) -> str | None:
+        """The source IP if it may start a handshake now (connections are counted at accept)."""
         ip = request.remote or "?"
-        if request.transport is not None:
-            self._admitted.add(request.transport)
-        if self._per_ip[ip] >= limits.MAX_CONNECTIONS_PER_IP:
-            log.warning("refused a connection from %s: too many connections", ip)
-            return None
-        if not self._buckets[ip].take():
+        if not self.guard.buckets.take(ip):
             log.warning("refused a connection from %s: too many handshakes", ip)
             return None
         return ip
@@ -350,23 +215,20 @@ class Transport:
             max_msg_size=limits.MAX_FRAME, compress=False, heartbeat=HEARTBEAT, autoping=True
         )
         await ws.prepare(request)
+        upgraded(request)
         return ws
 
     async def _serve_peer(self, request: web.Request) -> web.StreamResponse:
         ip = self._admit(request)
         if ip is None:
             return web.Response(status=429, text="too many connections")
-        self._per_ip[ip] += 1
-        try:
-            ws = await self._open_ws(request)
-            _read_whole_frames(request.transport)
-            pipe = FramePipe(ws, ip)
-            channel = await self._handshake_responder(pipe)
-            if channel is not None:
-                await self._run_channel(channel)
-            return ws
-        finally:
-            self._per_ip[ip] -= 1
+        ws = await self._open_ws(request)
+        _read_whole_frames(request.transport)
+        pipe = FramePipe(ws, ip)
+        channel = await self._handshake_responder(pipe)
+        if channel is not None:
+            await self._run_channel(channel)
+        return ws
 
     async def _handshake_responder(self, pipe: FramePipe) -> Channel | None:
         handshake = Handshake(Role.RESPONDER, self._me, self._authorize, now=int(time.time()))
@@ -394,23 +256,18 @@ class Transport:
         ip = self._admit(request)
         if ip is None or self._on_pairing is None:
             return web.Response(status=429 if ip is None else 404)
-        self._per_ip[ip] += 1
-        try:
-            ws = await self._open_ws(request)
-            await self._on_pairing(FramePipe(ws, ip))
-            await ws.close()
-            return ws
-        finally:
-            self._per_ip[ip] -= 1
+        ws = await self._open_ws(request)
+        await self._on_pairing(FramePipe(ws, ip))
+        await ws.close()
+        return ws
 
     async def _serve_revocation(self, request: web.Request) -> web.StreamResponse:
         """A revocation statement, from anyone: no session, it is self-authenticating.
 
         At most ``Revocation`` size is read (within the deadline); rate limits and
-        checks are the callback's. The connection is closed after the answer.
+        checks are the callback's. The connection is closed after the answer, and the
+        guard's request deadline (from accept) bounds the whole exchange.
         """
-        if request.transport is not None:
-            self._admitted.add(request.transport)
         if self._on_revocation is None:
             return web.Response(status=404, headers={"Connection": "close"})
         body = await _read_bounded(request, limits.REVOCATION_SIZE, self._deadline)
@@ -545,6 +402,12 @@ async def post_revocation(client: aiohttp.ClientSession, address: str, statement
             return response.status
     except aiohttp.ClientError as exc:
         raise ConnectionError(str(exc)) from exc
+
+
+def open_files_limit() -> int:
+    """The soft limit on this process's file descriptors (the daemon raises it at start)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else limits.MAX_CONNECTIONS * 4
 
 
 def _bind_problem(host: str, port: int, exc: OSError) -> str:

@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 from p2p.errors import BadInput, NotPaired, PeerUnreachable, PliError, StorageError
 from p2p.events import DocumentDelivered, DocumentReceived, PeerGone, PeerSeen
 from p2p.net.transport import Channel, ChannelClosed, Transport
+from p2p.net.transport.guard import TokenBucket
 from p2p.services.archive import Archive
 from p2p.services.inbox import Inbox, TransferRefused
-from p2p.services.outbox import Attachment, Outbox, Recipient
+from p2p.services.outbox import Attachment, Outbox, Recipient, TooManyReplies
 from p2p.services.pairing.service import PairingService
 from p2p.services.peers import PeerDirectory
 from p2p.services.revocation import Pushed, RevocationService
@@ -46,6 +47,7 @@ from protocol import (
     RemotePeer,
     RemoteProtocolError,
     Revocation,
+    limits,
     messages,
 )
 
@@ -226,6 +228,9 @@ class Daemon:
             self.store.peer_seen(peer_hex, int(time.time()), address)
         self.outbox.wake(peer_hex)
         self.revocations.peer_back(peer_hex)
+        unsolicited = TokenBucket(
+            limits.UNSOLICITED_REPLY_BURST, limits.UNSOLICITED_REPLIES_PER_SECOND
+        )
         try:
             while True:
                 item = await channel.receive()
@@ -234,15 +239,25 @@ class Daemon:
                 elif isinstance(item, messages.Offer):
                     await self.inbox.on_offer(channel, channel.peer.identity, item)
                 elif isinstance(item, messages.Accept | messages.Delivered | messages.Refuse):
-                    self.outbox.on_reply(channel, item)
+                    self._reply(channel, item, unsolicited)
                 elif isinstance(item, messages.CardUpdate):
                     self._card_update(channel, item.card)
         except (ChannelClosed, ConnectionError):
             pass
-        except TransferRefused as exc:
+        except (TransferRefused, TooManyReplies) as exc:
             log.warning("closing the connection with %s: %s", channel.peer_id.short, exc)
         finally:
             self.inbox.channel_closed(channel)
+
+    def _reply(
+        self,
+        channel: Channel,
+        reply: messages.Accept | messages.Delivered | messages.Refuse,
+        unsolicited: TokenBucket,
+    ) -> None:
+        """To the sender waiting for it. Late answers happen; a stream of them is abuse."""
+        if not self.outbox.on_reply(channel, reply) and not unsolicited.take():
+            raise TooManyReplies("too many answers about documents it was not sent")
 
     def _card_update(self, channel: Channel, wire: bytes) -> None:
         try:

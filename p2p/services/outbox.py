@@ -39,6 +39,7 @@ from protocol import (
     PublicIdentity,
     Receipt,
     RemoteProtocolError,
+    limits,
     messages,
     new_document_id,
     seal,
@@ -248,7 +249,8 @@ class Outbox:
     async def _deliver(self, link: Link, row: OutboxRow) -> _Outstanding | None:
         """Offer one document and stream it; what to wait for (None: already settled)."""
         doc_id = bytes.fromhex(row.doc_id)
-        replies: asyncio.Queue[messages.Message] = asyncio.Queue()
+        # Bounded: a receiver answers an offer once and an accepted transfer once more.
+        replies: asyncio.Queue[messages.Message] = asyncio.Queue(limits.MAX_REPLIES_PER_OFFER)
         self._replies[(id(link), doc_id)] = replies
         try:
             await link.send(messages.Offer(doc_id, row.size))
@@ -377,12 +379,23 @@ class Outbox:
     def on_reply(
         self, link: Link, message: messages.Accept | messages.Delivered | messages.Refuse
     ) -> bool:
-        """Hand a reply to the sender waiting for it; False if nobody waits (ignored)."""
+        """Hand a reply to the sender waiting for it; False if nobody waits (ignored).
+
+        Raises ``TooManyReplies`` if the answers already given about that
+        document are still unread: the receiver is flooding, close it.
+        """
         queue = self._replies.get((id(link), message.document_id))
         if queue is None:
             return False
-        queue.put_nowait(message)
+        try:
+            queue.put_nowait(message)
+        except asyncio.QueueFull:
+            raise TooManyReplies("more answers about one document than the protocol has") from None
         return True
+
+
+class TooManyReplies(Exception):
+    """A receiver sent more answers than the sender can have asked for: close the link."""
 
 
 class _Retry(Exception):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from p2p.errors import BadInput, NotPaired, PeerUnreachable, PliError, StorageError
 from p2p.events import DocumentDelivered, DocumentReceived, PeerGone, PeerSeen
+from p2p.net import addresses
 from p2p.net.transport import Channel, ChannelClosed, Transport
 from p2p.net.transport.guard import TokenBucket
 from p2p.services.archive import Archive
@@ -209,16 +210,28 @@ class Daemon:
         row = self.paired_peer(peer_id)
         if row is None:
             raise PeerUnreachable("This peer is no longer paired.")
-        addresses = list(dict.fromkeys([*self._lan_address(peer_hex), *row.addresses]))
-        if not addresses:
-            raise PeerUnreachable("No address is known for this peer yet.")
+        loopback = self._on_loopback()
+        plan = addresses.dial_plan(self._seen.get(peer_hex), row.addresses,
+                                   _card_addresses(row.card), loopback=loopback)  # fmt: skip
+        if not plan:
+            raise PeerUnreachable("No address pli may dial is known for this peer yet.")
         errors = []
-        for address in addresses:
+        for address in plan:
+            target = await addresses.resolve(address, loopback=loopback)
+            if target is None:
+                errors.append(f"{address} is not an address pli dials.")
+                continue
             try:
-                return await self.transport.connect(peer_id, address)
+                return await self.transport.connect(peer_id, target)
             except PeerUnreachable as exc:
                 errors.append(exc.message)
         raise PeerUnreachable(" ".join(errors))
+
+    def _on_loopback(self) -> bool:
+        """Peers on loopback are dialled only by a daemon that listens there itself."""
+        with contextlib.suppress(ValueError):
+            return ipaddress.ip_address(self.config.listen_host).is_loopback
+        return False
 
     async def _serve_channel(self, channel: Channel) -> None:
         """Route what a peer sends: offers and bulk to the inbox, replies to the outbox."""
@@ -275,10 +288,6 @@ class Daemon:
         log.debug("%s %s", type(event).__name__, event.doc_id[:12])
 
     # --- discovery and pairing ----------------------------------------------------------
-
-    def _lan_address(self, peer_hex: str) -> list[str]:
-        address = self._seen.get(peer_hex)
-        return [address] if address else []
 
     def _peer_secrets(self) -> dict[str, bytes]:
         return {
@@ -444,6 +453,14 @@ def _first(group: BaseExceptionGroup[PliError]) -> PliError:
     """The first failure of a group, to show one sentence rather than a tree."""
     first = group.exceptions[0]
     return _first(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _card_addresses(wire: bytes) -> tuple[str, ...]:
+    """The addresses the peer's stored signed card lists (none if it cannot be read)."""
+    try:
+        return ProfileCard.from_wire(wire).addresses
+    except RemoteProtocolError:
+        return ()
 
 
 async def serve(daemon: Daemon, on_ready: Callable[[Started], None] | None = None) -> None:

@@ -31,7 +31,7 @@ from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 from p2p.errors import ConfigError, PeerUnreachable
 from p2p.events import InvitationSeen, PeerGone, PeerSeen
 from p2p.net.discovery import SERVICE_TYPE, Discovery, Event, _txt_properties
-from protocol import discovery_hint, new_discovery_secret
+from protocol import ProfileCard, discovery_hint, new_discovery_secret
 
 from . import netns
 from .conftest import Running, pair, start_daemon, wait_for
@@ -367,9 +367,13 @@ async def test_spoofed_announcement_gets_a_failed_handshake(tmp_path: Path) -> N
         with pytest.raises(PeerUnreachable, match="did not prove it is the expected peer"):
             await a.daemon.transport.connect(b_id, mallory.address)
         assert a.daemon.transport.channel(b_id) is None
-        # A letter queued for b while a only knows Mallory's address is not sent there.
+        # A letter queued for b while a only knows Mallory's address is not sent there
+        # (a also dials the addresses of b's signed card: here b signs one without any).
         row = a.daemon.store.peer(b_id.hex)
         assert row is not None
+        card = ProfileCard.from_wire(row.card)
+        bare = dataclasses.replace(card, seq=card.seq + 1, addresses=())
+        row = dataclasses.replace(row, card=bare.sign(b.daemon.me.identity))
         a.daemon.store.save_peer(dataclasses.replace(row, addresses=(mallory.address,)))
         letter = tmp_path / "lettre.txt"
         letter.write_text("Cher confrère, ...")

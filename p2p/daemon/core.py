@@ -395,9 +395,13 @@ class Daemon:
             self.discovery.recheck()
 
     def _peer_addresses(self, peer_hex: str) -> list[str]:
+        """Where gossip may reach a peer: the same checked plan as for its letters."""
         row = self.store.peer(peer_hex)
-        known = list(row.addresses) if row is not None else []
-        return list(dict.fromkeys([*self._lan_address(peer_hex), *known]))
+        if row is None:
+            return []
+        card = _card_addresses(row.card)
+        seen = self._seen.get(peer_hex)
+        return addresses.dial_plan(seen, row.addresses, card, loopback=self._on_loopback())
 
     async def publish_revocation(
         self, revocation: Revocation, addresses: list[str]

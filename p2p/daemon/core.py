@@ -27,6 +27,7 @@ from p2p.events import DocumentDelivered, DocumentReceived, PeerGone, PeerSeen
 from p2p.net import addresses
 from p2p.net.transport import Channel, ChannelClosed, Transport
 from p2p.net.transport.guard import TokenBucket
+from p2p.services import naming
 from p2p.services.archive import Archive
 from p2p.services.inbox import Inbox, TransferRefused
 from p2p.services.outbox import Attachment, Outbox, Recipient, TooManyReplies
@@ -280,8 +281,18 @@ class Daemon:
         row = self.paired_peer(channel.peer_id)
         if row is None or card.identity != channel.peer.identity:
             return
-        if card.replaces(ProfileCard.from_wire(row.card)):
-            self.store.update_card(row.peer_id, wire, card.name)
+        if not card.replaces(ProfileCard.from_wire(row.card)):
+            return
+        refused = self._name_refused(card.name, row.peer_id)
+        if refused is not None:
+            log.warning("ignored a card update from %s: %s", channel.peer_id.short, refused)
+            return
+        self.store.update_card(row.peer_id, wire, card.name)
+
+    def _name_refused(self, name: str, peer_hex: str) -> str | None:
+        """Why a card's name could be mistaken for another peer, or None."""
+        me = naming.Known(self.me.peer_id.hex, self.card().name, self.me.peer_id.fingerprint)
+        return naming.check_name(name, peer_hex, self.store.peers(), me)
 
     def _noted(self, event: DocumentReceived | DocumentDelivered) -> None:
         """Deliveries and receptions are already in the store; the API reads them there."""
@@ -347,6 +358,12 @@ class Daemon:
                 "colleague to pair with their new key."
             )
         peer_id = card.identity.peer_id
+        refused = self._name_refused(card.name, peer_id.hex)
+        if refused is not None:
+            raise NotPaired(
+                f"This colleague's card cannot be accepted: {refused}. Ask them to choose "
+                "another name in their profile, then pair again."
+            )
         known = list(dict.fromkeys([*addresses, *card.addresses]))
         row = PeerRow(
             peer_id=peer_id.hex,

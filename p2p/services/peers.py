@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from p2p.errors import AmbiguousPeer, PeerUnknown
+from p2p.services import naming
 from p2p.storage.store import PeerRow, PeerState, Store
-from protocol import ProfileCard, fingerprint_prefix
+from protocol import ProfileCard
 
 
 class PeerDirectory:
@@ -22,24 +22,8 @@ class PeerDirectory:
         self.online = online  # the peer ids (hex) with a session open now
 
     def find(self, text: str, *, states: tuple[PeerState, ...] = (PeerState.PAIRED,)) -> PeerRow:
-        """A peer by exact name, peer id, or fingerprint (prefix allowed if unique)."""
-        rows = self.store.peers(states=states)
-        needle = text.strip()
-        exact = [r for r in rows if needle.casefold() in (r.name.casefold(), r.peer_id)]
-        if len(exact) == 1:
-            return exact[0]
-        prefix = fingerprint_prefix(needle)
-        matches = [
-            r for r in rows
-            if prefix and (r.fingerprint.replace("-", "").startswith(prefix)
-                           or r.peer_id.startswith(needle.lower()))
-        ] or exact  # fmt: skip
-        if not matches:
-            raise PeerUnknown(f"No paired peer is called “{text}”. `pli peers` lists them.")
-        if len(matches) > 1:
-            names = ", ".join(f"{r.name} ({r.fingerprint[:11]})" for r in matches)
-            raise AmbiguousPeer(f"“{text}” matches several peers: {names}. Type more of it.")
-        return matches[0]
+        """A peer by fingerprint, peer id or a unique start of one, else by its name."""
+        return naming.resolve(self.store.peers(states=states), text)
 
     def describe(self, row: PeerRow) -> dict[str, Any]:
         card = ProfileCard.from_wire(row.card)

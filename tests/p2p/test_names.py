@@ -1,0 +1,114 @@
+"""Issue 8 §1.2: a paired peer cannot rename itself into a colleague.
+
+Real daemons on loopback: Bob is paired with Alice and with Mallory; Mallory
+sends Bob a signed card update naming itself like Alice. Bob keeps Mallory's old
+name, and ``send`` to Alice's fingerprint, short id or name still goes to Alice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from p2p.errors import NotPaired
+from p2p.services import naming
+from protocol import messages
+
+from .conftest import Running, pair, start_daemon, wait_for
+
+
+@pytest.fixture
+async def three(tmp_path: Path) -> AsyncIterator[tuple[Running, Running, Running]]:
+    a = await start_daemon(tmp_path / "a", "Dr Alice Martin")
+    b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
+    m = await start_daemon(tmp_path / "m", "Dr Mallory Faux")
+    pair(a, b)
+    pair(m, b)
+    yield a, b, m
+    for running in (a, b, m):
+        await running.stop()
+
+
+async def _card_update(m: Running, b: Running, name: str, seq_step: int) -> None:
+    card = m.daemon.card()
+    wire = dataclasses.replace(card, name=name, seq=card.seq + seq_step).sign(m.daemon.me.identity)
+    channel = await m.daemon._connect(b.daemon.me.peer_id.hex)
+    await channel.send(messages.CardUpdate(wire))
+
+
+def _alice_names(a: Running) -> list[str]:
+    fingerprint = a.daemon.me.peer_id.fingerprint
+    return ["Dr Alice Martin", "  dr  ALICE martin ", "Ｄｒ Alice Martin", fingerprint,
+            fingerprint[:5], a.daemon.me.peer_id.hex]  # fmt: skip
+
+
+@pytest.mark.parametrize("which", range(6))
+async def test_a_card_update_cannot_take_a_colleagues_name(
+    three: tuple[Running, Running, Running], which: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b, m = three
+    m_hex = m.daemon.me.peer_id.hex
+    wanted = _alice_names(a)[which]
+    await _card_update(m, b, wanted, 10)
+    await wait_for(
+        lambda: "ignored a card update" in caplog.text or b.daemon.store.peer(m_hex).name == wanted  # type: ignore[union-attr]
+    )
+    assert b.daemon.store.peer(m_hex).name == "Dr Mallory Faux"  # type: ignore[union-attr]
+    fingerprint = a.daemon.me.peer_id.fingerprint
+    for typed in (fingerprint, fingerprint[:5], a.daemon.me.peer_id.hex, "Dr Alice Martin"):
+        assert b.daemon.peers.find(typed).peer_id == a.daemon.me.peer_id.hex
+
+
+async def test_a_valid_new_name_is_taken(three: tuple[Running, Running, Running]) -> None:
+    _, b, m = three
+    m_hex = m.daemon.me.peer_id.hex
+    await _card_update(m, b, "Dr Mallory Renamed", 20)
+    await wait_for(lambda: b.daemon.store.peer(m_hex).name == "Dr Mallory Renamed")  # type: ignore[union-attr]
+
+
+async def test_the_refused_update_keeps_the_old_name(
+    three: tuple[Running, Running, Running], caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b, m = three
+    m_hex = m.daemon.me.peer_id.hex
+    fingerprint = a.daemon.me.peer_id.fingerprint
+    await _card_update(m, b, fingerprint, 10)
+    await _card_update(m, b, "Dr Alice Martin", 11)
+    channel = await m.daemon._connect(b.daemon.me.peer_id.hex)
+    await channel.send(messages.CardUpdate(m.daemon.signed_card()))  # an old one: a no-op
+    await wait_for(lambda: "ignored a card update" in caplog.text and caplog.text.count(
+        "ignored a card update") >= 2)  # fmt: skip
+    assert b.daemon.store.peer(m_hex).name == "Dr Mallory Faux"  # type: ignore[union-attr]
+    assert "Alice" not in caplog.text
+    assert fingerprint not in caplog.text
+
+
+async def test_pairing_refuses_a_card_named_like_a_paired_peer(tmp_path: Path) -> None:
+    a = await start_daemon(tmp_path / "a", "Dr Alice Martin")
+    b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
+    m = await start_daemon(tmp_path / "m", "dr alice  MARTIN")
+    try:
+        pair(a, b)
+        with pytest.raises(NotPaired, match="another name"):
+            b.daemon.add_peer(m.daemon.signed_card(), [m.address])
+        assert b.daemon.store.peer(m.daemon.me.peer_id.hex) is None
+    finally:
+        for running in (a, b, m):
+            await running.stop()
+
+
+def test_names_that_look_like_keys() -> None:
+    for name in ("ABCDE", "abcd1234", "AB2CD-EFGH3", "deadbeef99", "K7QXA"):
+        assert naming.looks_like_key(name), name
+    for name in ("Dr Alice Martin", "Alice", "Cabinet Saint-Michel", "Dr Bob"):
+        assert not naming.looks_like_key(name), name
+
+
+def test_a_name_never_shadows_a_fingerprint() -> None:
+    alice = naming.Known("aa" * 32, "Dr Alice", "ABCDE-FGHIJ")
+    mallory = naming.Known("bb" * 32, "ABCDE", "KLMNO-PQRST")
+    assert naming.resolve([mallory, alice], "ABCDE") is alice
+    assert naming.resolve([mallory, alice], "dr  ALICE") is alice

@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from p2p.documents import peer_names as naming
 from p2p.errors import BadInput, NotPaired, PeerUnreachable, PliError, StorageError
 from p2p.events import DocumentDelivered, DocumentReceived, PeerGone, PeerSeen
 from p2p.net import addresses
 from p2p.net.transport import Channel, ChannelClosed, Transport
 from p2p.net.transport.guard import TokenBucket
-from p2p.services import naming
 from p2p.services.archive import Archive
 from p2p.services.inbox import Inbox, TransferRefused
 from p2p.services.outbox import Attachment, Outbox, Recipient, TooManyReplies

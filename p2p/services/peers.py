@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from p2p.services import naming
+from p2p.documents import peer_names as naming
 from p2p.storage.store import PeerRow, PeerState, Store
 from protocol import ProfileCard
 

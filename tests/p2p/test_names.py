@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from p2p.documents import peer_names as naming
 from p2p.errors import NotPaired
-from p2p.services import naming
 from protocol import messages
 
 from .conftest import Running, pair, start_daemon, wait_for

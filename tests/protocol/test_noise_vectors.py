@@ -1,7 +1,7 @@
 """Our Noise checked against others: cacophony vectors, Wycheproof X25519, noiseprotocol.
 
-The vector files live in ``../shared/vectors/`` (see its README); the tests
-that need them skip with a reason when the folder is absent. The interop tests
+The vector files live in ``tests/data/vectors/`` (its README gives their sources
+and licences), so every clone runs them. The interop tests
 run pli's ``Handshake`` against the independent ``noiseprotocol`` package with
 the same pinned keys, in both roles.
 """
@@ -19,23 +19,24 @@ from protocol import PROLOGUE, AuthenticationFailed, Handshake, LocalIdentity, R
 from protocol.noise import _dh, _HandshakeState
 from tests.protocol.test_noise import ALICE, BOB, E_ALICE, E_BOB, NOW, accept
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "data" / "vectors"
 NAME = b"Noise_XX_25519_ChaChaPoly_BLAKE2b"
 
 
 def load(name: str) -> Any:
-    path = VECTORS / name
-    if not path.exists():
-        pytest.skip(f"{path} is absent (a clone outside the pli workspace)")
-    return json.loads(path.read_text())
+    return json.loads((VECTORS / name).read_text())
 
 
 def cacophony() -> list[dict[str, Any]]:
-    path = VECTORS / "noise-cacophony.json"
-    if not path.exists():
-        return []
-    vectors: list[dict[str, Any]] = json.loads(path.read_text())["vectors"]
+    vectors: list[dict[str, Any]] = load("noise-cacophony.json")["vectors"]
     return vectors
+
+
+def test_the_vectors_are_in_the_repository() -> None:
+    """A fresh clone has every vector file, with the patterns pli speaks."""
+    names = {vector["protocol_name"] for vector in cacophony()}
+    assert {"Noise_NN_25519_ChaChaPoly_BLAKE2b", NAME.decode()} <= names
+    assert load("wycheproof-x25519_test.json")["numberOfTests"] > 500
 
 
 # --- cacophony -----------------------------------------------------------------------
@@ -57,7 +58,6 @@ def side(vector: dict[str, Any], prefix: str) -> _HandshakeState:
     )
 
 
-@pytest.mark.skipif(not cacophony(), reason=f"no cacophony vectors in {VECTORS}")
 @pytest.mark.parametrize("vector", cacophony(), ids=lambda v: v["protocol_name"])
 def test_cacophony_vector(vector: dict[str, Any]) -> None:
     """Every handshake and transport ciphertext and the handshake hash, byte for byte.

@@ -768,7 +768,7 @@ def main() -> None:
         "--malloc-tuned",
         action="store_true",
         help=f"run the daemons with GLIBC_TUNABLES={TUNABLES} (the daemons set similar "
-        "values themselves at start, see p2p.net.transport.tune_malloc: kept to compare)",
+        "values themselves at start, see p2p.daemon.process.tune_malloc: kept to compare)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument(

@@ -26,22 +26,6 @@ class PeerGone:
 
 
 @dataclass(frozen=True)
-class DocumentReceived:
-    doc_id: str
-    sender: str
-    size: int
-    duplicate: bool
-
-
-@dataclass(frozen=True)
-class DocumentDelivered:
-    doc_id: str
-    peer_id: str
-    status: str
-    receipt_time: int
-
-
-@dataclass(frozen=True)
 class InvitationSeen:
     """An open pairing invitation announced on the LAN."""
 

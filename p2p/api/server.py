@@ -12,20 +12,18 @@ person can act on; no traceback ever leaves the daemon.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from p2p.api import documents, mailbox, pairing, peers, revocations, status
 from p2p.api.request import DAEMON, MAX_JSON
-from p2p.daemon.core import Daemon, Started, serve
+from p2p.daemon.core import Daemon
 from p2p.errors import PliError, StorageError
 from protocol import RemoteProtocolError
 
@@ -121,27 +119,3 @@ async def start_api(daemon: Daemon) -> web.AppRunner:
         os.umask(old_umask)
     path.chmod(0o600)
     return runner
-
-
-def lock_home(home: Path) -> int:
-    """Hold ``daemon.lock`` in the home for the daemon's life: one daemon per home."""
-    fd = os.open(home / "daemon.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise StorageError(
-            f"Another pli daemon is already running for {home}. Use `pli --home {home} status`."
-        ) from None
-    return fd
-
-
-async def run_daemon(daemon: Daemon, on_ready: Callable[[Started], None] | None = None) -> None:
-    """``pli daemon``: the daemon plus its local API, until SIGTERM/SIGINT."""
-    lock_home(daemon.config.home)  # released by the kernel when the process ends
-    runner = await start_api(daemon)
-    try:
-        await serve(daemon, on_ready)
-    finally:
-        await runner.cleanup()
-        daemon.config.api_socket.unlink(missing_ok=True)

@@ -198,13 +198,14 @@ def daemon(state: State, listen: str | None) -> None:
     )
     keys = _open_home(home)
 
-    from p2p.api.server import run_daemon
+    from p2p.api.server import start_api
     from p2p.daemon.core import Daemon
+    from p2p.daemon.process import run_daemon
 
     # Ctrl-C before the daemon's own signal handlers are set: stop quietly.
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            asyncio.run(run_daemon(Daemon(settings, keys), _say_ready(state, home)))
+            asyncio.run(run_daemon(Daemon(settings, keys), start_api, _say_ready(state, home)))
         except OSError as exc:
             error = _listen_error(exc, settings.listen)
             if error is exc:

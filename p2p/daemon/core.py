@@ -3,7 +3,7 @@
 Services never call each other: what one learns reaches another through here
 (a channel comes up → the outbox retries that peer; a reply arrives → it goes
 to the outbox sender waiting for it). ``Daemon.run`` runs everything in one
-TaskGroup until ``stop()`` (SIGTERM / SIGINT in ``serve``); state on disk is
+TaskGroup until ``stop()`` (SIGTERM / SIGINT: ``process.py``); state on disk is
 consistent at every instant, so a stop, clean or not, loses nothing.
 """
 
@@ -14,17 +14,13 @@ import base64
 import contextlib
 import ipaddress
 import logging
-import os
-import resource
-import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from p2p.documents import peer_names as naming
 from p2p.errors import BadInput, NotPaired, PeerUnreachable, PliError, StorageError
-from p2p.events import DocumentDelivered, DocumentReceived, PeerGone, PeerSeen
+from p2p.events import PeerGone, PeerSeen
 from p2p.net import addresses
 from p2p.net.transport import Channel, ChannelClosed, Transport
 from p2p.net.transport.guard import TokenBucket
@@ -96,9 +92,9 @@ class Daemon:
         self.discovery: Discovery | None = None  # started with the transport, if enabled
         self._seen: dict[str, str] = {}  # peer id -> address announced on the LAN (a hint)
         self._background: set[asyncio.Task[None]] = set()
-        self.inbox = Inbox(self.store, self.layout, self.me, self._check_sender, self._noted)
+        self.inbox = Inbox(self.store, self.layout, self.me, self._check_sender)
         self.outbox = Outbox(
-            self.store, self.layout, self.me, self._connect, self._noted,
+            self.store, self.layout, self.me, self._connect,
             retry_min=config.retry_min, retry_max=config.retry_max,
         )  # fmt: skip
         self.peers = PeerDirectory(self.store, self.online)
@@ -294,10 +290,6 @@ class Daemon:
         me = naming.Known(self.me.peer_id.hex, self.card().name, self.me.peer_id.fingerprint)
         return naming.check_name(name, peer_hex, self.store.peers(), me)
 
-    def _noted(self, event: DocumentReceived | DocumentDelivered) -> None:
-        """Deliveries and receptions are already in the store; the API reads them there."""
-        log.debug("%s %s", type(event).__name__, event.doc_id[:12])
-
     # --- discovery and pairing ----------------------------------------------------------
 
     def _peer_secrets(self) -> dict[str, bytes]:
@@ -482,46 +474,3 @@ def _card_addresses(wire: bytes) -> tuple[str, ...]:
         return ProfileCard.from_wire(wire).addresses
     except RemoteProtocolError:
         return ()
-
-
-async def serve(daemon: Daemon, on_ready: Callable[[Started], None] | None = None) -> None:
-    """Start, notify systemd, run until SIGTERM/SIGINT."""
-    raise_open_files_limit()
-    started = await daemon.start()
-    loop = asyncio.get_running_loop()
-    for signum in (2, 15):  # SIGINT, SIGTERM
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, daemon.stop)
-    if on_ready is not None:
-        on_ready(started)
-    sd_notify("READY=1")
-    await daemon.run()
-
-
-def raise_open_files_limit() -> int:
-    """Raise the soft RLIMIT_NOFILE to the hard one and return the soft limit now in force.
-
-    Distributions start services with a soft limit of 1024 (or less) under a far
-    higher hard limit; the peer port's connection cap is derived from the soft
-    one (``limits.connection_cap``), so raising it lets the daemon serve more
-    colleagues while the cap still keeps a flood below the limit.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):  # an unlimited hard limit the kernel caps lower
-            log.info("kept the open files limit at %d", soft)
-    return soft
-
-
-def sd_notify(state: str) -> None:
-    """Tell systemd we are ready (Type=notify); a no-op without NOTIFY_SOCKET."""
-    target = os.environ.get("NOTIFY_SOCKET")
-    if not target:
-        return
-    if target.startswith("@"):
-        target = "\0" + target[1:]
-    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.sendto(state.encode(), target)

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from p2p.errors import StorageError
-from p2p.events import DocumentReceived, Link
+from p2p.events import Link
 from p2p.storage.files import Layout, fsync_dir, write_atomic
 from p2p.storage.store import InboxRow, Store
 from protocol import (
@@ -131,7 +131,6 @@ class Inbox:
         layout: Layout,
         me: LocalIdentity,
         check_sender: Callable[[PublicIdentity], None],
-        on_event: Callable[[DocumentReceived], None],
         *,
         max_size: int = limits.MAX_ENVELOPE_SIZE,
     ) -> None:
@@ -139,7 +138,6 @@ class Inbox:
         self._layout = layout
         self._me = me
         self._check_sender = check_sender
-        self._on_event = on_event
         self._max_size = max_size
         self._transfers: dict[int, _Transfer] = {}
         # One thread verifies and writes every transfer's frames, in order; opening,
@@ -177,7 +175,6 @@ class Inbox:
         stored = self._store.inbox_entry(doc_hex, sender_hex)
         if stored is not None:
             await channel.send(messages.Delivered(offer.document_id, stored.receipt))
-            self._on_event(DocumentReceived(doc_hex, sender_hex, stored.size, duplicate=True))
             return
         if offer.size > self._max_size:
             reason = "the document is over this practice's limit"
@@ -458,7 +455,6 @@ class Inbox:
                 receipts[index] = stored.receipt if stored is not None else receipts[index]
             log.info("received a document from %s (%d bytes)",
                      item.transfer.sender_identity.peer_id.short, row.size)  # fmt: skip
-            self._on_event(DocumentReceived(row.doc_id, row.sender, row.size, duplicate=not fresh))
         return receipts
 
     def _abandon(self, key: int) -> None:

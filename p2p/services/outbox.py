@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from p2p.errors import BadInput, PeerUnreachable
-from p2p.events import DocumentDelivered, Link
+from p2p.events import Link
 from p2p.storage.files import Layout, write_atomic
 from p2p.storage.store import OutboxRow, PeerRow, Store, StoredReceipt
 from protocol import (
@@ -97,7 +97,6 @@ class Outbox:
         layout: Layout,
         me: LocalIdentity,
         connect: Connect,
-        on_event: Callable[[DocumentDelivered], None],
         *,
         retry_min: float = 1.0,
         retry_max: float = 300.0,
@@ -106,7 +105,6 @@ class Outbox:
         self._layout = layout
         self._me = me
         self._connect = connect
-        self._on_event = on_event
         self._retry_min = retry_min
         self._retry_max = retry_max
         self._wake = asyncio.Event()
@@ -332,15 +330,11 @@ class Outbox:
 
     async def _settle(self, ready: list[tuple[OutboxRow, bytes]]) -> None:
         """Verify receipts and store the valid ones in one commit (off the event loop)."""
-        events, failure = await asyncio.to_thread(self._store_receipts, ready)
-        for event in events:
-            self._on_event(event)
+        failure = await asyncio.to_thread(self._store_receipts, ready)
         if failure is not None:
             raise failure
 
-    def _store_receipts(
-        self, ready: list[tuple[OutboxRow, bytes]]
-    ) -> tuple[list[DocumentDelivered], _Retry | None]:
+    def _store_receipts(self, ready: list[tuple[OutboxRow, bytes]]) -> _Retry | None:
         valid: list[StoredReceipt] = []
         failure: _Retry | None = None
         now = int(time.time())
@@ -371,8 +365,7 @@ class Outbox:
             log.info("delivered a document to %s", peer.fingerprint[:5])
         if valid:
             self._store.delivered_many(valid)
-        events = [DocumentDelivered(r.doc_id, r.peer_id, r.status, r.time) for r in valid]
-        return events, failure
+        return failure
 
     # --- replies routed here by the daemon ----------------------------------------------
 

@@ -171,7 +171,6 @@ def resolve_interfaces(entries: tuple[str, ...], path: Path) -> tuple[str, ...]:
 # --- the practice's own profile (public: it goes into the signed card) -----------
 
 PROFILE_FILE = "profile.json"
-PROFILE_FIELDS = ("name", "profession", "rpps", "practice")
 
 
 def load_profile(home: Path) -> dict[str, Any]:

@@ -91,7 +91,7 @@ async def test_connection_lost_while_sending_backs_off(tmp_path: Path) -> None:
         dials += 1
         return _CutLink()
 
-    outbox = Outbox(store, layout, me, connect, lambda event: None, retry_min=0.5, retry_max=5)
+    outbox = Outbox(store, layout, me, connect, retry_min=0.5, retry_max=5)
     letter = tmp_path / "lettre.txt"
     letter.write_text("x")
     recipient = Recipient(peer.peer_id.hex, peer.card(1, name="Dr B"))

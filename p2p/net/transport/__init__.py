@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import logging
 import resource
-import sys
 import time
 from collections.abc import Awaitable, Callable
 
@@ -64,40 +62,6 @@ OnChannel = Callable[["Channel"], Awaitable[None]]
 OnPairing = Callable[["FramePipe"], Awaitable[None]]
 #: (request body, source IP) -> (HTTP status, short code) for ``REVOKE_PATH``.
 OnRevocation = Callable[[bytes, str], Awaitable[tuple[int, str]]]
-
-
-#: glibc ``mallopt`` parameters (malloc.h) and the values ``tune_malloc`` sets.
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_MMAP_THRESHOLD = 4 * 1024 * 1024
-_TRIM_THRESHOLD = 32 * 1024 * 1024
-
-
-def tune_malloc() -> bool:
-    """Stop glibc from unmapping and re-faulting the bulk path's ~1 MiB buffers.
-
-    Every BULK frame makes a few short-lived buffers of about 1 MiB (the frame
-    read from disk, aiohttp's masked copy, the received message). By default
-    glibc serves them with mmap, or trims them off the top of the heap as soon
-    as they are freed, so each new buffer page-faults its 256 pages back in; in
-    this project's VM that halved the loopback transfer rate (see
-    ../shared/bench/anchors-2026-11-28.md, surprise 3, and bench/transfer.py
-    ``--malloc-tuned``). A fixed 4 MiB mmap threshold keeps them on the heap and
-    a 32 MiB trim threshold lets freed ones be reused. Peak memory is still
-    bounded by what the bulk path holds at once (a few MiB), not by the document.
-    Process-wide, idempotent; a no-op (False) outside glibc.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    mmap_set: int = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-    trim_set: int = mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
-    return mmap_set == 1 and trim_set == 1
 
 
 def _read_whole_frames(transport: asyncio.BaseTransport | None) -> None:
@@ -141,7 +105,6 @@ class Transport:
     # --- lifecycle ---------------------------------------------------------------
 
     async def start(self, host: str, port: int) -> int:
-        tune_malloc()
         throttle_logs()
         self.guard.cap = limits.connection_cap(open_files_limit())
         app = web.Application(middlewares=[close_after_answer])

@@ -235,7 +235,7 @@ class Daemon:
         peer_hex = channel.peer_id.hex
         with contextlib.suppress(StorageError):
             address = channel.remote_address if channel.initiator else None
-            self.store.peer_seen(peer_hex, int(time.time()), address)
+            await asyncio.to_thread(self.store.peer_seen, peer_hex, int(time.time()), address)
         self.outbox.wake(peer_hex)
         self.revocations.peer_back(peer_hex)
         unsolicited = TokenBucket(
@@ -251,7 +251,7 @@ class Daemon:
                 elif isinstance(item, messages.Accept | messages.Delivered | messages.Refuse):
                     self._reply(channel, item, unsolicited)
                 elif isinstance(item, messages.CardUpdate):
-                    self._card_update(channel, item.card)
+                    await asyncio.to_thread(self._card_update, channel, item.card)
         except (ChannelClosed, ConnectionError):
             pass
         except (TransferRefused, TooManyReplies) as exc:
@@ -270,6 +270,7 @@ class Daemon:
             raise TooManyReplies("too many answers about documents it was not sent")
 
     def _card_update(self, channel: Channel, wire: bytes) -> None:
+        """A newer signed card from a paired peer replaces the stored one (worker thread)."""
         try:
             card = ProfileCard.from_wire(wire)
         except RemoteProtocolError:
@@ -376,7 +377,7 @@ class Daemon:
     async def remove_peer(self, text: str) -> PeerRow:
         """Forget the paired peer named ``text``: nothing more goes to or comes from it."""
         row = self.peers.find(text)
-        self.store.set_peer_state(row.peer_id, PeerState.REMOVED)
+        await asyncio.to_thread(self.store.set_peer_state, row.peer_id, PeerState.REMOVED)
         await self.transport.disconnect(PeerId(bytes.fromhex(row.peer_id)))
         self._seen.pop(row.peer_id, None)
         if self.discovery is not None:

@@ -106,6 +106,7 @@ class Outbox:
         self._me = me
         self._connect = connect
         self._retry_min = retry_min
+        self._retry_now: set[str] = set()  # peers to retry at once (``wake``)
         self._retry_max = retry_max
         self._wake = asyncio.Event()
         self._senders: dict[str, asyncio.Task[None]] = {}
@@ -123,6 +124,23 @@ class Outbox:
     ) -> str:
         """Seal and queue one document for ``recipients``; return its id (hex)."""
         doc_id = new_document_id()
+        # Reading the files, sealing and the outbox commit all wait on the disk: one
+        # trip to a worker thread for them, and the event loop keeps serving meanwhile.
+        size = await asyncio.to_thread(
+            self._seal_and_queue, doc_id, kind, metadata, recipients, attachments
+        )
+        log.info("queued a document for %d recipient(s) (%d bytes)", len(recipients), size)
+        self.wake()
+        return doc_id.hex()
+
+    def _seal_and_queue(
+        self,
+        doc_id: bytes,
+        kind: str,
+        metadata: dict[str, str],
+        recipients: Sequence[Recipient],
+        attachments: Sequence[Attachment],
+    ) -> int:
         meta = DocumentMeta(
             document_id=doc_id,
             created_at=int(time.time()),
@@ -134,38 +152,37 @@ class Outbox:
             ),
             metadata=metadata,
         )
-        # Sealing and the outbox commit both wait on the disk: one trip to a worker
-        # thread for both, and the event loop keeps serving meanwhile.
-        size = await asyncio.to_thread(self._seal_and_queue, meta, recipients, attachments)
-        log.info("queued a document for %d recipient(s) (%d bytes)", len(recipients), size)
-        self.wake()
-        return doc_id.hex()
-
-    def _seal_and_queue(
-        self, meta: DocumentMeta, recipients: Sequence[Recipient], attachments: Sequence[Attachment]
-    ) -> int:
         doc_hex = meta.document_id.hex()
         with contextlib.ExitStack() as stack:
             sources = [stack.enter_context(open(a.path, "rb")) for a in attachments]
             sealed = seal(self._me, [r.card for r in recipients], meta, sources)
             size = write_atomic(self._layout.sent_envelope(doc_hex), sealed).size
-        self._store.queue(doc_hex, [r.peer_id for r in recipients], size, sealed.digest,
-                          meta.created_at)  # fmt: skip
+        peers = [r.peer_id for r in recipients]
+        self._store.queue(doc_hex, peers, size, sealed.digest, meta.created_at)
         return size
 
     # --- scheduling ------------------------------------------------------------------
 
     def wake(self, peer_id: str | None = None) -> None:
-        """Try now: a document was queued, or ``peer_id`` was seen again."""
+        """Try now: a document was queued, or ``peer_id`` was seen again.
+
+        The peer's retry times are reset by ``run`` on the worker thread (a commit
+        does not belong on the event loop), before it looks for due documents.
+        """
         if peer_id is not None:
-            self._store.retry_now(peer_id)
+            self._retry_now.add(peer_id)
         self._wake.set()
+
+    async def _reset_retries(self) -> None:
+        while self._retry_now:
+            await asyncio.to_thread(self._store.retry_now, self._retry_now.pop())
 
     async def run(self) -> None:
         """Start a sender for every peer with due documents, forever."""
         try:
             while True:
                 self._wake.clear()
+                await self._reset_retries()
                 now = time.time()
                 next_due = now + self._retry_max
                 for peer_id, next_attempt in self._store.due_peers():
@@ -194,19 +211,22 @@ class Outbox:
                     link = await self._connect(peer_id)
                     await self._deliver_all(link, due)
                 except (PeerUnreachable, ConnectionError, TimeoutError, _Retry) as exc:
-                    self._backoff(due, str(exc) or exc.__class__.__name__)
+                    error = str(exc) or exc.__class__.__name__
+                    await asyncio.to_thread(self._backoff, due, error)
                     return
         finally:
             self._wake.set()
 
     def _backoff(self, rows: Sequence[OutboxRow], error: str) -> None:
+        """Record the failed attempt and when to try next (a commit: worker thread)."""
+
         def next_attempt(attempts: int) -> float:
             delay = min(self._retry_max, self._retry_min * 2.0 ** min(attempts, 20))
             delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
             return time.time() + delay
 
-        self._store.attempts_failed([(row.doc_id, row.peer_id) for row in rows], error,
-                                    next_attempt)  # fmt: skip
+        failed = [(row.doc_id, row.peer_id) for row in rows]
+        self._store.attempts_failed(failed, error, next_attempt)
         log.info("will retry %d document(s) later: %s", len(rows), error)
 
     # --- one document -------------------------------------------------------------------
@@ -264,7 +284,7 @@ class Outbox:
         try:
             await self._settle([self._answer(row, reply)])
         except _Refused as refused:
-            self._backoff([row], str(refused))
+            await asyncio.to_thread(self._backoff, [row], str(refused))
         return None
 
     @staticmethod
@@ -292,7 +312,7 @@ class Outbox:
             try:
                 ready.append(self._answer(head.row, reply))
             except _Refused as refused:
-                self._backoff([head.row], str(refused))
+                await asyncio.to_thread(self._backoff, [head.row], str(refused))
 
     async def _reply(
         self, replies: asyncio.Queue[messages.Message], link: Link, timeout: float

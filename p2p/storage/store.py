@@ -205,11 +205,24 @@ _INBOX = _columns(InboxRow)
 class Store:
     """One SQLite database, shared by the event loop and worker threads.
 
-    Two connections, each behind its own lock: one writes (every transaction,
-    from the loop or a worker thread), one reads. In WAL mode a reader sees the
-    last committed state and never waits for a writer, so a query on the event
-    loop (an offer's duplicate check, the local API) is not held up while a
-    worker thread's commit waits for its fsync.
+    Two connections, each behind its own lock: one writes, one reads. In WAL
+    mode a reader sees the last committed state and never waits for a writer,
+    so a query on the event loop (an offer's duplicate check, the local API) is
+    not held up while a worker thread's commit waits for its fsync.
+
+    The lock discipline:
+
+    - every write is one ``_tx`` (BEGIN IMMEDIATE ... COMMIT, fsync'd by
+      ``synchronous=FULL``) under ``_lock``, and runs on a worker thread
+      (``asyncio.to_thread`` or a service's executor), never on the event loop:
+      it can wait for the disk, and for another thread's commit;
+    - every read is one ``_query`` under ``_read_lock`` on the reader
+      connection, from the loop or a thread; it holds the lock for that query
+      only, and never takes ``_lock``;
+    - opening (the migration) happens before the loop runs, or on a thread.
+
+    tests/conftest.py fails any test whose code commits, or does other blocking
+    I/O, on the event loop.
     """
 
     def __init__(self, path: Path) -> None:

@@ -46,13 +46,18 @@ class Running:
             await self.task
 
 
-async def start_daemon(home: Path, name: str, port: int = 0, **settings: Any) -> Running:
+def make_daemon(home: Path, name: str, port: int = 0, **settings: Any) -> Daemon:
+    """Keys, profile and settings in ``home``, and the daemon (not started): blocking."""
     if not keystore.exists(home):
         keystore.create(home)
         config_mod.save_profile(home, name=name)
     values: dict[str, Any] = {"retry_min": 0.2, "retry_max": 1.0, "discovery": False, **settings}
     config = config_mod.load(home, listen=f"127.0.0.1:{port}", **values)
-    daemon = Daemon(config, keystore.load(home))
+    return Daemon(config, keystore.load(home))
+
+
+async def start_daemon(home: Path, name: str, port: int = 0, **settings: Any) -> Running:
+    daemon = await asyncio.to_thread(make_daemon, home, name, port, **settings)
     started = await daemon.start()
     runner = await start_api(daemon)
 

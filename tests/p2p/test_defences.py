@@ -81,9 +81,9 @@ class _CutLink:
 
 async def test_connection_lost_while_sending_backs_off(tmp_path: Path) -> None:
     me, peer = LocalIdentity.generate(now=0), LocalIdentity.generate(now=0)
-    store = Store(tmp_path / "pli.db")
+    store = await asyncio.to_thread(Store, tmp_path / "pli.db")
     layout = Layout(tmp_path)
-    layout.create()
+    await asyncio.to_thread(layout.create)
     dials = 0
 
     async def connect(peer_hex: str) -> _CutLink:

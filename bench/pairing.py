@@ -29,19 +29,22 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+from p2p.daemon import harness
 from p2p.daemon.core import Daemon
-from p2p.storage import config, keystore
 from protocol import PeerId
 
-LOOPBACK = {"discovery": True, "interfaces": ["127.0.0.1"], "retry_min": 0.1, "retry_max": 1.0}
+LOOPBACK: dict[str, Any] = {
+    "discovery": True,
+    "interfaces": ["127.0.0.1"],
+    "retry_min": 0.1,
+    "retry_max": 1.0,
+}
 
 
 async def start(home: Path, name: str) -> tuple[Daemon, asyncio.Task[None]]:
-    if not keystore.exists(home):
-        keystore.create(home)
-        config.save_profile(home, name=name)
-    daemon = Daemon(config.load(home, listen="127.0.0.1:0", **LOOPBACK), keystore.load(home))
+    daemon = await asyncio.to_thread(harness.open_daemon, home, name, **LOOPBACK)
     await daemon.start()
     return daemon, asyncio.create_task(daemon.run())
 

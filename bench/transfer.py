@@ -71,6 +71,7 @@ from pathlib import Path
 from typing import Any
 
 from p2p.cli.client import UnixHTTPConnection
+from p2p.daemon import harness
 from p2p.storage.config import API_SOCKET
 
 KiB = 1024
@@ -174,67 +175,26 @@ class Api:
 # --- one daemon process ---------------------------------------------------------------------
 
 
-class Daemon:
+class Daemon(harness.DaemonProcess):
     """One practice: a temporary home, a loopback port, a ``python -m p2p daemon`` process."""
 
     def __init__(self, root: Path, name: str, env: dict[str, str]) -> None:
-        self.home = root / name
-        self.name = name
-        self.env = env
-        self.port = free_port()
-        self.log = root / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.home.mkdir(mode=0o700)
-        settings = {"discovery": False, "retry_min": 0.2, "retry_max": 1.0}
-        (self.home / "config.toml").write_text(
-            "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+        super().__init__(
+            root / name, listen=f"{HOST}:{free_port()}", log=root / f"{name}.log", env=env
         )
-        self._pli("init", "--name", f"Dr {name.title()} Bench")
+        self.name = name
+        harness.prepare_home(self.home, f"Dr {name.title()} Bench", env=env)
         self.api = Api(self.home / API_SOCKET)
         self.identity: dict[str, Any] = {}
 
-    def _pli(self, *args: str) -> None:
-        subprocess.run([sys.executable, "-m", "p2p", "--home", str(self.home), *args],
-                       check=True, capture_output=True, env=self.env, timeout=60)  # fmt: skip
+    def start(self, timeout: float = 30.0) -> harness.Ready:
+        ready = super().start(timeout)
+        self.identity = self.api.get("/v1/identity")
+        return ready
 
-    @property
-    def address(self) -> str:
-        return f"{HOST}:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "p2p", "--home", str(self.home), "daemon",
-                 "--listen", self.address],
-                stdout=log, stderr=log, env=self.env,
-            )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
-            with contextlib.suppress(OSError, RuntimeError, http.client.HTTPException):
-                if (self.home / API_SOCKET).exists():
-                    self.api.get("/v1/status")
-                    self.identity = self.api.get("/v1/identity")
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not become ready")
-
-    def stop(self) -> None:
+    def stop(self, timeout: float = 15.0) -> int | None:
         self.api.close()
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        return super().stop(timeout)
 
     def trust(self, other: Daemon) -> None:
         self.api.post("/v1/peers", {"card": other.identity["card"], "address": other.address})

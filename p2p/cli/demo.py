@@ -20,16 +20,17 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from p2p.cli.client import Client
 from p2p.errors import PliError
+
+if TYPE_CHECKING:
+    from p2p.daemon.harness import DaemonProcess
 
 STEP_TIMEOUT = 20.0  # seconds any single step may take before the demo gives up
 LOOPBACK_CONFIG = """\
@@ -112,7 +113,7 @@ class Practice:
         self.key = key
         self.profile = profile
         self.name = profile["name"]
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.daemon: DaemonProcess | None = None
         self.port = 0
         self.client = Client(self.home)
         self.fingerprint = ""
@@ -127,52 +128,28 @@ class Practice:
         self.fingerprint = keys.identity.peer_id.fingerprint
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("PLI_HOME", "PLI_PASSPHRASE")}
-        with open(self.home.parent / f"{self.key}.log", "ab") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [
-                    sys.executable,
-                    "-m",
-                    "p2p",
-                    "--home",
-                    str(self.home),
-                    "daemon",
-                    "--listen",
-                    "127.0.0.1:0",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=env,
-                start_new_session=True,  # Ctrl-C reaches the demo, which stops it cleanly
-            )
-        status = wait_for(self._status, f"{self.name}'s daemon to start")
-        self.port = int(status["peer_port"])
+        from p2p.daemon.harness import DaemonNotReady, DaemonProcess
 
-    def _status(self) -> dict[str, Any] | None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise PliError(f"{self.name}'s daemon stopped at start:\n{self.log()[-1500:]}")
-        if not (self.home / "api.sock").exists():
-            return None
+        env = {k: v for k, v in os.environ.items() if k not in ("PLI_HOME", "PLI_PASSPHRASE")}
+        # Its own session: Ctrl-C reaches the demo, which stops the daemon cleanly.
+        self.daemon = DaemonProcess(self.home, env=env, new_session=True)
         try:
-            status: dict[str, Any] = self.client.get("/v1/status", timeout=2)
-        except PliError:
-            return None
-        return status
+            self.port = self.daemon.start(timeout=STEP_TIMEOUT).port
+        except DaemonNotReady as exc:
+            if exc.exited:
+                log = self.daemon.log_text()[-1500:]
+                raise PliError(f"{self.name}'s daemon stopped at start:\n{log}") from None
+            raise PliError(
+                f"The demo gave up waiting for {self.name}'s daemon to start "
+                f"after {STEP_TIMEOUT:.0f} s."
+            ) from None
 
     def log(self) -> str:
-        path = self.home.parent / f"{self.key}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return self.daemon.log_text() if self.daemon is not None else ""
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        if self.daemon is not None:
+            self.daemon.stop()
 
 
 def wait_for(probe: Callable[[], Any], what: str, timeout: float = STEP_TIMEOUT) -> Any:

@@ -14,9 +14,8 @@ import aiohttp
 import pytest
 
 from p2p.api.server import start_api
+from p2p.daemon import harness
 from p2p.daemon.core import Daemon
-from p2p.storage import config as config_mod
-from p2p.storage import keystore
 
 from .fake_api import fake_api  # noqa: F401 - a fixture for the CLI tests
 
@@ -46,18 +45,10 @@ class Running:
             await self.task
 
 
-def make_daemon(home: Path, name: str, port: int = 0, **settings: Any) -> Daemon:
-    """Keys, profile and settings in ``home``, and the daemon (not started): blocking."""
-    if not keystore.exists(home):
-        keystore.create(home)
-        config_mod.save_profile(home, name=name)
-    values: dict[str, Any] = {"retry_min": 0.2, "retry_max": 1.0, "discovery": False, **settings}
-    config = config_mod.load(home, listen=f"127.0.0.1:{port}", **values)
-    return Daemon(config, keystore.load(home))
-
-
 async def start_daemon(home: Path, name: str, port: int = 0, **settings: Any) -> Running:
-    daemon = await asyncio.to_thread(make_daemon, home, name, port, **settings)
+    daemon = await asyncio.to_thread(
+        harness.open_daemon, home, name, f"127.0.0.1:{port}", **settings
+    )
     started = await daemon.start()
     runner = await start_api(daemon)
 

@@ -1,10 +1,12 @@
-"""Separate ``pli daemon`` processes in temporary homes, for tests that kill them."""
+"""Separate ``pli daemon`` processes in temporary homes, for tests that kill them.
+
+The process itself is ``p2p.daemon.harness`` (shared with ``pli demo`` and the
+benchmarks); this adds a fixed port per practice and the API calls the tests use.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from p2p.cli.client import Client
+from p2p.daemon import harness
 
 
 def free_port() -> int:
@@ -22,62 +25,38 @@ def free_port() -> int:
         return port
 
 
-#: Set RLIMIT_NOFILE (soft and hard) to argv[1], then exec python with the rest.
+#: Set RLIMIT_NOFILE (soft and hard) to argv[1], then exec the command that follows.
 _LIMITED = (
     "import os, resource, sys; n = int(sys.argv[1]); "
     "resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)); "
-    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+    "os.execv(sys.argv[2], sys.argv[2:])"
 )
 
 
-class DaemonProcess:
-    """One practice: a home, a fixed loopback port, and a ``pli daemon`` process."""
+class DaemonProcess(harness.DaemonProcess):
+    """One practice: a home, a fixed loopback port, and a ``pli daemon`` process.
+
+    ``nofile``: a lower RLIMIT_NOFILE (soft and hard) for the daemon process (the
+    same process, exec'd under the limit).
+    """
 
     def __init__(self, home: Path, name: str, *, nofile: int | None = None, **settings: Any):
-        self.home = home
+        wrapper = [] if nofile is None else [sys.executable, "-c", _LIMITED, str(nofile)]
+        super().__init__(home, listen=f"127.0.0.1:{free_port()}", wrapper=wrapper)
         self.name = name
-        self.nofile = nofile  # a lower RLIMIT_NOFILE (soft and hard) for the daemon process
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.nofile = nofile
         self._identity: dict[str, Any] | None = None
-        self.log = home.parent / f"{home.name}.log"
-        home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        values = {"discovery": False, "retry_min": 0.2, "retry_max": 1.0, **settings}
-        lines = [f"{key} = {json.dumps(value)}" for key, value in values.items()]
-        (home / "config.toml").write_text("\n".join(lines) + "\n")
-        self.pli("init", "--name", name)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        harness.prepare_home(home, name, settings={**harness.TEST_SETTINGS, **settings})
 
     def pli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "p2p", "--home", str(self.home), *args],
+            harness.pli_command(self.home, *args),
             capture_output=True, text=True, check=check, timeout=60,
         )  # fmt: skip
 
-    def start(self) -> DaemonProcess:
-        socket_path = self.home / "api.sock"
-        socket_path.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "p2p", "--home", str(self.home), "daemon",
-                   "--listen", self.address]  # fmt: skip
-        if self.nofile is not None:  # the same process (exec) under a lower limit
-            command = [sys.executable, "-c", _LIMITED, str(self.nofile), *command[1:]]
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(command, stdout=log, stderr=log)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited: {self.log.read_text()[-2000:]}")
-            if socket_path.exists():
-                try:
-                    self.client.get("/v1/status")
-                    return self
-                except Exception:
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError("daemon did not become ready")
+    def start(self, timeout: float = 20.0) -> DaemonProcess:  # type: ignore[override]
+        super().start(timeout)
+        return self
 
     def open_fds(self) -> int:
         assert self.proc is not None
@@ -88,22 +67,13 @@ class DaemonProcess:
         return Client(self.home)
 
     def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        self.kill()
 
-    def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
+    def stop(self) -> int:  # type: ignore[override]
+        return super().stop() or 0
 
     def logs(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.log_text()
 
     def identity(self) -> dict[str, Any]:
         """Our public identity (asked once, so it is known while the daemon is down)."""
@@ -138,6 +108,4 @@ def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.05) ->
 
 def kill_all(*daemons: DaemonProcess) -> None:
     for daemon in daemons:
-        if daemon.proc is not None and daemon.proc.poll() is None:
-            os.kill(daemon.proc.pid, signal.SIGKILL)
-            daemon.proc.wait(10)
+        daemon.kill()

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -20,13 +19,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 from click.testing import Result
 
 from p2p import errors
 from p2p.cli.client import Client
+from p2p.daemon import harness
 
 from .clirun import no_ambient_home, run  # noqa: F401 - the fixture is autouse
 from .fake_api import FakeApi
@@ -548,46 +548,30 @@ class Practice:
     def __init__(self, home: Path, name: str) -> None:
         self.home = home
         self.name = name
-        self.proc: subprocess.Popen[str] | None = None
-        self.port = 0
-        self.log_file: IO[str] | None = None
+        self.daemon = harness.DaemonProcess(home, log=home / "daemon.log")
+
+    @property
+    def port(self) -> int:
+        return self.daemon.port
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.daemon.proc
 
     def pli(self, *args: str | Path) -> Result:
         return run("--home", self.home, *args)
 
     def start(self) -> None:
-        self.log_file = open(self.home / "daemon.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "p2p", "--home", str(self.home), "daemon",
-             "--listen", "127.0.0.1:0"],
-            stdout=subprocess.PIPE, stderr=self.log_file, text=True,
-        )  # fmt: skip
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("pli daemon ready"):
-            self.stop()
+        try:
+            self.daemon.start()
+        except harness.DaemonNotReady:
             pytest.fail(f"the daemon did not start: {self.log()}")
-        self.port = int(line.split()[-1])
-        deadline = time.monotonic() + 10
-        while not (self.home / "api.sock").exists():
-            assert time.monotonic() < deadline, self.log()
-            time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc is not None and self.proc.stdout is not None:
-            self.proc.stdout.close()
-        if self.log_file is not None:
-            self.log_file.close()
+        self.daemon.stop()
 
     def log(self) -> str:
-        return (self.home / "daemon.log").read_text(errors="replace")
+        return self.daemon.log_text()
 
     def card(self) -> str:
         return self.pli("id", "--card").output.strip()

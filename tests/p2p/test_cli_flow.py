@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 
 from p2p.cli.demo import tiny_pdf
+from p2p.daemon import harness
 
 pytestmark = pytest.mark.slow
 INS = "2 55 08 14 168 025 38"
@@ -49,37 +49,15 @@ def lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
 class Daemon:
     def __init__(self, home: Path, name: str, rpps: str) -> None:
         self.home = home
-        home.mkdir(mode=0o700)
-        (home / "config.toml").write_text("discovery = false\nretry_min = 0.2\nretry_max = 1.0\n")
-        created = pli(home, "init", "--name", name, "--rpps", rpps)
-        assert created.returncode == 0, created.stderr
-        self.log = open(home.parent / f"{home.name}.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "p2p", "--home", str(home), "daemon", "--listen", "127.0.0.1:0"],
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        ready = self.proc.stdout.readline()
-        assert ready.startswith("pli daemon ready"), ready
-        self.address = f"127.0.0.1:{ready.split()[-1]}"
+        harness.prepare_home(home, name, "--rpps", rpps)
+        self.process = harness.DaemonProcess(home)
+        self.address = f"127.0.0.1:{self.process.start().port}"
 
     def logs(self) -> str:
-        self.log.flush()
-        return (self.home.parent / f"{self.home.name}.log").read_text(errors="replace")[-4000:]
+        return self.process.log_text()[-4000:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.log.close()
+        self.process.stop()
 
 
 @pytest.fixture

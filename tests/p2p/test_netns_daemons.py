@@ -7,9 +7,6 @@ goes by itself once the cable is back.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,7 @@ from typing import Any
 import pytest
 
 from p2p.cli.client import Client
+from p2p.daemon import harness
 
 from . import netns
 from .netns import Lan, Namespace
@@ -29,29 +27,15 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow]
 class Practice:
     def __init__(self, lan: Lan, ns: Namespace, home: Path, name: str) -> None:
         self.lan, self.ns, self.home = lan, ns, home
-        home.mkdir(mode=0o700)
         settings = {"discovery": True, "interfaces": [ns.ip], "retry_min": 0.2, "retry_max": 1.0}
-        (home / "config.toml").write_text(
-            "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+        harness.prepare_home(home, name, settings=settings)
+        self.daemon = harness.DaemonProcess(
+            home, listen=f"{ns.ip}:7717", wrapper=["ip", "netns", "exec", str(ns)]
         )
-        subprocess.run(
-            [sys.executable, "-m", "p2p", "--home", str(home), "init", "--name", name],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        self.log = open(home.parent / f"{home.name}.log", "wb")  # noqa: SIM115 - closed at teardown
-        lan.run_in(
-            ns, [sys.executable, "-m", "p2p", "--home", str(home), "daemon", "--listen",
-                 f"{ns.ip}:7717"], stdout=self.log, stderr=self.log,
-        )  # fmt: skip
+        self.daemon.start(timeout=20)
+        assert self.daemon.proc is not None
+        lan.processes.append(self.daemon.proc)  # stopped with the LAN's processes at teardown
         self.client = Client(home)
-        wait_until(self._ready, timeout=20)
-
-    def _ready(self) -> bool:
-        try:
-            self.client.get("/v1/status")
-        except Exception:
-            return False
-        return True
 
     def get(self, path: str) -> Any:
         return self.client.get(path)
@@ -95,5 +79,5 @@ def test_discover_pair_deliver_and_survive_a_pulled_cable(netns_lan: Lan, tmp_pa
         assert {e["id"] for e in b.get("/v1/inbox")} == {first, second}
     finally:
         netns_lan.stop_processes()
-        a.log.close()
-        b.log.close()
+        a.daemon.stop()
+        b.daemon.stop()

@@ -50,9 +50,12 @@ class Side:
         self.peers: dict[str, bytes] = {}
         self.seen_at: dict[str, float] = {}
         self.discovery = Discovery(
-            port=port, interfaces=LOOPBACK, own_secret=self.secret,
-            peer_secrets=lambda: self.peers, on_event=self.on_event,
-        )  # fmt: skip
+            port=port,
+            interfaces=LOOPBACK,
+            own_secret=self.secret,
+            peer_secrets=lambda: self.peers,
+            on_event=self.on_event,
+        )
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, PeerSeen):
@@ -112,8 +115,13 @@ def inside_unshare(runs: int) -> dict[str, dict[str, list[float]]] | str:
         return "skipped (needs root, unshare and ip)"
     inner = f"{sys.executable} -m bench.discovery --inside --runs {runs:d}"
     command = f"ip link set lo up && exec {inner}"
-    done = subprocess.run(["unshare", "-n", "sh", "-c", command], capture_output=True,
-                          text=True, timeout=600, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["unshare", "-n", "sh", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     if done.returncode != 0:
         return f"failed: {done.stderr.strip()[-300:]}"
     loaded: dict[str, dict[str, list[float]]] = json.loads(done.stdout)
@@ -127,8 +135,10 @@ def table(setting: str, results: dict[str, dict[str, list[float]]]) -> list[str]
             median, worst = statistics.median(values), max(values)
             goal = "≤ 1.5 s" if metric != "start() returned" else "(info)"
             verdict = "" if goal == "(info)" else ("ok" if median <= GOAL else "MISSED")
-            rows.append(f"{setting:<12} {scenario:<9} {metric:<17} {len(values):>4} "
-                        f"{median:>8.3f} {worst:>8.3f}  {goal:<8} {verdict}")  # fmt: skip
+            rows.append(
+                f"{setting:<12} {scenario:<9} {metric:<17} {len(values):>4} "
+                f"{median:>8.3f} {worst:>8.3f}  {goal:<8} {verdict}"
+            )
     return rows
 
 
@@ -141,8 +151,10 @@ def main() -> None:
         print(json.dumps(asyncio.run(measure(args.runs))))
         return
     print(f"discovery latency, {args.runs} runs, load average {os.getloadavg()[0]:.2f}")
-    print(f"{'setting':<12} {'scenario':<9} {'metric':<17} {'runs':>4} "
-          f"{'median s':>8} {'max s':>8}  goal")  # fmt: skip
+    print(
+        f"{'setting':<12} {'scenario':<9} {'metric':<17} {'runs':>4} "
+        f"{'median s':>8} {'max s':>8}  goal"
+    )
     for row in table("loopback", asyncio.run(measure(args.runs))):
         print(row)
     isolated = inside_unshare(args.runs)

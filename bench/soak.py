@@ -33,8 +33,9 @@ from tests.p2p.procs import DaemonProcess, kill_all, wait_until
 LETTER = 10 * 1024
 
 
-def queue_batch(a: DaemonProcess, b: DaemonProcess, folder: Path, start: int, count: int,
-                sent: dict[str, bytes]) -> None:  # fmt: skip
+def queue_batch(
+    a: DaemonProcess, b: DaemonProcess, folder: Path, start: int, count: int, sent: dict[str, bytes]
+) -> None:
     for number in range(start, start + count):
         body = f"Lettre {number}\n".encode() + random.randbytes(LETTER)
         path = folder / f"lettre-{number}.txt"
@@ -42,8 +43,9 @@ def queue_batch(a: DaemonProcess, b: DaemonProcess, folder: Path, start: int, co
         sent[a.send(b, path, kind="letter")] = hashlib.sha256(body).digest()
 
 
-def chaos(a: DaemonProcess, b: DaemonProcess, folder: Path, letters: int, kills: int,
-          rng: random.Random) -> tuple[dict[str, bytes], dict[str, int]]:  # fmt: skip
+def chaos(
+    a: DaemonProcess, b: DaemonProcess, folder: Path, letters: int, kills: int, rng: random.Random
+) -> tuple[dict[str, bytes], dict[str, int]]:
     sent: dict[str, bytes] = {}
     killed = {"A": 0, "B": 0}
     batch = -(-letters // kills)
@@ -114,8 +116,10 @@ def main() -> None:
             a.stop()
             b.stop()
             kill_all(a, b)
-    print(f"\n{options.letters} letters of {LETTER // 1024} KiB, SIGKILL x{options.kills} "
-          f"(A {killed['A']}, B {killed['B']}), seed {options.seed}, {elapsed:.1f} s")  # fmt: skip
+    print(
+        f"\n{options.letters} letters of {LETTER // 1024} KiB, SIGKILL x{options.kills} "
+        f"(A {killed['A']}, B {killed['B']}), seed {options.seed}, {elapsed:.1f} s"
+    )
     print(f"{'count':<22} {'value':>7}  {'expected':>8}")
     expected = {"queued": len(sent), "delivered once": len(sent), "receipt at A": len(sent)}
     bad = False

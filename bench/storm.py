@@ -89,8 +89,9 @@ def delivered(sender: DaemonProcess, ids: list[str]) -> bool:
     return all(states.get(doc_id) == "delivered" for doc_id in ids)
 
 
-def storm(receiver: DaemonProcess, team: list[DaemonProcess], folder: Path, letters: int,
-          timeout: float) -> tuple[float, Probe, dict[int, list[str]]]:  # fmt: skip
+def storm(
+    receiver: DaemonProcess, team: list[DaemonProcess], folder: Path, letters: int, timeout: float
+) -> tuple[float, Probe, dict[int, list[str]]]:
     probe = Probe(receiver)
     probe.start()
     started = time.monotonic()
@@ -116,8 +117,9 @@ def main() -> None:
         (root / "files").mkdir()
         receiver, team = start_practices(root, options.senders)
         try:
-            elapsed, probe, sent = storm(receiver, team, root / "files", options.letters,
-                                         options.timeout)  # fmt: skip
+            elapsed, probe, sent = storm(
+                receiver, team, root / "files", options.letters, options.timeout
+            )
             inbox = receiver.inbox_ids()
             rss = peak_rss_mb(receiver)
         finally:

@@ -331,8 +331,10 @@ class Pair:
         for index in range(runs):
             sent = self.send(path, "file", interval, timeout)
             result.runs.append(sent)
-            log(f"# {label(size)} run {index + 1}: seal {sent.seal:.3f} s, queued → receipt "
-                f"{sent.transfer:.3f} s ({size / sent.transfer / MB:.0f} MB/s)")  # fmt: skip
+            log(
+                f"# {label(size)} run {index + 1}: seal {sent.seal:.3f} s, queued → receipt "
+                f"{sent.transfer:.3f} s ({size / sent.transfer / MB:.0f} MB/s)"
+            )
             if size >= MiB:
                 self.a.forget(sent.doc_id)
                 self.b.forget(sent.doc_id)
@@ -394,11 +396,25 @@ def profiled(pair: Pair, folder: Path | None) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     procs = [
-        subprocess.Popen([spy, "record", "--pid", str(daemon.pid), "--rate", "250",
-                          "--format", "raw", "--threads", "-o", str(folder / f"{daemon.name}.txt")],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(daemon.pid),
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--threads",
+                "-o",
+                str(folder / f"{daemon.name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for daemon in (pair.a, pair.b)
-    ]  # fmt: skip
+    ]
     time.sleep(1.0)  # py-spy attaches
     try:
         yield
@@ -437,17 +453,30 @@ def wormhole_available() -> str | None:
     return None
 
 
-def run_wormhole(files: dict[int, Path], runs: int, small: Path, small_runs: int,
-                 work: Path) -> dict[str, Any]:  # fmt: skip
+def run_wormhole(
+    files: dict[int, Path], runs: int, small: Path, small_runs: int, work: Path
+) -> dict[str, Any]:
     """Run the wormhole side in a fresh lo-only network namespace; its JSON result."""
     spec = {
         "files": {str(size): str(path) for size, path in files.items()},
-        "runs": runs, "small": str(small), "small_runs": small_runs, "work": str(work),
-    }  # fmt: skip
+        "runs": runs,
+        "small": str(small),
+        "small_runs": small_runs,
+        "work": str(work),
+    }
     command = [
-        "unshare", "-n", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "_",
-        sys.executable, str(Path(__file__).resolve()), "--wormhole-worker", json.dumps(spec),
-    ]  # fmt: skip
+        "unshare",
+        "-n",
+        "--",
+        "sh",
+        "-c",
+        'ip link set lo up && exec "$@"',
+        "_",
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--wormhole-worker",
+        json.dumps(spec),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     sys.stderr.write(done.stderr)
     if done.returncode != 0:
@@ -480,17 +509,28 @@ def _relays(work: Path) -> Iterator[list[str]]:
     procs = []
     with open(work / "relays.log", "wb") as out:
         for command in (
-            [twist, "wormhole-mailbox", "--port", f"tcp:{mailbox}:interface={HOST}",
-             "--channel-db", str(work / "mailbox.sqlite")],
+            [
+                twist,
+                "wormhole-mailbox",
+                "--port",
+                f"tcp:{mailbox}:interface={HOST}",
+                "--channel-db",
+                str(work / "mailbox.sqlite"),
+            ],
             [twist, "transitrelay", "--port", f"tcp:{transit}:interface={HOST}"],
-        ):  # fmt: skip
+        ):
             procs.append(subprocess.Popen(command, cwd=work, stdout=out, stderr=out))
     try:
         _wait_port(mailbox)
         _wait_port(transit)
         wormhole = str(Path(sys.executable).parent / "wormhole")
-        yield [wormhole, "--relay-url", f"ws://{HOST}:{mailbox}/v1",
-               "--transit-helper", f"tcp:{HOST}:{transit}"]  # fmt: skip
+        yield [
+            wormhole,
+            "--relay-url",
+            f"ws://{HOST}:{mailbox}/v1",
+            "--transit-helper",
+            f"tcp:{HOST}:{transit}",
+        ]
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -526,8 +566,10 @@ def _wormhole_once(base: list[str], source: Path, work: Path) -> dict[str, float
         started = time.perf_counter()
         sender = subprocess.Popen(
             [*base, "send", "--hide-progress", "--no-qr", str(source)],
-            stdout=send_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            stdout=send_log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         reapers = [threading.Thread(target=_reap, args=(sender, ends, "send"))]
         reapers[0].start()
         code = None
@@ -539,17 +581,29 @@ def _wormhole_once(base: list[str], source: Path, work: Path) -> dict[str, float
             if code is None:
                 time.sleep(0.002)
         receiver = subprocess.Popen(
-            [*base, "--dump-timing", str(run / "recv.json"), "receive", "--accept-file",
-             "--hide-progress", "-o", str(run / "out.bin"), code],
-            stdout=recv_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                *base,
+                "--dump-timing",
+                str(run / "recv.json"),
+                "receive",
+                "--accept-file",
+                "--hide-progress",
+                "-o",
+                str(run / "out.bin"),
+                code,
+            ],
+            stdout=recv_log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         reapers.append(threading.Thread(target=_reap, args=(receiver, ends, "recv")))
         reapers[1].start()
         for reaper in reapers:
             reaper.join(1800)
     if sender.returncode or receiver.returncode:
-        raise RuntimeError("wormhole failed:\n" + (run / "send.log").read_text()
-                           + (run / "recv.log").read_text())  # fmt: skip
+        raise RuntimeError(
+            "wormhole failed:\n" + (run / "send.log").read_text() + (run / "recv.log").read_text()
+        )
     if (run / "out.bin").stat().st_size != source.stat().st_size:
         raise RuntimeError("wormhole delivered the wrong size")
     result = {
@@ -592,8 +646,10 @@ def goal(ok: bool) -> str:
 def spread(values: list[float], digits: int = 0) -> str:
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
-    return (f"{min(values):.{digits}f} / {statistics.median(values):.{digits}f} / "
-            f"{max(values):.{digits}f}")  # fmt: skip
+    return (
+        f"{min(values):.{digits}f} / {statistics.median(values):.{digits}f} / "
+        f"{max(values):.{digits}f}"
+    )
 
 
 def report(
@@ -608,9 +664,11 @@ def report(
     print()
     print("## pli, A → B on 127.0.0.1 (two daemon processes)")
     print()
-    print("| size | runs | seal s (median) | queued → receipt s (median) "
-          "| MB/s min / median / max | MB/s incl. seal (median) "
-          "| peak RSS A / B MB | CPU s: A seal / A send / B | goal |")  # fmt: skip
+    print(
+        "| size | runs | seal s (median) | queued → receipt s (median) "
+        "| MB/s min / median / max | MB/s incl. seal (median) "
+        "| peak RSS A / B MB | CPU s: A seal / A send / B | goal |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for res in results:
         verdicts = []
@@ -631,42 +689,58 @@ def report(
     if letters:
         ms = [sent.transfer * 1000 for sent in letters]
         median = statistics.median(ms)
-        print(f"10 KiB letter, queued → receipt (n={len(ms)}, one after the other): "
-              f"median {median:.2f} ms, p99 {percentile(ms, 0.99):.2f} ms, "
-              f"min {min(ms):.2f} ms, max {max(ms):.2f} ms; seal (POST) median "
-              f"{statistics.median(s.seal for s in letters) * 1000:.2f} ms — goal median "
-              f"≤ {GOAL_LATENCY_MS:.0f} ms: {goal(median <= GOAL_LATENCY_MS)}")  # fmt: skip
+        print(
+            f"10 KiB letter, queued → receipt (n={len(ms)}, one after the other): "
+            f"median {median:.2f} ms, p99 {percentile(ms, 0.99):.2f} ms, "
+            f"min {min(ms):.2f} ms, max {max(ms):.2f} ms; seal (POST) median "
+            f"{statistics.median(s.seal for s in letters) * 1000:.2f} ms — goal median "
+            f"≤ {GOAL_LATENCY_MS:.0f} ms: {goal(median <= GOAL_LATENCY_MS)}"
+        )
     if drain is not None:
-        print(f"{drain.count} × 10 KiB letters queued while B was down, then delivered with "
-              f"receipts: {drain.rate:.0f} letters/s (B back → last receipt {drain.total:.2f} s; "
-              f"queueing took {drain.queueing:.2f} s = {drain.count / drain.queueing:.0f} POST/s) "
-              f"— goal ≥ {GOAL_LETTERS:.0f}/s: {goal(drain.rate >= GOAL_LETTERS)}")  # fmt: skip
+        print(
+            f"{drain.count} × 10 KiB letters queued while B was down, then delivered with "
+            f"receipts: {drain.rate:.0f} letters/s (B back → last receipt {drain.total:.2f} s; "
+            f"queueing took {drain.queueing:.2f} s = {drain.count / drain.queueing:.0f} POST/s) "
+            f"— goal ≥ {GOAL_LETTERS:.0f}/s: {goal(drain.rate >= GOAL_LETTERS)}"
+        )
     if burst is not None:
-        print(f"{burst.count} × 10 KiB letters queued and delivered at once (B up): "
-              f"{burst.rate:.0f} letters/s (first POST → last receipt {burst.total:.2f} s; "
-              f"queueing {burst.queueing:.2f} s = {burst.count / burst.queueing:.0f} POST/s; "
-              f"last POST → last receipt {burst.drain:.2f} s) "
-              f"— goal ≥ {GOAL_LETTERS:.0f}/s: {goal(burst.rate >= GOAL_LETTERS)}")  # fmt: skip
-    print(f"peak RSS, highest of all the sections (the letters' included): "
-          f"A {whole_rss[0]:.1f} MB, B {whole_rss[1]:.1f} MB "
-          f"— goal ≤ {GOAL_RSS_MB:.0f} MB: {goal(max(whole_rss) <= GOAL_RSS_MB)}")  # fmt: skip
-    print(f"completion polling: GET /v1/status, kept-alive unix socket, one poll "
-          f"{poll * 1000:.2f} ms (idle median), sleeping {POLL_LETTER * 1000:.0f} ms (letters) / "
-          f"{POLL_FILE * 1000:.0f} ms (files < 1 GiB) / {POLL_LARGE * 1000:.0f} ms (1 GiB) "
-          "between polls")  # fmt: skip
-    print(f"load average now {os.getloadavg()[0]:.2f} (2 vCPUs shared by both daemons, the bench "
-          "and anything else running: wall-clock figures vary from run to run)")  # fmt: skip
-    print(f"goals: 1 GiB ≥ {GOAL_MBPS:.0f} MB/s ({ANCHORS}); letter median ≤ "
-          f"{GOAL_LATENCY_MS:.0f} ms; ≥ {GOAL_LETTERS:.0f} letters/s; peak RSS ≤ "
-          f"{GOAL_RSS_MB:.0f} MB per daemon")  # fmt: skip
+        print(
+            f"{burst.count} × 10 KiB letters queued and delivered at once (B up): "
+            f"{burst.rate:.0f} letters/s (first POST → last receipt {burst.total:.2f} s; "
+            f"queueing {burst.queueing:.2f} s = {burst.count / burst.queueing:.0f} POST/s; "
+            f"last POST → last receipt {burst.drain:.2f} s) "
+            f"— goal ≥ {GOAL_LETTERS:.0f}/s: {goal(burst.rate >= GOAL_LETTERS)}"
+        )
+    print(
+        f"peak RSS, highest of all the sections (the letters' included): "
+        f"A {whole_rss[0]:.1f} MB, B {whole_rss[1]:.1f} MB "
+        f"— goal ≤ {GOAL_RSS_MB:.0f} MB: {goal(max(whole_rss) <= GOAL_RSS_MB)}"
+    )
+    print(
+        f"completion polling: GET /v1/status, kept-alive unix socket, one poll "
+        f"{poll * 1000:.2f} ms (idle median), sleeping {POLL_LETTER * 1000:.0f} ms (letters) / "
+        f"{POLL_FILE * 1000:.0f} ms (files < 1 GiB) / {POLL_LARGE * 1000:.0f} ms (1 GiB) "
+        "between polls"
+    )
+    print(
+        f"load average now {os.getloadavg()[0]:.2f} (2 vCPUs shared by both daemons, the bench "
+        "and anything else running: wall-clock figures vary from run to run)"
+    )
+    print(
+        f"goals: 1 GiB ≥ {GOAL_MBPS:.0f} MB/s ({ANCHORS}); letter median ≤ "
+        f"{GOAL_LATENCY_MS:.0f} ms; ≥ {GOAL_LETTERS:.0f} letters/s; peak RSS ≤ "
+        f"{GOAL_RSS_MB:.0f} MB per daemon"
+    )
     if worm is None:
         return
     print()
     print("## magic-wormhole 0.24, same files, lo-only namespace, local mailbox + transit relay")
     print()
-    print("| size | runs | e2e s (median) | e2e MB/s (median) | data-phase MB/s (median) "
-          "| peak RSS send / recv MB | speed ratio pli (queued → receipt) ÷ wormhole e2e "
-          "| ratio with pli's seal included |")  # fmt: skip
+    print(
+        "| size | runs | e2e s (median) | e2e MB/s (median) | data-phase MB/s (median) "
+        "| peak RSS send / recv MB | speed ratio pli (queued → receipt) ÷ wormhole e2e "
+        "| ratio with pli's seal included |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     by_size = {res.size: res for res in results}
     for size_text, rows in worm["sizes"].items():
@@ -674,28 +748,36 @@ def report(
         e2e = statistics.median(row["e2e"] for row in rows)
         spans = [row["rx_file"] for row in rows if row["rx_file"]]
         data = f"{size / statistics.median(spans) / MB:.1f}" if spans else "–"
-        rss = (statistics.median(r["rss_send"] for r in rows),
-               statistics.median(r["rss_recv"] for r in rows))  # fmt: skip
+        rss = (
+            statistics.median(r["rss_send"] for r in rows),
+            statistics.median(r["rss_recv"] for r in rows),
+        )
         ours = by_size.get(size)
         ratio = ratio_seal = "–"
         if ours is not None:
             ratio = f"{e2e / ours.transfer():.1f}×"
             ratio_seal = f"{e2e / (ours.transfer() + ours.seal()):.1f}×"
         digits = 1 if size >= MiB else 3
-        print(f"| {label(size)} | {len(rows)} | {e2e:.3f} | {size / e2e / MB:.{digits}f} | {data} "
-              f"| {rss[0]:.1f} / {rss[1]:.1f} | {ratio} | {ratio_seal} |")  # fmt: skip
+        print(
+            f"| {label(size)} | {len(rows)} | {e2e:.3f} | {size / e2e / MB:.{digits}f} | {data} "
+            f"| {rss[0]:.1f} / {rss[1]:.1f} | {ratio} | {ratio_seal} |"
+        )
     small = worm["small"]
     if small and letters:
         per = statistics.median(small)
         ours_ms = statistics.median(sent.transfer for sent in letters)
         print()
-        print(f"10 KiB one after the other: wormhole {per * 1000:.0f} ms per transfer "
-              f"(n={len(small)}, {1 / per:.2f} transfers/s) vs pli letter median "
-              f"{ours_ms * 1000:.2f} ms ({per / ours_ms:.0f}× faster)")  # fmt: skip
+        print(
+            f"10 KiB one after the other: wormhole {per * 1000:.0f} ms per transfer "
+            f"(n={len(small)}, {1 / per:.2f} transfers/s) vs pli letter median "
+            f"{ours_ms * 1000:.2f} ms ({per / ours_ms:.0f}× faster)"
+        )
         best = drain or burst
         if best is not None:
-            print(f"letters/s: pli {best.rate:.0f}/s vs wormhole {1 / per:.2f}/s one after the "
-                  f"other ({best.rate * per:.0f}×)")  # fmt: skip
+            print(
+                f"letters/s: pli {best.rate:.0f}/s vs wormhole {1 / per:.2f}/s one after the "
+                f"other ({best.rate * per:.0f}×)"
+            )
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -751,10 +833,12 @@ def main() -> None:
     import aiohttp
 
     malloc = f"GLIBC_TUNABLES={TUNABLES}" if args.malloc_tuned else "default environment"
-    print(f"# bench/transfer.py — {time.strftime('%Y-%m-%d %H:%M:%S')}, {platform.node()}, "
-          f"{os.cpu_count()} CPUs, Python {platform.python_version()}, aiohttp "
-          f"{aiohttp.__version__}, daemons' malloc: {malloc}, "
-          f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"# bench/transfer.py — {time.strftime('%Y-%m-%d %H:%M:%S')}, {platform.node()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, aiohttp "
+        f"{aiohttp.__version__}, daemons' malloc: {malloc}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     root = Path(tempfile.mkdtemp(prefix="pli-bench-"))
     pair = Pair(root, env)
     results: list[SizeResult] = []

@@ -49,20 +49,33 @@ async def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
 
     def on_event(event: Event) -> None:
-        _emit({"event": type(event).__name__, "t": round(time.monotonic() - t0, 3),
-               **dataclasses.asdict(event)})  # fmt: skip
+        _emit(
+            {
+                "event": type(event).__name__,
+                "t": round(time.monotonic() - t0, 3),
+                **dataclasses.asdict(event),
+            }
+        )
         if isinstance(event, PeerSeen):
             seen.add(event.peer_id)
             if expected <= seen:
                 done.set()
 
     discovery = Discovery(
-        port=args.port, interfaces=[args.interface], own_secret=bytes.fromhex(args.secret),
-        peer_secrets=lambda: secrets, on_event=on_event,
-    )  # fmt: skip
+        port=args.port,
+        interfaces=[args.interface],
+        own_secret=bytes.fromhex(args.secret),
+        peer_secrets=lambda: secrets,
+        on_event=on_event,
+    )
     await discovery.start()
-    _emit({"event": "started", "instance": discovery.instance_name,
-           "t": round(time.monotonic() - t0, 3)})  # fmt: skip
+    _emit(
+        {
+            "event": "started",
+            "instance": discovery.instance_name,
+            "t": round(time.monotonic() - t0, 3),
+        }
+    )
     if args.invite:
         await discovery.set_invitation(args.invite)
     try:

@@ -190,8 +190,20 @@ def lan() -> Iterator[Lan]:
         ip("-n", bridge, "link", "add", BRIDGE, "type", "bridge", "mcast_snooping", "0")
         ip("-n", bridge, "link", "set", BRIDGE, "up")
         for ns in (a, b):
-            ip("-n", bridge, "link", "add", ns.bridge_port, "type", "veth",
-               "peer", "name", ns.iface, "netns", ns.name)  # fmt: skip
+            ip(
+                "-n",
+                bridge,
+                "link",
+                "add",
+                ns.bridge_port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                ns.iface,
+                "netns",
+                ns.name,
+            )
             ip("-n", bridge, "link", "set", ns.bridge_port, "master", BRIDGE)
             ip("-n", bridge, "link", "set", ns.bridge_port, "up")
             ip("-n", ns.name, "link", "set", "lo", "up")

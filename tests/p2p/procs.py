@@ -51,8 +51,11 @@ class DaemonProcess(harness.DaemonProcess):
     def pli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             harness.pli_command(self.home, *args),
-            capture_output=True, text=True, check=check, timeout=60,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=60,
+        )
 
     def start(self, timeout: float = 20.0) -> DaemonProcess:  # type: ignore[override]
         super().start(timeout)

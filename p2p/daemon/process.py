@@ -46,7 +46,12 @@ StartApi = Callable[[Daemon], Awaitable[LocalApi]]
 
 
 def tune_process() -> None:
-    """Process-wide settings, made once at start-up before any service runs."""
+    """Process-wide settings, made once at start-up before any service runs.
+
+    The one place for them (``run_daemon`` calls it before the local API and the
+    peer port open): glibc's malloc thresholds today; resource limits such as
+    RLIMIT_NOFILE belong here too, not in the module that needs them.
+    """
     tune_malloc()
     raise_open_files_limit()
 

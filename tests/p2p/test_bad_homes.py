@@ -296,11 +296,15 @@ async def test_discovery_that_cannot_start_stops_the_daemon_with_its_sentence(
     from p2p.daemon.core import Daemon
 
     home = tmp_path / "home"
-    keys = keystore.create(home)
-    settings = dataclasses.replace(
-        config.load(home, listen="127.0.0.1:0"), discovery=True, interfaces=("203.0.113.77",)
-    )  # what load() now refuses, as if the address had gone since
-    daemon = Daemon(settings, keys)
+
+    def prepare() -> Daemon:  # keys, settings and database: blocking, off the loop
+        keys = keystore.create(home)
+        settings = dataclasses.replace(
+            config.load(home, listen="127.0.0.1:0"), discovery=True, interfaces=("203.0.113.77",)
+        )  # what load() now refuses, as if the address had gone since
+        return Daemon(settings, keys)
+
+    daemon = await asyncio.to_thread(prepare)
     await daemon.start()
     with pytest.raises(ConfigError, match=r"could not start on 203\.0\.113\.77"):
         await asyncio.wait_for(daemon.run(), timeout=20)

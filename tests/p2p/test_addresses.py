@@ -79,7 +79,7 @@ async def test_a_card_full_of_addresses_gets_few_dials(tmp_path: Path) -> None:
         addresses = [f"127.0.0.1:{port}" for port in ports]
         if low.getsockname()[1] == 999:
             addresses[0] = "127.0.0.1:999"
-        keys = keystore.create(tmp_path / "mallory")
+        keys = await asyncio.to_thread(keystore.create, tmp_path / "mallory")
         card = keys.identity.card(1, name="Dr Mallory", addresses=tuple(addresses))
         row = a.daemon.add_peer(card.sign(keys.identity.identity), [])
         letter = tmp_path / "lettre.txt"

@@ -374,7 +374,9 @@ async def test_spoofed_announcement_gets_a_failed_handshake(tmp_path: Path) -> N
         card = ProfileCard.from_wire(row.card)
         bare = dataclasses.replace(card, seq=card.seq + 1, addresses=())
         row = dataclasses.replace(row, card=bare.sign(b.daemon.me.identity))
-        a.daemon.store.save_peer(dataclasses.replace(row, addresses=(mallory.address,)))
+        await asyncio.to_thread(
+            a.daemon.store.save_peer, dataclasses.replace(row, addresses=(mallory.address,))
+        )
         letter = tmp_path / "lettre.txt"
         letter.write_text("Cher confrère, ...")
         status, body = await a.api("POST", "/v1/documents", {

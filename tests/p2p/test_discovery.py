@@ -391,7 +391,9 @@ async def test_spoofed_announcement_gets_a_failed_handshake(tmp_path: Path) -> N
         assert [p for p in (mallory.home / "documents").rglob("*") if p.is_file()] == []
         assert [p for p in (mallory.home / "quarantine").rglob("*") if p.is_file()] == []
         # The real b, at its real address, gets the letter.
-        a.daemon.store.save_peer(dataclasses.replace(row, addresses=(b.address,)))
+        await asyncio.to_thread(
+            a.daemon.store.save_peer, dataclasses.replace(row, addresses=(b.address,))
+        )
         await wait_for(lambda: [r.state for r in a.daemon.store.outbox()] == ["delivered"], 20)
         assert _rows(b.home, "inbox") == 1
     finally:

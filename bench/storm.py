@@ -60,11 +60,17 @@ def peak_rss_mb(daemon: DaemonProcess) -> float:
     return 0.0
 
 
+def surname(number: int) -> str:
+    """A distinct name without digits (a name that looks like a key is refused)."""
+    first, second = divmod(number, 26)
+    return "Sender " + chr(ord("a") + first).upper() + chr(ord("a") + second) + "ville"
+
+
 def start_practices(root: Path, senders: int) -> tuple[DaemonProcess, list[DaemonProcess]]:
     receiver = DaemonProcess(root / "receiver", "Dr Rose Lefebvre").start()
     team = []
     for number in range(senders):
-        sender = DaemonProcess(root / f"s{number}", f"Dr Sender {number}").start()
+        sender = DaemonProcess(root / f"s{number}", f"Dr {surname(number)}").start()
         sender.trust(receiver)
         receiver.trust(sender)
         team.append(sender)

@@ -115,11 +115,18 @@ MAX_UNKNOWN_REVOCATIONS: Final = 1024
 
 # --- the peer port (p2p/net/transport) and dialling (p2p/net/addresses) ------
 
-#: Connections from one IP address at once, counted from accept to close
-#: whatever they ask for (a refused request included). One live session per
-#: peer, a pairing and the reconnections of a flaky network fit, also from
-#: several practices behind one NAT; a flood from one address does not.
+#: Connections from one IP address at once that have not proved a paired
+#: peer, counted from accept whatever they ask for (a refused request
+#: included) until they close or their Noise handshake authenticates a paired
+#: peer. Handshakes in progress, a pairing and a few reconnections fit, also
+#: from several practices behind one NAT; a flood from one address does not.
 MAX_CONNECTIONS_PER_IP: Final = 8
+
+#: Authenticated sessions of one paired peer at once, whatever its address: a
+#: session counts here (and in the total) instead of against its IP, so that
+#: many practices behind one address are all served. One live session, and its
+#: replacement while the old one closes (a reconnection, a simultaneous dial).
+MAX_SESSIONS_PER_PEER: Final = 2
 
 #: Handshakes per second per IP (token bucket refill) and burst: a colleague
 #: reconnects a few times a minute; a scanner or a flood is slowed to 5/s.

@@ -8,8 +8,9 @@ dialer opens the same kinds of connection to other daemons.
 
 Defences here: one Noise message per binary frame, ``compress=False``,
 ``max_msg_size`` bounded to a frame, heartbeats, a handshake deadline; and in
-``guard.py``, connections counted from accept to close (per IP and in total,
-under the file descriptor limit), one request per connection with a deadline,
+``guard.py``, connections counted from accept to close (in total, under the
+file descriptor limit; per IP until the handshake proves a paired peer, then
+per peer), one request per connection with a deadline,
 per-IP handshake rates, throttled logs. One live session per pair of peers:
 when both dial at once, the connection opened by the peer with the smaller
 peer id is kept, on both sides, and the other is closed. ``channel.py`` holds
@@ -42,7 +43,7 @@ from protocol import (
 )
 
 from .channel import CLOSE_PROTOCOL, Channel, ChannelClosed, FramePipe
-from .guard import Guard, close_after_answer, throttle_logs, upgraded
+from .guard import Guard, authenticated, close_after_answer, throttle_logs, upgraded
 
 __all__ = ["PAIR_PATH", "PEER_PATH", "Channel", "ChannelClosed", "FramePipe", "Transport"]
 
@@ -55,6 +56,8 @@ REVOKE_PATH = "/pli/1/revoke"
 REVOKE_TIMEOUT = 5.0
 HEARTBEAT = 20.0
 _CLOSE_DUPLICATE = 4000
+#: WebSocket's "try again later": the peer already has its sessions (guard.py).
+_CLOSE_TRY_LATER = 1013
 _CLOSE_PROTOCOL = CLOSE_PROTOCOL
 
 Authorize = Callable[[RemotePeer], None]
@@ -129,8 +132,9 @@ class Transport:
             await self._runner.cleanup()
             raise ConfigError(_bind_problem(host, port, exc)) from exc
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("accepting at most %d peer connections (%d per address)", self.guard.cap,
-                 limits.MAX_CONNECTIONS_PER_IP)  # fmt: skip
+        log.info("accepting at most %d peer connections (%d per address until authenticated, "
+                 "%d per paired peer)", self.guard.cap, limits.MAX_CONNECTIONS_PER_IP,
+                 limits.MAX_SESSIONS_PER_PEER)  # fmt: skip
         self._client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=self._deadline)
         )
@@ -189,8 +193,13 @@ class Transport:
         _read_whole_frames(request.transport)
         pipe = FramePipe(ws, ip)
         channel = await self._handshake_responder(pipe)
-        if channel is not None:
+        if channel is None:
+            return ws
+        # From here the connection counts against the paired peer, not its address.
+        if authenticated(request, channel.peer_id.digest):
             await self._run_channel(channel)
+        else:
+            await channel.close(_CLOSE_TRY_LATER, "too many sessions")
         return ws
 
     async def _handshake_responder(self, pipe: FramePipe) -> Channel | None:

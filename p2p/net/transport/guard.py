@@ -1,10 +1,14 @@
 """What keeps one address, or everybody at once, from exhausting the peer port.
 
 Every TCP connection is counted from the moment it is accepted until it is
-closed, at the asyncio protocol level, whatever it asks for: per source IP
-(``MAX_CONNECTIONS_PER_IP``) and in total (``connection_cap`` of the process's
-file descriptor limit). A connection over either cap is closed before anything
-is read. Until it becomes a WebSocket (``Guard.upgraded``), a connection has
+closed, at the asyncio protocol level, whatever it asks for: in total
+(``connection_cap`` of the process's file descriptor limit), and per source IP
+(``MAX_CONNECTIONS_PER_IP``) until its Noise handshake authenticates a paired
+peer (``authenticated``); from then on it counts against that peer
+(``MAX_SESSIONS_PER_PEER``) instead, so practices sharing one address (a NAT)
+are all served while a flood that proves no paired key is still capped per IP.
+A connection over a cap is closed before anything is read (or, over the peer's
+cap, right after its handshake). Until it becomes a WebSocket (``upgraded``), a connection has
 one deadline for its request, headers included, and it carries one request
 only: every other answer closes it (``Connection: close``). Handshake rates
 are per-IP token buckets, in a bounded LRU. ``Throttle`` rate-limits repeated
@@ -73,13 +77,15 @@ class Buckets:
 
 
 class Guard:
-    """Counts the peer port's connections from accept to close, per IP and in total."""
+    """Counts the peer port's connections from accept to close: in total, and per
+    IP until authenticated, per paired peer after."""
 
     def __init__(self, cap: int, deadline: float) -> None:
         self.cap = cap
         self.deadline = deadline
         self.open = 0
-        self.per_ip: dict[str, int] = {}  # only addresses with open connections
+        self.per_ip: dict[str, int] = {}  # only addresses with unauthenticated connections
+        self.per_peer: dict[bytes, int] = {}  # only peers with open sessions
         self.buckets = Buckets()
 
     def accept(self, ip: str) -> bool:
@@ -94,14 +100,34 @@ class Guard:
         return True
 
     def release(self, ip: str) -> None:
+        """An unauthenticated connection from ``ip`` closed."""
         self.open -= 1
-        left = self.per_ip.pop(ip, 1) - 1
-        if left > 0:
-            self.per_ip[ip] = left
+        _decrement(self.per_ip, ip)
+
+    def promote(self, ip: str, peer: bytes) -> bool:
+        """Move a connection from ``ip``'s count to paired ``peer``'s, if it has room."""
+        if self.per_peer.get(peer, 0) >= limits.MAX_SESSIONS_PER_PEER:
+            log.warning("refused a session from %s: that peer has too many sessions", ip)
+            return False
+        _decrement(self.per_ip, ip)
+        self.per_peer[peer] = self.per_peer.get(peer, 0) + 1
+        return True
+
+    def release_session(self, peer: bytes) -> None:
+        """An authenticated session of ``peer`` closed."""
+        self.open -= 1
+        _decrement(self.per_peer, peer)
 
     def handler(self, server: web.Server, **settings: Any) -> GuardedHandler:
         """A protocol factory's product: aiohttp's request handler, guarded."""
         return GuardedHandler(server, guard=self, loop=asyncio.get_running_loop(), **settings)
+
+
+def _decrement(counts: dict[Any, int], key: object) -> None:
+    """One less for ``key``; the entry goes when it reaches zero (state stays bounded)."""
+    left = counts.pop(key, 1) - 1
+    if left > 0:
+        counts[key] = left
 
 
 class GuardedHandler(web.RequestHandler):
@@ -111,6 +137,7 @@ class GuardedHandler(web.RequestHandler):
         super().__init__(server, **settings)
         self._guard = guard
         self._ip: str | None = None
+        self._peer: bytes | None = None  # set once the handshake proved a paired peer
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -128,9 +155,22 @@ class GuardedHandler(web.RequestHandler):
         if self._ip is None:
             return  # refused at accept: aiohttp never saw it
         self.upgraded()
-        self._guard.release(self._ip)
+        if self._peer is not None:
+            self._guard.release_session(self._peer)
+        else:
+            self._guard.release(self._ip)
         self._ip = None
+        self._peer = None
         super().connection_lost(exc)
+
+    def authenticated(self, peer: bytes) -> bool:
+        """The handshake proved paired ``peer``: count it there, if it has room."""
+        if self._ip is None or self._peer is not None:
+            return self._peer == peer
+        if not self._guard.promote(self._ip, peer):
+            return False
+        self._peer = peer
+        return True
 
     def upgraded(self) -> None:
         """The connection became a WebSocket: from now on its own deadlines apply."""
@@ -156,6 +196,18 @@ def upgraded(request: web.Request) -> None:
     handler = request.protocol
     if isinstance(handler, GuardedHandler):
         handler.upgraded()
+
+
+def authenticated(request: web.Request, peer: bytes) -> bool:
+    """Count ``request``'s connection against paired ``peer`` (its peer id) from now on.
+
+    False if that peer already has ``MAX_SESSIONS_PER_PEER`` sessions: the caller
+    closes the connection. True for a connection the guard does not count.
+    """
+    handler = request.protocol
+    if isinstance(handler, GuardedHandler):
+        return handler.authenticated(peer)
+    return True
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

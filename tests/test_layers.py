@@ -28,7 +28,7 @@ BANNED_IN_PROTOCOL = {
 # from its own concern (its folder; for services and the network edges, its own
 # module or sub-package, so that two services never import each other).
 RANKS = {
-    "errors": 0, "events": 0,
+    "errors": 0, "events": 0, "ratelimit": 0,
     "storage": 1, "documents": 1,
     "net": 2, "services": 2,
     "daemon": 3,

@@ -23,7 +23,7 @@ from p2p.errors import BadInput, NotPaired, PeerUnreachable, PliError, StorageEr
 from p2p.events import PeerGone, PeerSeen
 from p2p.net import addresses
 from p2p.net.transport import Channel, ChannelClosed, Transport
-from p2p.net.transport.guard import TokenBucket
+from p2p.ratelimit import TokenBucket
 from p2p.services.archive import Archive
 from p2p.services.inbox import Inbox, TransferRefused
 from p2p.services.outbox import Attachment, Outbox, Recipient, TooManyReplies

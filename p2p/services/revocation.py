@@ -34,8 +34,9 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from p2p.ratelimit import KeyedBuckets, TokenBucket
 from p2p.storage.store import RevocationRow, Store
 from protocol import LocalIdentity, RemoteProtocolError, Revocation, limits
 
@@ -50,25 +51,6 @@ RESUME_WITHIN = 30 * 24 * 3600
 #: (HTTP status, short code) answered on the peer port.
 Answer = tuple[int, str]
 Push = Callable[[str, bytes], Awaitable[int]]
-
-
-@dataclass
-class _Bucket:
-    rate: float
-    burst: float
-    tokens: float = -1.0
-    stamp: float = field(default_factory=time.monotonic)
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        if self.tokens < 0:
-            self.tokens = self.burst
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 @dataclass(frozen=True)
@@ -95,8 +77,10 @@ class RevocationService:
         self._apply = apply
         self._addresses = addresses  # peer hex -> where to reach it, best first
         self._push = push
-        self._ips: OrderedDict[str, _Bucket] = OrderedDict()
-        self._overall = _Bucket(limits.REVOCATIONS_PER_SECOND, limits.REVOCATION_BURST)
+        self._ips = KeyedBuckets(
+            limits.REVOCATION_BURST_PER_IP, limits.REVOCATIONS_PER_SECOND_PER_IP, MAX_TRACKED_IPS
+        )
+        self._overall = TokenBucket(limits.REVOCATION_BURST, limits.REVOCATIONS_PER_SECOND)
         self._pending: OrderedDict[tuple[str, str], None] = OrderedDict()  # (to peer, revoked)
         self._slots = asyncio.Semaphore(MAX_PARALLEL_PUSHES)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -104,13 +88,7 @@ class RevocationService:
     # --- receiving ----------------------------------------------------------------
 
     def _allowed(self, ip: str) -> bool:
-        bucket = self._ips.pop(ip, None) or _Bucket(
-            limits.REVOCATIONS_PER_SECOND_PER_IP, limits.REVOCATION_BURST_PER_IP
-        )
-        self._ips[ip] = bucket
-        while len(self._ips) > MAX_TRACKED_IPS:
-            self._ips.popitem(last=False)
-        return bucket.take() and self._overall.take()
+        return self._ips.take(ip) and self._overall.take()
 
     async def receive(self, data: bytes, ip: str) -> Answer:
         """A statement that came to the peer port from ``ip``."""

@@ -22,58 +22,23 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from p2p.ratelimit import KeyedBuckets
 from protocol import limits
 
 log = logging.getLogger("pli.transport")
 
 
-@dataclass
-class TokenBucket:
-    """``burst`` tokens, refilled at ``rate`` per second; ``take`` spends one."""
-
-    burst: float
-    rate: float
-    tokens: float = -1.0
-    stamp: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        if self.tokens < 0:
-            self.tokens = self.burst
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
-class Buckets:
+class Buckets(KeyedBuckets):
     """Per-IP handshake buckets; the least recently used is forgotten past ``size``."""
 
     def __init__(self, size: int = limits.MAX_TRACKED_IPS) -> None:
-        self._size = size
-        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def take(self, ip: str) -> bool:
-        bucket = self._buckets.pop(ip, None)
-        if bucket is None:
-            bucket = TokenBucket(limits.HANDSHAKE_BURST_PER_IP, limits.HANDSHAKES_PER_SECOND_PER_IP)
-        self._buckets[ip] = bucket
-        while len(self._buckets) > self._size:
-            self._buckets.popitem(last=False)
-        return bucket.take()
+        super().__init__(limits.HANDSHAKE_BURST_PER_IP, limits.HANDSHAKES_PER_SECOND_PER_IP, size)
 
 
 class Guard:

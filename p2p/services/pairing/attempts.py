@@ -17,17 +17,19 @@ import contextlib
 import enum
 import logging
 import secrets
-from collections.abc import Callable, Collection, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from p2p.errors import BadInput, PliError
+from p2p.errors import BadInput, PairingFailed, PliError
 from p2p.services.pairing.wire import (
     SENTENCES,
     YOU_DECLINED_MESSAGE,
     YOU_REFUSED_MESSAGE,
     Abort,
+    Pipe,
     Reason,
+    hang_up,
 )
 from protocol import LocalIdentity, PairedPeer
 
@@ -268,6 +270,26 @@ class Attempts:
         except Exception:
             self.finish(attempt, State.FAILED, Reason.REJECTED)
             raise
+
+    @contextlib.asynccontextmanager
+    async def dialling(self, attempt: Attempt, pipe: Pipe) -> AsyncIterator[None]:
+        """The dialling side's exchange on ``pipe`` (code invitee, fingerprint requester).
+
+        Whatever ends the block early marks ``attempt`` failed (``failing``) and
+        tells the peer why; an ``Abort`` leaves as ``PairingFailed`` with its reason
+        code. The pipe is closed however the block ends.
+        """
+        try:
+            with self.failing(attempt):
+                yield
+        except Abort as abort:
+            await hang_up(pipe, abort)
+            raise PairingFailed(abort.message, reason=str(abort.reason)) from None
+        except asyncio.CancelledError:
+            await hang_up(pipe, Abort.tell(Reason.STOPPED))
+            raise
+        finally:
+            await pipe.close()
 
     def expect_decision(self, attempt: Attempt, peer: PairedPeer, sas: str) -> asyncio.Future[bool]:
         """Show ``sas`` and ``peer`` for ``attempt``; a person answers through ``confirm``."""

@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from p2p.errors import BadInput, PairingFailed
+from p2p.errors import BadInput
 from p2p.services.pairing.attempts import (
     Attempt,
     Attempts,
@@ -61,7 +61,6 @@ from p2p.services.pairing.wire import (
     clean_addresses,
     frame,
     garbled,
-    hang_up,
     parse,
     protocol_abort,
     receive,
@@ -142,26 +141,17 @@ class CodePairing:
     async def run_accept(
         self, attempt: Attempt, code: PairingCode, pipe: Pipe, auto_confirm: bool
     ) -> PairingOutcome:
-        try:
-            with self._attempts.failing(attempt):
-                pairing = self._pairing(PairingRole.INVITEE, code)
-                try:
-                    async with asyncio.timeout(self._me.exchange_timeout):
-                        await send(pipe, pairing.start())
-                        for _ in range(2):  # message 2 (→ send 3), message 4 (→ done)
-                            await self._step(pairing, pipe)
-                except TimeoutError:
-                    raise Abort.tell(Reason.TIMEOUT) from None
-                dialled = pipe.remote_address
-                return await self._confirm_sas(attempt, pipe, pairing, auto_confirm, dialled)
-        except Abort as abort:
-            await hang_up(pipe, abort)
-            raise PairingFailed(abort.message, reason=str(abort.reason)) from None
-        except asyncio.CancelledError:
-            await hang_up(pipe, Abort.tell(Reason.STOPPED))
-            raise
-        finally:
-            await pipe.close()
+        async with self._attempts.dialling(attempt, pipe):
+            pairing = self._pairing(PairingRole.INVITEE, code)
+            try:
+                async with asyncio.timeout(self._me.exchange_timeout):
+                    await send(pipe, pairing.start())
+                    for _ in range(2):  # message 2 (→ send 3), message 4 (→ done)
+                        await self._step(pairing, pipe)
+            except TimeoutError:
+                raise Abort.tell(Reason.TIMEOUT) from None
+            dialled = pipe.remote_address
+            return await self._confirm_sas(attempt, pipe, pairing, auto_confirm, dialled)
 
     # --- both sides: the people compare the SAS ----------------------------------------------
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
-from p2p.errors import AmbiguousPeer, BadInput, PairingFailed, PeerUnknown
+from p2p.errors import AmbiguousPeer, BadInput, PeerUnknown
 from p2p.services.pairing.attempts import (
     Attempt,
     Attempts,
@@ -41,7 +41,6 @@ from p2p.services.pairing.wire import (
     check_error,
     clean_addresses,
     garbled,
-    hang_up,
     parse,
     protocol_abort,
     receive,
@@ -140,34 +139,25 @@ class FingerprintService:
         return self._attempts.add(attempt)
 
     async def run_request(self, attempt: Attempt, pipe: Pipe) -> PairingOutcome:
-        try:
-            with self._attempts.failing(attempt):
-                machine = self._machine(FingerprintRole.REQUESTER, attempt.fingerprint)
-                try:
-                    async with asyncio.timeout(self._me.exchange_timeout):
-                        await self._play(pipe, machine.start())
-                        events = await self._step(machine, pipe, attempt)
-                        await self._play(pipe, events)
-                except TimeoutError:
-                    raise Abort.tell(Reason.TIMEOUT) from None
-                attempt.sas = _code_of(events).code
-                self._attempts.set_state(attempt, State.WAITING_FOR_PEER)
-                try:
-                    async with asyncio.timeout(self._me.confirm_timeout):
-                        answer = await self._step(machine, pipe, attempt)
-                except TimeoutError:
-                    raise Abort.tell(Reason.NOT_ACCEPTED) from None
-                peer = _paired(answer)
-                attempt.peer = peer = with_address(peer, pipe.remote_address)
-                return self._attempts.store(attempt, peer)
-        except Abort as abort:
-            await hang_up(pipe, abort)
-            raise PairingFailed(abort.message, reason=str(abort.reason)) from None
-        except asyncio.CancelledError:
-            await hang_up(pipe, Abort.tell(Reason.STOPPED))
-            raise
-        finally:
-            await pipe.close()
+        async with self._attempts.dialling(attempt, pipe):
+            machine = self._machine(FingerprintRole.REQUESTER, attempt.fingerprint)
+            try:
+                async with asyncio.timeout(self._me.exchange_timeout):
+                    await self._play(pipe, machine.start())
+                    events = await self._step(machine, pipe, attempt)
+                    await self._play(pipe, events)
+            except TimeoutError:
+                raise Abort.tell(Reason.TIMEOUT) from None
+            attempt.sas = _code_of(events).code
+            self._attempts.set_state(attempt, State.WAITING_FOR_PEER)
+            try:
+                async with asyncio.timeout(self._me.confirm_timeout):
+                    answer = await self._step(machine, pipe, attempt)
+            except TimeoutError:
+                raise Abort.tell(Reason.NOT_ACCEPTED) from None
+            peer = _paired(answer)
+            attempt.peer = peer = with_address(peer, pipe.remote_address)
+            return self._attempts.store(attempt, peer)
 
     # --- responder ---------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@
     ├── NotPaired               a peer that is not paired tried to talk to us
     ├── PairingFailed           wrong code, expired code, refused confirmation (exit 4)
     ├── DocumentUnknown         no document matches the id typed
-    └── BadInput                a value typed on the command line or sent to the API
+    ├── BadInput                a value typed on the command line or sent to the API
+    └── NameRefused             a name that could be taken for another peer or a key
 
 ``exit_code`` follows ../docs/cli contract: 1 user-facing failure, 3 daemon not
 running, 4 security failure. ``code`` is the stable string the local API returns.
@@ -105,3 +106,10 @@ class SecurityFailure(PliError):
     exit_code = 4
     code = "security"
     http_status = 422
+
+
+class NameRefused(PliError):
+    """A peer's name that could be mistaken for another peer, this practice or a key."""
+
+    code = "name-refused"
+    http_status = 409

@@ -36,6 +36,13 @@ class NewPeer(Body):
     address: str | None = None
 
 
+class PeerName(Body):
+    """``POST /v1/peers/{PEER}/name``: the name this practice addresses the peer by."""
+
+    name: str
+    messages: ClassVar[dict[str, str]] = {"name": "Give the new name as text in “name”."}
+
+
 class File(Body):
     path: str
     name: str | None = None

@@ -1,4 +1,4 @@
-"""``/v1/peers``: list the paired peers, trust one from its card, remove one."""
+"""``/v1/peers``: list the paired peers, trust one from its card, remove one, name one."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import binascii
 
 from aiohttp import web
 
-from p2p.api.bodies import NewPeer
+from p2p.api.bodies import NewPeer, PeerName
 from p2p.api.request import DAEMON, read_body
 from p2p.errors import BadInput
 
@@ -31,3 +31,18 @@ async def add_peer(request: web.Request) -> web.Response:
 async def remove_peer(request: web.Request) -> web.Response:
     row = await request.app[DAEMON].remove_peer(request.match_info["peer"])
     return web.json_response({"removed": row.peer_id, "name": row.name})
+
+
+async def rename_peer(request: web.Request) -> web.Response:
+    """The name this practice addresses a peer by, chosen here."""
+    peers = request.app[DAEMON].peers
+    body = await read_body(request, PeerName)
+    row = await peers.rename(request.match_info["peer"], body.name)
+    return web.json_response(peers.describe(row))
+
+
+async def accept_name(request: web.Request) -> web.Response:
+    """Take the new name a peer's signed card carries."""
+    peers = request.app[DAEMON].peers
+    row = await peers.accept_name(request.match_info["peer"])
+    return web.json_response(peers.describe(row))

@@ -82,6 +82,8 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/v1/peers", peers.list_peers)
     app.router.add_post("/v1/peers", peers.add_peer)
     app.router.add_delete("/v1/peers/{peer}", peers.remove_peer)
+    app.router.add_post("/v1/peers/{peer}/name", peers.rename_peer)
+    app.router.add_post("/v1/peers/{peer}/accept-name", peers.accept_name)
     app.router.add_post("/v1/documents", documents.send)
     app.router.add_get("/v1/outbox", mailbox.outbox)
     app.router.add_get("/v1/inbox", mailbox.inbox)

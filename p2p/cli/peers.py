@@ -1,4 +1,8 @@
-"""``pli peers``: the paired peers; ``peers add-card`` and ``peers remove``.
+"""``pli peers``: the paired peers; ``peers add-card``, ``remove``, ``rename``, ``accept-name``.
+
+A peer keeps the name it was paired under until the person renames it or accepts
+the new name its signed card carries; ``pli peers`` (and ``pli status``) show a
+new name waiting, with the two commands that settle it.
 
 Pairing by fingerprint (``peers add``, ``peers pending``, ``peers accept``) lives in
 ``pairing.py``; ``PEERS_COMMANDS`` names where each subcommand is, imported when used.
@@ -20,6 +24,11 @@ PEERS_COMMANDS: Lazy = {
     "accept": ("p2p.cli.pairing:peers_accept", "Accept a colleague's pairing request."),
     "add-card": ("p2p.cli.peers:peers_add_card", None),
     "remove": ("p2p.cli.peers:peers_remove", "Forget a peer; its documents stay."),
+    "rename": ("p2p.cli.peers:peers_rename", "Choose the name a peer is addressed by."),
+    "accept-name": (
+        "p2p.cli.peers:peers_accept_name",
+        "Take the new name from a peer's signed card.",
+    ),
 }
 
 
@@ -55,6 +64,8 @@ def peers(ctx: click.Context) -> None:
 
     for line in revoked_peer_advice(rows):
         out.line(line)
+    for line in pending_name_advice(rows):
+        out.line(line)
     try:
         pending = state.client.get("/v1/pair/pending")
     except PliError as exc:  # a daemon without pairing: nothing can be pending
@@ -66,6 +77,18 @@ def peers(ctx: click.Context) -> None:
             f"Pairing request waiting: {clean(row.get('peer_name'))} ({row.get('fingerprint')})"
             f" — accept it with: pli peers accept {row.get('id')}"
         )
+
+
+def pending_name_advice(rows: list[dict[str, Any]]) -> list[str]:
+    """For each peer whose card carries a new name: what it is, and how to settle it."""
+    return [
+        f"“{clean(row.get('name'))}” ({row.get('fingerprint')}) gives a new name on its signed "
+        f"card: “{clean(row.get('pending_name'))}”. pli still calls it “{clean(row.get('name'))}”."
+        f" To take the new name: pli peers accept-name {row.get('fingerprint')}; to choose "
+        f"your own: pli peers rename {row.get('fingerprint')} NAME"
+        for row in rows
+        if row.get("pending_name")
+    ]
 
 
 def _online(row: dict[str, Any]) -> str:
@@ -107,4 +130,38 @@ def peers_remove(state: State, peer: str) -> None:
     state.out.line(
         f"Removed {clean(answer.get('name'))}. Documents already exchanged stay in "
         "your inbox and outbox; pair again to exchange new ones."
+    )
+
+
+@click.command("rename")
+@click.argument("peer")
+@click.argument("name")
+@click.pass_obj
+def peers_rename(state: State, peer: str, name: str) -> None:
+    """Address PEER as NAME from now on (a name of your own for this colleague).
+
+    NAME may not be another peer's name, this practice's, or look like a fingerprint.
+    """
+    from p2p.cli.client import quote_part
+
+    row = state.client.post(f"/v1/peers/{quote_part(peer)}/name", {"name": name})
+    if state.json:
+        state.out.emit(row)
+        return
+    state.out.line(f"{row.get('fingerprint')} is now called “{clean(row.get('name'))}”.")
+
+
+@click.command("accept-name")
+@click.argument("peer")
+@click.pass_obj
+def peers_accept_name(state: State, peer: str) -> None:
+    """Take the new name PEER's signed card carries (`pli peers` shows it)."""
+    from p2p.cli.client import quote_part
+
+    row = state.client.post(f"/v1/peers/{quote_part(peer)}/accept-name", {})
+    if state.json:
+        state.out.emit(row)
+        return
+    state.out.line(
+        f"{row.get('fingerprint')} is now called “{clean(row.get('name'))}”, the name on its card."
     )

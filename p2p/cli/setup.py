@@ -328,6 +328,11 @@ def status(state: State) -> None:
             ),
         ]
     )
+    if info.get("pending_names"):
+        out.line(
+            f"{_count(info['pending_names'], 'peer')} gave a new name on a signed card: they "
+            "keep the name you know until you accept it. `pli peers` shows them."
+        )
     if info.get("revoked_since"):
         out.line(
             "This practice's identity is revoked: colleagues refuse it. Create a new identity "

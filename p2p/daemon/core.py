@@ -97,7 +97,7 @@ class Daemon:
             self.store, self.layout, self.me, self._connect,
             retry_min=config.retry_min, retry_max=config.retry_max,
         )  # fmt: skip
-        self.peers = PeerDirectory(self.store, self.online)
+        self.peers = PeerDirectory(self.store, self.online, self._known_me)
         self.archive = Archive(self.store, self.layout, self.me, self.outbox.progress)
         self._stop = asyncio.Event()
         self.started_at = time.time()
@@ -270,7 +270,7 @@ class Daemon:
             raise TooManyReplies("too many answers about documents it was not sent")
 
     def _card_update(self, channel: Channel, wire: bytes) -> None:
-        """A newer signed card from a paired peer replaces the stored one (worker thread)."""
+        """A newer signed card from a paired peer replaces the stored one; a new name waits."""
         try:
             card = ProfileCard.from_wire(wire)
         except RemoteProtocolError:
@@ -280,16 +280,11 @@ class Daemon:
             return
         if not card.replaces(ProfileCard.from_wire(row.card)):
             return
-        refused = self._name_refused(card.name, row.peer_id)
-        if refused is not None:
-            log.warning("ignored a card update from %s: %s", channel.peer_id.short, refused)
-            return
-        self.store.update_card(row.peer_id, wire, card.name)
+        self.peers.card_updated(row, card, wire)
 
-    def _name_refused(self, name: str, peer_hex: str) -> str | None:
-        """Why a card's name could be mistaken for another peer, or None."""
-        me = naming.Known(self.me.peer_id.hex, self.card().name, self.me.peer_id.fingerprint)
-        return naming.check_name(name, peer_hex, self.store.peers(), me)
+    def _known_me(self) -> naming.Known:
+        """This practice as peer names are checked against it: its id, card name, fingerprint."""
+        return naming.Known(self.me.peer_id.hex, self.card().name, self.me.peer_id.fingerprint)
 
     # --- discovery and pairing ----------------------------------------------------------
 
@@ -351,7 +346,7 @@ class Daemon:
                 "colleague to pair with their new key."
             )
         peer_id = card.identity.peer_id
-        refused = self._name_refused(card.name, peer_id.hex)
+        refused = self.peers.name_refused(card.name, peer_id.hex)
         if refused is not None:
             raise NotPaired(
                 f"This colleague's card cannot be accepted: {refused}. Ask them to choose "
@@ -432,6 +427,7 @@ class Daemon:
             "peer_port": self.transport.port,
             "peers": len(self.store.peers()),
             "peers_online": len(self.online()),
+            "pending_names": self.peers.pending_count(),
             "uptime": round(time.time() - self.started_at, 1),
             **self.store.counts(),
             **self.peers.revocation(self.me.peer_id.hex),

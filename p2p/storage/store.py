@@ -3,7 +3,9 @@
 Tables: ``peers`` (who we are paired with), ``outbox`` (one row per document
 and recipient, kept until a signed receipt is stored), ``inbox`` (documents
 received, one row per sender and document id), ``revocations`` (signed
-statements that an identity is revoked, see ``protocol.Revocation``).
+statements that an identity is revoked, see ``protocol.Revocation``),
+``peer_names`` (a new name a peer's card proposes, until the person accepts it:
+``peers.name`` is the name the practice addresses the peer by).
 Envelopes themselves live in files (see ``files.Layout``); rows only point at
 them. No clinical metadata is stored here: it stays inside the encrypted envelopes.
 
@@ -83,6 +85,11 @@ _MIGRATIONS: dict[int, str] = {
         source      TEXT NOT NULL,                -- who brought it (an IP, or "local")
         known_peer  INTEGER NOT NULL              -- 1 if it was one of our peers then
     );
+    CREATE TABLE peer_names (
+        peer_id     TEXT PRIMARY KEY REFERENCES peers (peer_id),
+        proposed    TEXT NOT NULL,                -- the new name the peer's signed card carries
+        proposed_at INTEGER NOT NULL              -- when that card arrived
+    );
     """,
 }
 
@@ -122,6 +129,14 @@ class PeerRow:
     state: PeerState
     paired_at: int
     last_seen: int | None = None
+
+
+@dataclass(frozen=True)
+class ProposedName:
+    """A new name from a peer's signed card, waiting for the person to accept it."""
+
+    name: str
+    at: int
 
 
 @dataclass(frozen=True)
@@ -318,6 +333,7 @@ class Store:
                 "addresses=excluded.addresses, state=excluded.state, paired_at=excluded.paired_at",
                 values,
             )
+            db.execute("DELETE FROM peer_names WHERE peer_id=?", (row.peer_id,))
 
     def peer(self, peer_id: str) -> PeerRow | None:
         rows = self._query(f"SELECT {_PEER} FROM peers WHERE peer_id=?", (peer_id,))  # noqa: S608
@@ -335,9 +351,30 @@ class Store:
         with self._tx() as db:
             db.execute("UPDATE peers SET state=? WHERE peer_id=?", (state, peer_id))
 
-    def update_card(self, peer_id: str, card: bytes, name: str) -> None:
+    def update_card(self, peer_id: str, card: bytes, proposed: ProposedName | None) -> None:
+        """A newer signed card; the name used stays, ``proposed`` is what now waits (or none)."""
         with self._tx() as db:
-            db.execute("UPDATE peers SET card=?, name=? WHERE peer_id=?", (card, name, peer_id))
+            db.execute("UPDATE peers SET card=? WHERE peer_id=?", (card, peer_id))
+            db.execute("DELETE FROM peer_names WHERE peer_id=?", (peer_id,))
+            if proposed is not None:
+                db.execute(
+                    "INSERT INTO peer_names VALUES (?,?,?)", (peer_id, proposed.name, proposed.at)
+                )
+
+    def rename_peer(self, peer_id: str, name: str) -> None:
+        """The name the practice addresses a peer by, chosen or accepted: nothing waits then."""
+        with self._tx() as db:
+            db.execute("UPDATE peers SET name=? WHERE peer_id=?", (name, peer_id))
+            db.execute("DELETE FROM peer_names WHERE peer_id=?", (peer_id,))
+
+    def proposed_names(self) -> dict[str, ProposedName]:
+        """Paired peers' new names waiting for the person, by peer id."""
+        rows = self._query(
+            "SELECT n.peer_id, n.proposed, n.proposed_at FROM peer_names n "
+            "JOIN peers p ON p.peer_id = n.peer_id WHERE p.state=?",
+            (PeerState.PAIRED,),
+        )
+        return {row[0]: ProposedName(row[1], row[2]) for row in rows}
 
     def peer_seen(self, peer_id: str, now: int, address: str | None = None) -> None:
         with self._tx() as db:

@@ -77,6 +77,19 @@ async def two(tmp_path: Path) -> AsyncIterator[tuple[Running, Running]]:
     await b.stop()
 
 
+@pytest.fixture
+async def three(tmp_path: Path) -> AsyncIterator[tuple[Running, Running, Running]]:
+    """Bob paired with Alice and with Mallory (the peer names tests)."""
+    a = await start_daemon(tmp_path / "a", "Dr Alice Martin")
+    b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
+    m = await start_daemon(tmp_path / "m", "Dr Mallory Faux")
+    pair(a, b)
+    pair(m, b)
+    yield a, b, m
+    for running in (a, b, m):
+        await running.stop()
+
+
 async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():

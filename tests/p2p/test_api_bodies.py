@@ -23,6 +23,7 @@ from p2p.api.bodies import (
     Invitation,
     NewDocument,
     NewPeer,
+    PeerName,
     RequestAnswer,
     RevocationRequest,
     decode,
@@ -31,7 +32,7 @@ from p2p.errors import BadInput
 
 EVERY_BODY: list[type[Body]] = [
     NewPeer, NewDocument, Invitation, Acceptance, Confirmation, FingerprintRequest, RequestAnswer,
-    RevocationRequest,
+    RevocationRequest, PeerName,
 ]  # fmt: skip
 
 
@@ -62,6 +63,8 @@ EVERY_BODY: list[type[Body]] = [
         (Acceptance, b'{"code": 12}', "“code” must be text."),
         (FingerprintRequest, b'{"fingerprint": "x"}', "“address” must be text."),
         (RequestAnswer, b"{}", "“peer” must be text."),
+        (PeerName, b"{}", "Give the new name as text in “name”."),
+        (PeerName, b'{"name": ["Dr A"]}', "Give the new name as text in “name”."),
         (RevocationRequest, b'{"addresses": "a:1"}', "“addresses” is a list of host:port."),
         (RevocationRequest, b'{"addresses": [1]}', "“addresses” is a list of host:port."),
     ],

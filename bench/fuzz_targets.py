@@ -20,6 +20,8 @@ from protocol import (
     FileEntry,
     FingerprintPairing,
     FingerprintRole,
+    FrameOpener,
+    FrameSealer,
     Handshake,
     LocalIdentity,
     Pairing,
@@ -42,6 +44,7 @@ from protocol import (
 )
 
 NOW = 1_764_000_000
+FRAME_KEY = bytes(range(32))
 Target = Callable[[bytes], object]
 
 
@@ -136,7 +139,11 @@ def _wire_targets() -> dict[str, tuple[Target, list[bytes]]]:
     frame = messages.encode(messages.Offer(bytes(16), 1234))
     fingerprint = ALICE.public.peer_id.fingerprint
     revocation = Revocation.issue(ALICE.identity, now=NOW)
-    revocation = Revocation.issue(ALICE.identity, now=NOW)
+    control_frame = FrameSealer(FRAME_KEY).control(frame)
+    bulk_frame = FrameSealer(FRAME_KEY).seal(b"\x02" + bytes(64))
+
+    def frame_open(data: bytes) -> object:
+        return FrameOpener(FRAME_KEY).open(data)
 
     def latin1(parse: Callable[[str], object]) -> Target:
         return lambda data: parse(data.decode("latin-1"))
@@ -144,7 +151,7 @@ def _wire_targets() -> dict[str, tuple[Target, list[bytes]]]:
     return {
         "codec.unpack": (codec.unpack, [codec.pack({"a": [1, b"x", {"b": None}]})]),
         "messages.decode": (messages.decode, [frame]),
-        "messages.split_frame": (messages.split_frame, [b"\x01" + frame]),
+        "frames.open": (frame_open, [control_frame, bulk_frame]),
         "identity.card": (ProfileCard.from_wire, [card.sign(ALICE.identity)]),
         "identity.static_cert": (StaticCert.from_wire, [ALICE.static_cert.to_wire()]),
         "identity.fingerprint": (latin1(normalize_fingerprint), [fingerprint.encode()]),

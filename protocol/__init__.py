@@ -3,7 +3,7 @@
 p2p/ and the tests use the protocol only through the names exported here.
 """
 
-from . import codec, limits, messages
+from . import codec, frames, limits, messages
 from .envelope import (
     KINDS,
     DocumentMeta,
@@ -40,6 +40,7 @@ from .fingerprint_pairing import (
 from .fingerprint_pairing import Declined as PairingDeclined
 from .fingerprint_pairing import Paired as PairingDone
 from .fingerprint_pairing import Send as PairingSend
+from .frames import FrameOpener, FrameSealer, frame_ciphers
 from .identity import (
     FingerprintError,
     IdentityKey,
@@ -100,6 +101,8 @@ __all__ = [
     "FingerprintError",
     "FingerprintPairing",
     "FingerprintRole",
+    "FrameOpener",
+    "FrameSealer",
     "FrameTooLarge",
     "Handshake",
     "IdentityKey",
@@ -137,6 +140,8 @@ __all__ = [
     "codec",
     "discovery_hint",
     "fingerprint_prefix",
+    "frame_ciphers",
+    "frames",
     "hint_matches",
     "is_receipt_status",
     "is_security_reason",

@@ -17,9 +17,9 @@ CHUNK_SIZE: Final = 64 * 1024
 #: One secretstream record adds a tag byte and a 16-byte MAC.
 CHUNK_OVERHEAD: Final = 17
 
-#: Largest WebSocket frame a peer may send. A frame carries either one Noise
-#: message or one batch of envelope bytes; 1 MiB keeps the receive buffer small
-#: while amortising per-frame costs on bulk transfers.
+#: Largest WebSocket frame a peer may send after the handshake: one sealed frame
+#: (protocol/frames.py) of a control message or up to 1 MiB of envelope bytes;
+#: 1 MiB keeps the receive buffer small while amortising per-frame costs.
 MAX_FRAME: Final = 1024 * 1024 + 64
 
 #: Largest Noise transport message (control messages). The Noise specification
@@ -92,6 +92,10 @@ STATIC_CERT_LIFETIME: Final = 2 * 365 * 24 * 3600
 #: Noise rekey thresholds: every hour or 2**20 messages, whichever first.
 REKEY_SECONDS: Final = 3600
 REKEY_MESSAGES: Final = 2**20
+
+#: pli/2 frames (protocol/frames.py) rekey after this many frames per direction
+#: (1 TiB of 1 MiB frames), and hourly like Noise.
+REKEY_FRAMES: Final = 2**20
 
 # --- revocation --------------------------------------------------------------
 

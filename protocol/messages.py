@@ -1,12 +1,11 @@
 """What two paired peers say to each other once the Noise session is up.
 
-Frames (one per WebSocket binary message) start with a type byte:
+Every WebSocket message after the handshake is one sealed frame
+(``protocol/frames.py``) whose plaintext starts with a type byte:
 
-- ``0x01 CONTROL``: a Noise transport message whose plaintext is one control
-  message below (msgpack map with a ``t`` field);
-- ``0x02 BULK``: raw bytes of the envelope the sender is currently streaming in
-  that direction. They are the envelope's own secretstream records, already
-  encrypted and authenticated end to end; see docs/protocol.md "Bulk data".
+- ``0x01 CONTROL``: one control message below (msgpack map with a ``t`` field);
+- ``0x02 BULK``: bytes of the envelope the sender is currently streaming in
+  that direction (sealed by the frame layer like everything else).
 
 Control messages (``to_wire`` / ``from_wire``, strict, bounded):
 
@@ -33,19 +32,6 @@ DOCUMENT_ID_SIZE = 16
 class FrameType(enum.IntEnum):
     CONTROL = 1
     BULK = 2
-
-
-def split_frame(frame: bytes) -> tuple[FrameType, memoryview]:
-    """The type and payload of a received frame (payload is a view: no copy)."""
-    if len(frame) > limits.MAX_FRAME:
-        raise FrameTooLarge("frame over the size limit")
-    if not frame:
-        raise MalformedMessage("empty frame")
-    try:
-        kind = FrameType(frame[0])
-    except ValueError as exc:
-        raise MalformedMessage("unknown frame type") from exc
-    return kind, memoryview(frame)[1:]
 
 
 def _doc_id(fields: Any, what: str) -> bytes:

@@ -1,4 +1,4 @@
-"""The pli/1 transport handshake and session: Noise_XX_25519_ChaChaPoly_BLAKE2b, sans-IO.
+"""The pli/2 transport handshake and session: Noise_XX_25519_ChaChaPoly_BLAKE2b, sans-IO.
 
 What lives here, bottom up:
 
@@ -52,8 +52,8 @@ from .identity import KEY_SIZE, LocalIdentity, PeerId, PublicIdentity, StaticCer
 
 #: Protocol versions we speak. They go into the prologue, so a peer that was
 #: talked down to an older version computes another handshake hash and fails.
-SUPPORTED_VERSIONS = (1,)
-PROLOGUE = b"pli/1" + bytes(SUPPORTED_VERSIONS)
+SUPPORTED_VERSIONS = (2,)
+PROLOGUE = b"pli/2" + bytes(SUPPORTED_VERSIONS)
 
 EXPORTER_LABEL = b"pli/1/noise-exporter"
 DHLEN = 32

@@ -140,7 +140,7 @@ def identity_payload(local: LocalIdentity) -> bytes:
 
 
 def test_prologue_names_the_supported_versions() -> None:
-    assert PROLOGUE == b"pli/1\x01"
+    assert PROLOGUE == b"pli/2\x02"
 
 
 def test_handshake_authenticates_both_sides() -> None:
@@ -316,7 +316,7 @@ def test_replayed_handshake_messages_cannot_complete_a_session() -> None:
         alice4.receive(m2)
 
 
-@pytest.mark.parametrize("prologue", [b"pli/1", b"pli/1\x01\x02", b"pli/2\x01", b""])
+@pytest.mark.parametrize("prologue", [b"pli/1\x01", b"pli/2", b"pli/2\x02\x01", b"pli/2\x01", b""])
 def test_changed_prologue_fails_at_message_2(prologue: bytes) -> None:
     alice, bob = handshakes(r_prologue=prologue)
     m2 = bob.receive(alice.initiate())

@@ -1,5 +1,6 @@
 """A session's frames over one WebSocket: ``FramePipe`` (bounded binary frames)
-and ``Channel`` (a Noise session with one paired peer on top of it)."""
+and ``Channel`` (a Noise session with one paired peer on top of it, every frame
+sealed by ``protocol.frames``: control messages and envelope bytes alike)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import cast
 import aiohttp
 from aiohttp import web
 
-from protocol import PeerId, RemoteProtocolError, Session, limits, messages
+from protocol import PeerId, RemoteProtocolError, Session, frame_ciphers, limits, messages
 
 log = logging.getLogger("pli.transport")
 
@@ -67,7 +68,7 @@ class Channel:
 
     def __init__(self, pipe: FramePipe, session: Session, local_id: PeerId) -> None:
         self._pipe = pipe
-        self._session = session
+        self._sealer, self._opener = frame_ciphers(session)
         self._send_lock = asyncio.Lock()
         self.peer = session.remote
         self.peer_id = session.remote.peer_id
@@ -87,8 +88,7 @@ class Channel:
         return self._pipe.closed
 
     def _control_frame(self, message: messages.Message) -> bytes:
-        sealed = self._session.encrypt(messages.encode(message))
-        return bytes([messages.FrameType.CONTROL]) + sealed
+        return self._sealer.control(messages.encode(message))
 
     async def send(self, message: messages.Message) -> None:
         async with self._send_lock:
@@ -96,29 +96,31 @@ class Channel:
                 # Hourly rekey: announced in-band, then both directions switch at
                 # that message (the counter-based rekey lives in the Noise session).
                 await self._pipe.send(self._control_frame(messages.Rekey()))
-                self._session.rekey_outbound()
+                self._sealer.rekey()
                 self._rekeyed_at = time.monotonic()
             await self._pipe.send(self._control_frame(message))
 
-    async def send_bulk(self, frame: bytearray | bytes) -> None:
-        """Send a BULK frame; ``frame[0]`` must already be ``FrameType.BULK``.
+    async def send_bulk(self, plaintext: bytearray | bytes) -> None:
+        """Seal and send a BULK frame; ``plaintext[0]`` must be ``FrameType.BULK``.
 
-        The caller reads file data straight into ``frame[1:]`` so no copy is made.
+        The caller reads file data straight into ``plaintext[1:]``.
         """
+        if not plaintext or plaintext[0] != messages.FrameType.BULK:
+            raise ValueError("a BULK frame starts with its type byte")
         async with self._send_lock:
-            await self._pipe.send(frame)
+            await self._pipe.send(self._sealer.seal(bytes(plaintext)))
 
     async def receive(self) -> messages.Message | memoryview:
         """The next control message, or a BULK payload. Raises ``ChannelClosed``."""
         try:
             while True:
-                kind, payload = messages.split_frame(await self._pipe.receive())
+                kind, payload = self._opener.open(await self._pipe.receive())
                 if kind is messages.FrameType.BULK:
                     return payload
-                message = messages.decode(self._session.decrypt(bytes(payload)))
+                message = messages.decode(bytes(payload))
                 if not isinstance(message, messages.Rekey):
                     return message
-                self._session.rekey_inbound()
+                self._opener.rekey()
         except RemoteProtocolError as exc:
             log.warning("closing the connection with %s: %s", self.peer_id.short, exc.code)
             await self.close(CLOSE_PROTOCOL, exc.code)

@@ -2,7 +2,8 @@
 
 1. protocol/ is sans-IO: no asyncio, sockets, aiohttp, zeroconf, p2p, files.
 2. p2p/ uses protocol/ only through what ``protocol/__init__.py`` exports.
-3. Inside p2p/, each folder has a rank (``RANKS``): cli over api over daemon
+3. Inside p2p/, each folder has a rank (``RANKS``): cli over api and web (the
+   practice's page, a client of the local API that never imports it) over daemon
    over the services and the network edges, over storage and the clinical
    documents, over errors and events. A module imports only from a lower rank
    or from its own concern; two services, or two network edges, never import
@@ -32,7 +33,7 @@ RANKS = {
     "storage": 1, "documents": 1,
     "net": 2, "services": 2,
     "daemon": 3,
-    "api": 4,
+    "api": 4, "web": 4,
     "cli": 5,
     "__main__": 6,
 }  # fmt: skip

@@ -44,7 +44,10 @@ class PeerName(Body):
 
 
 class File(Body):
-    path: str
+    """A file to send: a ``path`` the daemon reads, or an ``upload`` streamed before."""
+
+    path: str | None = None
+    upload: str | None = None
     name: str | None = None
     type: str | None = None
 
@@ -60,7 +63,7 @@ class NewDocument(Body):
         "to": "Say who to send to: “to” is a peer or a list of peers.",
         "to[]": "Say who to send to: “to” is a peer or a list of peers.",
         "files": "Give at least one file to send.",
-        "files[]": "Each file is an object with a “path”.",
+        "files[]": "Each file is an object with a “path” or an “upload”.",
         "metadata": "“metadata” maps names to text.",
         "metadata[]": "“metadata” maps names to text.",
     }

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from p2p.api.bodies import NewDocument
+from p2p.api.bodies import File, NewDocument
 from p2p.api.request import DAEMON, read_body
 from p2p.errors import BadInput
 from p2p.services.outbox import Attachment
+from p2p.storage.uploads import Uploads
 from protocol import KINDS
 
 CHUNK = 256 * 1024  # bytes per write when streaming a decrypted file
@@ -26,13 +27,26 @@ async def send(request: web.Request) -> web.Response:
         raise BadInput(f"The kind must be one of {', '.join(KINDS)}.")
     if not body.files:
         raise BadInput(NewDocument.messages["files"])
-    files = [
-        Attachment(f.name or Path(f.path).expanduser().name, Path(f.path).expanduser(),
-                   f.type or "application/octet-stream")
-        for f in body.files
-    ]  # fmt: skip
-    doc_id, to = await request.app[DAEMON].send(targets, kind, body.metadata or {}, files)
+    daemon = request.app[DAEMON]
+    files = [attachment(daemon.uploads, f) for f in body.files]
+    try:
+        doc_id, to = await daemon.send(targets, kind, body.metadata or {}, files)
+    finally:
+        for f in body.files:
+            if f.upload is not None:
+                await daemon.uploads.discard(f.upload)
     return web.json_response({"id": doc_id, "to": to}, status=202)
+
+
+def attachment(uploads: Uploads, f: File) -> Attachment:
+    """One file of ``POST /v1/documents``: a path the daemon reads, or an upload's file."""
+    media_type = f.type or "application/octet-stream"
+    if (f.path is None) == (f.upload is None):
+        raise BadInput(NewDocument.messages["files[]"])
+    if f.upload is not None:
+        return Attachment(f.name or "document", uploads.path(f.upload), media_type)
+    path = Path(f.path or "").expanduser()
+    return Attachment(f.name or path.name, path, media_type)
 
 
 async def document(request: web.Request) -> web.Response:

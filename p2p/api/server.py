@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from p2p.api import documents, mailbox, pairing, peers, revocations, status
+from p2p.api import documents, mailbox, pairing, peers, revocations, status, stream
 from p2p.api.request import DAEMON, MAX_JSON
 from p2p.daemon.core import Daemon
 from p2p.errors import PliError, StorageError
@@ -76,6 +76,7 @@ async def same_user_only(request: web.Request, handler: Handler) -> web.StreamRe
 
 def build_app(daemon: Daemon) -> web.Application:
     app = web.Application(middlewares=[same_user_only, errors_as_json], client_max_size=MAX_JSON)
+    # ``client_max_size`` bounds only what a handler reads whole; an upload streams.
     app[DAEMON] = daemon
     app.router.add_get("/v1/status", status.status)
     app.router.add_get("/v1/identity", status.identity)
@@ -85,6 +86,9 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/v1/peers/{peer}/name", peers.rename_peer)
     app.router.add_post("/v1/peers/{peer}/accept-name", peers.accept_name)
     app.router.add_post("/v1/documents", documents.send)
+    app.router.add_post("/v1/uploads", stream.upload)
+    app.router.add_get("/v1/events", stream.events)
+    app.router.add_post("/v1/web/link", stream.web_link)
     app.router.add_get("/v1/outbox", mailbox.outbox)
     app.router.add_get("/v1/inbox", mailbox.inbox)
     app.router.add_get("/v1/documents/{doc}", documents.document)

@@ -14,6 +14,7 @@ this module's importers:
 - ``documents.py``: send, prescribe (their shared work in ``sending.py``);
 - ``mailbox.py``: inbox, outbox, show, export;
 - ``verify.py``: verify;
+- ``page.py``: open (the practice's page);
 - ``revocation.py``: revoke (and the revocation notes other commands print).
 
 Rules kept here:
@@ -57,6 +58,7 @@ COMMANDS: Lazy = {
     "id": ("p2p.cli.setup:id_", "Show your name and fingerprint (no daemon needed)."),
     "daemon": ("p2p.cli.setup:daemon", "Run the daemon in the foreground."),
     "status": ("p2p.cli.setup:status", "Is the daemon running? Peers online, documents waiting."),
+    "open": ("p2p.cli.page:open_page", "Open the practice's page in the browser."),
     "peers": ("p2p.cli.peers:peers", "Your paired peers; pair by fingerprint, remove one."),
     "pair": ("p2p.cli.pairing:pair", "Pair with a colleague using a one-time code."),
     "send": ("p2p.cli.documents:send", "Send files to a peer, encrypted and signed."),

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from p2p.cli.revocation import Written
-    from p2p.daemon.core import Started
+    from p2p.daemon.core import Daemon, Started
+    from p2p.daemon.process import LocalApi
     from p2p.storage.keystore import Keys
 
 
@@ -198,19 +199,40 @@ def daemon(state: State, listen: str | None) -> None:
     )
     keys = _open_home(home)
 
-    from p2p.api.server import start_api
     from p2p.daemon.core import Daemon
     from p2p.daemon.process import run_daemon
 
     # Ctrl-C before the daemon's own signal handlers are set: stop quietly.
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            asyncio.run(run_daemon(Daemon(settings, keys), start_api, _say_ready(state, home)))
+            daemon = Daemon(settings, keys)
+            asyncio.run(run_daemon(daemon, _start_api_and_page, _say_ready(state, home)))
         except OSError as exc:
             error = _listen_error(exc, settings.listen)
             if error is exc:
                 raise
             raise error from exc
+
+
+class _ApiAndPage:
+    """The local API and the practice's page (``p2p/web``), cleaned up together."""
+
+    def __init__(self, api: LocalApi, page: LocalApi | None) -> None:
+        self.api, self.page = api, page
+
+    async def cleanup(self) -> None:
+        if self.page is not None:
+            await self.page.cleanup()
+        await self.api.cleanup()
+
+
+async def _start_api_and_page(daemon: Daemon) -> LocalApi:
+    """Start the local API, then the page on ``web_listen`` (not fatal if its port is taken)."""
+    from p2p.api.server import start_api
+    from p2p.web.serve import start_page
+
+    api = await start_api(daemon)
+    return _ApiAndPage(api, await start_page(daemon))
 
 
 def _open_home(home: Path) -> Keys:

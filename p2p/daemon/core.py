@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from p2p.daemon.bus import EventBus
+from p2p.daemon.weblinks import LoginLinks
 from p2p.documents import peer_names as naming
 from p2p.errors import BadInput, NotPaired, PeerUnreachable, PliError, StorageError
 from p2p.events import PeerGone, PeerSeen
@@ -34,6 +36,7 @@ from p2p.storage import keystore
 from p2p.storage.config import Config, load_profile, own_card
 from p2p.storage.files import Layout, private_home
 from p2p.storage.store import PeerRow, PeerState, Store
+from p2p.storage.uploads import Uploads
 from protocol import (
     AuthenticationFailed,
     FrameTooLarge,
@@ -92,10 +95,15 @@ class Daemon:
         self.discovery: Discovery | None = None  # started with the transport, if enabled
         self._seen: dict[str, str] = {}  # peer id -> address announced on the LAN (a hint)
         self._background: set[asyncio.Task[None]] = set()
-        self.inbox = Inbox(self.store, self.layout, self.me, self._check_sender)
+        self.events = EventBus()  # GET /v1/events: the page, scripts, follow modes
+        self.web_links = LoginLinks()  # pli open
+        self.uploads = Uploads(config.home / "uploads", limits.MAX_DOCUMENT_SIZE)
+        self.uploads.clear()
+        self.inbox = Inbox(self.store, self.layout, self.me, self._check_sender,
+                           on_event=self.events.publish)  # fmt: skip
         self.outbox = Outbox(
             self.store, self.layout, self.me, self._connect,
-            retry_min=config.retry_min, retry_max=config.retry_max,
+            retry_min=config.retry_min, retry_max=config.retry_max, on_event=self.events.publish,
         )  # fmt: skip
         self.peers = PeerDirectory(self.store, self.online, self._known_me)
         self.archive = Archive(self.store, self.layout, self.me, self.outbox.progress)
@@ -134,6 +142,7 @@ class Daemon:
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> Started:
+        self.events.bind(asyncio.get_running_loop())
         port = await self.transport.start(self.config.listen_host, self.config.listen_port)
         log.info("listening for peers on %s:%d as %s", self.config.listen_host, port,
                  self.me.peer_id.short)  # fmt: skip
@@ -456,6 +465,8 @@ class Daemon:
             doc_id = await self.outbox.queue(recipients, kind, metadata, files)
         except (MalformedMessage, FrameTooLarge) as exc:  # our own document's fields
             raise BadInput(f"This document cannot be sent: {exc}") from None
+        self.events.publish({"type": "document-queued", "id": doc_id,
+                             "to": [r.peer_id for r in rows]})  # fmt: skip
         return doc_id, [r.peer_id for r in rows]
 
 

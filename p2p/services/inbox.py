@@ -133,7 +133,9 @@ class Inbox:
         check_sender: Callable[[PublicIdentity], None],
         *,
         max_size: int = limits.MAX_ENVELOPE_SIZE,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        self._on_event = on_event  # told of each new document (any thread; ids only)
         self._store = store
         self._layout = layout
         self._me = me
@@ -455,6 +457,9 @@ class Inbox:
                 receipts[index] = stored.receipt if stored is not None else receipts[index]
             log.info("received a document from %s (%d bytes)",
                      item.transfer.sender_identity.peer_id.short, row.size)  # fmt: skip
+            if fresh and self._on_event is not None:
+                self._on_event({"type": "document-received", "id": row.doc_id,
+                                "from": row.sender, "size": row.size})  # fmt: skip
         return receipts
 
     def _abandon(self, key: int) -> None:

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from p2p.errors import BadInput, PeerUnreachable
 from p2p.events import Link
@@ -100,7 +101,9 @@ class Outbox:
         *,
         retry_min: float = 1.0,
         retry_max: float = 300.0,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        self._on_event = on_event  # told of each receipt stored (any thread; ids only)
         self._store = store
         self._layout = layout
         self._me = me
@@ -385,6 +388,11 @@ class Outbox:
             log.info("delivered a document to %s", peer.fingerprint[:5])
         if valid:
             self._store.delivered_many(valid)
+        if self._on_event is not None:
+            for stored in valid:
+                self._on_event({"type": "document-delivered", "id": stored.doc_id,
+                                "to": stored.peer_id, "status": stored.status,
+                                "receipt_time": stored.time})  # fmt: skip
         return failure
 
     # --- replies routed here by the daemon ----------------------------------------------

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from p2p.errors import ConfigError
 from p2p.storage.files import make_private_dir, write_atomic
-from p2p.storage.ports import DEFAULT_PORT
+from p2p.storage.ports import DEFAULT_PORT, DEFAULT_WEB_PORT
 
 if TYPE_CHECKING:
     from protocol import LocalIdentity, ProfileCard
@@ -78,6 +78,8 @@ class Config:
     invitation_lifetime: int
     handshake_deadline: float
     advertise_addresses: tuple[str, ...]
+    web_host: str = "127.0.0.1"
+    web_port: int = DEFAULT_WEB_PORT
 
     @property
     def api_socket(self) -> Path:
@@ -112,7 +114,9 @@ def load(home: Path, *, listen: str | None = None, **overrides: Any) -> Config:
             host, port = parse_address(settings.listen)
         except ConfigError as exc:
             raise ConfigError(f"The setting “listen” in {path}: {exc.message}") from None
-    fields = {key: getattr(settings, key) for key in settings_mod.KEYS if key != "listen"}
+    own = ("listen", "web_listen")
+    fields = {key: getattr(settings, key) for key in settings_mod.KEYS if key not in own}
+    fields["web_host"], fields["web_port"] = parse_web_listen(settings.web_listen, path)
     if settings.interfaces:
         fields["interfaces"] = resolve_interfaces(settings.interfaces, path)
     config = Config(home=home, listen_host=host, listen_port=port, **fields)
@@ -121,6 +125,30 @@ def load(home: Path, *, listen: str | None = None, **overrides: Any) -> Config:
             f"The settings in {path}: retry_min must be positive and not above retry_max."
         )
     return config
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "::1", "localhost")
+
+
+def parse_web_listen(text: str, path: Path) -> tuple[str, int]:
+    """The page's address: on this computer only (127.0.0.1, ::1 or localhost).
+
+    The page has no TLS and no password of its own: its one-time login link and
+    session cookie protect it from other programs of this computer, not from the
+    network. So an address other machines could reach is refused in words.
+    """
+    try:
+        host, port = parse_address(text, default_port=DEFAULT_WEB_PORT)
+    except ConfigError as exc:
+        raise ConfigError(f"The setting “web_listen” in {path}: {exc.message}") from None
+    if host not in LOOPBACK_NAMES:
+        raise ConfigError(
+            f"The setting “web_listen” in {path} is “{text}”: the practice's page is served "
+            "on this computer only (127.0.0.1, ::1 or localhost), because it has no "
+            "encryption or password for the network. Write e.g. web_listen = "
+            f'"127.0.0.1:{DEFAULT_WEB_PORT}"; other machines of the practice run their own pli.'
+        )
+    return host, port
 
 
 def resolve_interfaces(entries: tuple[str, ...], path: Path) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from p2p.errors import ConfigError
-from p2p.storage.ports import DEFAULT_PORT
+from p2p.storage.ports import DEFAULT_PORT, DEFAULT_WEB_PORT
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -34,6 +34,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=
     invitation_lifetime: int = 600
     handshake_deadline: float = 10.0
     advertise_addresses: tuple[str, ...] = ()
+    web_listen: str = f"127.0.0.1:{DEFAULT_WEB_PORT}"  # the practice's page; loopback only
 
 
 KEYS = Settings.__struct_fields__

@@ -8,6 +8,7 @@ than silently ignored (a typo such as ``"Yes": true`` used to do nothing).
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -46,8 +47,12 @@ EVERY_BODY: list[type[Body]] = [
         (NewDocument, b'{"to": 3}', "Say who to send to: “to” is a peer or a list of peers."),
         (NewDocument, b'{"to": [3]}', "Say who to send to: “to” is a peer or a list of peers."),
         (NewDocument, b'{"to": "a", "files": 5}', "Give at least one file to send."),
-        (NewDocument, b'{"to": "a", "files": [5]}', "Each file is an object with a “path”."),
-        (NewDocument, b'{"to": "a", "files": [{}]}', "“path” must be text."),
+        (
+            NewDocument,
+            b'{"to": "a", "files": [5]}',
+            "Each file is an object with a “path” or an “upload”.",
+        ),
+        (NewDocument, b'{"to": "a", "files": [{"upload": 5}]}', "“upload” must be text."),
         (NewDocument, b'{"to": "a", "files": [{"path": 1}]}', "“path” must be text."),
         (NewDocument, b'{"to": "a", "files": [{"path": "/x", "type": 1}]}', "“type” must be text."),
         (NewDocument, b'{"to": "a", "kind": 1}', "“kind” must be text."),
@@ -75,6 +80,20 @@ def test_a_wrong_body_gets_the_sentence_it_always_got(
     with pytest.raises(BadInput) as refused:
         decode(data, kind)
     assert refused.value.message == sentence
+
+
+@pytest.mark.parametrize("body", [b"{}", b'{"path": "/x", "upload": "0123"}'])
+def test_a_file_is_a_path_or_an_upload(tmp_path: Path, body: bytes) -> None:
+    """Neither, or both: the same sentence, from the documents handler."""
+    from p2p.api.bodies import File
+    from p2p.api.documents import attachment
+    from p2p.storage.uploads import Uploads
+
+    with pytest.raises(BadInput) as refused:
+        attachment(Uploads(tmp_path, 10), decode(body, File))
+    assert refused.value.message == "Each file is an object with a “path” or an “upload”."
+    upload = attachment(Uploads(tmp_path, 10), decode(b'{"upload": "' + b"a" * 32 + b'"}', File))
+    assert upload.path == tmp_path / ("a" * 32)
 
 
 def test_an_unknown_field_is_refused_by_name() -> None:

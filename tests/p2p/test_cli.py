@@ -114,7 +114,8 @@ def test_every_command_is_in_a_table() -> None:
 
     tabled = {target for target, _help in [*COMMANDS.values(), *PEERS_COMMANDS.values()]}
     found = set()
-    for module in ("setup", "peers", "pairing", "documents", "mailbox", "verify", "revocation"):
+    modules = ("setup", "peers", "pairing", "documents", "mailbox", "verify", "revocation", "page")
+    for module in modules:
         for attr, value in vars(importlib.import_module(f"p2p.cli.{module}")).items():
             if isinstance(value, click.Command) and not attr.startswith("pair_"):
                 found.add(f"p2p.cli.{module}:{attr}")

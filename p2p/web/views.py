@@ -1,0 +1,171 @@
+"""The pages that show: the inbox, the sent documents, one document and its files.
+
+Every value shown comes from the local API. A received file is never served as a
+page: ``file`` serves a PDF or an image inline only if its first bytes say so (the
+sender's declared type is not trusted), always with nosniff and a sandboxing CSP;
+anything else is a download (``application/octet-stream``, attachment). Text files,
+HTML, SVG and scripts included, are shown escaped inside a ``<pre>`` (``preview``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+from p2p.documents.filenames import safe_filename
+from p2p.web import guard, preview
+from p2p.web.api import API
+from p2p.web.listing import Query, choose
+from p2p.web.render import lang_of, render
+from p2p.web.words import when, word
+
+
+async def inbox(request: web.Request) -> web.Response:
+    api = request.app[API]
+    lang = lang_of(request)
+    query = Query.parse(request.query)
+    rows = await api.get("/v1/inbox")
+    parents = {str(r.get("id")): str(r.get("subject", "")) for r in await api.get("/v1/outbox")}
+    parents.update(
+        {str(r.get("id")): str((r.get("metadata") or {}).get("subject", "")) for r in rows}
+    )
+    shown, total, pages = choose(rows, query, parents, lang)
+
+    def page_link(number: int) -> str:
+        values = {"q": query.q, "kind": query.kind, "since": query.since,
+                  "until": query.until, "page": number}  # fmt: skip
+        return "/?" + urlencode({k: v for k, v in values.items() if v})
+
+    unread = sum(1 for r in rows if not r.get("exported_at"))
+    return await render(
+        request, "inbox.html", section="inbox", rows=shown, total=total, pages=pages,
+        page=min(query.page, pages), query=query, page_link=page_link, unread=unread,
+    )  # fmt: skip
+
+
+async def outbox(request: web.Request) -> web.Response:
+    lang = lang_of(request)
+    rows = []
+    for row in reversed(await request.app[API].get("/v1/outbox")):
+        state = str(row.get("state", ""))
+        receipt = ""
+        if row.get("receipt_time"):
+            receipt = word(lang, "receipt_ok", name=row.get("to_name", ""),
+                           time=when(row.get("receipt_time"), lang))  # fmt: skip
+        rows.append({**row, "created": when(row.get("created_at"), lang), "receipt": receipt,
+                     "state_text": _state(lang, state)})  # fmt: skip
+    return await render(request, "outbox.html", section="outbox", rows=rows)
+
+
+def _state(lang: str, state: str) -> str:
+    key = f"st_{state}"
+    return word(lang, key) if key in _STATES else state
+
+
+_STATES = {"st_queued", "st_sending", "st_delivered", "st_rejected", "st_cancelled"}
+
+
+async def document(request: web.Request) -> web.Response:
+    api = request.app[API]
+    lang = lang_of(request)
+    doc = await api.get(f"/v1/documents/{quote(request.match_info['doc'], safe='')}")
+    peers = {str(p["peer_id"]): p for p in await api.get("/v1/peers")}
+    me = await api.get("/v1/identity")
+    names = {**{k: str(p.get("name", "")) for k, p in peers.items()}, me["peer_id"]: me["name"]}
+    meta = doc.get("metadata") or {}
+    files = [
+        await preview.describe_file(api, doc, index, entry)
+        for index, entry in enumerate(doc.get("files", []))
+    ]
+    shown = {
+        **doc, "subject": meta.get("subject", ""), "files": files,
+        "from_name": names.get(doc.get("sender", ""), word(lang, "unknown_sender")),
+        "to_names": ", ".join(names.get(r, r[:12]) for r in doc.get("recipients", [])),
+        "created": when(doc.get("created_at"), lang),
+        "patient_name": meta.get("patient_name", ""),
+        "patient_birthdate": meta.get("patient_birthdate", ""),
+        "patient_ins": meta.get("patient_ins", ""),
+    }  # fmt: skip
+    replies, parent = await thread(request, doc["id"], str(meta.get("in_reply_to", "")))
+    receipts = [receipt_line(r, names, lang) for r in doc.get("receipts", [])]
+    return await render(
+        request, "document.html", section="inbox" if doc["direction"] == "in" else "outbox",
+        doc=shown, trust=trust_line(doc, peers, me, lang), replies=replies, parent=parent,
+        receipts=receipts,
+    )  # fmt: skip
+
+
+async def thread(
+    request: web.Request, doc_id: str, parent_id: str
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The replies received to ``doc_id``, and the document it answers (if known)."""
+    api = request.app[API]
+    lang = lang_of(request)
+    rows = await api.get("/v1/inbox")
+    replies = [
+        {"id": r["id"], "subject": (r.get("metadata") or {}).get("subject", ""),
+         "from_name": r.get("from_name", ""), "received": when(r.get("received_at"), lang)}
+        for r in rows if (r.get("metadata") or {}).get("in_reply_to") == doc_id
+    ]  # fmt: skip
+    if not parent_id:
+        return replies, None
+    for r in rows:
+        if r.get("id") == parent_id:
+            return replies, {"id": parent_id, "subject": (r.get("metadata") or {}).get("subject")}
+    for r in await api.get("/v1/outbox"):
+        if r.get("id") == parent_id:
+            return replies, {"id": parent_id, "subject": r.get("subject", "")}
+    return replies, None
+
+
+def receipt_line(row: dict[str, Any], names: dict[str, str], lang: str) -> dict[str, str]:
+    name = names.get(str(row.get("peer")), "?")
+    if row.get("time"):
+        text = word(lang, "receipt_ok", name=name, time=when(row.get("time"), lang))
+    else:
+        text = f"{name} : {_state(lang, str(row.get('state')))}"
+    return {"state": str(row.get("state", "")), "text": text}
+
+
+def trust_line(
+    doc: dict[str, Any], peers: dict[str, Any], me: dict[str, Any], lang: str
+) -> dict[str, str]:
+    """Who signed it, in one sentence: a paired colleague, a revoked key, or unknown."""
+    sender = str(doc.get("sender", ""))
+    if sender == me.get("peer_id"):
+        return {"level": "good", "text": word(lang, "trust_ours")}
+    peer = peers.get(sender)
+    fingerprint = str(peer["fingerprint"]) if peer else sender[:16]
+    if peer is None:
+        return {"level": "bad", "text": word(lang, "trust_unknown", fp=fingerprint)}
+    if peer.get("revoked_since") or doc.get("sender_revoked_since"):
+        since = when(peer.get("revoked_since") or doc.get("sender_revoked_since"), lang)
+        return {"level": "bad", "text": word(lang, "trust_revoked", name=peer["name"], since=since)}
+    since = when(peer.get("paired_at"), lang, with_time=False)
+    text = word(lang, "trust_ok", name=peer["name"], since=since, fp=fingerprint)
+    return {"level": "good", "text": text}
+
+
+async def mark_read(request: web.Request) -> web.StreamResponse:
+    doc = quote(request.match_info["doc"], safe="")
+    await request.app[API].post(f"/v1/documents/{doc}/exported")
+    guard.session_of(request).notes.append(word(lang_of(request), "marked_read"))
+    raise web.HTTPSeeOther(f"/documents/{doc}")
+
+
+async def file(request: web.Request) -> web.StreamResponse:
+    """One file of a document: inline if it is provably a PDF or an image, else a download."""
+    doc = quote(request.match_info["doc"], safe="")
+    index = request.match_info["index"]
+    mode = request.match_info["mode"]
+    if mode not in ("view", "download") or not index.isdigit():
+        raise web.HTTPNotFound
+    described = await request.app[API].get(f"/v1/documents/{doc}")
+    entries = described.get("files", [])
+    if int(index) >= len(entries):
+        raise web.HTTPNotFound
+    name = safe_filename(str(entries[int(index)].get("name", "")), int(index) + 1)
+    source = f"/v1/documents/{doc}/files/{index}"
+    return await preview.stream_file(request, source, name, inline=mode == "view")

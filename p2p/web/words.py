@@ -1,0 +1,158 @@
+"""What the page says, in French first and in English: one table, ``WORDS``.
+
+Templates call ``t("key")``; the session's language picks the column. A key
+missing from the table is a bug the tests catch (``tests/web/test_words.py``
+renders every page in both languages and checks no key is shown raw).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+
+LANGS = ("fr", "en")
+
+WORDS: dict[str, tuple[str, str]] = {
+    "app": ("pli — messagerie du cabinet", "pli — the practice's mail"),
+    "skip": ("Aller au contenu", "Skip to content"),
+    "nav": ("Menu principal", "Main menu"),
+    "inbox": ("Boîte de réception", "Inbox"),
+    "outbox": ("Envoyés", "Sent"),
+    "compose": ("Écrire", "Write"),
+    "language": ("Langue", "Language"),
+    "other_lang": ("English", "Français"),
+    "search": ("Rechercher", "Search"),
+    "search_label": (
+        "Patient, date de naissance, expéditeur ou objet",
+        "Patient, birth date, sender or subject",
+    ),
+    "kind": ("Type", "Kind"),
+    "all_kinds": ("Tous", "All"),
+    "since": ("Reçu depuis le", "Received since"),
+    "until": ("Reçu jusqu'au", "Received until"),
+    "filter": ("Filtrer", "Filter"),
+    "state": ("État", "State"),
+    "new": ("Nouveau", "New"),
+    "read": ("Lu", "Read"),
+    "from": ("De", "From"),
+    "to": ("À", "To"),
+    "subject": ("Objet", "Subject"),
+    "no_subject": ("(sans objet)", "(no subject)"),
+    "patient": ("Patient", "Patient"),
+    "patient_name": ("Nom du patient", "Patient's name"),
+    "patient_name_hint": (
+        "NOM, Prénoms — par exemple DUPONT, Jean",
+        "FAMILY NAME, Given names — e.g. DUPONT, Jean",
+    ),
+    "birthdate": ("Date de naissance", "Birth date"),
+    "birthdate_hint": ("AAAA-MM-JJ, par exemple 1984-05-23", "YYYY-MM-DD, e.g. 1984-05-23"),
+    "ins": ("INS (matricule, facultatif)", "INS (optional)"),
+    "sex": ("Sexe (facultatif)", "Sex (optional)"),
+    "received": ("Reçu le", "Received"),
+    "sent_at": ("Envoyé le", "Sent"),
+    "signature": ("Signature", "Signature"),
+    "sig_ok": ("Signé, vérifié", "Signed, verified"),
+    "sig_revoked": ("Clé révoquée", "Key revoked"),
+    "empty_inbox": ("Aucun document.", "No documents."),
+    "empty_outbox": ("Aucun document envoyé.", "Nothing sent yet."),
+    "page_of": ("Page {page} sur {pages}", "Page {page} of {pages}"),
+    "previous": ("Précédente", "Previous"),
+    "next": ("Suivante", "Next"),
+    "count": ("{count} document(s)", "{count} document(s)"),
+    "letter": ("Courrier", "Letter"),
+    "prescription": ("Ordonnance", "Prescription"),
+    "report": ("Compte rendu", "Report"),
+    "file": ("Fichier", "File"),
+    "files": ("Fichiers", "Files"),
+    "download": ("Télécharger", "Download"),
+    "print": ("Imprimer", "Print"),
+    "mark_read": ("Marquer comme lu", "Mark as read"),
+    "marked_read": ("Marqué comme lu.", "Marked as read."),
+    "reply": ("Répondre", "Reply"),
+    "preview": ("Aperçu", "Preview"),
+    "no_preview": (
+        "Pas d'aperçu pour ce type de fichier : téléchargez-le.",
+        "No preview for this kind of file: download it.",
+    ),
+    "as_text": ("Affiché comme texte, sans être exécuté.", "Shown as text, never run."),
+    "trust_ok": (
+        "Signé par {name}, collègue appairé(e) depuis le {since}. Empreinte {fp}.",
+        "Signed by {name}, a colleague paired since {since}. Fingerprint {fp}.",
+    ),
+    "trust_revoked": (
+        "Attention : la clé de {name} est révoquée depuis le {since}. "
+        "Ne vous fiez pas à ce document sans appeler ce confrère.",
+        "Warning: {name}'s key is revoked since {since}. Do not rely on this "
+        "document without calling this colleague.",
+    ),
+    "trust_unknown": (
+        "Signé par une clé que ce cabinet ne connaît pas (empreinte {fp}).",
+        "Signed by a key this practice does not know (fingerprint {fp}).",
+    ),
+    "trust_ours": ("Signé par ce cabinet.", "Signed by this practice."),
+    "details": ("Données signées", "Signed details"),
+    "document_id": ("Identifiant", "Id"),
+    "created": ("Rédigé le", "Written"),
+    "thread": ("Échanges sur ce document", "Thread"),
+    "reply_to": ("Réponse à", "Reply to"),
+    "receipts": ("Accusés de réception", "Receipts"),
+    "receipt_ok": (
+        "Reçu par {name} le {time} (accusé signé)",
+        "Received by {name} on {time} (signed receipt)",
+    ),
+    "recipient": ("Destinataire", "Recipient"),
+    "choose": ("Choisir un confrère…", "Choose a colleague…"),
+    "no_peers": (
+        "Aucun confrère appairé : appairez-vous d'abord (pli pair).",
+        "No paired colleague yet: pair first (pli pair).",
+    ),
+    "drop": ("Déposez les fichiers ici, ou choisissez-les", "Drop the files here, or choose them"),
+    "send": ("Envoyer", "Send"),
+    "sending": ("Envoi en cours…", "Sending…"),
+    "check_form": ("Le document n'a pas été envoyé :", "The document was not sent:"),
+    "need_recipient": ("Choisissez le destinataire.", "Choose the recipient."),
+    "need_file": ("Joignez au moins un fichier.", "Attach at least one file."),
+    "queued": (
+        "Document envoyé : il part dès que le destinataire est joignable.",
+        "Sent: it leaves as soon as the recipient can be reached.",
+    ),
+    "st_queued": ("En attente", "Queued"),
+    "st_sending": ("Envoi en cours", "Sending"),
+    "st_delivered": ("Remis", "Delivered"),
+    "st_rejected": ("Refusé", "Refused"),
+    "st_cancelled": ("Annulé", "Cancelled"),
+    "live": ("Mise à jour automatique", "Updates live"),
+    "notify": ("Prévenir à l'arrivée d'un courrier", "Notify me of new letters"),
+    "new_letter": ("Nouveau document reçu", "New document received"),
+    "error_title": ("Un problème est survenu", "Something went wrong"),
+    "back": ("Retour à la boîte de réception", "Back to the inbox"),
+    "unknown_sender": ("Expéditeur inconnu", "Unknown sender"),
+    "you": ("ce cabinet", "this practice"),
+}
+
+
+def word(lang: str, key: str, **values: object) -> str:
+    """``key`` in ``lang``, with ``{name}`` fields filled in."""
+    pair = WORDS[key]
+    text = pair[1] if lang == "en" else pair[0]
+    return text.format(**values) if values else text
+
+
+def inert(text: object) -> str:
+    """Peer text made harmless to show: no control, format (bidi) or private characters.
+
+    HTML is escaped by the templates; this removes what escaping leaves, such as a
+    right-to-left override that disguises a file name, or a line break in a subject.
+    """
+    kept = (ch if unicodedata.category(ch)[0] != "C" else " " for ch in str(text))
+    return "".join(kept).strip()
+
+
+def when(timestamp: object, lang: str, *, with_time: bool = True) -> str:
+    """A Unix time as the practice reads it (local time), e.g. ``01/12/2026 14:05``."""
+    if not isinstance(timestamp, int | float) or timestamp <= 0:
+        return "—"
+    moment = dt.datetime.fromtimestamp(timestamp)  # the practice's own clock
+    if lang == "en":
+        return moment.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+    return moment.strftime("%d/%m/%Y %H:%M" if with_time else "%d/%m/%Y")

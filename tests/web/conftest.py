@@ -1,0 +1,51 @@
+"""Two real practices for the page's tests: ``pli daemon`` processes on loopback,
+each serving its page on a free loopback port, paired with each other."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.p2p.procs import DaemonProcess, kill_all, wait_until
+from tests.web.visitor import Visitor
+
+
+@dataclass
+class Practice:
+    daemon: DaemonProcess
+
+    def link(self) -> str:
+        """A fresh one-time login link, as ``pli open --no-browser`` gets it."""
+        return str(self.daemon.client.post("/v1/web/link", {})["url"])
+
+    def visitor(self) -> Visitor:
+        """A browser signed in to this practice's page."""
+        url = self.link()
+        visitor = Visitor(url.split("/login/")[0])
+        assert visitor.login(url).status == 303
+        return visitor
+
+    def inbox_ids(self) -> list[str]:
+        return [str(row["id"]) for row in self.daemon.client.get("/v1/inbox")]
+
+
+@pytest.fixture(scope="module")
+def practices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Practice, Practice]]:
+    """The GP (Dr Martin) and the cardiologist (Dr Durand), paired."""
+    root: Path = tmp_path_factory.mktemp("web")
+    gp = DaemonProcess(root / "gp", "Dr Martin").start()
+    cardio = DaemonProcess(root / "cardio", "Dr Durand").start()
+    try:
+        gp.trust(cardio)
+        cardio.trust(gp)
+        yield Practice(gp), Practice(cardio)
+    finally:
+        kill_all(gp, cardio)
+
+
+def delivered(practice: Practice, doc_id: str, timeout: float = 30.0) -> None:
+    """Wait until ``doc_id`` has its receipt in ``practice``'s outbox."""
+    wait_until(lambda: practice.daemon.outbox_state(doc_id) == "delivered", timeout)

@@ -284,12 +284,8 @@ class Daemon:
             card = ProfileCard.from_wire(wire)
         except RemoteProtocolError:
             return
-        row = self.paired_peer(channel.peer_id)
-        if row is None or card.identity != channel.peer.identity:
-            return
-        if not card.replaces(ProfileCard.from_wire(row.card)):
-            return
-        self.peers.card_updated(row, card, wire)
+        if card.identity == channel.peer.identity:
+            self.peers.card_updated(channel.peer_id.hex, card, wire)
 
     def _known_me(self) -> naming.Known:
         """This practice as peer names are checked against it: its id, card name, fingerprint."""

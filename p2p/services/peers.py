@@ -62,14 +62,19 @@ class PeerDirectory:
         ]
         return naming.check_name(name, peer_hex, [*rows, *on_cards], self.me())
 
-    def card_updated(self, row: PeerRow, card: ProfileCard, wire: bytes) -> None:
-        """Store ``row``'s newer ``card`` (a worker thread); a new name on it waits.
+    def card_updated(self, peer_hex: str, card: ProfileCard, wire: bytes) -> None:
+        """Store a paired peer's ``card`` if newer (a worker thread); a new name on it waits.
 
-        A card whose new name is refused is ignored whole, and logged with the peer's
-        short id and the reason only.
+        ``card`` must be signed by that peer's identity. A card whose new name is refused
+        is ignored whole, and logged with the peer's short id and the reason only.
         """
-        short = row.fingerprint[:5]
         with self._naming:
+            row = self.store.peer(peer_hex)
+            if row is None or row.state is not PeerState.PAIRED:
+                return
+            if not card.replaces(ProfileCard.from_wire(row.card)):
+                return
+            short = row.fingerprint[:5]
             waiting = self.store.proposed_names().get(row.peer_id)
             if naming.folded(card.name) == naming.folded(row.name):
                 waiting = None  # the card now carries the name in use

@@ -10,6 +10,7 @@ home is read without the daemon and without being changed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -122,6 +123,19 @@ async def test_a_removed_peer_is_no_longer_trusted(
     result = verify(bob.home, page)
     assert result.exit_code == 4
     assert "the key of “Dr Alice Martin”, a peer this practice has removed" in result.stderr
+
+
+async def test_verify_names_a_peer_by_the_name_in_use(
+    bob: Running, fake_api: Api, tmp_path: Path
+) -> None:
+    """Issue 8 §1.2: a new name on the peer's card is not the one verify gives until accepted."""
+    page = prescription_forms(fake_api, tmp_path / "p", ALICE)["page"]
+    newer = ALICE.card(2, name="Dr Alice Renamed")
+    wire = newer.sign(ALICE.identity)
+    await asyncio.to_thread(bob.daemon.peers.card_updated, ALICE.peer_id.hex, newer, wire)
+    assert "which is Dr Alice Martin, a paired peer." in verify(bob.home, page).stdout
+    await bob.daemon.peers.accept_name(ALICE.peer_id.fingerprint)
+    assert "which is Dr Alice Renamed, a paired peer." in verify(bob.home, page).stdout
 
 
 async def test_a_prescription_must_name_its_signer_as_prescriber(

@@ -10,7 +10,11 @@ Every measurement runs in a fresh child process so that its peak RSS
 (VmHWM, see ``peak_rss_mb``) belongs to that one operation and size:
 
 - ``raw``: PyNaCl secretstream push, then pull, of 256 MiB in 64 KiB chunks
-  (the ceiling; same method as the anchors file);
+  (pli/1's record cipher; same method as the anchors file), kept as the
+  ceiling the goals below were set against;
+- ``primitives``: the AEADs and hashes pli/2 chose from (``bench/primitives.py``:
+  AEGIS-256, AEGIS-128L, ChaCha20-Poly1305, AES-256-GCM, SHA-256, BLAKE2b),
+  so the choice can be re-checked on another machine;
 - ``seal``: ``protocol.seal`` of one file from a generator that yields one
   random 1 MiB block over and over (a source that costs nothing); the pieces
   are discarded;
@@ -43,6 +47,7 @@ from typing import Any
 
 import nacl.bindings as sodium
 
+from bench import primitives
 from protocol import DocumentMeta, FileEntry, LocalIdentity, open_envelope, seal
 
 MiB = 1024 * 1024
@@ -206,6 +211,8 @@ def child(argv: list[str]) -> None:
     kind, *rest = argv
     if kind == "raw":
         result = child_raw()
+    elif kind == "primitives":
+        result = primitives.measure()
     elif kind == "seal":
         result = child_seal(int(rest[0]))
     elif kind == "prepare":
@@ -280,6 +287,9 @@ def main() -> None:
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(lines))
+    print()
+    print("pli/2's candidate primitives (one thread, bytes in and out, as pli calls them):")
+    print(primitives.table(run_child(env, "primitives")))
     print()
     print(f"goals: seal and open ≥ {SPEED_GOAL:.0%} of raw push / pull at 100 MiB and 1 GiB")
     print(f"       (needs the 2nd CPU free: capacity ≈ 2); peak RSS < {RSS_GOAL_MB} MB at 1 GiB")

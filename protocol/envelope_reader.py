@@ -5,7 +5,7 @@
 envelope from a file or an iterable and returns only once it verified. The
 reader rules are listed in ``protocol/envelope.py``'s docstring.
 
-Size: a little over 400 lines: one incremental state machine and its events.
+Size: about 500 lines: one incremental state machine (header, records, padding) and its events.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from nacl.public import PrivateKey, SealedBox
 from . import codec, limits
 from ._hashing import constant_time_equal, labelled_hash
 from .envelope import (
+    _COMMITMENT_SIZE,
     _HEADER_FIELDS,
     _LENGTH_SIZE,
     _OVERHEAD,
     _PREFIX_SIZE,
-    _SS_HEADER_SIZE,
     _TRAILER_FIELDS,
     _WRAPPED_KEY_SIZE,
     LABEL_HEADER,
@@ -39,6 +39,8 @@ from .envelope import (
     _exact_map,
     _FileHasher,
     envelope_digest,
+    key_commitment,
+    record_nonce,
 )
 from .errors import (
     AuthenticationFailed,
@@ -53,6 +55,7 @@ from .identity import (
     LocalIdentity,
     PublicIdentity,
 )
+from .padding import padded_size
 
 # --- opening: events -------------------------------------------------------------------
 
@@ -111,6 +114,7 @@ class _Phase:
     HEADER = "header"
     LENGTH = "length"  # a record's u32 length
     RECORD = "record"
+    PADDING = "padding"  # the zero bytes after the final record
     DONE = "done"
     FAILED = "failed"
 
@@ -148,7 +152,7 @@ class EnvelopeReader:
         self._buffer = bytearray()
         self._consumed = 0
         self._records = 0
-        self._state = bindings.crypto_secretstream_xchacha20poly1305_state()
+        self._key = b""
         self._header_hash = b""
         self._inner = b""
         self._meta: DocumentMeta | None = None
@@ -157,6 +161,8 @@ class EnvelopeReader:
         self._file_left = 0  # bytes still due in file ``_file_index``
         self._keys = 0  # wrapped keys in the header
         self._hasher: _FileHasher | None = None
+        self._verified: VerifiedEnvelope | None = None
+        self._pad_left = 0
 
     @property
     def bytes_consumed(self) -> int:
@@ -211,6 +217,9 @@ class EnvelopeReader:
         while position < end:
             if self._phase == _Phase.DONE:
                 raise AuthenticationFailed("bytes after the final record")
+            if self._phase == _Phase.PADDING:
+                position = self._read_padding(view, position, events)
+                continue
             if self._phase == _Phase.PREFIX:
                 # Refuse a non-envelope at its first wrong byte, not after 12.
                 self._check_magic(bytes(self._buffer) + bytes(view[position : position + 8]))
@@ -266,7 +275,7 @@ class EnvelopeReader:
             raise VersionMismatch("unknown envelope version")
         if codec.field(fields, "chunk", int, "envelope header") != limits.CHUNK_SIZE:
             raise MalformedMessage("unsupported chunk size")
-        ss_header = codec.fixed_bytes(fields, "ss", _SS_HEADER_SIZE, "envelope header")
+        commitment = codec.fixed_bytes(fields, "commit", _COMMITMENT_SIZE, "envelope header")
         keys = codec.field(fields, "keys", list, "envelope header")
         if not keys:
             raise MalformedMessage("an envelope has at least one wrapped key")
@@ -274,27 +283,29 @@ class EnvelopeReader:
             raise FrameTooLarge("too many wrapped keys")
         if not all(isinstance(k, bytes) and len(k) == _WRAPPED_KEY_SIZE for k in keys):
             raise MalformedMessage("a wrapped key is 80 bytes")
-        file_key = self._unwrap(keys)
-        try:
-            bindings.crypto_secretstream_xchacha20poly1305_init_pull(
-                self._state, ss_header, file_key
-            )
-        except nacl_exceptions.CryptoError as exc:
-            raise AuthenticationFailed() from exc
+        self._key = self._unwrap(keys, commitment)
         self._header_hash = labelled_hash(LABEL_HEADER, item)
         self._keys = len(keys)
         self._phase, self._need = _Phase.LENGTH, _LENGTH_SIZE
 
-    def _unwrap(self, keys: list[bytes]) -> bytes:
-        """The file key from the first wrapped key that opens with our document key."""
+    def _unwrap(self, keys: list[bytes], commitment: bytes) -> bytes:
+        """The file key from the first wrapped key that opens with our document key.
+
+        It must match the header's commitment: otherwise another recipient could be
+        given another key, and a crafted record stream could show each of them other
+        content (key commitment, issue 10 §1).
+        """
         box = SealedBox(PrivateKey(self._me.doc_secret))
         for wrapped in keys:
             try:
                 file_key: bytes = box.decrypt(wrapped)
             except nacl_exceptions.CryptoError:
                 continue
-            if len(file_key) == KEY_SIZE:
+            if len(file_key) == KEY_SIZE and constant_time_equal(
+                key_commitment(file_key), commitment
+            ):
                 return file_key
+            raise AuthenticationFailed()  # a key for us, but not the one committed to
         raise AuthenticationFailed()  # not for us: same answer as any other failure
 
     # --- records --------------------------------------------------------------
@@ -316,24 +327,26 @@ class EnvelopeReader:
         return min(limits.CHUNK_SIZE, self._remaining)
 
     def _read_record(self, item: bytes, events: list[Event]) -> None:
+        # Which record is the last follows from the inner header: the one after the
+        # content. Its nonce carries the final flag, so a stream cut, extended or
+        # reordered around it fails to authenticate.
+        final = TAG_FINAL if self._records > 0 and not self._remaining else TAG_MESSAGE
         try:
-            plaintext, tag = bindings.crypto_secretstream_xchacha20poly1305_pull(
-                self._state, item, self._header_hash
+            plaintext: bytes = bindings.crypto_aead_aegis256_decrypt(
+                item, self._header_hash, record_nonce(self._records, final), self._key
             )
-        except nacl_exceptions.CryptoError as exc:
+        except (nacl_exceptions.CryptoError, ValueError, TypeError) as exc:
             raise AuthenticationFailed() from exc
         self._records += 1
         self._phase, self._need = _Phase.LENGTH, _LENGTH_SIZE
         if self._records == 1:
-            self._read_inner(plaintext, tag, events)
-        elif self._remaining:
-            self._read_content(plaintext, tag, events)
+            self._read_inner(plaintext, events)
+        elif final == TAG_MESSAGE:
+            self._read_content(plaintext, events)
         else:
-            self._read_trailer(plaintext, tag, events)
+            self._read_trailer(plaintext, events)
 
-    def _read_inner(self, plaintext: bytes, tag: int, events: list[Event]) -> None:
-        if tag != TAG_MESSAGE:
-            raise AuthenticationFailed()
+    def _read_inner(self, plaintext: bytes, events: list[Event]) -> None:
         meta = DocumentMeta.from_wire(plaintext)
         if self._keys != len(meta.recipients) + 1:
             raise MalformedMessage("wrapped keys do not match the recipients")
@@ -363,9 +376,9 @@ class EnvelopeReader:
             if self._file_left == 0:
                 self._file_index += 1
 
-    def _read_content(self, plaintext: bytes, tag: int, events: list[Event]) -> None:
+    def _read_content(self, plaintext: bytes, events: list[Event]) -> None:
         assert self._hasher is not None
-        if tag != TAG_MESSAGE or len(plaintext) != self._next_content_size():
+        if len(plaintext) != self._next_content_size():
             raise AuthenticationFailed()
         self._remaining -= len(plaintext)
         offset = 0
@@ -381,11 +394,9 @@ class EnvelopeReader:
                 self._file_index += 1
                 self._advance_file()
 
-    def _read_trailer(self, plaintext: bytes, tag: int, events: list[Event]) -> None:
+    def _read_trailer(self, plaintext: bytes, events: list[Event]) -> None:
         assert self._hasher is not None
         assert self._meta is not None
-        if tag != TAG_FINAL:
-            raise AuthenticationFailed()  # more content than declared, or an odd tag
         fields = _exact_map(codec.unpack(plaintext), _TRAILER_FIELDS)
         claimed = codec.field(fields, "hashes", list, "envelope trailer")
         signature = codec.field(fields, "sig", bytes, "envelope trailer")
@@ -397,17 +408,33 @@ class EnvelopeReader:
                 raise AuthenticationFailed()
         digest = envelope_digest(self._header_hash, self._inner, file_hashes)
         self._meta.sender.verify(LABEL_SIGNATURE, digest, signature)
-        self._phase = _Phase.DONE
-        envelope = VerifiedEnvelope(
+        self._verified = VerifiedEnvelope(
             meta=self._meta,
             digest=digest,
             header_hash=self._header_hash,
             inner_header=self._inner,
             file_hashes=tuple(file_hashes),
             signature=signature,
-            size=self._consumed,
+            size=padded_size(self._consumed),
         )
-        events.append(Verified(envelope))
+        self._pad_left = padded_size(self._consumed) - self._consumed
+        self._phase = _Phase.PADDING
+        self._end_of_padding(events)
+
+    def _read_padding(self, view: memoryview, position: int, events: list[Event]) -> int:
+        """Check zero padding bytes from ``position``; return where they end."""
+        take = min(self._pad_left, len(view) - position)
+        if view[position : position + take] != bytes(take):
+            raise AuthenticationFailed()  # padding is zeros, exactly as many as the size says
+        self._pad_left -= take
+        self._consumed += take
+        self._end_of_padding(events)
+        return position + take
+
+    def _end_of_padding(self, events: list[Event]) -> None:
+        if self._pad_left == 0 and self._verified is not None:
+            self._phase = _Phase.DONE
+            events.append(Verified(self._verified))
 
 
 # --- convenience: open a whole envelope ---------------------------------------------

@@ -1,4 +1,4 @@
-"""Every size, count and time limit of pli/1, each with the reason it exists.
+"""Every size, count and time limit of pli/2, each with the reason it exists.
 
 The transport, the codec and the parsers read their bounds from here so that a
 single number decides how much memory a peer can make us hold.
@@ -10,12 +10,12 @@ from typing import Final
 
 # --- framing -----------------------------------------------------------------
 
-#: Plaintext bytes per envelope chunk. 64 KiB keeps per-chunk overhead (17 bytes
-#: of secretstream, 4 of length) under 0.04 % while a reader holds little memory.
+#: Plaintext bytes per envelope chunk. 64 KiB keeps per-chunk overhead (32 bytes
+#: of AEGIS-256 tag, 4 of length) under 0.06 % while a reader holds little memory.
 CHUNK_SIZE: Final = 64 * 1024
 
-#: One secretstream record adds a tag byte and a 16-byte MAC.
-CHUNK_OVERHEAD: Final = 17
+#: One envelope record adds a 32-byte AEGIS-256 tag.
+CHUNK_OVERHEAD: Final = 32
 
 #: Largest WebSocket frame a peer may send after the handshake: one sealed frame
 #: (protocol/frames.py) of a control message or up to 1 MiB of envelope bytes;
@@ -49,8 +49,9 @@ MAX_FILES: Final = 64
 #: imaging exports are the big cases.
 MAX_DOCUMENT_SIZE: Final = 16 * 1024**3
 
-#: Largest envelope for that document: 21 bytes per 64 KiB record plus headers.
-MAX_ENVELOPE_SIZE: Final = MAX_DOCUMENT_SIZE + MAX_DOCUMENT_SIZE // 1024 + 1024 * 1024
+#: Largest envelope for that document: 36 bytes per 64 KiB record plus headers
+#: (under 1/1024), then Padmé padding (under 1/32 from 1 MiB on; protocol/padding.py).
+MAX_ENVELOPE_SIZE: Final = MAX_DOCUMENT_SIZE + MAX_DOCUMENT_SIZE // 32 + 2 * 1024 * 1024
 
 # --- strict msgpack ----------------------------------------------------------
 

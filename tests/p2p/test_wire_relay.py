@@ -39,15 +39,29 @@ class Recording:
 
     to_server: list[bytearray] = field(default_factory=list)
     to_client: list[bytearray] = field(default_factory=list)
+    #: Flip one bit of the client's bytes at this offset (once), like an active attacker.
+    flip_at: int | None = None
 
     def everything(self) -> bytes:
         return b"".join(bytes(part) for part in (*self.to_server, *self.to_client))
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, log: bytearray) -> None:
+async def _pump(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    log: bytearray,
+    recording: Recording | None = None,
+) -> None:
     with contextlib.suppress(ConnectionError):
         while data := await reader.read(65536):
+            start = len(log)
             log += data
+            flip = recording.flip_at if recording is not None else None
+            if flip is not None and start <= flip < len(log):
+                changed = bytearray(data)
+                changed[flip - start] ^= 0x01
+                data = bytes(changed)
+                recording.flip_at = None  # type: ignore[union-attr]
             writer.write(data)
             await writer.drain()
     writer.close()
@@ -67,7 +81,8 @@ async def relay(target_port: int) -> AsyncIterator[tuple[int, Recording]]:
         recording.to_server.append(up)
         recording.to_client.append(down)
         await asyncio.gather(
-            _pump(client_reader, server_writer, up), _pump(server_reader, client_writer, down)
+            _pump(client_reader, server_writer, up, recording),
+            _pump(server_reader, client_writer, down),
         )
 
     def track(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -132,6 +147,30 @@ async def test_relay_records_nothing_of_the_envelope(tmp_path: Path) -> None:
             await wait_for(lambda: delivered(a, doc_id), timeout=30)
         envelope = a.daemon.layout.sent_envelope(doc_id).read_bytes()
         assert_recording_is_sealed(recording, envelope, [a.daemon.me, b.daemon.me])
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_a_frame_altered_in_transit_closes_the_connection_and_nothing_is_stored(
+    tmp_path: Path,
+) -> None:
+    a = await start_daemon(tmp_path / "a", "Dr Alice Martin")
+    b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
+    try:
+        async with relay(b.port) as (relay_port, recording):
+            recording.flip_at = 300_000  # inside the envelope's BULK frames
+            a.daemon.add_peer(b.daemon.signed_card(), [f"127.0.0.1:{relay_port}"])
+            b.daemon.add_peer(a.daemon.signed_card(), [])
+            scan = tmp_path / "scan.bin"
+            scan.write_bytes(os.urandom(2 * 1024 * 1024))
+            doc_id = await send_file(a, b, scan, kind="file")
+            await wait_for(lambda: recording.flip_at is None)
+            await wait_for(lambda: len(recording.to_server) >= 2, timeout=30)  # reconnected
+            await wait_for(lambda: delivered(a, doc_id), timeout=30)
+        rows = b.daemon.store.inbox()
+        assert [row.doc_id for row in rows] == [doc_id]  # stored once, intact
+        assert list(b.daemon.layout.quarantine.iterdir()) == []
     finally:
         await a.stop()
         await b.stop()

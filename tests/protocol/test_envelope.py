@@ -1,6 +1,6 @@
 """Document envelopes: round trips, a golden vector, tampering, limits, memory.
 
-The golden vector (tests/data/envelope-v1.bin and .json) is regenerated only
+The golden vector (tests/data/envelope-v2.bin and .json) is regenerated only
 when the format changes on purpose::
 
     .venv/bin/python -m tests.protocol.test_envelope --regenerate
@@ -55,15 +55,17 @@ from protocol.envelope import (
     TAG_MESSAGE,
     _StreamWriter,
     envelope_digest,
+    key_commitment,
+    padding,
 )
+from protocol.padding import MIN_ENVELOPE_SIZE, padded_size
 from tests.fuzzing import check_parses_or_refuses
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-GOLDEN_BIN = DATA / "envelope-v1.bin"
-GOLDEN_JSON = DATA / "envelope-v1.json"
+GOLDEN_BIN = DATA / "envelope-v2.bin"
+GOLDEN_JSON = DATA / "envelope-v2.json"
 CHUNK = limits.CHUNK_SIZE
 NOW = 1_764_000_000
-TAG_PUSH = 1
 
 
 def person(n: int) -> LocalIdentity:
@@ -145,14 +147,26 @@ def refused(envelope: bytes, me: LocalIdentity = BOB, **kwargs: Any) -> RemotePr
 
 
 def split(envelope: bytes) -> tuple[bytes, list[bytes]]:
-    """(MAGIC + header, [records with their length prefix])."""
+    """(MAGIC + header, [records with their length prefix]), the padding left out."""
     position = len(MAGIC) + 4 + int.from_bytes(envelope[8:12], "big")
     head, records = envelope[:position], []
     while position < len(envelope):
         size = int.from_bytes(envelope[position : position + 4], "big")
+        if size == 0:  # the zero padding after the final record
+            break
         records.append(envelope[position : position + 4 + size])
         position += 4 + size
     return head, records
+
+
+def pad(body: bytes) -> bytes:
+    """An unpadded envelope with its padding, as ``seal`` writes it."""
+    return body + b"".join(padding(len(body)))
+
+
+def unpadded_size(envelope: bytes) -> int:
+    head, records = split(envelope)
+    return len(head) + sum(len(r) for r in records)
 
 
 # --- round trips ------------------------------------------------------------------
@@ -170,7 +184,8 @@ def test_round_trip_sizes(size: int) -> None:
     verified = events[-1].envelope
     assert verified.meta == meta
     assert verified.file_hashes == (hashlib.sha256(content).digest(),)
-    assert verified.size == len(envelope)
+    assert verified.size == len(envelope) == padded_size(unpadded_size(envelope))
+    assert envelope[unpadded_size(envelope) :] == bytes(len(envelope) - unpadded_size(envelope))
     # Every record but the last content one carries a full chunk: overhead is fixed.
     records = split(envelope)[1]
     assert len(records) == 2 + -(-size // CHUNK)
@@ -235,8 +250,11 @@ def test_seal_yields_about_one_record_per_piece() -> None:
     content = payload(4 * CHUNK)
     meta = meta_for(ALICE, [BOB], [len(content)])
     pieces = list(seal(ALICE, [BOB.card(1, name="B")], meta, [content]))
-    assert len(pieces) == 1 + 1 + 4 + 1  # head, inner, content, trailer
+    records = pieces[: 1 + 1 + 4 + 1]  # head, inner, content, trailer; then padding
+    assert [len(p) for p in records[2:6]] == [4 + CHUNK + limits.CHUNK_OVERHEAD] * 4
+    assert all(not any(p) for p in pieces[7:])
     assert max(len(p) for p in pieces) == 4 + CHUNK + limits.CHUNK_OVERHEAD
+    assert sum(map(len, pieces)) == padded_size(sum(map(len, records)))
 
 
 def test_the_sender_learns_the_digest_once_sealing_is_done() -> None:
@@ -298,15 +316,18 @@ def regenerate_golden() -> None:
             [BOB.card(1, name="Dr Bob")],
             golden_meta(),
             [GOLDEN_LETTER, b""],
-            rng=lambda n: bytes([7]) * n,  # the file key; SealedBox and secretstream stay random
+            rng=lambda n: bytes([7]) * n,  # the file key; SealedBox's ephemeral keys stay random
         )
     )
     verified = open_envelope([envelope], BOB)
     DATA.mkdir(exist_ok=True)
     GOLDEN_BIN.write_bytes(envelope)
     expected = {
-        "comment": "pli/1 envelope from ALICE=person(10) to BOB=person(20); see test_envelope.py",
+        "comment": "pli/2 envelope from ALICE=person(10) to BOB=person(20); see test_envelope.py",
         "size": len(envelope),
+        "unpadded_size": unpadded_size(envelope),
+        "file_key": (bytes([7]) * 32).hex(),
+        "key_commitment": key_commitment(bytes([7]) * 32).hex(),
         "inner_header": golden_meta().to_wire().hex(),
         "header_hash": verified.header_hash.hex(),
         "digest": verified.digest.hex(),
@@ -317,10 +338,14 @@ def regenerate_golden() -> None:
 
 
 def test_golden_envelope_still_opens_the_same() -> None:
-    """A stored v1 envelope: today's reader must give the same meta, digest, plaintext."""
+    """A stored v2 envelope: today's reader must give the same meta, digest, plaintext."""
     envelope = GOLDEN_BIN.read_bytes()
     expected = json.loads(GOLDEN_JSON.read_text())
-    assert len(envelope) == expected["size"] < 2048
+    assert len(envelope) == expected["size"] == MIN_ENVELOPE_SIZE  # a short letter
+    assert unpadded_size(envelope) == expected["unpadded_size"]
+    header = codec.unpack(split(envelope)[0][12:])
+    assert header["commit"].hex() == expected["key_commitment"]
+    assert key_commitment(bytes.fromhex(expected["file_key"])) == header["commit"]
     # The inner header encoding is deterministic: pin it exactly.
     assert golden_meta().to_wire().hex() == expected["inner_header"]
     for me in (BOB, ALICE):
@@ -346,13 +371,15 @@ def small_envelope() -> bytes:
 def test_every_single_byte_flip_is_refused() -> None:
     envelope = small_envelope()
     head, records = split(envelope)
+    body = unpadded_size(envelope)
+    padding_sample = {body, body + 1, (body + len(envelope)) // 2, len(envelope) - 1}
     # Offsets of the records' length prefixes: a flip there is a shape error.
     prefixes: set[int] = set()
     position = len(head)
     for record in records:
         prefixes.update(range(position, position + 4))
         position += len(record)
-    for position in range(len(envelope)):
+    for position in sorted(set(range(body)) | padding_sample):
         for mask in (0x01, 0x80, 0xFF):
             tampered = bytearray(envelope)
             tampered[position] ^= mask
@@ -405,10 +432,10 @@ def test_reordered_duplicated_and_dropped_records_are_refused() -> None:
         "final-early": [inner, c1, c2, c3, final],
     }
     for name, order in variants.items():
-        assert isinstance(refused(head + b"".join(order)), AuthenticationFailed), name
+        assert isinstance(refused(pad(head + b"".join(order))), AuthenticationFailed), name
     # Without its inner header, the first record is a full chunk: over that record's limit.
-    assert isinstance(refused(head + b"".join([c1, c2, c3, c4, final])), FrameTooLarge)
-    assert isinstance(refused(head + b"".join([c4, c1, final])), AuthenticationFailed)
+    assert isinstance(refused(pad(head + b"".join([c1, c2, c3, c4, final]))), FrameTooLarge)
+    assert isinstance(refused(pad(head + b"".join([c4, c1, final]))), AuthenticationFailed)
 
 
 def test_header_swapped_between_two_envelopes_is_refused() -> None:
@@ -419,10 +446,10 @@ def test_header_swapped_between_two_envelopes_is_refused() -> None:
     second = b"".join(seal(ALICE, card, meta, [b"other"], rng=fixed))
     head1, records1 = split(first)
     head2, records2 = split(second)
-    assert isinstance(refused(head2 + b"".join(records1)), AuthenticationFailed)
-    assert isinstance(refused(head1 + b"".join(records2)), AuthenticationFailed)
+    assert isinstance(refused(pad(head2 + b"".join(records1))), AuthenticationFailed)
+    assert isinstance(refused(pad(head1 + b"".join(records2))), AuthenticationFailed)
     mixed = head1 + records1[0] + records2[1] + records1[2]
-    assert isinstance(refused(mixed), AuthenticationFailed)
+    assert isinstance(refused(pad(mixed)), AuthenticationFailed)
 
 
 def forge(
@@ -432,12 +459,12 @@ def forge(
     *,
     rng: Callable[[int], bytes] | None = None,
 ) -> tuple[_StreamWriter, bytes]:
-    """An envelope with a valid cipher stream and whatever records a forger wants."""
+    """An envelope with a valid record stream and whatever records a forger wants."""
     writer = _StreamWriter(doc_keys, rng or (lambda n: bytes([9]) * n))
     body = writer.head + writer.record(inner)
     for plaintext, tag in records:
         body += writer.record(plaintext, tag)
-    return writer, body
+    return writer, pad(body)
 
 
 def signed_trailer(
@@ -454,10 +481,12 @@ def forge_signed(
     doc_keys: Sequence[bytes],
     contents: Sequence[bytes],
     records: Callable[[bytes], list[tuple[bytes, int]]] | None = None,
+    *,
+    commit_to: bytes | None = None,
 ) -> bytes:
     """A correctly signed envelope whose record list ``records(trailer)`` may be wrong."""
     inner = meta.to_wire()
-    writer = _StreamWriter(doc_keys, lambda n: bytes([9]) * n)
+    writer = _StreamWriter(doc_keys, lambda n: bytes([9]) * n, commit_to=commit_to)
     trailer = signed_trailer(signer, writer.header_hash, inner, contents)
     data = b"".join(contents)
     default = [(data[i : i + CHUNK], TAG_MESSAGE) for i in range(0, len(data), CHUNK)]
@@ -465,7 +494,7 @@ def forge_signed(
     body = writer.head + writer.record(inner)
     for plaintext, tag in records(trailer) if records else default:
         body += writer.record(plaintext, tag)
-    return body
+    return pad(body)
 
 
 def test_forge_helper_makes_envelopes_the_reader_accepts() -> None:
@@ -486,9 +515,7 @@ def test_forge_helper_makes_envelopes_the_reader_accepts() -> None:
         ),
         pytest.param(lambda t: [(b"0123456789", TAG_FINAL)], id="final-carrying-content"),
         pytest.param(lambda t: [(t, TAG_FINAL)], id="final-while-content-due"),
-        pytest.param(lambda t: [(b"0123456789", TAG_PUSH), (t, TAG_FINAL)], id="push-tag"),
-        pytest.param(lambda t: [(b"0123456789", TAG_MESSAGE), (t, TAG_PUSH)], id="no-final"),
-        pytest.param(lambda t: [(b"0123456789", TAG_MESSAGE)], id="missing-final"),
+        pytest.param(lambda t: [(b"0123456789", TAG_MESSAGE), (t, TAG_MESSAGE)], id="no-final"),
         pytest.param(
             lambda t: [(b"0123456789", TAG_MESSAGE), (t, TAG_FINAL), (t, TAG_FINAL)],
             id="two-finals",
@@ -504,10 +531,19 @@ def test_structural_forgeries_with_a_valid_signature_are_refused(
     assert isinstance(refused(envelope), AuthenticationFailed)
 
 
+def test_a_missing_final_record_is_refused() -> None:
+    meta = meta_for(ALICE, [BOB], [10])
+    keys = [BOB.doc_public, ALICE.doc_public]
+    envelope = forge_signed(ALICE, meta, keys, [b"0123456789"], lambda t: [(b"0123456789", 0)])
+    # The padding's zeros are read where the trailer's length should be.
+    assert isinstance(refused(envelope), MalformedMessage)
+    assert isinstance(refused(envelope[: unpadded_size(envelope)]), AuthenticationFailed)
+
+
 def test_inner_header_as_final_record_is_refused() -> None:
     meta = meta_for(ALICE, [BOB], [])
     writer = _StreamWriter([BOB.doc_public, ALICE.doc_public], bytes)
-    envelope = writer.head + writer.record(meta.to_wire(), TAG_FINAL)
+    envelope = pad(writer.head + writer.record(meta.to_wire(), TAG_FINAL))
     assert isinstance(refused(envelope), AuthenticationFailed)
 
 
@@ -641,19 +677,19 @@ def test_not_an_envelope_and_other_versions() -> None:
     reader = EnvelopeReader(BOB)
     with pytest.raises(MalformedMessage):
         reader.feed(b"X")  # the first wrong byte is enough
-    assert isinstance(refused(b"PLIENV2\n" + envelope[8:]), VersionMismatch)
+    assert isinstance(refused(b"PLIENV1\n" + envelope[8:]), VersionMismatch)
     head, records = split(envelope)
     header = codec.unpack(head[12:])
     for key, value, error in (
-        ("v", 2, VersionMismatch),
+        ("v", 1, VersionMismatch),
         ("chunk", 4096, MalformedMessage),
-        ("ss", b"short", MalformedMessage),
+        ("commit", b"short", MalformedMessage),
         ("keys", [], MalformedMessage),
         ("keys", [b"x" * 80] * (limits.MAX_RECIPIENTS + 2), FrameTooLarge),
         ("extra", 1, MalformedMessage),
     ):
         changed = codec.pack({**header, key: value})
-        forged = MAGIC + len(changed).to_bytes(4, "big") + changed + b"".join(records)
+        forged = pad(MAGIC + len(changed).to_bytes(4, "big") + changed + b"".join(records))
         assert isinstance(refused(forged), error), key
 
 
@@ -779,7 +815,7 @@ def test_document_meta_limits() -> None:
 def test_document_meta_from_wire_is_strict() -> None:
     fields = codec.unpack(meta_for(ALICE, [BOB], [1]).to_wire())
     for change in (
-        {"v": 2},
+        {"v": 1},
         {"extra": 1},
         {"files": [{"name": "a", "size": 1}]},
         {"recipients": [b"short"]},
@@ -880,7 +916,7 @@ def test_document_meta_from_wire_only_raises_remote_errors(data: bytes) -> None:
 
 
 @settings(deadline=None)
-@given(st.dictionaries(st.sampled_from(["v", "chunk", "ss", "keys", "x"]), msgpack_values))
+@given(st.dictionaries(st.sampled_from(["v", "chunk", "commit", "keys", "x"]), msgpack_values))
 def test_header_like_maps_only_raise_remote_errors(header: dict[str, Any]) -> None:
     packed = codec.pack(header)
     check_parses_or_refuses(

@@ -1,10 +1,17 @@
 """pli/2 sealed frames: keys from the handshake, counters, rekey, and every refusal.
 
 Two finished Noise sessions are built in memory (no event loop, no socket); the
-frames one side seals are opened by the other.
+frames one side seals are opened by the other. The golden vector
+(tests/data/frames-v2.json) is regenerated only when the format changes::
+
+    .venv/bin/python -m tests.protocol.test_frames --regenerate
 """
 
 from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -177,3 +184,50 @@ def test_any_single_byte_change_is_refused(payload: bytes, position: int) -> Non
     frame[position % len(frame)] ^= 0x80
     with pytest.raises(AuthenticationFailed):
         FrameOpener(KEY).open(bytes(frame))
+
+
+# --- the golden vector -------------------------------------------------------------------
+
+GOLDEN = Path(__file__).resolve().parent.parent / "data" / "frames-v2.json"
+GOLDEN_OFFER = messages.encode(messages.Offer(bytes(range(16)), 16384))
+
+
+def golden_frames() -> dict[str, object]:
+    """Frames of the pinned handshake (test_noise's ALICE → BOB, pinned ephemerals)."""
+    alice, bob = handshakes()
+    run(alice, bob)
+    session = alice.session()
+    send_key, receive_key = frames.frame_keys(session)
+    sealer = FrameSealer(send_key, rekey_every=2)
+    sealed = [
+        sealer.control(GOLDEN_OFFER),  # frame 0
+        sealer.seal(bulk(bytes(range(256)) * 4)),  # frame 1, then the counter rekey
+        sealer.seal(bulk(b"after the rekey")),  # frame 2, under next_key(key)
+    ]
+    reply = FrameSealer(receive_key).control(messages.encode(messages.Rekey()))
+    return {
+        "comment": "pli/2 frames after test_noise.handshakes() (pinned); see test_frames.py",
+        "handshake_hash": session.handshake_hash.hex(),
+        "key_initiator_to_responder": send_key.hex(),
+        "key_responder_to_initiator": receive_key.hex(),
+        "rekey_every": 2,
+        "initiator_frames": [frame.hex() for frame in sealed],
+        "responder_frame_0": reply.hex(),
+    }
+
+
+def test_golden_frames_are_reproduced_and_open() -> None:
+    expected = json.loads(GOLDEN.read_text())
+    assert golden_frames() == expected
+    opener = FrameOpener(bytes.fromhex(expected["key_initiator_to_responder"]), rekey_every=2)
+    contents = [bytes(opener.open(bytes.fromhex(f))[1]) for f in expected["initiator_frames"]]
+    assert contents == [GOLDEN_OFFER, bytes(range(256)) * 4, b"after the rekey"]
+    responder = FrameOpener(bytes.fromhex(expected["key_responder_to_initiator"]))
+    kind, payload = responder.open(bytes.fromhex(expected["responder_frame_0"]))
+    assert kind is messages.FrameType.CONTROL
+    assert messages.decode(bytes(payload)) == messages.Rekey()
+
+
+if __name__ == "__main__" and "--regenerate" in sys.argv:
+    GOLDEN.write_text(json.dumps(golden_frames(), indent=2) + "\n")
+    print(f"wrote {GOLDEN}")

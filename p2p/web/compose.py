@@ -50,7 +50,8 @@ async def form(request: web.Request) -> web.Response:
             patient_sex=str(meta.get("patient_sex", "")),
             patient_ins=str(meta.get("patient_ins", "")),
         )  # fmt: skip
-    return await show_form(request, values, [])
+    shown = values["subject"].removeprefix("Re: ") or word(lang_of(request), "no_subject")
+    return await show_form(request, values, [], reply_subject=shown if reply_to else "")
 
 
 def _name_for_form(meta: dict[str, Any]) -> str:
@@ -62,7 +63,11 @@ def _name_for_form(meta: dict[str, Any]) -> str:
 
 
 async def show_form(
-    request: web.Request, values: dict[str, str], problems: list[str], status: int = 200
+    request: web.Request,
+    values: dict[str, str],
+    problems: list[str],
+    status: int = 200,
+    reply_subject: str = "",
 ) -> web.Response:
     peers = [
         {"peer_id": p["peer_id"], "label": _label(p)}
@@ -70,7 +75,8 @@ async def show_form(
         if p.get("state") == "paired" and not p.get("revoked_since")
     ]
     return await render(request, "compose.html", status=status, section="compose",
-                        form=values, problems=problems, peers=peers)  # fmt: skip
+                        form=values, problems=problems, peers=peers,
+                        reply_subject=reply_subject)  # fmt: skip
 
 
 def _label(peer: dict[str, Any]) -> str:

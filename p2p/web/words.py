@@ -1,8 +1,9 @@
 """What the page says, in French first and in English: one table, ``WORDS``.
 
 Templates call ``t("key")``; the session's language picks the column. A key
-missing from the table is a bug the tests catch (``tests/web/test_words.py``
-renders every page in both languages and checks no key is shown raw).
+missing from the table raises ``KeyError`` (a bug: the page answers 500);
+``tests/web/test_guard.py::test_every_page_reads_in_french_and_english`` renders
+the pages in both languages.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "created": ("Rédigé le", "Written"),
     "thread": ("Échanges sur ce document", "Thread"),
     "reply_to": ("Réponse à", "Reply to"),
+    "no_replies": ("Pas encore de réponse.", "No reply yet."),
     "receipts": ("Accusés de réception", "Receipts"),
     "receipt_ok": (
         "Reçu par {name} le {time} (accusé signé)",

@@ -1,16 +1,31 @@
 """Two real practices for the page's tests: ``pli daemon`` processes on loopback,
-each serving its page on a free loopback port, paired with each other."""
+each serving its page on a free loopback port, paired with each other.
+
+``Practice``'s calls to the daemon's API run on a worker thread: Playwright's sync
+API keeps its own event loop marked as running on the test's thread, and the suite's
+blocking guard (tests/conftest.py) refuses socket calls made under a running loop.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from tests.p2p.procs import DaemonProcess, kill_all, wait_until
 from tests.web.visitor import Visitor
+
+T = TypeVar("T")
+
+
+def off_loop(work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` on a worker thread (where no event loop runs), its result."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(work, *args).result()
 
 
 @dataclass
@@ -19,7 +34,11 @@ class Practice:
 
     def link(self) -> str:
         """A fresh one-time login link, as ``pli open --no-browser`` gets it."""
-        return str(self.daemon.client.post("/v1/web/link", {})["url"])
+        return str(off_loop(self.daemon.client.post, "/v1/web/link", {})["url"])
+
+    @property
+    def peer_id(self) -> str:
+        return str(off_loop(self.daemon.identity)["peer_id"])
 
     def visitor(self) -> Visitor:
         """A browser signed in to this practice's page."""
@@ -29,7 +48,7 @@ class Practice:
         return visitor
 
     def inbox_ids(self) -> list[str]:
-        return [str(row["id"]) for row in self.daemon.client.get("/v1/inbox")]
+        return [str(row["id"]) for row in off_loop(self.daemon.client.get, "/v1/inbox")]
 
 
 @pytest.fixture(scope="module")
@@ -48,4 +67,4 @@ def practices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Practi
 
 def delivered(practice: Practice, doc_id: str, timeout: float = 30.0) -> None:
     """Wait until ``doc_id`` has its receipt in ``practice``'s outbox."""
-    wait_until(lambda: practice.daemon.outbox_state(doc_id) == "delivered", timeout)
+    off_loop(wait_until, lambda: practice.daemon.outbox_state(doc_id) == "delivered", timeout)

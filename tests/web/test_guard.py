@@ -97,6 +97,26 @@ def test_state_changes_need_our_origin_and_the_csrf_token(
     assert visitor.post_form("/lang", {**fields, "lang": "fr"}).status == 303
 
 
+def test_every_page_reads_in_french_and_english(practices: tuple[Practice, Practice]) -> None:
+    gp, _ = practices
+    visitor = gp.visitor()
+    french = {path: visitor.get(path) for path in PAGES}
+    assert all(answer.status == 200 for answer in french.values())
+    assert "Boîte de réception" in french["/"].text
+    assert (
+        visitor.post_form("/lang", {"csrf": visitor.csrf(), "lang": "en", "back": "/"}).status
+        == 303
+    )
+    english = {path: visitor.get(path) for path in PAGES}
+    assert all(answer.status == 200 for answer in english.values())
+    assert "Inbox" in english["/"].text
+    assert "Recipient" in english["/compose"].text
+    assert (
+        visitor.post_form("/lang", {"csrf": visitor.csrf(), "lang": "fr", "back": "/"}).status
+        == 303
+    )
+
+
 def test_every_answer_has_the_strict_headers(practices: tuple[Practice, Practice]) -> None:
     gp, _ = practices
     visitor = gp.visitor()

@@ -105,7 +105,7 @@ class Daemon:
             self.store, self.layout, self.me, self._connect,
             retry_min=config.retry_min, retry_max=config.retry_max, on_event=self.events.publish,
         )  # fmt: skip
-        self.peers = PeerDirectory(self.store, self.online, self._known_me)
+        self.peers = PeerDirectory(self.store, self.online, self._known_me, self.events.publish)
         self.archive = Archive(self.store, self.layout, self.me, self.outbox.progress)
         self._stop = asyncio.Event()
         self.started_at = time.time()

@@ -33,11 +33,16 @@ log = logging.getLogger("pli.peers")
 
 class PeerDirectory:
     def __init__(
-        self, store: Store, online: Callable[[], set[str]], me: Callable[[], naming.Known]
+        self,
+        store: Store,
+        online: Callable[[], set[str]],
+        me: Callable[[], naming.Known],
+        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.store = store
         self.online = online  # the peer ids (hex) with a session open now
         self.me = me  # this practice: its peer id, the name on its card, its fingerprint
+        self._on_event = on_event  # told of a name waiting or changed (any thread; ids only)
         self._naming = threading.Lock()  # a name is checked and stored as one step
 
     def find(self, text: str, *, states: tuple[PeerState, ...] = (PeerState.PAIRED,)) -> PeerRow:
@@ -76,6 +81,7 @@ class PeerDirectory:
                 return
             short = row.fingerprint[:5]
             waiting = self.store.proposed_names().get(row.peer_id)
+            proposed = False
             if naming.folded(card.name) == naming.folded(row.name):
                 waiting = None  # the card now carries the name in use
             elif card.name != _card_name(row.card):
@@ -83,12 +89,14 @@ class PeerDirectory:
                 if refused is not None:
                     log.warning("ignored a card update from %s: %s", short, refused)
                     return
-                waiting = ProposedName(card.name, int(time.time()))
+                waiting, proposed = ProposedName(card.name, int(time.time())), True
                 log.info(
                     "peer %s's new card carries another name; it keeps its current one "
                     "until the person runs `pli peers accept-name`", short
                 )  # fmt: skip
             self.store.update_card(row.peer_id, wire, waiting)
+            if proposed:
+                self._tell("peer-name-waiting", row.peer_id)
 
     async def rename(self, text: str, name: str) -> PeerRow:
         """Address the peer ``text`` as ``name`` from now on (``POST /v1/peers/{PEER}/name``)."""
@@ -130,7 +138,12 @@ class PeerDirectory:
     def _named(self, row: PeerRow, name: str, what: str) -> PeerRow:
         self.store.rename_peer(row.peer_id, name)
         log.info("%s peer %s", what, row.fingerprint[:5])
+        self._tell("peer-renamed", row.peer_id)
         return dataclasses.replace(row, name=name)
+
+    def _tell(self, kind: str, peer_hex: str) -> None:
+        if self._on_event is not None:
+            self._on_event({"type": kind, "peer": peer_hex})
 
     def pending_count(self) -> int:
         """How many paired peers have a new name waiting (``GET /v1/status``)."""

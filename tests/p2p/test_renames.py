@@ -217,3 +217,20 @@ async def test_pairing_again_settles_a_waiting_name(three: Three) -> None:
     m_hex = await renamed(m, b)
     b.daemon.add_peer(m.daemon.signed_card(), [m.address])
     assert (await peer_json(b, m_hex))["pending_name"] is None
+
+
+async def test_the_event_stream_tells_of_a_waiting_name_and_a_rename(three: Three) -> None:
+    _, b, m = three
+    m_hex = m.daemon.me.peer_id.hex
+    async with b.daemon.events.subscribe() as events:
+        await renamed(m, b)
+        waiting = await asyncio.wait_for(events.get(), 10)
+        assert waiting == {"type": "peer-name-waiting", "peer": m_hex}
+        await b.daemon.peers.accept_name(m_hex)
+        renamed_event = await asyncio.wait_for(events.get(), 10)
+        assert renamed_event == {"type": "peer-renamed", "peer": m_hex}
+        await renamed(m, b, NEW + " II", step=20)
+        await b.daemon.peers.rename(m_hex, "Mallory")
+        kinds = [(await asyncio.wait_for(events.get(), 10))["type"] for _ in range(2)]
+        assert kinds == ["peer-name-waiting", "peer-renamed"]
+        assert events.empty()

@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from p2p.api.request import DAEMON
+from p2p.errors import BadInput
+
+_HEX = re.compile(r"[0-9a-f]{32,64}")
 
 
 async def outbox(request: web.Request) -> web.Response:
     return web.json_response(await request.app[DAEMON].archive.outbox_view())
+
+
+async def retry(request: web.Request) -> web.Response:
+    """Try one recipient of a queued document again now."""
+    doc, peer = _row(request)
+    await request.app[DAEMON].outbox.retry(doc, peer)
+    return web.json_response({"id": doc, "to": peer, "state": "queued"})
+
+
+async def cancel(request: web.Request) -> web.Response:
+    """Cancel a document for one recipient, if it has not left yet."""
+    doc, peer = _row(request)
+    await request.app[DAEMON].outbox.cancel(doc, peer)
+    return web.json_response({"id": doc, "to": peer, "state": "cancelled"})
+
+
+def _row(request: web.Request) -> tuple[str, str]:
+    doc, peer = request.match_info["doc"].lower(), request.match_info["peer"].lower()
+    if not (_HEX.fullmatch(doc) and _HEX.fullmatch(peer)):
+        raise BadInput("Name the document and the recipient by their full ids (GET /v1/outbox).")
+    return doc, peer
 
 
 async def inbox(request: web.Request) -> web.Response:

@@ -90,6 +90,8 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/v1/events", stream.events)
     app.router.add_post("/v1/web/link", stream.web_link)
     app.router.add_get("/v1/outbox", mailbox.outbox)
+    app.router.add_post("/v1/outbox/{doc}/{peer}/retry", mailbox.retry)
+    app.router.add_post("/v1/outbox/{doc}/{peer}/cancel", mailbox.cancel)
     app.router.add_get("/v1/inbox", mailbox.inbox)
     app.router.add_get("/v1/documents/{doc}", documents.document)
     app.router.add_get("/v1/documents/{doc}/files/{index}", documents.document_file)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from p2p.errors import BadInput, PeerUnreachable
+from p2p.errors import BadInput, DocumentUnknown, PeerUnreachable
 from p2p.events import Link
 from p2p.storage.files import Layout, write_atomic
 from p2p.storage.store import OutboxRow, PeerRow, Store, StoredReceipt
@@ -175,6 +175,30 @@ class Outbox:
         if peer_id is not None:
             self._retry_now.add(peer_id)
         self._wake.set()
+
+    async def retry(self, doc_id: str, peer_id: str) -> None:
+        """Try this recipient again now (``POST /v1/outbox/{doc}/{peer}/retry``)."""
+        await self._queued_row(doc_id, peer_id, "retried")
+        self.wake(peer_id)
+
+    async def cancel(self, doc_id: str, peer_id: str) -> None:
+        """Never send this document to this recipient (``.../cancel``), if not yet sent."""
+        await self._queued_row(doc_id, peer_id, "cancelled")
+        if (doc_id, peer_id) in self.progress:
+            raise BadInput("It is being sent right now, so it cannot be cancelled any more.")
+        reason = "cancelled by the sender"
+        if not await asyncio.to_thread(self._store.cancel_queued, doc_id, peer_id, reason):
+            raise BadInput("It was delivered meanwhile, so it cannot be cancelled any more.")
+
+    async def _queued_row(self, doc_id: str, peer_id: str, what: str) -> OutboxRow:
+        rows = await asyncio.to_thread(self._store.outbox)
+        found = [r for r in rows if r.doc_id == doc_id and r.peer_id == peer_id]
+        if not found:
+            raise DocumentUnknown("No document in the outbox has this id for this recipient.")
+        if found[0].state != "queued":
+            raise BadInput(f"Only a document still waiting can be {what}; this one is "
+                           f"{found[0].state}.")  # fmt: skip
+        return found[0]
 
     async def _reset_retries(self) -> None:
         while self._retry_now:

@@ -472,6 +472,15 @@ class Store:
                 (peer_id, OutboxState.QUEUED),
             )
 
+    def cancel_queued(self, doc_id: str, peer_id: str, reason: str) -> bool:
+        """A queued row ends ``cancelled`` (never sent); False if it was not queued."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET state=?, last_error=? WHERE doc_id=? AND peer_id=? AND state=?",
+                (OutboxState.CANCELLED, reason, doc_id, peer_id, OutboxState.QUEUED),
+            )
+            return cursor.rowcount == 1
+
     # --- revocations -------------------------------------------------------------
 
     def revoke(self, row: RevocationRow) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 from aiohttp import web
 
 
@@ -52,8 +53,8 @@ class Api:
             async with self.session.request(
                 method, f"http://pli{path}", json=body, data=data
             ) as response:
-                answer = await response.json(content_type=None)
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
+                answer = msgspec.json.decode(await response.read())
+        except (aiohttp.ClientError, OSError, msgspec.DecodeError) as exc:
             raise ApiError("daemon", f"The pli daemon did not answer ({exc}).", 503) from None
         if response.status >= 400:
             error = answer.get("error", {}) if isinstance(answer, dict) else {}

@@ -10,7 +10,7 @@
   to the page's own and the session's CSRF token (header ``X-CSRF-Token``, form
   field or query ``csrf``), compared in constant time.
 - **Headers** on every answer: a CSP with no inline script (``default-src 'self';
-  frame-ancestors 'none'``), nosniff, no referrer, no caching of pages.
+  frame-ancestors 'none'``), nosniff, no referrer to other sites, no caching.
 """
 
 from __future__ import annotations
@@ -112,7 +112,9 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = exc
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null"
+    # with a form's POST, and the Origin check would refuse the page's own forms.
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Cache-Control", "no-store")
     if isinstance(response, web.HTTPException):

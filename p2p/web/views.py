@@ -148,6 +148,19 @@ def trust_line(
     return {"level": "good", "text": text}
 
 
+async def outbox_action(request: web.Request) -> web.StreamResponse:
+    """Retry now, or cancel, one recipient of a document still waiting."""
+    action = request.match_info["action"]
+    if action not in ("retry", "cancel"):
+        raise web.HTTPNotFound
+    doc = quote(request.match_info["doc"], safe="")
+    peer = quote(request.match_info["peer"], safe="")
+    await request.app[API].post(f"/v1/outbox/{doc}/{peer}/{action}")
+    note = "retried" if action == "retry" else "cancelled"
+    guard.session_of(request).notes.append(word(lang_of(request), note))
+    raise web.HTTPSeeOther("/outbox")
+
+
 async def mark_read(request: web.Request) -> web.StreamResponse:
     doc = quote(request.match_info["doc"], safe="")
     await request.app[API].post(f"/v1/documents/{doc}/exported")

@@ -96,6 +96,8 @@ def test_a_letter_and_its_reply_between_two_pages(
     row.get_by_role("link", name=SUBJECT).click()
     view = specialist.get_by_test_id("document-view")
     expect(view).to_be_visible()
+    specialist.get_by_test_id("mark-read").click()  # a plain form: Origin and CSRF pass
+    expect(specialist.get_by_role("status").filter(has_text="Marqué comme lu.")).to_be_visible()
     expect(specialist.get_by_test_id("trust")).to_contain_text("Signé par Dr Martin")
     expect(specialist.get_by_test_id("trust")).to_contain_text("appairé")
     preview = specialist.get_by_test_id("preview")
@@ -131,6 +133,11 @@ def test_a_letter_and_its_reply_between_two_pages(
     accessible(doctor)
     doctor.get_by_role("link", name="Boîte de réception").click()
     expect(doctor.get_by_test_id("inbox-row")).to_contain_text(f"Réponse à « {SUBJECT} »")
+    doctor.get_by_role("button", name="English").click()
+    expect(doctor.get_by_role("heading", name="Inbox")).to_be_visible()
+    chromium.shoot(doctor, "inbox-english")
+    doctor.get_by_role("button", name="Français").click()
+    expect(doctor.get_by_role("heading", name="Boîte de réception")).to_be_visible()
 
 
 def test_refusals_as_a_browser_meets_them(
@@ -188,3 +195,30 @@ def test_refusals_as_a_browser_meets_them(
 
 def _status(response: Any) -> int:
     return int(response.status) if response is not None else 0
+
+
+def test_the_compose_form_is_usable_with_the_keyboard(
+    browser: Browser, practices: tuple[Practice, Practice]
+) -> None:
+    gp, _ = practices
+    page = signed_in(browser, gp)
+    page.goto(page.url.rstrip("/") + "/compose")
+    order = []
+    for _ in range(16):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate(
+            "() => { const e = document.activeElement; return e.dataset.testid || e.id || "
+            "e.getAttribute('href') || e.tagName }"
+        ))  # fmt: skip
+    assert order[0] == "#main"  # the skip link comes first
+    wanted = ["recipient", "kind", "subject", "patient-name", "patient-birthdate", "files", "send"]
+    positions = [order.index(name) for name in wanted]
+    assert positions == sorted(positions), order
+    page.get_by_test_id("subject").focus()
+    outline = page.get_by_test_id("subject").evaluate("e => getComputedStyle(e).outlineStyle")
+    assert outline != "none"  # focus is visible
+    labels = page.evaluate(
+        "() => [...document.querySelectorAll('input:not([type=hidden]), select')]"
+        ".filter(e => !(e.labels && e.labels.length)).map(e => e.name)"
+    )
+    assert labels == []  # every field has its label

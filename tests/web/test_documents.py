@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from p2p.cli.client import UnixHTTPConnection
-from tests.p2p.procs import wait_until
+from tests.p2p.procs import DaemonProcess, wait_until
 from tests.web.conftest import Practice, delivered
 from tests.web.files import HOSTILE_HTML, HOSTILE_NAME, HOSTILE_SVG, pdf, png
 from tests.web.visitor import Visitor
@@ -179,3 +179,34 @@ def test_the_api_streams_events_and_takes_bytes(
     assert data == {"type": "document-received", "id": doc,
                     "from": gp.daemon.identity()["peer_id"], "size": data["size"]}  # fmt: skip
     events.close()
+
+
+def test_a_waiting_document_can_be_retried_or_cancelled(
+    practices: tuple[Practice, Practice], tmp_path: Path
+) -> None:
+    gp, _ = practices
+    away = DaemonProcess(tmp_path / "away", "Dr Absent").start()
+    gp.daemon.trust(away)
+    away.trust(gp.daemon)
+    away.stop()  # paired, then gone: what the GP sends waits in the outbox
+    page = gp.visitor()
+    away_practice = Practice(away)
+    first = compose(page, away_practice, {"subject": "En attente"}, [("a.txt", b"a", "text/plain")])
+    second = compose(page, away_practice, {"subject": "Annulé"}, [("b.txt", b"b", "text/plain")])
+    peer = away_practice.peer_id
+    listing = page.get("/outbox").text
+    assert f'action="/outbox/{first}/{peer}/retry"' in listing
+    token = page.csrf("/outbox")
+    assert page.post_form(f"/outbox/{first}/{peer}/retry", {"csrf": token}).status == 303
+    assert "Nouvel essai lancé." in page.get("/outbox").text
+    assert page.post_form(f"/outbox/{second}/{peer}/cancel", {"csrf": token}).status == 303
+    assert gp.daemon.outbox_state(second) == "cancelled"
+    assert gp.daemon.outbox_state(first) == "queued"
+    again = page.post_form(f"/outbox/{second}/{peer}/cancel", {"csrf": token})
+    assert again.status == 400
+    assert "Only a document still waiting can be cancelled; this one is cancelled." in again.text
+    row = page.get("/outbox").text.split(f'data-id="{second}"')[1].split("</tr>")[0]
+    assert "Annulé" in row
+    assert "retry" not in row
+    unknown = page.post_form(f"/outbox/{'0' * 32}/{peer}/retry", {"csrf": token})
+    assert unknown.status == 404

@@ -128,6 +128,8 @@ def test_every_answer_has_the_strict_headers(practices: tuple[Practice, Practice
         assert "frame-ancestors 'none'" in CSP
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert answer.headers["x-frame-options"] == "DENY"
+        # not no-referrer: with it a browser's form POST says "Origin: null" and is refused
+        assert answer.headers["referrer-policy"] == "same-origin"
 
 
 def test_no_page_has_inline_script_or_handlers(practices: tuple[Practice, Practice]) -> None:

@@ -104,6 +104,18 @@ class Client:
 
             yield chunks()
 
+    @contextmanager
+    def lines(self, path: str, *, timeout: float | None = None) -> Iterator[Iterator[bytes]]:
+        """``with client.lines(route) as lines: ...``: a stream read line by line, as
+        each line arrives (``GET /v1/events``)."""
+        with self._exchange("GET", path, None, timeout) as response:
+
+            def read() -> Iterator[bytes]:
+                while line := self._read(response.readline):
+                    yield line
+
+            yield read()
+
     # --- inside ---------------------------------------------------------------------
 
     def not_running(self, detail: str = "") -> errors.DaemonNotRunning:

@@ -30,9 +30,14 @@ def _patient(meta: dict[str, str]) -> str:
 
 @click.command()
 @click.option("--all", "show_all", is_flag=True, help="Also list documents already exported.")
+@click.option("--follow", is_flag=True, help="Then print each new document as it arrives.")
 @click.pass_obj
-def inbox(state: State, show_all: bool) -> None:
-    """Documents received (by default only those not exported yet)."""
+def inbox(state: State, show_all: bool, follow: bool) -> None:
+    """Documents received (by default only those not exported yet).
+
+    With --follow, pli keeps listening to the daemon's event stream and prints each
+    new document when it arrives (Ctrl-C stops); nothing polls.
+    """
     from p2p.cli.revocation import revoked_mark
 
     rows = [r for r in state.client.get("/v1/inbox") if show_all or not r.get("exported_at")]
@@ -49,6 +54,30 @@ def inbox(state: State, show_all: bool) -> None:
         "No documents received." if show_all else "No new documents (`pli inbox --all` lists all)."
     )
     state.out.listing(rows, [*headers, "Exported"] if show_all else headers, cells, empty=empty)
+    if follow:
+        try:
+            _follow(state, cells)
+        except KeyboardInterrupt:
+            return
+
+
+def _follow(state: State, cells: Any) -> None:
+    """Print each document the daemon receives from now on (``GET /v1/events``)."""
+    import json
+
+    out = state.out
+    with state.client.lines("/v1/events") as lines:
+        for line in lines:
+            if not line.startswith(b"data: "):
+                continue
+            event = json.loads(line[6:])
+            if event.get("type") != "document-received":
+                continue
+            row = [r for r in state.client.get("/v1/inbox") if r.get("id") == event["id"]]
+            if row and out.json:
+                out.emit(row[0])
+            elif row:
+                out.line("  ".join(clean(str(cell or "")) for cell in cells(row[0])))
 
 
 @click.command()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -210,3 +212,27 @@ def test_a_waiting_document_can_be_retried_or_cancelled(
     assert "retry" not in row
     unknown = page.post_form(f"/outbox/{'0' * 32}/{peer}/retry", {"csrf": token})
     assert unknown.status == 404
+
+
+def test_pli_inbox_follow_prints_new_documents_without_polling(
+    practices: tuple[Practice, Practice], tmp_path: Path
+) -> None:
+    gp, cardio = practices
+    command = [sys.executable, "-m", "p2p", "--home", str(cardio.daemon.home), "--json",
+               "inbox", "--all", "--follow"]  # fmt: skip
+    follower = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout is not None
+        time.sleep(1.5)  # the follower has listed the inbox and listens to /v1/events
+        doc = compose(gp.visitor(), cardio, {"subject": "Suivi en direct"},
+                      [("direct.txt", b"live", "text/plain")])  # fmt: skip
+        for _ in range(200):
+            line = follower.stdout.readline()
+            if doc in line:
+                break
+        row = json.loads(line)
+        assert row["id"] == doc
+        assert row["metadata"]["subject"] == "Suivi en direct"
+    finally:
+        follower.terminate()
+        follower.wait(10)

@@ -430,7 +430,7 @@ class Daemon:
             "fingerprint": self.me.peer_id.fingerprint,
             "peer_id": self.me.peer_id.hex,
             "peer_port": self.transport.port,
-            "peers": len(self.store.peers()),
+            "peers": self.store.count_peers(),
             "peers_online": len(self.online()),
             "pending_names": self.peers.pending_count(),
             "uptime": round(time.time() - self.started_at, 1),

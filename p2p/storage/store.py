@@ -347,6 +347,15 @@ class Store:
         )
         return [_from_row(PeerRow, row) for row in rows]
 
+    def count_peers(self, *, states: tuple[PeerState, ...] = (PeerState.PAIRED,)) -> int:
+        """How many peers are in ``states`` (counted by SQLite: no row is decoded)."""
+        marks = ",".join("?" * len(states))
+        rows = self._query(
+            f"SELECT count(*) FROM peers WHERE state IN ({marks})",  # noqa: S608 - only "?" marks
+            tuple(states),
+        )
+        return int(rows[0][0])
+
     def set_peer_state(self, peer_id: str, state: PeerState) -> None:
         with self._tx() as db:
             db.execute("UPDATE peers SET state=? WHERE peer_id=?", (state, peer_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import stat
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
+from p2p.storage.store import PeerState
 
 from .conftest import Running
 
@@ -106,9 +109,15 @@ async def test_status_and_peers(two: tuple[Running, Running]) -> None:
     status, body = await a.api("GET", "/v1/status")
     assert status == 200
     assert body["fingerprint"] == a.daemon.me.peer_id.fingerprint
+    assert body["peers"] == 1
     status, peers = await a.api("GET", "/v1/peers")
     assert [p["name"] for p in peers] == ["Dr Bob Durand"]
     assert peers[0]["fingerprint"] == b.daemon.me.peer_id.fingerprint
+    # Only paired peers are counted (by SQLite, without reading their rows).
+    await asyncio.to_thread(a.daemon.store.set_peer_state, b.daemon.me.peer_id.hex,
+                            PeerState.REMOVED)  # fmt: skip
+    _, body = await a.api("GET", "/v1/status")
+    assert body["peers"] == 0
 
 
 async def test_evidence_and_exported_mark(two: tuple[Running, Running], tmp_path: Path) -> None:

@@ -38,4 +38,5 @@ def _row(request: web.Request) -> tuple[str, str]:
 
 
 async def inbox(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[DAEMON].archive.inbox_view())
+    body = await request.app[DAEMON].archive.inbox_view()  # the index's JSON, spliced as is
+    return web.Response(body=body, content_type="application/json")

@@ -91,7 +91,8 @@ def outbox(state: State) -> None:
         st = str(row.get("state"))
         if st == "sending" and row.get("size"):
             st = f"sending {100 * int(row.get('sent_bytes') or 0) // int(row['size'])}%"
-        note = row.get("last_error") if row.get("state") == "queued" else row.get("receipt_status")
+        with_error = row.get("state") in ("queued", "cancelled")
+        note = row.get("last_error") if with_error else row.get("receipt_status")
         line = [row["id"][:12], row.get("to_name"), st, when(row.get("receipt_time"))]
         line.append("" if note in (None, row.get("state")) else note)
         return [*line[:2], row.get("kind", ""), *line[2:]] if with_kind else line

@@ -44,6 +44,8 @@ class Kinds(click.Choice[str]):
 
 POLL_SECONDS = 0.2
 PROGRESS_BAR_FROM = 1_000_000  # bytes: smaller documents go out faster than a bar can draw
+#: Outbox states after which nothing more happens to a (document, recipient).
+FINAL_STATES = ("delivered", "rejected", "cancelled")
 
 
 def check_file(text: str) -> str:
@@ -227,7 +229,7 @@ def _wait_for_receipts(state: State, doc_id: str) -> None:
                 raise DocumentUnknown(f"The document {doc_id[:12]} is no longer in the outbox.")
             total = sum(int(r.get("size") or 0) for r in rows)
             done = sum(_sent(r) for r in rows)
-            finished = all(r.get("state") in ("delivered", "rejected") for r in rows)
+            finished = all(r.get("state") in FINAL_STATES for r in rows)
             sending = any(r.get("state") == "sending" for r in rows)
             if bar is None and sending and out.tty and total >= PROGRESS_BAR_FROM:
                 bar, task = _progress_bar(total)
@@ -247,6 +249,12 @@ def _wait_for_receipts(state: State, doc_id: str) -> None:
     finally:
         if bar is not None:
             bar.stop()
+    cancelled = [r for r in rows if r.get("state") == "cancelled"]
+    if cancelled:
+        who = ", ".join(clean(r.get("to_name")) for r in cancelled)
+        raise PliError(
+            f"The document to {who} was cancelled: {clean(cancelled[0].get('last_error'))}"
+        )
     refused = [r for r in rows if r.get("state") == "rejected"]
     if refused:
         who = ", ".join(clean(r.get("to_name")) for r in refused)
@@ -258,7 +266,7 @@ def _wait_for_receipts(state: State, doc_id: str) -> None:
 
 
 def _sent(row: dict[str, Any]) -> int:
-    if row.get("state") in ("delivered", "rejected"):
+    if row.get("state") in FINAL_STATES:
         return int(row.get("size") or 0)
     return int(row.get("sent_bytes") or 0)
 

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -348,6 +348,7 @@ def status(state: State) -> None:
                 f"{_count(info.get('inbox', 0), 'document')}, "
                 f"{info.get('inbox_new', 0)} not exported yet",
             ),
+            *_disk_lines(info),
         ]
     )
     if info.get("pending_names"):
@@ -360,6 +361,40 @@ def status(state: State) -> None:
             "This practice's identity is revoked: colleagues refuse it. Create a new identity "
             "in a new home (`pli init`) and pair again."
         )
+
+
+#: How ``pli status`` names each refusal code of the quota (storage/quota.py).
+_REFUSAL_WORDS = {
+    "disk-full": "disk nearly full",
+    "quota-full": "a peer over its quota",
+    "rate-limited": "a peer over its hourly limit",
+    "storage-failed": "could not store",
+}
+
+
+def _disk_lines(info: dict[str, Any]) -> list[tuple[str, str]]:
+    """Disk usage and the offers refused since the daemon started."""
+    from p2p.cli.render import clean, size, when
+
+    disk, refusals = info.get("disk"), info.get("refusals")
+    if not isinstance(disk, dict) or not isinstance(refusals, dict):
+        return []  # an older daemon
+    used = (
+        f"{size(disk.get('free'))} free (pli keeps {size(disk.get('reserve'))}); documents: "
+        f"{size(disk.get('received'))} received, {size(disk.get('sent'))} sent, "
+        f"{size(disk.get('quarantine'))} in partial transfers"
+    )
+    total = int(refusals.get("total") or 0)
+    if not total:
+        return [("Disk", used), ("Refused", "nothing since the daemon started")]
+    counts = ", ".join(
+        f"{n} {_REFUSAL_WORDS.get(str(code), 'other')}"
+        for code, n in sorted((refusals.get("by_code") or {}).items())
+    )
+    last = f"last at {when(refusals.get('last_at'))}"
+    if refusals.get("last_peer_name"):
+        last += f" from {clean(refusals['last_peer_name'])}"
+    return [("Disk", used), ("Refused", f"{_count(total, 'document')} ({counts}); {last}")]
 
 
 def _count(n: int, noun: str) -> str:

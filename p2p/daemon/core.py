@@ -35,6 +35,7 @@ from p2p.services.revocation import Pushed, RevocationService
 from p2p.storage import keystore
 from p2p.storage.config import Config, load_profile, own_card
 from p2p.storage.files import Layout, private_home
+from p2p.storage.quota import MIB, Limits, Quota
 from p2p.storage.store import PeerRow, PeerState, Store
 from p2p.storage.uploads import Uploads
 from protocol import (
@@ -58,6 +59,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("pli.daemon")
 
 DATABASE = "pli.db"
+#: Why a queued document was cancelled (shown in the outbox).
+CANCELLED_REMOVED = "Cancelled: this colleague was removed from your peers."
+
+
+def _limits(config: Config) -> Limits:
+    return Limits(
+        peer_quota=config.peer_quota_mib * MIB,
+        peer_documents_per_hour=config.peer_documents_per_hour,
+        disk_reserve=config.disk_reserve_mib * MIB,
+        partial_lifetime=float(config.partial_lifetime),
+    )
 
 
 @dataclass(frozen=True)
@@ -99,8 +111,9 @@ class Daemon:
         self.web_links = LoginLinks()  # pli open
         self.uploads = Uploads(config.home / "uploads", limits.MAX_DOCUMENT_SIZE)
         self.uploads.clear()
+        self.quota = Quota(self.store, self.layout, _limits(config))
         self.inbox = Inbox(self.store, self.layout, self.me, self._check_sender,
-                           on_event=self.events.publish)  # fmt: skip
+                           quota=self.quota, on_event=self.events.publish)  # fmt: skip
         self.outbox = Outbox(
             self.store, self.layout, self.me, self._connect,
             retry_min=config.retry_min, retry_max=config.retry_max, on_event=self.events.publish,
@@ -143,6 +156,11 @@ class Daemon:
 
     async def start(self) -> Started:
         self.events.bind(asyncio.get_running_loop())
+        paired = [row.peer_id for row in self.store.peers()]
+        await asyncio.to_thread(self.quota.sweep, paired)  # before any transfer opens one
+        cancelled = await asyncio.to_thread(self.store.cancel_unpaired, CANCELLED_REMOVED)
+        if cancelled:
+            log.info("cancelled %d document(s) queued to peers no longer paired", cancelled)
         port = await self.transport.start(self.config.listen_host, self.config.listen_port)
         log.info("listening for peers on %s:%d as %s", self.config.listen_host, port,
                  self.me.peer_id.short)  # fmt: skip
@@ -164,11 +182,13 @@ class Daemon:
             async with asyncio.TaskGroup() as group:
                 outbox = group.create_task(self.outbox.run())
                 self.revocations.resume(now=int(time.time()))
+                sweeper = group.create_task(self._sweep_forever())
                 if self.discovery is not None:
                     # Registration probes the LAN for ~1.2 s: not worth delaying readiness.
                     group.create_task(self.discovery.start())
                 await self._stop.wait()
                 outbox.cancel()
+                sweeper.cancel()
         except* PliError as failed:  # e.g. discovery on an interface that went away since load
             raise _first(failed) from None
         finally:
@@ -185,6 +205,14 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+    async def _sweep_forever(self) -> None:
+        """Delete expired partial transfers now and then (also done at start)."""
+        every = min(3600.0, self.config.partial_lifetime / 4)
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(OSError):
+                await self.inbox.sweep([row.peer_id for row in self.store.peers()])
 
     # --- trust ------------------------------------------------------------------------------
 
@@ -377,12 +405,14 @@ class Daemon:
     async def remove_peer(self, text: str) -> PeerRow:
         """Forget the paired peer named ``text``: nothing more goes to or comes from it."""
         row = self.peers.find(text)
-        await asyncio.to_thread(self.store.set_peer_state, row.peer_id, PeerState.REMOVED)
+        cancelled = await asyncio.to_thread(self.store.remove_peer, row.peer_id, CANCELLED_REMOVED)
         await self.transport.disconnect(PeerId(bytes.fromhex(row.peer_id)))
         self._seen.pop(row.peer_id, None)
         if self.discovery is not None:
             self.discovery.recheck()
-        log.info("removed peer %s", row.fingerprint[:5])
+        log.info(
+            "removed peer %s (%d queued document(s) cancelled)", row.fingerprint[:5], cancelled
+        )
         return row
 
     def online(self) -> set[str]:
@@ -437,6 +467,15 @@ class Daemon:
             **self.store.counts(),
             **self.peers.revocation(self.me.peer_id.hex),
         }
+
+    def usage(self) -> dict[str, Any]:
+        """Disk usage and the offers refused since start, with the last refused peer's name
+        (``GET /v1/status``; blocking: it reads the disk's free space)."""
+        usage = self.quota.report()
+        last = usage["refusals"]["last_peer"]
+        row = self.store.peer(last) if last else None
+        usage["refusals"]["last_peer_name"] = row.name if row is not None else None
+        return usage
 
     def identity(self) -> dict[str, Any]:
         """``GET /v1/identity``: this practice's profile, fingerprint and signed card."""

@@ -20,12 +20,20 @@ Speed, with the same guarantees:
   rows committed in one transaction; then each receipt is sent. The channel
   does not wait for it, so the sender's next offer is answered while the disk
   works. Nothing is acknowledged before its commit has returned.
+
+Every offer is first admitted by the ``Quota`` (the peer's quota and rate, the
+disk's free-space reserve); a write or commit that fails anyway (a full disk)
+is answered with a ``refuse`` and its partial file deleted, never left silent.
+The description of each committed document is sealed into the inbox index
+(``storage/index.py``) in the same transaction, so listing does not decrypt.
+(Over 400 lines: the transfer pipeline's steps share ``_Transfer`` state.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import time
@@ -37,9 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from p2p.documents.describe import describe
 from p2p.errors import StorageError
 from p2p.events import Link
 from p2p.storage.files import Layout, fsync_dir, write_atomic
+from p2p.storage.index import IndexKey
+from p2p.storage.quota import DISK_FULL, REFUSAL_CODES, STORAGE_FAILED, Quota
 from p2p.storage.store import InboxRow, Store
 from protocol import (
     EnvelopeReader,
@@ -120,6 +131,22 @@ def _ignore_result(future: asyncio.Future[None]) -> None:
         future.exception()
 
 
+def _failure_code(exc: BaseException) -> str:
+    """The refusal code for a failed write: the disk is full, or storage failed.
+
+    The OSError may come wrapped in a StorageError (the atomic writer's), and
+    SQLite says "database or disk is full".
+    """
+    for cause in (exc, exc.__cause__):
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return DISK_FULL
+    return DISK_FULL if "full" in str(exc).lower() else STORAGE_FAILED
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
 class TransferRefused(Exception):
     """The peer broke the transfer protocol; the connection should be closed."""
 
@@ -132,6 +159,7 @@ class Inbox:
         me: LocalIdentity,
         check_sender: Callable[[PublicIdentity], None],
         *,
+        quota: Quota,
         max_size: int = limits.MAX_ENVELOPE_SIZE,
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
@@ -139,6 +167,8 @@ class Inbox:
         self._store = store
         self._layout = layout
         self._me = me
+        self._quota = quota
+        self._index = IndexKey(me.doc_secret)
         self._check_sender = check_sender
         self._max_size = max_size
         self._transfers: dict[int, _Transfer] = {}
@@ -182,16 +212,46 @@ class Inbox:
             reason = "the document is over this practice's limit"
             await channel.send(messages.Refuse(offer.document_id, "too-large", reason))
             return
-        if offer.size <= _INLINE_MAX:
+        refusal = await self._admit(sender_hex, doc_hex, offer.size)
+        if refusal is None and offer.size <= _INLINE_MAX:
             reader = EnvelopeReader(self._me, check_sender=self._check_sender, want_plaintext=False)
             transfer = _Transfer(offer.document_id, sender_hex, sender, offer.size, 0, None,
                                  reader, buffer=bytearray())  # fmt: skip
-        else:
-            transfer = await self._on_verifier(False, self._open_partial, offer, sender, sender_hex)
+        elif refusal is None:
+            self._quota.holding(sender_hex, doc_hex, offer.size)
+            try:
+                transfer = await self._on_verifier(
+                    False, self._open_partial, offer, sender, sender_hex
+                )
+            except OSError as exc:
+                await self._drop_partial(sender_hex, doc_hex)
+                refusal = self._write_failed(sender_hex, doc_hex, exc)
+        if refusal is not None:
+            await channel.send(messages.Refuse(offer.document_id, refusal, REFUSAL_CODES[refusal]))
+            return
         self._transfers[key] = transfer
         await channel.send(messages.Accept(offer.document_id, transfer.received))
         if transfer.received == transfer.size:
             await self._finish(channel, key)
+
+    async def _admit(self, sender_hex: str, doc_hex: str, size: int) -> str | None:
+        """The quota's answer, given the transfers under way (a thread: it reads the disk)."""
+        in_flight = sum(t.size - t.received for t in self._transfers.values())
+        admit = self._quota.admit
+        return await asyncio.to_thread(admit, sender_hex, doc_hex, size, in_flight=in_flight)
+
+    def _drop_partial(self, sender_hex: str, doc_hex: str) -> asyncio.Future[None]:
+        """Delete a failed transfer's partial file, on the verifier thread (in order)."""
+        return self._on_verifier(False, _unlink, self._layout.partial(sender_hex, doc_hex))
+
+    def _write_failed(self, sender_hex: str, doc_hex: str, exc: BaseException) -> str:
+        """A write or commit failed (its partial file dropped): count and log it; the code."""
+        code = _failure_code(exc)
+        self._quota.settled(sender_hex, doc_hex)
+        self._quota.refused(sender_hex, code)
+        log.error("could not store a document from %s: %s", sender_hex[:10],
+                  getattr(exc, "strerror", None) or exc)  # fmt: skip
+        return code
 
     def _on_verifier(self, small: bool, work: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run ``work`` on the verifier thread, in order; inline when small and it is idle."""
@@ -217,6 +277,7 @@ class Inbox:
         path = self._layout.partial(sender_hex, offer.document_id.hex())
         reader = EnvelopeReader(self._me, check_sender=self._check_sender, want_plaintext=False)
         handle = open(path, "a+b")  # noqa: SIM115 - closed when the transfer ends
+        os.utime(handle.fileno())  # in use again: not expired (see Quota.sweep)
         transfer = _Transfer(offer.document_id, sender_hex, sender, offer.size, 0, handle, reader)
         existing = os.fstat(handle.fileno()).st_size
         if existing > offer.size or not self._replay_partial(transfer, existing):
@@ -318,33 +379,45 @@ class Inbox:
             while pending and (last or len(pending) > _IN_FLIGHT or pending[0].done()):
                 await pending[0]
                 pending.popleft()
+            if last:
+                await self._on_verifier(False, self._drain_writes, transfer)
         except RemoteProtocolError as exc:
             await self._refuse(channel, key, exc)
             return
+        except OSError as exc:
+            await self._refuse(channel, key, exc)
+            return
         if last:
-            await self._on_verifier(False, self._drain_writes, transfer)
             await self._finish(channel, key)
 
-    async def _refuse(self, channel: Link, key: int, exc: RemoteProtocolError) -> None:
+    async def _refuse(self, channel: Link, key: int, exc: RemoteProtocolError | OSError) -> None:
+        """Give up a transfer that failed verification, or whose write failed."""
         transfer = self._transfers.pop(key)
         transfer.dead = True
-        log.debug("verification failure", exc_info=exc)
-        log.warning("refused a document from %s: it failed verification (%s)",
-                    transfer.sender_identity.peer_id.short, exc.code)  # fmt: skip
-        path = self._layout.partial(transfer.sender, transfer.doc_id.hex())
+        doc_hex = transfer.doc_id.hex()
+        if isinstance(exc, RemoteProtocolError):
+            log.debug("verification failure", exc_info=exc)
+            log.warning("refused a document from %s: it failed verification (%s)",
+                        transfer.sender_identity.peer_id.short, exc.code)  # fmt: skip
+            code, reason = exc.code, "the envelope failed verification"
+        path = self._layout.partial(transfer.sender, doc_hex)
 
         def discard() -> None:  # on the verifier thread: after the frames still queued
             self._drain_writes(transfer, quiet=True)
             if transfer.file is not None:
-                transfer.file.close()
+                with contextlib.suppress(OSError):
+                    transfer.file.close()
                 path.unlink(missing_ok=True)
 
         for future in transfer.pending:
             future.add_done_callback(_ignore_result)
         transfer.pending.clear()
         await self._on_verifier(False, discard)
-        await channel.send(messages.Refuse(transfer.doc_id, exc.code,
-                                             "the envelope failed verification"))  # fmt: skip
+        if isinstance(exc, OSError):
+            code = self._write_failed(transfer.sender, doc_hex, exc)
+            reason = REFUSAL_CODES[code]
+        self._quota.settled(transfer.sender, doc_hex)
+        await channel.send(messages.Refuse(transfer.doc_id, code, reason))
 
     async def _finish(self, channel: Link, key: int) -> None:
         transfer = self._transfers[key]
@@ -380,11 +453,15 @@ class Inbox:
             batch, self._to_commit = self._to_commit, []
             try:
                 receipts = await loop.run_in_executor(self._committer, self._commit, batch)
-            except Exception as exc:  # reported to each waiter, logged once
-                log.error("could not store %d received document(s): %s", len(batch), exc)
+            except Exception as exc:  # reported to each waiter and to the senders
                 error = exc if isinstance(exc, StorageError) else StorageError(str(exc))
                 for item in batch:
                     self._settle(item, error=error)
+                    doc_id = item.transfer.doc_id
+                    await self._drop_partial(item.transfer.sender, doc_id.hex())
+                    code = self._write_failed(item.transfer.sender, doc_id.hex(), exc)
+                    with contextlib.suppress(Exception):  # a closed channel: it offers again
+                        await item.channel.send(messages.Refuse(doc_id, code, REFUSAL_CODES[code]))
                 continue
             for item, receipt in zip(batch, receipts, strict=True):
                 self._settle(item, receipt=receipt)
@@ -432,10 +509,12 @@ class Inbox:
                 handle.close()
         for partial, final in moves:
             os.replace(partial, final)
+        for item in batch:
+            self._quota.settled(item.transfer.sender, item.transfer.doc_id.hex())
         for folder in folders:
             fsync_dir(folder)
         now = int(time.time())
-        rows, receipts = [], []
+        rows, receipts, sealed = [], [], []
         for item in batch:
             transfer, verified = item.transfer, item.verified
             receipt = Receipt.create(
@@ -450,7 +529,9 @@ class Inbox:
             rows.append(InboxRow(doc_id=transfer.doc_id.hex(), sender=transfer.sender,
                                  size=transfer.size, digest=verified.digest, received_at=now,
                                  receipt=receipt))  # fmt: skip
-        new = self._store.received_many(rows)
+            sealed.append(self._index.seal(rows[-1].doc_id, transfer.sender,
+                                           describe(verified.meta)))  # fmt: skip
+        new = self._store.received_many(rows, sealed)
         for index, (item, row, fresh) in enumerate(zip(batch, rows, new, strict=True)):
             if not fresh:  # a concurrent connection stored it first: answer with that receipt
                 stored = self._store.inbox_entry(row.doc_id, row.sender)
@@ -484,3 +565,8 @@ class Inbox:
     def channel_closed(self, channel: Link) -> None:
         """Keep the partial file for a resume; just release the handle."""
         self._abandon(id(channel))
+
+    async def sweep(self, paired: list[str]) -> int:
+        """Delete expired partial files (on the verifier thread: no open races it)."""
+        active = [self._layout.partial(t.sender, t.doc_id.hex()) for t in self._transfers.values()]
+        return await self._on_verifier(False, self._quota.sweep, paired, active)

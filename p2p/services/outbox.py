@@ -31,6 +31,7 @@ from typing import Any
 from p2p.errors import BadInput, DocumentUnknown, PeerUnreachable
 from p2p.events import Link
 from p2p.storage.files import Layout, write_atomic
+from p2p.storage.quota import DISK_FULL, QUOTA_FULL, RATE_LIMITED, STORAGE_FAILED
 from p2p.storage.store import OutboxRow, PeerRow, Store, StoredReceipt
 from protocol import (
     DocumentMeta,
@@ -58,6 +59,26 @@ SLOWEST_EXPECTED_RATE = 5_000_000
 RECEIPT_WINDOW = 64
 
 Connect = Callable[[str], Awaitable[Link]]
+
+#: What pli says when a recipient's daemon refuses a document, by refusal code.
+#: The peer's own ``reason`` text is never shown: a peer could write anything there.
+REFUSALS = {
+    DISK_FULL: "Their computer's disk is nearly full; pli will offer the document again later.",
+    QUOTA_FULL: "Their computer already holds as much from this practice as it accepts; "
+    "pli will offer the document again once they free space.",
+    RATE_LIMITED: "Their computer received its hourly limit of documents from this "
+    "practice; pli will offer the document again later.",
+    STORAGE_FAILED: "Their computer could not store the document; pli will try again later.",
+    "too-large": "The document is over the size their computer accepts.",
+    "authentication": "Their computer refused the document: it failed verification (it may "
+    "have been altered on the way); pli will send it again.",
+}
+REFUSED_OTHERWISE = "Their computer refused the document; pli will try again later."
+
+
+def refusal_sentence(code: str) -> str:
+    """pli's own words for a refusal code (the code is the peer's; the words are ours)."""
+    return REFUSALS.get(code, REFUSED_OTHERWISE)
 
 
 @dataclass(frozen=True)
@@ -319,7 +340,7 @@ class Outbox:
         if isinstance(reply, messages.Delivered):
             return row, reply.receipt
         if isinstance(reply, messages.Refuse):
-            raise _Refused(f"{reply.reason} ({reply.code})")
+            raise _Refused(refusal_sentence(reply.code))
         raise _Retry("the peer answered out of turn")
 
     async def _collect(

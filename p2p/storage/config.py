@@ -78,6 +78,11 @@ class Config:
     invitation_lifetime: int
     handshake_deadline: float
     advertise_addresses: tuple[str, ...]
+    # What one paired peer may make us store, and the disk's reserve (storage/quota.py).
+    peer_quota_mib: int
+    peer_documents_per_hour: int
+    disk_reserve_mib: int
+    partial_lifetime: int
     web_host: str = "127.0.0.1"
     web_port: int = DEFAULT_WEB_PORT
 
@@ -124,6 +129,7 @@ def load(home: Path, *, listen: str | None = None, **overrides: Any) -> Config:
         raise ConfigError(
             f"The settings in {path}: retry_min must be positive and not above retry_max."
         )
+    _check_quota(config, path)
     return config
 
 
@@ -149,6 +155,18 @@ def parse_web_listen(text: str, path: Path) -> tuple[str, int]:
             f'"127.0.0.1:{DEFAULT_WEB_PORT}"; other machines of the practice run their own pli.'
         )
     return host, port
+
+
+def _check_quota(config: Config, path: Path) -> None:
+    if min(config.peer_quota_mib, config.peer_documents_per_hour, config.partial_lifetime) < 1:
+        raise ConfigError(
+            f"The settings in {path}: peer_quota_mib, peer_documents_per_hour and "
+            "partial_lifetime must be at least 1."
+        )
+    if config.disk_reserve_mib < 0:
+        raise ConfigError(
+            f"The settings in {path}: disk_reserve_mib cannot be negative (0 keeps no reserve)."
+        )
 
 
 def resolve_interfaces(entries: tuple[str, ...], path: Path) -> tuple[str, ...]:

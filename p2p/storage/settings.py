@@ -35,6 +35,11 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=
     handshake_deadline: float = 10.0
     advertise_addresses: tuple[str, ...] = ()
     web_listen: str = f"127.0.0.1:{DEFAULT_WEB_PORT}"  # the practice's page; loopback only
+    # What one paired peer may make us store, and the disk's reserve (storage/quota.py).
+    peer_quota_mib: int = 20 * 1024
+    peer_documents_per_hour: int = 1000
+    disk_reserve_mib: int = 1024
+    partial_lifetime: int = 24 * 3600
 
 
 KEYS = Settings.__struct_fields__

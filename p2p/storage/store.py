@@ -5,12 +5,13 @@ and recipient, kept until a signed receipt is stored), ``inbox`` (documents
 received, one row per sender and document id), ``revocations`` (signed
 statements that an identity is revoked, see ``protocol.Revocation``),
 ``peer_names`` (a new name a peer's card proposes, until the person accepts it:
-``peers.name`` is the name the practice addresses the peer by).
-Envelopes themselves live in files (see ``files.Layout``); rows only point at
-them. No clinical metadata is stored here: it stays inside the encrypted envelopes.
+``peers.name`` is the name the practice addresses the peer by), ``inbox_index``
+(each received document's description, sealed: see ``index.py``). Envelopes
+themselves live in files (see ``files.Layout``); rows only point at them. No
+clinical metadata is stored in clear here.
 
-Rows are selected by column name into the dataclasses below (``_from_row``),
-and states are ``StrEnum`` members, so a new column or state cannot shift
+Rows are selected by column name into the dataclasses of ``rows.py``
+(``from_row``), and states are ``StrEnum`` members, so a new column or state cannot shift
 what a field means.
 
 Every write is one transaction with ``synchronous=FULL``: once a method
@@ -26,13 +27,46 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
-from enum import StrEnum
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from p2p.errors import StorageError
+from p2p.storage.rows import (
+    InboxRow,
+    InboxSummary,
+    OutboxRow,
+    OutboxState,
+    PeerRow,
+    PeerState,
+    ProposedName,
+    RevocationRow,
+    StoredReceipt,
+    columns,
+    from_row,
+    marks,
+)
 from protocol import limits
+
+__all__ = [
+    "InboxRow",
+    "InboxSummary",
+    "OutboxRow",
+    "OutboxState",
+    "PeerRow",
+    "PeerState",
+    "ProposedName",
+    "RevocationRow",
+    "Store",
+    "StoredReceipt",
+]
+
+_PEER = columns(PeerRow)
+_OUTBOX = columns(OutboxRow)
+_INBOX = columns(InboxRow)
+_REVOCATION = columns(RevocationRow)
+_SUMMARY = columns(InboxSummary)
+_INDEX_ROW = "INSERT OR REPLACE INTO inbox_index (doc_id, sender, sealed) VALUES (?,?,?)"
 
 SCHEMA_VERSION = 1
 
@@ -90,131 +124,16 @@ _MIGRATIONS: dict[int, str] = {
         proposed    TEXT NOT NULL,                -- the new name the peer's signed card carries
         proposed_at INTEGER NOT NULL              -- when that card arrived
     );
+    CREATE TABLE inbox_index (
+        doc_id      TEXT NOT NULL,
+        sender      TEXT NOT NULL,
+        sealed      BLOB NOT NULL,                -- kind, files, clinical metadata (index.py)
+        PRIMARY KEY (doc_id, sender)
+    );
+    CREATE INDEX inbox_by_sender ON inbox (sender, received_at);
+    CREATE INDEX inbox_by_time ON inbox (received_at);
     """,
 }
-
-
-class PeerState(StrEnum):
-    """A peer's row: trusted, waiting for the person's confirmation, removed or revoked."""
-
-    PAIRED = "paired"
-    PENDING = "pending"
-    REMOVED = "removed"
-    REVOKED = "revoked"
-
-
-class OutboxState(StrEnum):
-    """One (document, recipient) of the outbox.
-
-    ``queued`` is retried until a signed receipt moves it to ``delivered`` or
-    ``rejected``; ``cancelled`` ends it without a receipt (the recipient was
-    removed or revoked) and it is never offered again.
-    """
-
-    QUEUED = "queued"
-    DELIVERED = "delivered"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True)
-class PeerRow:
-    peer_id: str
-    identity: bytes
-    card: bytes
-    name: str
-    fingerprint: str
-    discovery_secret: bytes | None
-    addresses: tuple[str, ...]
-    state: PeerState
-    paired_at: int
-    last_seen: int | None = None
-
-
-@dataclass(frozen=True)
-class ProposedName:
-    """A new name from a peer's signed card, waiting for the person to accept it."""
-
-    name: str
-    at: int
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    doc_id: str
-    peer_id: str
-    size: int
-    digest: bytes
-    created_at: int
-    state: OutboxState
-    attempts: int
-    next_attempt: float
-    last_error: str | None
-    receipt: bytes | None
-    receipt_time: int | None
-    receipt_status: str | None
-
-
-@dataclass(frozen=True)
-class RevocationRow:
-    peer_id: str
-    identity: bytes
-    statement: bytes
-    revoked_at: int
-    learned_at: int
-    source: str
-    known_peer: bool
-
-
-@dataclass(frozen=True)
-class InboxRow:
-    doc_id: str
-    sender: str
-    size: int
-    digest: bytes
-    received_at: int
-    receipt: bytes
-    exported_at: int | None = None
-
-
-@dataclass(frozen=True)
-class StoredReceipt:
-    """A recipient's verified receipt for one outbox row, ready to be stored."""
-
-    doc_id: str
-    peer_id: str
-    receipt: bytes
-    time: int
-    status: str
-
-    @property
-    def state(self) -> OutboxState:
-        rejected = self.status.startswith("rejected")
-        return OutboxState.REJECTED if rejected else OutboxState.DELIVERED
-
-
-_Row = TypeVar("_Row", PeerRow, OutboxRow, InboxRow)
-
-
-def _columns(cls: type[_Row]) -> str:
-    """The SELECT list for ``cls``: its fields, by name, in its order."""
-    return ", ".join(f.name for f in fields(cls))
-
-
-def _from_row(cls: type[_Row], row: sqlite3.Row) -> _Row:
-    """Build ``cls`` from a row by column name, typing the columns that need it."""
-    values = {f.name: row[f.name] for f in fields(cls)}
-    if cls is PeerRow:
-        values["addresses"] = tuple(json.loads(values["addresses"]))
-        values["state"] = PeerState(values["state"])
-    elif cls is OutboxRow:
-        values["state"] = OutboxState(values["state"])
-    return cls(**values)
-
-
-_PEER = _columns(PeerRow)
-_OUTBOX = _columns(OutboxRow)
-_INBOX = _columns(InboxRow)
 
 
 class Store:
@@ -325,7 +244,7 @@ class Store:
         values["addresses"] = json.dumps(list(row.addresses))
         with self._tx() as db:
             db.execute(
-                f"INSERT INTO peers ({_PEER}) VALUES ({_marks(PeerRow)}) "  # noqa: S608 - field names
+                f"INSERT INTO peers ({_PEER}) VALUES ({marks(PeerRow)}) "  # noqa: S608 - field names
                 "ON CONFLICT(peer_id) DO UPDATE SET "
                 "identity=excluded.identity, card=excluded.card, name=excluded.name, "
                 "fingerprint=excluded.fingerprint, "
@@ -337,15 +256,15 @@ class Store:
 
     def peer(self, peer_id: str) -> PeerRow | None:
         rows = self._query(f"SELECT {_PEER} FROM peers WHERE peer_id=?", (peer_id,))  # noqa: S608
-        return _from_row(PeerRow, rows[0]) if rows else None
+        return from_row(PeerRow, rows[0]) if rows else None
 
     def peers(self, *, states: tuple[PeerState, ...] = (PeerState.PAIRED,)) -> list[PeerRow]:
-        marks = ",".join("?" * len(states))
+        holes = ",".join("?" * len(states))
         rows = self._query(
-            f"SELECT {_PEER} FROM peers WHERE state IN ({marks}) ORDER BY name",  # noqa: S608 - only field names and "?" marks
+            f"SELECT {_PEER} FROM peers WHERE state IN ({holes}) ORDER BY name",  # noqa: S608 - only field names and "?" marks
             tuple(states),
         )
-        return [_from_row(PeerRow, row) for row in rows]
+        return [from_row(PeerRow, row) for row in rows]
 
     def count_peers(self, *, states: tuple[PeerState, ...] = (PeerState.PAIRED,)) -> int:
         """How many peers are in ``states`` (counted by SQLite: no row is decoded)."""
@@ -418,14 +337,14 @@ class Store:
         if peer_id:
             sql, args = sql + " AND peer_id=?", [*args, peer_id]
         rows = self._query(sql + " ORDER BY created_at, doc_id", tuple(args))
-        return [_from_row(OutboxRow, row) for row in rows]
+        return [from_row(OutboxRow, row) for row in rows]
 
     def outbox_entry(self, doc_id: str, peer_id: str) -> OutboxRow | None:
         rows = self._query(
             f"SELECT {_OUTBOX} FROM outbox WHERE doc_id=? AND peer_id=?",  # noqa: S608
             (doc_id, peer_id),
         )
-        return _from_row(OutboxRow, rows[0]) if rows else None
+        return from_row(OutboxRow, rows[0]) if rows else None
 
     def delivered_many(self, receipts: list[StoredReceipt]) -> None:
         """Store several verified receipts in one commit."""
@@ -443,7 +362,7 @@ class Store:
             "AND next_attempt<=? ORDER BY created_at, doc_id",
             (OutboxState.QUEUED, peer_id, now),
         )
-        return [_from_row(OutboxRow, row) for row in rows]
+        return [from_row(OutboxRow, row) for row in rows]
 
     def due_peers(self) -> list[tuple[str, float]]:
         """(peer, earliest next attempt) for every peer with queued documents."""
@@ -474,6 +393,30 @@ class Store:
                     (error, next_attempt(int(found[0])), doc_id, peer_id),
                 )
 
+    def remove_peer(self, peer_id: str, reason: str) -> int:
+        """Mark the peer removed and cancel what was queued to it, in one commit."""
+        with self._tx() as db:
+            db.execute("UPDATE peers SET state=? WHERE peer_id=?", (PeerState.REMOVED, peer_id))
+            return self._cancel(db, peer_id, reason)
+
+    @staticmethod
+    def _cancel(db: sqlite3.Connection, peer_id: str, reason: str) -> int:
+        cursor = db.execute(
+            "UPDATE outbox SET state=?, last_error=? WHERE peer_id=? AND state=?",
+            (OutboxState.CANCELLED, reason, peer_id, OutboxState.QUEUED),
+        )
+        return cursor.rowcount
+
+    def cancel_unpaired(self, reason: str) -> int:
+        """Cancel what is queued to peers that are no longer paired (kept from an old run)."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET state=?, last_error=? WHERE state=? AND peer_id NOT IN "
+                "(SELECT peer_id FROM peers WHERE state=?)",
+                (OutboxState.CANCELLED, reason, OutboxState.QUEUED, PeerState.PAIRED),
+            )
+            return cursor.rowcount
+
     def retry_now(self, peer_id: str) -> None:
         with self._tx() as db:
             db.execute(
@@ -499,20 +442,18 @@ class Store:
         queued letters ``cancelled`` (they will never be sent). Received and sent
         documents stay. Revocations of unknown identities are capped.
         """
+        values = asdict(row)
+        values["source"], values["known_peer"] = row.source[:64], int(row.known_peer)
         with self._tx() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO revocations VALUES (?,?,?,?,?,?,?)",
-                (row.peer_id, row.identity, row.statement, row.revoked_at, row.learned_at,
-                 row.source[:64], int(row.known_peer)),
-            )  # fmt: skip
+                f"INSERT OR IGNORE INTO revocations ({_REVOCATION}) "  # noqa: S608 - field names
+                f"VALUES ({marks(RevocationRow)})",
+                values,
+            )
             if cursor.rowcount != 1:
                 return False
-            db.execute("UPDATE peers SET state='revoked' WHERE peer_id=?", (row.peer_id,))
-            db.execute(
-                "UPDATE outbox SET state='cancelled', last_error=? "
-                "WHERE peer_id=? AND state='queued'",
-                ("the recipient's key was revoked", row.peer_id),
-            )
+            db.execute("UPDATE peers SET state=? WHERE peer_id=?", (PeerState.REVOKED, row.peer_id))
+            self._cancel(db, row.peer_id, "the recipient's key was revoked")
             db.execute(
                 "DELETE FROM revocations WHERE known_peer=0 AND peer_id IN (SELECT peer_id "
                 "FROM revocations WHERE known_peer=0 ORDER BY learned_at DESC LIMIT -1 OFFSET ?)",
@@ -521,37 +462,101 @@ class Store:
         return True
 
     def revocation(self, peer_id: str) -> RevocationRow | None:
-        rows = self._query("SELECT * FROM revocations WHERE peer_id=?", (peer_id,))
-        return _revocation(rows[0]) if rows else None
+        rows = self._query(
+            f"SELECT {_REVOCATION} FROM revocations WHERE peer_id=?",  # noqa: S608 - field names
+            (peer_id,),
+        )
+        return from_row(RevocationRow, rows[0]) if rows else None
 
     def revocations(self) -> list[RevocationRow]:
-        rows = self._query("SELECT * FROM revocations ORDER BY learned_at, peer_id")
-        return [_revocation(row) for row in rows]
+        rows = self._query(
+            f"SELECT {_REVOCATION} FROM revocations ORDER BY learned_at, peer_id"  # noqa: S608
+        )
+        return [from_row(RevocationRow, row) for row in rows]
 
     # --- inbox -------------------------------------------------------------------
 
-    def received_many(self, rows: list[InboxRow]) -> list[bool]:
-        """Record received documents in one commit; for each, False if it was already there."""
+    def received_many(self, rows: list[InboxRow], sealed: list[bytes]) -> list[bool]:
+        """Record received documents and their sealed index rows in one commit.
+
+        For each, False if it was already there (stored once).
+        """
         new = []
         with self._tx() as db:
-            for row in rows:
+            for row, index in zip(rows, sealed, strict=True):
                 cursor = db.execute(
-                    f"INSERT OR IGNORE INTO inbox ({_INBOX}) VALUES ({_marks(InboxRow)})",  # noqa: S608
+                    f"INSERT OR IGNORE INTO inbox ({_INBOX}) VALUES ({marks(InboxRow)})",  # noqa: S608
                     asdict(row),
                 )
                 new.append(cursor.rowcount == 1)
+                if cursor.rowcount == 1:
+                    db.execute(_INDEX_ROW, (row.doc_id, row.sender, index))
         return new
+
+    def index_inbox(self, doc_id: str, sender: str, sealed: bytes) -> None:
+        """(Re)write one document's sealed index row."""
+        with self._tx() as db:
+            db.execute(_INDEX_ROW, (doc_id, sender, sealed))
+
+    def inbox_listing(self) -> list[tuple[InboxSummary, bytes | None]]:
+        """Every received document, oldest first, with its sealed index row (None if none).
+
+        Two plain scans read in one snapshot: cheaper than a join for the whole table.
+        """
+        try:
+            with self._read_lock:
+                self._reader.execute("BEGIN")
+                try:
+                    rows = self._plain(f"SELECT {_SUMMARY} FROM inbox ORDER BY received_at")  # noqa: S608 - field names
+                    index = self._plain("SELECT doc_id, sender, sealed FROM inbox_index")
+                finally:
+                    self._reader.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"The database could not be read ({exc}).") from exc
+        sealed = {(doc, sender): box for doc, sender, box in index}
+        # The SELECT list is InboxSummary's own fields, in order: each value lands
+        # in the field of its column's name (tuples here: 10,000 rows, a hot path).
+        found = [InboxSummary(*row) for row in rows]
+        return [(row, sealed.get((row.doc_id, row.sender))) for row in found]
+
+    def _plain(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows as plain tuples (reader lock held by the caller)."""
+        cursor = self._reader.cursor()
+        cursor.row_factory = None
+        return cursor.execute(sql).fetchall()
+
+    def peer_stored_bytes(self, sender: str) -> int:
+        """Bytes of the envelopes stored from ``sender``."""
+        row = self._query("SELECT coalesce(sum(size), 0) AS n FROM inbox WHERE sender=?", (sender,))
+        return int(row[0]["n"])
+
+    def received_since(self, sender: str, since: int) -> dict[str, float]:
+        """Documents received from ``sender`` since ``since``: doc id -> when."""
+        rows = self._query(
+            "SELECT doc_id, received_at FROM inbox WHERE sender=? AND received_at>=?",
+            (sender, since),
+        )
+        return {str(row["doc_id"]): float(row["received_at"]) for row in rows}
+
+    def stored_bytes(self) -> dict[str, int]:
+        """Bytes of envelopes the database points at: received, and sent (each once)."""
+        received = self._query("SELECT coalesce(sum(size), 0) AS n FROM inbox")[0]["n"]
+        sent = self._query(
+            "SELECT coalesce(sum(size), 0) AS n FROM (SELECT max(size) AS size FROM outbox "
+            "GROUP BY doc_id)"
+        )[0]["n"]
+        return {"received": int(received), "sent": int(sent)}
 
     def inbox_entry(self, doc_id: str, sender: str) -> InboxRow | None:
         rows = self._query(
             f"SELECT {_INBOX} FROM inbox WHERE doc_id=? AND sender=?",  # noqa: S608
             (doc_id, sender),
         )
-        return _from_row(InboxRow, rows[0]) if rows else None
+        return from_row(InboxRow, rows[0]) if rows else None
 
     def inbox(self) -> list[InboxRow]:
         rows = self._query(f"SELECT {_INBOX} FROM inbox ORDER BY received_at")  # noqa: S608
-        return [_from_row(InboxRow, row) for row in rows]
+        return [from_row(InboxRow, row) for row in rows]
 
     def mark_exported(self, doc_id: str, sender: str, now: int) -> None:
         with self._tx() as db:
@@ -571,14 +576,3 @@ class Store:
             "inbox": inbox["n"],
             "inbox_new": inbox["new"],
         }
-
-
-def _revocation(row: Any) -> RevocationRow:
-    values = list(row)
-    values[6] = bool(values[6])
-    return RevocationRow(*values)
-
-
-def _marks(cls: type[_Row]) -> str:
-    """Named parameters for every field of ``cls``: ``:doc_id, :sender, ...``."""
-    return ", ".join(f":{f.name}" for f in fields(cls))

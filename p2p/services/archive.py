@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 from p2p.documents.describe import describe
 from p2p.errors import BadInput, DocumentUnknown, StorageError
 from p2p.storage.files import Layout
-from p2p.storage.index import IndexKey, gc_paused, listing_json
-from p2p.storage.store import InboxSummary, OutboxRow, PeerState, Store
+from p2p.storage.index import IndexKey
+from p2p.storage.store import OutboxRow, PeerState, Store
 from protocol import (
     DocumentMeta,
     EnvelopeReader,
@@ -188,35 +188,19 @@ class Archive:
         return await asyncio.to_thread(self.inbox_json)
 
     def inbox_json(self) -> bytes:
-        """``inbox_view``'s answer (blocking)."""
-        listing = self.inbox_listing()
-        revoked = {row.peer_id: row.learned_at for row in self.store.revocations()}
-        return listing_json(listing, self._names(), revoked)
+        """``inbox_view``'s answer (blocking). A row without a usable index entry
+        (damaged) is described from its envelope once, and its entry written again."""
+        return self.index_key.listing_json(self.store.inbox_listing(), self._index_again)
 
-    def inbox_listing(self) -> list[tuple[InboxSummary, bytes]]:
-        """Every received document with its description (JSON members) from the index.
-
-        A row without a usable index entry (damaged) is described from its
-        envelope once, and its index entry written again (blocking).
-        """
-        with gc_paused():
-            opened = [
-                (row, self.index_key.members(row.doc_id, row.sender, sealed) if sealed else None)
-                for row, sealed in self.store.inbox_listing()
-            ]
-        return [
-            (row, members if members is not None else self._index_again(row))
-            for row, members in opened
-        ]
-
-    def _index_again(self, row: InboxSummary) -> bytes:
+    def _index_again(self, doc_id: str, sender: str) -> bytes:
         """Describe a document from its envelope and rewrite its index row; its members."""
-        path = self.layout.received_envelope(row.sender, row.doc_id)
+        path = self.layout.received_envelope(sender, doc_id)
         described = describe(self.describe(path))
-        seal = self.index_key.seal(row.doc_id, row.sender, described)
-        self.store.index_inbox(row.doc_id, row.sender, seal)
-        members = self.index_key.members(row.doc_id, row.sender, seal)
-        assert members is not None  # just sealed with the same key
+        seal = self.index_key.seal(doc_id, sender, described)
+        self.store.index_inbox(doc_id, sender, seal)
+        members = self.index_key.members(doc_id, sender, seal)
+        if members is None:  # just sealed with the same key: cannot happen
+            raise StorageError("The inbox index could not be written again.")
         return members
 
     async def document_view(self, text: str) -> dict[str, Any]:

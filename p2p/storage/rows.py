@@ -86,17 +86,6 @@ class InboxRow:
 
 
 @dataclass(frozen=True)
-class InboxSummary:
-    """What the inbox listing shows of a received document's row (no digest, no receipt)."""
-
-    doc_id: str
-    sender: str
-    size: int
-    received_at: int
-    exported_at: int | None
-
-
-@dataclass(frozen=True)
 class RevocationRow:
     peer_id: str
     identity: bytes
@@ -123,7 +112,7 @@ class StoredReceipt:
         return OutboxState.REJECTED if rejected else OutboxState.DELIVERED
 
 
-Row = TypeVar("Row", PeerRow, OutboxRow, InboxRow, InboxSummary, RevocationRow)
+Row = TypeVar("Row", PeerRow, OutboxRow, InboxRow, RevocationRow)
 
 
 _NAMES: dict[type, tuple[str, ...]] = {}

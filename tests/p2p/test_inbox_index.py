@@ -69,3 +69,24 @@ async def test_swapped_or_damaged_index_rows_are_not_believed(
     assert subjects == {first: "Premier", second: "Second"}  # read again from the envelopes
     _status, again = await b.api("GET", "/v1/inbox")
     assert listed(again) == listed(inbox)  # and the index rows were written again
+
+
+async def test_clear_columns_and_names_cannot_break_the_listing(
+    two: tuple[Running, Running], tmp_path: Path
+) -> None:
+    a, b = two
+    doc_id = await send_letter(a, b, tmp_path, "Avis cardiologique")
+    store = b.daemon.store
+    sender = a.daemon.me.peer_id.hex
+    forged = '1,"metadata":{"patient_name":"Quelqu\'un d\'autre"}'
+    with store._lock:  # someone who can write pli.db puts JSON where numbers and names go
+        store._db.execute("UPDATE inbox SET exported_at=?, size=? WHERE doc_id=?",
+                          (forged, forged, doc_id))  # fmt: skip
+        store._db.execute("UPDATE peers SET name=? WHERE peer_id=?", ('Dr "X"}, {"id":1', sender))
+    status, inbox = await b.api("GET", "/v1/inbox")
+    assert status == 200, inbox
+    (entry,) = inbox  # still one entry, its sealed metadata untouched
+    assert entry["metadata"]["patient_name"] == PATIENT
+    assert entry["from_name"] == 'Dr "X"}, {"id":1'
+    assert isinstance(entry["size"], int)
+    assert isinstance(entry["exported_at"], int)

@@ -137,7 +137,7 @@ async def main(documents: int, runs: int, envelopes: int) -> None:
                 inner.append(time.perf_counter() - started)
                 cpu.append(time.thread_time() - started_cpu)
             print(f"GET /v1/inbox, {count} documents, {runs} runs: {ms(api)}")
-            print(f"  of which the daemon's listing (SQL, secretbox, JSON): {ms(inner)}")
+            print(f"  of which the daemon's listing (SQL, AEAD, JSON): {ms(inner)}")
             print(f"  the same, CPU time of the thread (what load adds):   {ms(cpu)}")
             print(f"  then json.loads of the answer by the client:         {ms(parse)}")
             if envelopes:

@@ -22,7 +22,7 @@ from blockbuster import BlockBuster
 
 #: (file, functions in it) -> why blocking calls under them may run on the loop.
 ALLOWED: dict[tuple[str, frozenset[str]], str] = {
-    ("p2p/storage/store.py", frozenset({"_query"})): (
+    ("p2p/storage/database.py", frozenset({"_query"})): (
         "reads: the reader connection in WAL mode sees the last commit and never "
         "waits for a writer; its lock is held for one query (see Store)"
     ),

@@ -10,6 +10,9 @@ statements that an identity is revoked, see ``protocol.Revocation``),
 themselves live in files (see ``files.Layout``); rows only point at them. No
 clinical metadata is stored in clear here.
 
+The queries of received documents are in ``received.py``, the connections,
+locks and transactions under them in ``database.py``.
+
 Rows are selected by column name into the dataclasses of ``rows.py``
 (``from_row``), and states are ``StrEnum`` members, so a new column or state cannot shift
 what a field means.
@@ -20,19 +23,13 @@ returns, the change survives ``kill -9`` and a power cut.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
 
-from p2p.errors import StorageError
-from p2p.storage.index import ListingRow
+from p2p.storage.received import ReceivedDocuments
 from p2p.storage.rows import (
     InboxRow,
     OutboxRow,
@@ -62,28 +59,7 @@ __all__ = [
 
 _PEER = columns(PeerRow)
 _OUTBOX = columns(OutboxRow)
-_INBOX = columns(InboxRow)
 _REVOCATION = columns(RevocationRow)
-#: Peers whose names documents are shown with.
-KNOWN_STATES = (PeerState.PAIRED, PeerState.REMOVED, PeerState.REVOKED)
-_LISTING = """
-SELECT substr(x.sealed, 1, 12), substr(x.sealed, 13), CAST(i.doc_id || ':' || i.sender AS BLOB),
-    CAST(',"from_name":' || coalesce(json_quote(p.name), '"?"')
-        || ',"size":' || printf('%d', i.size)
-        || ',"received_at":' || printf('%d', i.received_at)
-        || ',"exported_at":'
-        || CASE WHEN i.exported_at IS NULL THEN 'null' ELSE printf('%d', i.exported_at) END
-        || CASE WHEN r.learned_at IS NULL
-            THEN ',"sender_revoked_since":null,"signed_after_revocation":false}' ELSE '' END
-        AS BLOB),
-    r.learned_at
-FROM inbox i
-LEFT JOIN inbox_index x ON x.doc_id = i.doc_id AND x.sender = i.sender
-LEFT JOIN peers p ON p.peer_id = i.sender AND p.state IN (?, ?, ?)
-LEFT JOIN revocations r ON r.peer_id = i.sender
-ORDER BY i.received_at
-"""
-_INDEX_ROW = "INSERT OR REPLACE INTO inbox_index (doc_id, sender, sealed) VALUES (?,?,?)"
 
 SCHEMA_VERSION = 1
 
@@ -153,106 +129,13 @@ _MIGRATIONS: dict[int, str] = {
 }
 
 
-class Store:
-    """One SQLite database, shared by the event loop and worker threads.
-
-    Two connections, each behind its own lock: one writes, one reads. In WAL
-    mode a reader sees the last committed state and never waits for a writer,
-    so a query on the event loop (an offer's duplicate check, the local API) is
-    not held up while a worker thread's commit waits for its fsync.
-
-    The lock discipline:
-
-    - every write is one ``_tx`` (BEGIN IMMEDIATE ... COMMIT, fsync'd by
-      ``synchronous=FULL``) under ``_lock``, and runs on a worker thread
-      (``asyncio.to_thread`` or a service's executor), never on the event loop:
-      it can wait for the disk, and for another thread's commit;
-    - every read is one ``_query`` under ``_read_lock`` on the reader
-      connection, from the loop or a thread; it holds the lock for that query
-      only, and never takes ``_lock``;
-    - opening (the migration) happens before the loop runs, or on a thread.
-
-    tests/conftest.py fails any test whose code commits, or does other blocking
-    I/O, on the event loop.
-    """
+class Store(ReceivedDocuments):
+    """The daemon's database: peers, outbox and revocations here, the received
+    documents in ``received.py``, connections, locks and transactions (and the
+    lock discipline every method follows) in ``database.py``."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            # SQLite gives the -wal and -shm files the mode of the database file:
-            # create it private first, whatever the process umask.
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-            self._lock = threading.RLock()
-            self._db = sqlite3.connect(
-                path, isolation_level=None, timeout=10, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-            self._read_lock = threading.Lock()
-            self._reader = sqlite3.connect(
-                path, isolation_level=None, timeout=10, check_same_thread=False
-            )
-            self._reader.row_factory = sqlite3.Row  # rows read by column name
-            self._reader.execute("PRAGMA query_only=ON")
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(
-                f"The database {path} could not be opened ({exc}). "
-                "Check the disk, or restore the home from its backup."
-            ) from exc
-        for name in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
-            with contextlib.suppress(FileNotFoundError):
-                name.chmod(0o600)  # a home made by an older pli
-
-    def close(self) -> None:
-        with self._read_lock:
-            self._reader.close()
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._translate_errors():
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    @staticmethod
-    @contextmanager
-    def _translate_errors() -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise StorageError(f"The database could not be updated ({exc}).") from exc
-
-    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        try:
-            with self._read_lock:
-                return self._reader.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StorageError(f"The database could not be read ({exc}).") from exc
-
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StorageError(
-                f"This home was used by a newer pli (schema {version}); update pli to open it."
-            )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            with self._tx() as db:
-                for statement in _MIGRATIONS[target].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version={target}")
-
-    @property
-    def schema_version(self) -> int:
-        return int(self._query("PRAGMA user_version")[0][0])
+        super().__init__(path, _MIGRATIONS)
 
     # --- peers -------------------------------------------------------------------
 
@@ -490,84 +373,6 @@ class Store:
             f"SELECT {_REVOCATION} FROM revocations ORDER BY learned_at, peer_id"  # noqa: S608
         )
         return [from_row(RevocationRow, row) for row in rows]
-
-    # --- inbox -------------------------------------------------------------------
-
-    def received_many(self, rows: list[InboxRow], sealed: list[bytes]) -> list[bool]:
-        """Record received documents and their sealed index rows in one commit.
-
-        For each, False if it was already there (stored once).
-        """
-        new = []
-        with self._tx() as db:
-            for row, index in zip(rows, sealed, strict=True):
-                cursor = db.execute(
-                    f"INSERT OR IGNORE INTO inbox ({_INBOX}) VALUES ({marks(InboxRow)})",  # noqa: S608
-                    asdict(row),
-                )
-                new.append(cursor.rowcount == 1)
-                if cursor.rowcount == 1:
-                    db.execute(_INDEX_ROW, (row.doc_id, row.sender, index))
-        return new
-
-    def index_inbox(self, doc_id: str, sender: str, sealed: bytes) -> None:
-        """(Re)write one document's sealed index row."""
-        with self._tx() as db:
-            db.execute(_INDEX_ROW, (doc_id, sender, sealed))
-
-    def inbox_listing(self) -> list[ListingRow]:
-        """Every received document, oldest first, as ``index.ListingRow`` tuples.
-
-        One query: SQLite writes each row's clear JSON members (the peer's name
-        by ``json_quote``, numbers by ``printf('%d')`` whatever a column holds),
-        so Python only opens the boxes and joins bytes.
-        """
-        try:
-            with self._read_lock:
-                cursor = self._reader.cursor()
-                cursor.row_factory = None  # plain tuples: 10,000 rows, a hot path
-                return cursor.execute(_LISTING, KNOWN_STATES).fetchall()
-        except sqlite3.Error as exc:
-            raise StorageError(f"The database could not be read ({exc}).") from exc
-
-    def peer_stored_bytes(self, sender: str) -> int:
-        """Bytes of the envelopes stored from ``sender``."""
-        row = self._query("SELECT coalesce(sum(size), 0) AS n FROM inbox WHERE sender=?", (sender,))
-        return int(row[0]["n"])
-
-    def received_since(self, sender: str, since: int) -> dict[str, float]:
-        """Documents received from ``sender`` since ``since``: doc id -> when."""
-        rows = self._query(
-            "SELECT doc_id, received_at FROM inbox WHERE sender=? AND received_at>=?",
-            (sender, since),
-        )
-        return {str(row["doc_id"]): float(row["received_at"]) for row in rows}
-
-    def stored_bytes(self) -> dict[str, int]:
-        """Bytes of envelopes the database points at: received, and sent (each once)."""
-        received = self._query("SELECT coalesce(sum(size), 0) AS n FROM inbox")[0]["n"]
-        sent = self._query(
-            "SELECT coalesce(sum(size), 0) AS n FROM (SELECT max(size) AS size FROM outbox "
-            "GROUP BY doc_id)"
-        )[0]["n"]
-        return {"received": int(received), "sent": int(sent)}
-
-    def inbox_entry(self, doc_id: str, sender: str) -> InboxRow | None:
-        rows = self._query(
-            f"SELECT {_INBOX} FROM inbox WHERE doc_id=? AND sender=?",  # noqa: S608
-            (doc_id, sender),
-        )
-        return from_row(InboxRow, rows[0]) if rows else None
-
-    def inbox(self) -> list[InboxRow]:
-        rows = self._query(f"SELECT {_INBOX} FROM inbox ORDER BY received_at")  # noqa: S608
-        return [from_row(InboxRow, row) for row in rows]
-
-    def mark_exported(self, doc_id: str, sender: str, now: int) -> None:
-        with self._tx() as db:
-            db.execute(
-                "UPDATE inbox SET exported_at=? WHERE doc_id=? AND sender=?", (now, doc_id, sender)
-            )
 
     def counts(self) -> dict[str, int]:
         rows = self._query("SELECT state, count(*) AS n FROM outbox GROUP BY state")

@@ -92,3 +92,24 @@ async def test_hourly_rekey_keeps_the_session_working(
     await wait_for(lambda: delivered(a, second))
     assert a.daemon.transport.channel(b.daemon.me.peer_id) is channel  # same session
     assert await fetch(b, second) == b"apr\xc3\xa8s\n"
+
+
+async def test_hourly_rekey_also_happens_between_bulk_frames(
+    two: tuple[Running, Running], tmp_path: Path
+) -> None:
+    """A transfer longer than the hour rekeys between its envelope frames too."""
+    a, b = two
+    warm = tmp_path / "mot.txt"
+    warm.write_text("bonjour\n")
+    first = await send_file(a, b, warm)
+    await wait_for(lambda: delivered(a, first))
+    channel = a.daemon.transport.channel(b.daemon.me.peer_id)
+    assert channel is not None
+    scan = tmp_path / "scan.bin"
+    scan.write_bytes(os.urandom(3 * 1024 * 1024 + 5))
+    channel._rekey_after = -1.0  # every frame finds its key "an hour old"
+    doc_id = await send_file(a, b, scan)
+    await wait_for(lambda: delivered(a, doc_id), timeout=30)
+    assert channel.rekeys >= 5  # the offer and each of the 4 envelope frames
+    assert a.daemon.transport.channel(b.daemon.me.peer_id) is channel  # same session
+    assert await fetch(b, doc_id) == scan.read_bytes()

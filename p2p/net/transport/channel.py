@@ -79,6 +79,7 @@ class Channel:
         self.opened_by = opener
         self._rekeyed_at = time.monotonic()
         self._rekey_after: float = limits.REKEY_SECONDS
+        self.rekeys = 0  # hourly rekeys sent on this channel
 
     def __repr__(self) -> str:
         return f"Channel({self.peer_id.short}, {'out' if self.initiator else 'in'})"
@@ -90,24 +91,30 @@ class Channel:
     def _control_frame(self, message: messages.Message) -> bytes:
         return self._sealer.control(messages.encode(message))
 
+    async def _rekey_if_old(self) -> None:
+        """Hourly rekey (the send lock is held): announced in-band, then this
+        direction switches keys at that frame (the counter rekey is in the frames)."""
+        if time.monotonic() - self._rekeyed_at > self._rekey_after:
+            await self._pipe.send(self._control_frame(messages.Rekey()))
+            self._sealer.rekey()
+            self._rekeyed_at = time.monotonic()
+            self.rekeys += 1
+
     async def send(self, message: messages.Message) -> None:
         async with self._send_lock:
-            if time.monotonic() - self._rekeyed_at > self._rekey_after:
-                # Hourly rekey: announced in-band, then both directions switch at
-                # that message (the counter-based rekey lives in the Noise session).
-                await self._pipe.send(self._control_frame(messages.Rekey()))
-                self._sealer.rekey()
-                self._rekeyed_at = time.monotonic()
+            await self._rekey_if_old()
             await self._pipe.send(self._control_frame(message))
 
     async def send_bulk(self, plaintext: bytearray | bytes) -> None:
         """Seal and send a BULK frame; ``plaintext[0]`` must be ``FrameType.BULK``.
 
-        The caller reads file data straight into ``plaintext[1:]``.
+        The caller reads file data straight into ``plaintext[1:]``. A transfer
+        that lasts longer than the hour rekeys between its frames too.
         """
         if not plaintext or plaintext[0] != messages.FrameType.BULK:
             raise ValueError("a BULK frame starts with its type byte")
         async with self._send_lock:
+            await self._rekey_if_old()
             await self._pipe.send(self._sealer.seal(bytes(plaintext)))
 
     async def receive(self) -> messages.Message | memoryview:

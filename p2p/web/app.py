@@ -48,6 +48,7 @@ def build_app(api: Api, links: LoginLinks) -> web.Application:
     app.router.add_get("/events", live.events)
     app.router.add_get("/", views.inbox)
     app.router.add_get("/outbox", views.outbox)
+    app.router.add_get("/colleagues", views.colleagues)
     app.router.add_post("/outbox/{doc}/{peer}/{action}", views.outbox_action)
     app.router.add_get("/documents/{doc}", views.document)
     app.router.add_post("/documents/{doc}/read", views.mark_read)

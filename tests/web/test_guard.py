@@ -22,7 +22,7 @@ from tests.p2p.procs import DaemonProcess, free_port, kill_all
 from tests.web.conftest import Practice
 from tests.web.visitor import Visitor
 
-PAGES = ("/", "/outbox", "/compose")
+PAGES = ("/", "/outbox", "/compose", "/colleagues")
 
 
 def test_login_link_sets_a_strict_httponly_cookie_and_is_spent(

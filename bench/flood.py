@@ -25,11 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from p2p.cli.practice import PracticeProcess, kill_all
 from tests.p2p.flood import REFUSED, STALLED, close_all, flood, sources, still_open
-from tests.p2p.procs import DaemonProcess, kill_all
 
 
-def api_latency(daemon: DaemonProcess, calls: int = 20) -> tuple[float, int]:
+def api_latency(daemon: PracticeProcess, calls: int = 20) -> tuple[float, int]:
     """Median seconds of the calls that answered, and how many failed."""
     times, failed = [], 0
     client = daemon.client
@@ -44,7 +44,7 @@ def api_latency(daemon: DaemonProcess, calls: int = 20) -> tuple[float, int]:
 
 
 def letters_per_second(
-    a: DaemonProcess, b: DaemonProcess, folder: Path, count: int, timeout: float
+    a: PracticeProcess, b: PracticeProcess, folder: Path, count: int, timeout: float
 ) -> tuple[int, float]:
     """Letters delivered within ``timeout`` and the rate (letters/s)."""
     folder.mkdir(exist_ok=True)
@@ -68,8 +68,8 @@ def letters_per_second(
 
 
 def run(args: argparse.Namespace, root: Path) -> None:
-    a = DaemonProcess(root / "a", "Dr Alice Martin")
-    b = DaemonProcess(root / "b", "Dr Bob Durand", nofile=args.nofile)
+    a = PracticeProcess(root / "a", "Dr Alice Martin")
+    b = PracticeProcess(root / "b", "Dr Bob Durand", nofile=args.nofile)
     try:
         a.start()
         b.start()

@@ -28,13 +28,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.p2p.procs import DaemonProcess, kill_all, wait_until
+from p2p.cli.practice import PracticeProcess, kill_all, wait_until
 
 LETTER = 10 * 1024
 
 
 def queue_batch(
-    a: DaemonProcess, b: DaemonProcess, folder: Path, start: int, count: int, sent: dict[str, bytes]
+    a: PracticeProcess,
+    b: PracticeProcess,
+    folder: Path,
+    start: int,
+    count: int,
+    sent: dict[str, bytes],
 ) -> None:
     for number in range(start, start + count):
         body = f"Lettre {number}\n".encode() + random.randbytes(LETTER)
@@ -44,7 +49,12 @@ def queue_batch(
 
 
 def chaos(
-    a: DaemonProcess, b: DaemonProcess, folder: Path, letters: int, kills: int, rng: random.Random
+    a: PracticeProcess,
+    b: PracticeProcess,
+    folder: Path,
+    letters: int,
+    kills: int,
+    rng: random.Random,
 ) -> tuple[dict[str, bytes], dict[str, int]]:
     sent: dict[str, bytes] = {}
     killed = {"A": 0, "B": 0}
@@ -61,7 +71,7 @@ def chaos(
     return sent, killed
 
 
-def downloaded_sha256(daemon: DaemonProcess, doc_id: str) -> bytes:
+def downloaded_sha256(daemon: PracticeProcess, doc_id: str) -> bytes:
     digest = hashlib.sha256()
     with daemon.client.download(f"/v1/documents/{doc_id}/files/0") as chunks:
         for chunk in chunks:
@@ -69,7 +79,7 @@ def downloaded_sha256(daemon: DaemonProcess, doc_id: str) -> bytes:
     return digest.digest()
 
 
-def check(a: DaemonProcess, b: DaemonProcess, sent: dict[str, bytes]) -> dict[str, int]:
+def check(a: PracticeProcess, b: PracticeProcess, sent: dict[str, bytes]) -> dict[str, int]:
     inbox = b.inbox_ids()
     outbox = {entry["id"]: entry["state"] for entry in a.client.get("/v1/outbox")}
     corrupt = sum(
@@ -102,8 +112,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pli-soak-") as tmp:
         root = Path(tmp)
         (root / "files").mkdir()
-        a = DaemonProcess(root / "a", "Dr Alice Martin").start()
-        b = DaemonProcess(root / "b", "Dr Bob Durand").start()
+        a = PracticeProcess(root / "a", "Dr Alice Martin").start()
+        b = PracticeProcess(root / "b", "Dr Bob Durand").start()
         try:
             a.trust(b)
             b.trust(a)
@@ -130,7 +140,7 @@ def main() -> None:
     sys.exit(1 if bad else 0)
 
 
-def all_delivered(a: DaemonProcess, sent: dict[str, bytes]) -> bool:
+def all_delivered(a: PracticeProcess, sent: dict[str, bytes]) -> bool:
     states = {entry["id"]: entry["state"] for entry in a.client.get("/v1/outbox")}
     return all(states.get(doc_id) == "delivered" for doc_id in sent)
 

@@ -35,7 +35,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from p2p.cli.client import Client
-from tests.p2p.procs import DaemonProcess, kill_all, wait_until
+from p2p.cli.practice import PracticeProcess, kill_all, wait_until
 
 LETTER = 10 * 1024
 PROBE_INTERVAL = 0.02
@@ -64,7 +64,7 @@ def probe_loop(home: Path, answers: Connection) -> None:
 class Probe:
     """The probe process, apart from the bench's sending threads (no shared GIL)."""
 
-    def __init__(self, daemon: DaemonProcess) -> None:
+    def __init__(self, daemon: PracticeProcess) -> None:
         self.latencies: list[float] = []
         self.failures = 0
         context = multiprocessing.get_context("spawn")
@@ -82,7 +82,7 @@ class Probe:
         self.failures = sum(failed for _, failed in during)
 
 
-def cpu_seconds(*daemons: DaemonProcess) -> float:
+def cpu_seconds(*daemons: PracticeProcess) -> float:
     """User and system CPU time the daemons' processes have used so far."""
     total = 0
     for daemon in daemons:
@@ -91,7 +91,7 @@ def cpu_seconds(*daemons: DaemonProcess) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss_mb(daemon: DaemonProcess) -> float:
+def peak_rss_mb(daemon: PracticeProcess) -> float:
     for line in Path(f"/proc/{daemon.pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
@@ -106,11 +106,11 @@ def surname(number: int) -> str:
 
 def start_practices(
     root: Path, senders: int, nice: int
-) -> tuple[DaemonProcess, list[DaemonProcess]]:
-    receiver = DaemonProcess(root / "receiver", "Dr Rose Lefebvre").start()
+) -> tuple[PracticeProcess, list[PracticeProcess]]:
+    receiver = PracticeProcess(root / "receiver", "Dr Rose Lefebvre").start()
     team = []
     for number in range(senders):
-        sender = DaemonProcess(root / f"s{number}", f"Dr {surname(number)}").start()
+        sender = PracticeProcess(root / f"s{number}", f"Dr {surname(number)}").start()
         os.setpriority(os.PRIO_PROCESS, sender.pid, nice)
         sender.trust(receiver)
         receiver.trust(sender)
@@ -121,7 +121,7 @@ def start_practices(
 
 
 def send_all(
-    sender: DaemonProcess, receiver: DaemonProcess, folder: Path, letters: int
+    sender: PracticeProcess, receiver: PracticeProcess, folder: Path, letters: int
 ) -> list[str]:
     ids = []
     for number in range(letters):
@@ -131,7 +131,7 @@ def send_all(
     return ids
 
 
-def delivered(sender: DaemonProcess, ids: list[str]) -> bool:
+def delivered(sender: PracticeProcess, ids: list[str]) -> bool:
     states = {entry["id"]: entry["state"] for entry in sender.client.get("/v1/outbox")}
     return all(states.get(doc_id) == "delivered" for doc_id in ids)
 
@@ -148,7 +148,11 @@ class Storm:
 
 
 def storm(
-    receiver: DaemonProcess, team: list[DaemonProcess], folder: Path, letters: int, timeout: float
+    receiver: PracticeProcess,
+    team: list[PracticeProcess],
+    folder: Path,
+    letters: int,
+    timeout: float,
 ) -> Storm:
     probe = Probe(receiver)
     time.sleep(0.5)  # the probe process is up before the first letter

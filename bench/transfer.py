@@ -94,13 +94,6 @@ POLL_LARGE = 0.02  # 1 GiB: a poll costs the sender ~0.4 ms of CPU; ≤ 1 % of t
 HOST = "127.0.0.1"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def label(size: int) -> str:
     return LABELS.get(size, f"{size} B")
 
@@ -180,7 +173,10 @@ class Daemon(harness.DaemonProcess):
 
     def __init__(self, root: Path, name: str, env: dict[str, str]) -> None:
         super().__init__(
-            root / name, listen=f"{HOST}:{free_port()}", log=root / f"{name}.log", env=env
+            root / name,
+            listen=f"{HOST}:{harness.free_port(HOST)}",
+            log=root / f"{name}.log",
+            env=env,
         )
         self.name = name
         harness.prepare_home(self.home, f"Dr {name.title()} Bench", env=env)
@@ -505,7 +501,7 @@ def _wait_port(port: int) -> None:
 def _relays(work: Path) -> Iterator[list[str]]:
     """A mailbox and a transit relay on 127.0.0.1; the wormhole base arguments."""
     twist = str(Path(sys.executable).parent / "twist")
-    mailbox, transit = free_port(), free_port()
+    mailbox, transit = harness.free_port(HOST), harness.free_port(HOST)
     procs = []
     with open(work / "relays.log", "wb") as out:
         for command in (

@@ -2,10 +2,11 @@
 
 The one harness for a daemon in a process of its own: ``pli demo`` runs its
 two practices with it, and so do the tests that stop, kill or isolate daemons
-(``tests/p2p/procs.py``, the CLI, flow and namespace tests) and the
-benchmarks. Readiness is the daemon's own word: with ``--json`` it prints one
-line, ``{"event": "ready", "port": ..., "fingerprint": ...}``, once its peer
-port and its local API are both open, so nothing polls.
+and the benchmarks (through ``cli/practice.py``'s ``PracticeProcess``, the
+CLI, flow and namespace tests' own subclasses, and bench/transfer.py).
+Readiness is the daemon's own word: with ``--json`` it prints one line,
+``{"event": "ready", "port": ..., "fingerprint": ...}``, once its peer port
+and its local API are both open, so nothing polls.
 
 The daemon's log (stderr) goes to a file beside the home; its stdout stays a
 pipe held by this object until ``stop`` (the ready line is all it prints).
@@ -21,6 +22,7 @@ import json
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,6 +55,14 @@ class DaemonNotReady(PliError):
     def __init__(self, message: str, *, exited: bool = False) -> None:
         super().__init__(message)
         self.exited = exited
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` now (for a daemon that must come back at the same port)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def pli_command(home: Path, *args: str) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .procs import DaemonProcess, kill_all, wait_until
+from p2p.cli.practice import PracticeProcess, kill_all, wait_until
 
 BIG = 200 * 1024 * 1024
 
@@ -32,9 +32,9 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def practices(tmp_path: Path) -> Iterator[tuple[DaemonProcess, DaemonProcess]]:
-    a = DaemonProcess(tmp_path / "a", "Dr Alice Martin").start()
-    b = DaemonProcess(tmp_path / "b", "Dr Bob Durand").start()
+def practices(tmp_path: Path) -> Iterator[tuple[PracticeProcess, PracticeProcess]]:
+    a = PracticeProcess(tmp_path / "a", "Dr Alice Martin").start()
+    b = PracticeProcess(tmp_path / "b", "Dr Bob Durand").start()
     a.trust(b)
     b.trust(a)
     yield a, b
@@ -51,7 +51,7 @@ def sha256(path: Path) -> bytes:
     return digest.digest()
 
 
-def exported_hash(daemon: DaemonProcess, doc_id: str) -> bytes:
+def exported_hash(daemon: PracticeProcess, doc_id: str) -> bytes:
     digest = hashlib.sha256()
     with daemon.client.download(f"/v1/documents/{doc_id}/files/0") as chunks:
         for chunk in chunks:
@@ -59,7 +59,9 @@ def exported_hash(daemon: DaemonProcess, doc_id: str) -> bytes:
     return digest.digest()
 
 
-def test_200mb_both_ways(practices: tuple[DaemonProcess, DaemonProcess], big_file: Path) -> None:
+def test_200mb_both_ways(
+    practices: tuple[PracticeProcess, PracticeProcess], big_file: Path
+) -> None:
     a, b = practices
     for sender, recipient in ((a, b), (b, a)):
         doc_id = sender.send(recipient, big_file)
@@ -71,7 +73,7 @@ def test_200mb_both_ways(practices: tuple[DaemonProcess, DaemonProcess], big_fil
 
 
 def test_receiver_killed_mid_transfer_resumes(
-    practices: tuple[DaemonProcess, DaemonProcess], big_file: Path
+    practices: tuple[PracticeProcess, PracticeProcess], big_file: Path
 ) -> None:
     a, b = practices
     doc_id = a.send(b, big_file)
@@ -95,7 +97,7 @@ def test_receiver_killed_mid_transfer_resumes(
 
 
 def test_sender_killed_right_after_queueing(
-    practices: tuple[DaemonProcess, DaemonProcess], tmp_path: Path
+    practices: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
 ) -> None:
     a, b = practices
     letter = tmp_path / "lettre.txt"
@@ -109,7 +111,7 @@ def test_sender_killed_right_after_queueing(
 
 
 def test_receiver_down_then_back(
-    practices: tuple[DaemonProcess, DaemonProcess], tmp_path: Path
+    practices: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
 ) -> None:
     a, b = practices
     b.identity()
@@ -125,10 +127,10 @@ def test_receiver_down_then_back(
 
 
 def test_unpaired_daemon_is_refused(
-    practices: tuple[DaemonProcess, DaemonProcess], tmp_path: Path
+    practices: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
 ) -> None:
     _a, b = practices
-    intruder = DaemonProcess(tmp_path / "c", "Dr Mallory").start()
+    intruder = PracticeProcess(tmp_path / "c", "Dr Mallory").start()
     try:
         intruder.trust(b)  # the intruder knows B's public card, B never paired with it
         letter = tmp_path / "spam.txt"

@@ -16,18 +16,18 @@ from pathlib import Path
 
 import pytest
 
+from p2p.cli.practice import PracticeProcess, kill_all, wait_until
 from protocol import limits
 
 from .flood import REFUSED, STALLED, close_all, flood, sources, still_open
-from .procs import DaemonProcess, kill_all, wait_until
 
 NOFILE = 256
 
 
 @pytest.fixture
-def pair_of_processes(tmp_path: Path) -> Iterator[tuple[DaemonProcess, DaemonProcess]]:
-    a = DaemonProcess(tmp_path / "a", "Dr Alice Martin")
-    b = DaemonProcess(tmp_path / "b", "Dr Bob Durand", nofile=NOFILE)
+def pair_of_processes(tmp_path: Path) -> Iterator[tuple[PracticeProcess, PracticeProcess]]:
+    a = PracticeProcess(tmp_path / "a", "Dr Alice Martin")
+    b = PracticeProcess(tmp_path / "b", "Dr Bob Durand", nofile=NOFILE)
     try:
         a.start()
         b.start()
@@ -38,7 +38,7 @@ def pair_of_processes(tmp_path: Path) -> Iterator[tuple[DaemonProcess, DaemonPro
         kill_all(a, b)
 
 
-def letters(a: DaemonProcess, b: DaemonProcess, folder: Path, count: int) -> list[str]:
+def letters(a: PracticeProcess, b: PracticeProcess, folder: Path, count: int) -> list[str]:
     folder.mkdir(exist_ok=True)
     sent = []
     for index in range(count):
@@ -48,25 +48,25 @@ def letters(a: DaemonProcess, b: DaemonProcess, folder: Path, count: int) -> lis
     return sent
 
 
-def all_delivered(a: DaemonProcess, doc_ids: list[str]) -> bool:
+def all_delivered(a: PracticeProcess, doc_ids: list[str]) -> bool:
     states = {e["id"]: e["state"] for e in a.client.get("/v1/outbox")}
     return all(states.get(doc_id) == "delivered" for doc_id in doc_ids)
 
 
-def api_answers(b: DaemonProcess) -> float:
+def api_answers(b: PracticeProcess) -> float:
     started = time.monotonic()
     assert b.client.get("/v1/status")
     return time.monotonic() - started
 
 
-def quiet_log(b: DaemonProcess) -> None:
+def quiet_log(b: PracticeProcess) -> None:
     text = b.logs()
     assert "Traceback" not in text
     assert len(text) < 20_000, f"{len(text)} bytes of log"
 
 
 def test_refused_requests_from_one_address_leave_nothing_open(
-    pair_of_processes: tuple[DaemonProcess, DaemonProcess], tmp_path: Path
+    pair_of_processes: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
 ) -> None:
     a, b = pair_of_processes
     baseline = b.open_fds()
@@ -85,7 +85,7 @@ def test_refused_requests_from_one_address_leave_nothing_open(
 
 
 def test_a_flood_from_many_addresses_stays_under_the_descriptor_limit(
-    pair_of_processes: tuple[DaemonProcess, DaemonProcess], tmp_path: Path
+    pair_of_processes: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
 ) -> None:
     a, b = pair_of_processes
     first = letters(a, b, tmp_path / "before", 1)

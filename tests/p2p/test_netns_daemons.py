@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from p2p.cli.client import Client
+from p2p.cli.practice import wait_until
 from p2p.daemon import harness
 
 from . import netns
 from .netns import Lan, Namespace
-from .procs import wait_until
 
 netns_lan = netns.netns_lan
 pytestmark = [pytest.mark.netns, pytest.mark.slow]

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from p2p.cli.practice import PracticeProcess, kill_all, wait_until
 from p2p.errors import ConfigError
 from p2p.storage.files import private_home
 from p2p.storage.store import Store
 
 from .clirun import no_ambient_home, run  # noqa: F401 - the fixture is autouse
-from .procs import DaemonProcess, kill_all, wait_until
 
 
 @pytest.fixture
@@ -53,10 +53,10 @@ def test_daemons_started_with_umask_022_keep_every_file_private(
     for home in homes:
         home.mkdir(mode=0o755)  # as `mkdir` in a shell makes it
         home.chmod(0o755)
-    a = DaemonProcess(homes[0], "Dr Alice Martin")  # `pli init` makes the home private ...
+    a = PracticeProcess(homes[0], "Dr Alice Martin")  # `pli init` makes the home private ...
     homes[0].chmod(0o755)  # ... opened again by hand: the daemon closes it
     a.start()
-    b = DaemonProcess(homes[1], "Dr Bob Durand").start()
+    b = PracticeProcess(homes[1], "Dr Bob Durand").start()
     try:
         a.trust(b)
         b.trust(a)

@@ -16,11 +16,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from p2p.daemon.harness import free_port
 from p2p.net.transport import REVOKE_PATH
 from protocol import IdentityKey, Revocation, limits
 
 from .conftest import Running, pair, start_daemon, wait_for
-from .procs import free_port
 from .test_exchange import delivered, send_file
 
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from .procs import DaemonProcess, kill_all, wait_until
+from p2p.cli.practice import PracticeProcess, kill_all, wait_until
 
 
 @pytest.fixture
-def three(tmp_path: Path) -> Iterator[tuple[DaemonProcess, DaemonProcess, DaemonProcess]]:
-    nodes = [DaemonProcess(tmp_path / name, f"Dr {name.upper()}") for name in "abc"]
+def three(tmp_path: Path) -> Iterator[tuple[PracticeProcess, PracticeProcess, PracticeProcess]]:
+    nodes = [PracticeProcess(tmp_path / name, f"Dr {name.upper()}") for name in "abc"]
     try:
         for node in nodes:
             node.start()
@@ -35,7 +35,7 @@ def three(tmp_path: Path) -> Iterator[tuple[DaemonProcess, DaemonProcess, Daemon
         kill_all(*nodes)
 
 
-def revoked(node: DaemonProcess, who: DaemonProcess) -> bool:
+def revoked(node: PracticeProcess, who: PracticeProcess) -> bool:
     peer_id = who.identity()["peer_id"]
     return any(row["peer_id"] == peer_id for row in node.client.get("/v1/revocations"))
 
@@ -48,7 +48,7 @@ def pli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_certificate_pushed_to_one_peer_reaches_all_and_the_old_key_is_refused(
-    three: tuple[DaemonProcess, DaemonProcess, DaemonProcess], tmp_path: Path
+    three: tuple[PracticeProcess, PracticeProcess, PracticeProcess], tmp_path: Path
 ) -> None:
     a, b, c = three
     letter = tmp_path / "lettre.txt"
@@ -94,7 +94,7 @@ def test_certificate_pushed_to_one_peer_reaches_all_and_the_old_key_is_refused(
 
 
 def test_revoke_yes_on_the_machine_itself_tells_its_peers(
-    three: tuple[DaemonProcess, DaemonProcess, DaemonProcess],
+    three: tuple[PracticeProcess, PracticeProcess, PracticeProcess],
 ) -> None:
     a, b, c = three
     result = pli(a.home, "revoke", "--yes")
@@ -107,7 +107,7 @@ def test_revoke_yes_on_the_machine_itself_tells_its_peers(
 
 
 def test_an_altered_certificate_is_refused_and_nothing_is_sent(
-    three: tuple[DaemonProcess, DaemonProcess, DaemonProcess], tmp_path: Path
+    three: tuple[PracticeProcess, PracticeProcess, PracticeProcess], tmp_path: Path
 ) -> None:
     a, b, _c = three
     text = (a.home / "revocation-certificate.txt").read_text()

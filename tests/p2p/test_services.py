@@ -14,13 +14,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from p2p.cli.practice import PracticeProcess
 from p2p.errors import ConfigError, KeystoreError, StorageError
 from p2p.storage import config, keystore
 from p2p.storage.store import SCHEMA_VERSION, Store
 from protocol import limits
 
 from .conftest import Running, pair, start_daemon, wait_for
-from .procs import DaemonProcess
 
 # --- config ----------------------------------------------------------------------
 
@@ -232,7 +232,7 @@ def test_sigterm_stops_cleanly_and_systemd_is_notified(tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
         listener.bind(str(notify))
         listener.settimeout(20)
-        practice = DaemonProcess(tmp_path / "a", "Dr Alice Martin")
+        practice = PracticeProcess(tmp_path / "a", "Dr Alice Martin")
         os.environ["NOTIFY_SOCKET"] = str(notify)
         try:
             practice.start()

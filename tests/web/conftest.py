@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.p2p.procs import DaemonProcess, kill_all, wait_until
+from p2p.cli.practice import PracticeProcess, kill_all, wait_until
 from tests.web.visitor import Visitor
 
 T = TypeVar("T")
@@ -30,7 +30,7 @@ def off_loop(work: Callable[..., T], *args: Any) -> T:
 
 @dataclass
 class Practice:
-    daemon: DaemonProcess
+    daemon: PracticeProcess
 
     def link(self) -> str:
         """A fresh one-time login link, as ``pli open --no-browser`` gets it."""
@@ -55,8 +55,8 @@ class Practice:
 def practices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Practice, Practice]]:
     """The GP (Dr Martin) and the cardiologist (Dr Durand), paired."""
     root: Path = tmp_path_factory.mktemp("web")
-    gp = DaemonProcess(root / "gp", "Dr Martin").start()
-    cardio = DaemonProcess(root / "cardio", "Dr Durand").start()
+    gp = PracticeProcess(root / "gp", "Dr Martin").start()
+    cardio = PracticeProcess(root / "cardio", "Dr Durand").start()
     try:
         gp.trust(cardio)
         cardio.trust(gp)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from p2p.cli.client import UnixHTTPConnection
-from tests.p2p.procs import DaemonProcess, wait_until
+from p2p.cli.practice import PracticeProcess, wait_until
 from tests.web.conftest import Practice, delivered
 from tests.web.files import HOSTILE_HTML, HOSTILE_NAME, HOSTILE_SVG, pdf, png
 from tests.web.visitor import Visitor
@@ -187,7 +187,7 @@ def test_a_waiting_document_can_be_retried_or_cancelled(
     practices: tuple[Practice, Practice], tmp_path: Path
 ) -> None:
     gp, _ = practices
-    away = DaemonProcess(tmp_path / "away", "Dr Absent").start()
+    away = PracticeProcess(tmp_path / "away", "Dr Absent").start()
     gp.daemon.trust(away)
     away.trust(gp.daemon)
     away.stop()  # paired, then gone: what the GP sends waits in the outbox

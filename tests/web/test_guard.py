@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from p2p.cli.practice import PracticeProcess, kill_all
+from p2p.daemon.harness import free_port
 from p2p.daemon.weblinks import LoginLinks, PageNotRunning
 from p2p.errors import ConfigError
 from p2p.storage import config
 from p2p.web.guard import CSP, Sessions
-from tests.p2p.procs import DaemonProcess, free_port, kill_all
 from tests.web.conftest import Practice
 from tests.web.visitor import Visitor
 
@@ -195,7 +196,7 @@ def test_a_taken_page_port_leaves_the_daemon_running(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", port))
         taken.listen()
-        daemon = DaemonProcess(tmp_path / "a", "Dr A", web_listen=f"127.0.0.1:{port}").start()
+        daemon = PracticeProcess(tmp_path / "a", "Dr A", web_listen=f"127.0.0.1:{port}").start()
         try:
             assert daemon.client.get("/v1/status")["name"] == "Dr A"
             shown = daemon.pli("open", "--no-browser", check=False)

@@ -127,7 +127,10 @@ BAD_SEALED_KEYS: dict[str, Damage] = {
     "salt-missing": _edit_keys(lambda d: d["kdf"].pop("salt")),
     "nonce-cut": _edit_keys(lambda d: d.update(nonce=d["nonce"][:10])),
     "sealed-missing": _edit_keys(lambda d: d.pop("sealed")),
-    "sealed-altered": _edit_keys(lambda d: d.update(sealed="00" + d["sealed"][2:])),
+    # The first byte flipped (setting it to 00 left it unchanged once in 256 runs).
+    "sealed-altered": _edit_keys(
+        lambda d: d.update(sealed=f"{int(d['sealed'][:2], 16) ^ 0xFF:02x}{d['sealed'][2:]}")
+    ),
 }
 
 CASES = [

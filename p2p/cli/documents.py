@@ -109,6 +109,32 @@ def prescribe(  # noqa: PLR0917 - click passes each option as an argument
     page with a QR code that `pli verify` checks.
     """
     from p2p.documents import prescription
+
+    order, metadata = _order(
+        state, patient, items, note=note, rpps=rpps, recipient_rpps=recipient_rpps
+    )
+    with private_file(prescription.file_name(order), prescription.to_bytes(order)) as path:
+        files = [{"path": str(path), "name": path.name, "type": prescription.MEDIA_TYPE}]
+        send_document(
+            state, peer, "prescription", metadata, files, in_reply_to=in_reply_to, wait=wait
+        )
+    if not state.json:
+        count = f"{len(items)} item{'s' if len(items) > 1 else ''}"
+        name = metadata.get("patient_name", "")
+        state.out.line(f"Prescription {order['id']} for {clean(name)}: {count}.")
+
+
+def _order(
+    state: State,
+    patient: Patient,
+    items: tuple[str, ...],
+    *,
+    note: str,
+    rpps: str | None,
+    recipient_rpps: str | None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The prescription from the options, checked, and the envelope's metadata for it."""
+    from p2p.documents import prescription
     from p2p.documents.clinical import check_text, clinical_metadata
 
     if not (patient["patient_name"] or patient["family_name"]):
@@ -127,15 +153,7 @@ def prescribe(  # noqa: PLR0917 - click passes each option as an argument
         author_rpps=prescriber["rpps"],
         prescription_id=order["id"],
     )
-    with private_file(prescription.file_name(order), prescription.to_bytes(order)) as path:
-        files = [{"path": str(path), "name": path.name, "type": prescription.MEDIA_TYPE}]
-        send_document(
-            state, peer, "prescription", metadata, files, in_reply_to=in_reply_to, wait=wait
-        )
-    if not state.json:
-        count = f"{len(lines)} item{'s' if len(lines) > 1 else ''}"
-        name = metadata.get("patient_name", "")
-        state.out.line(f"Prescription {order['id']} for {clean(name)}: {count}.")
+    return order, metadata
 
 
 def _prescriber(state: State, rpps: str | None) -> dict[str, str]:

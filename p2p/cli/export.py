@@ -79,24 +79,9 @@ def export_document(client: Client, doc: str, target: Path) -> Exported:
                 result.files.append(write_new_file(target, name, checked))
         if result.kind == "prescription":
             result.page = _write_page(target, proof, entries, result)
-        sidecar = {
-            "pli_export": SIDECAR_VERSION,
-            "exported_at": int(time.time()),
-            "document": info,
-            "receipts": receipts,
-            "evidence": {
-                "evidence": proof["evidence"],
-                "signer_fingerprint": proof["signer_fingerprint"],
-                "files": proof["files"],
-            },
-            "files": [
-                {"index": i, "name": entry.get("name"), "saved_as": path.name, "sha256": sha}
-                for i, (entry, path, sha) in enumerate(
-                    zip(entries, result.files, signed, strict=True)
-                )
-            ],
-            "page": result.page.name if result.page else None,
-        }
+        sidecar = _sidecar(
+            info, receipts=receipts, proof=proof, entries=entries, result=result, signed=signed
+        )
         first = result.files[0].name if result.files else f"document-{doc_id[:12]}"
         data = json.dumps(sidecar, ensure_ascii=False, indent=1).encode("utf-8")
         result.sidecar = write_new_file(target, f"{first}{SIDECAR_SUFFIX}", [data])
@@ -108,6 +93,34 @@ def export_document(client: Client, doc: str, target: Path) -> Exported:
     if info.get("direction") == "in":
         mark_exported(client, doc_id)
     return result
+
+
+def _sidecar(
+    info: dict[str, Any],
+    *,
+    receipts: Any,
+    proof: dict[str, Any],
+    entries: list[dict[str, Any]],
+    result: Exported,
+    signed: list[str],
+) -> dict[str, Any]:
+    """The ``.pli.json`` beside the exported files: the document, receipts, proof, names."""
+    return {
+        "pli_export": SIDECAR_VERSION,
+        "exported_at": int(time.time()),
+        "document": info,
+        "receipts": receipts,
+        "evidence": {
+            "evidence": proof["evidence"],
+            "signer_fingerprint": proof["signer_fingerprint"],
+            "files": proof["files"],
+        },
+        "files": [
+            {"index": i, "name": entry.get("name"), "saved_as": path.name, "sha256": sha}
+            for i, (entry, path, sha) in enumerate(zip(entries, result.files, signed, strict=True))
+        ],
+        "page": result.page.name if result.page else None,
+    }
 
 
 def _checked(chunks: Iterable[bytes], expected: int, sha256: str, name: str) -> Iterator[bytes]:

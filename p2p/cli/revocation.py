@@ -212,7 +212,16 @@ async def _lan_daemons(home: Path) -> list[str]:
 
 
 def _direct(state: State, revocation: Revocation, addresses: list[str]) -> list[dict[str, Any]]:
+    """Push the statement from here (no daemon) to ``addresses`` and the LAN's daemons."""
     import asyncio
+
+    from p2p.errors import BadInput
+
+    if not addresses and not _lan_possible(state):
+        raise BadInput(
+            "Say where to send it: --address HOST:PORT for each colleague's pli (this "
+            "home's settings turn off looking for pli daemons on the local network)."
+        )
 
     async def run() -> list[dict[str, Any]]:
         targets = list(dict.fromkeys([*addresses, *await _lan_daemons(state.home)]))
@@ -249,7 +258,7 @@ def revoke(state: State, certificate_file: Path | None, addresses: tuple[str, ..
     identity and no daemon: the statement is pushed directly. With --yes (on the
     machine itself, e.g. when a colleague leaves) the running daemon signs it.
     """
-    from p2p.errors import BadInput, DaemonNotRunning, PliError
+    from p2p.errors import DaemonNotRunning
 
     if (certificate_file is None) == (not yes):
         raise click.UsageError("Give either --certificate FILE or --yes (not both).")
@@ -263,25 +272,34 @@ def revoke(state: State, certificate_file: Path | None, addresses: tuple[str, ..
         )
     revocation = None if yes else _read_certificate(certificate_file)  # type: ignore[arg-type]
     if via_daemon:
-        body: dict[str, Any] = {"addresses": checked}
-        body.update({"self": True} if revocation is None else {"statement": revocation.to_text()})
-        answer = state.client.post("/v1/revocations", body)
-        fingerprint, pushed = str(answer["fingerprint"]), list(answer["pushed"])
+        fingerprint, pushed = _through_daemon(state, revocation, checked)
+        _report(state, fingerprint, pushed, via_daemon=True, own=yes)
     else:
         assert revocation is not None
-        if not checked and not _lan_possible(state):
-            raise BadInput(
-                "Say where to send it: --address HOST:PORT for each colleague's pli (this "
-                "home's settings turn off looking for pli daemons on the local network)."
-            )
-        fingerprint = revocation.peer_id.fingerprint
-        pushed = _direct(state, revocation, checked)
-    _report(state, fingerprint, pushed, via_daemon=via_daemon, own=yes)
-    if not via_daemon and not any(p["result"] in ("stored", "known") for p in pushed):
+        _from_here(state, revocation, checked)
+
+
+def _from_here(state: State, revocation: Revocation, addresses: list[str]) -> None:
+    """No daemon: push the certificate's statement directly, report, fail if nobody heard."""
+    from p2p.errors import PliError
+
+    pushed = _direct(state, revocation, addresses)
+    _report(state, revocation.peer_id.fingerprint, pushed, via_daemon=False, own=False)
+    if not any(p["result"] in ("stored", "known") for p in pushed):
         raise PliError(
             "No pli answered, so nobody was told yet. Check the addresses (host:port of each "
             "colleague's pli) and the network, then run the same command again."
         )
+
+
+def _through_daemon(
+    state: State, revocation: Revocation | None, addresses: list[str]
+) -> tuple[str, list[dict[str, Any]]]:
+    """The running daemon learns and pushes the statement (``None``: it signs its own)."""
+    body: dict[str, Any] = {"addresses": addresses}
+    body.update({"self": True} if revocation is None else {"statement": revocation.to_text()})
+    answer = state.client.post("/v1/revocations", body)
+    return str(answer["fingerprint"]), list(answer["pushed"])
 
 
 def _lan_possible(state: State) -> bool:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from p2p.daemon.core import Daemon, Started
     from p2p.daemon.process import LocalApi
     from p2p.storage.keystore import Keys
+    from protocol import LocalIdentity
 
 
 def _passphrase() -> str | None:
@@ -119,9 +120,7 @@ def _report_created(
 @click.pass_obj
 def id_(state: State, card: bool, revocation: bool) -> None:
     """Show this practice's name, profile and fingerprint (no daemon needed)."""
-    import base64
-
-    from p2p.storage.config import display_name, load, load_profile, own_card
+    from p2p.storage.config import display_name, load_profile
 
     home = state.home
     keys = _load_keys(home)
@@ -132,15 +131,29 @@ def id_(state: State, card: bool, revocation: bool) -> None:
         from p2p.cli.revocation import show_certificate
 
         show_certificate(state, keys, name)
-        return
-    if card:
-        wire = own_card(me, profile, load(home).advertise_addresses).sign(me.identity)
-        encoded = base64.b64encode(wire).decode()
-        if state.json:
-            state.out.emit({"card": encoded})
-        else:
-            state.out.line(encoded)
-        return
+    elif card:
+        _print_card(state, me, profile)
+    else:
+        _print_identity(state, me, profile, name)
+
+
+def _print_card(state: State, me: LocalIdentity, profile: dict[str, Any]) -> None:
+    """This practice's signed profile card, base64 (``pli id --card``)."""
+    import base64
+
+    from p2p.storage.config import load, own_card
+
+    wire = own_card(me, profile, load(state.home).advertise_addresses).sign(me.identity)
+    encoded = base64.b64encode(wire).decode()
+    if state.json:
+        state.out.emit({"card": encoded})
+    else:
+        state.out.line(encoded)
+
+
+def _print_identity(state: State, me: LocalIdentity, profile: dict[str, Any], name: str) -> None:
+    """Name, profile, fingerprint and home, as fields or one JSON object."""
+    home = state.home
     info = {
         "name": name,
         "profession": str(profile.get("profession", "")),

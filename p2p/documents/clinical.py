@@ -189,6 +189,35 @@ def _check_ins_traits(ins: str, sex: str, birthdate: str) -> None:
         )
 
 
+def _patient_names(
+    patient_name: str | None, family_name: str | None, given_names: str | None
+) -> dict[str, str]:
+    """``patient_name`` and, when known, ``patient_family_name`` / ``patient_given_names``.
+
+    ``"FAMILY, Given"`` fills both parts; they must then agree with the parts given
+    on their own. Empty values are left for the caller to drop.
+    """
+    meta: dict[str, str] = {}
+    family = check_text(family_name, "patient's family name") if family_name else ""
+    given = check_text(given_names, "patient's given names") if given_names else ""
+    if patient_name is not None:
+        name = check_text(patient_name, "patient's name")
+        split = split_patient_name(name)
+        if split is not None:
+            if (family and family != split[0]) or (given and given != split[1]):
+                raise BadInput(
+                    "--patient-name and --patient-family-name / --patient-given-names "
+                    "disagree: give the name once."
+                )
+            family, given = split
+        meta["patient_name"] = name if split is None else ""
+    if family or given:
+        meta["patient_family_name"] = family
+        meta["patient_given_names"] = given
+        meta["patient_name"] = meta.get("patient_name") or f"{family.upper()} {given}".strip()
+    return meta
+
+
 def clinical_metadata(
     *,
     subject: str | None = None,
@@ -210,23 +239,7 @@ def clinical_metadata(
     meta: dict[str, str] = {}
     if subject is not None:
         meta["subject"] = check_text(subject, "subject")
-    family = check_text(family_name, "patient's family name") if family_name else ""
-    given = check_text(given_names, "patient's given names") if given_names else ""
-    if patient_name is not None:
-        name = check_text(patient_name, "patient's name")
-        split = split_patient_name(name)
-        if split is not None:
-            if (family and family != split[0]) or (given and given != split[1]):
-                raise BadInput(
-                    "--patient-name and --patient-family-name / --patient-given-names "
-                    "disagree: give the name once."
-                )
-            family, given = split
-        meta["patient_name"] = name if split is None else ""
-    if family or given:
-        meta["patient_family_name"] = family
-        meta["patient_given_names"] = given
-        meta["patient_name"] = meta.get("patient_name") or f"{family.upper()} {given}".strip()
+    meta.update(_patient_names(patient_name, family_name, given_names))
     if birthdate is not None:
         meta["patient_birthdate"] = check_birthdate(birthdate, today=today)
     if sex is not None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from p2p.cli.demo import tiny_pdf
+from p2p.cli.demo_parts import tiny_pdf
 from p2p.documents import prescription
 from p2p.documents.clinical import check_sex, clinical_metadata
 from protocol import (

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from p2p.cli.demo import tiny_pdf
+from p2p.cli.demo_parts import tiny_pdf
 from p2p.daemon import harness
 
 pytestmark = pytest.mark.slow

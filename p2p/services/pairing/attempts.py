@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import logging
 import secrets
@@ -112,21 +113,9 @@ class PairingStatus:
     reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready, for the local API."""
-        return {
-            "id": self.id,
-            "kind": str(self.kind),
-            "role": str(self.role),
-            "state": str(self.state),
-            "nameplate": self.nameplate,
-            "expires_at": self.expires_at,
-            "sas": self.sas,
-            "peer_name": self.peer_name,
-            "fingerprint": self.fingerprint,
-            "peer_id": self.peer_id,
-            "message": self.message,
-            "reason": self.reason,
-        }
+        """JSON-ready, for the local API: every field, in order, the enums as strings."""
+        values = ((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))
+        return {name: str(v) if isinstance(v, enum.Enum) else v for name, v in values}
 
 
 class Attempt:

@@ -79,7 +79,7 @@ async def start_to_seen(root: Path) -> tuple[float, float]:
         connected = await until(
             lambda: b.transport.channel(a_id) is not None or a.transport.channel(b_id) is not None
         )
-        seen = await until(lambda: a_hex in b._seen and b_hex in a._seen)
+        seen = await until(lambda: a_hex in b.dialler.seen and b_hex in a.dialler.seen)
         return seen - began, connected - began
     finally:
         await stop(a, a_task)

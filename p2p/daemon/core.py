@@ -5,6 +5,11 @@ Services never call each other: what one learns reaches another through here
 to the outbox sender waiting for it). ``Daemon.run`` runs everything in one
 TaskGroup until ``stop()`` (SIGTERM / SIGINT: ``process.py``); state on disk is
 consistent at every instant, so a stop, clean or not, loses nothing.
+
+Size (~430 lines): ``Daemon`` is the wiring, and every arrow between two
+services is one of its methods here, so that the whole graph reads in one file.
+What is not wiring lives beside it: how a peer is dialled (``dialling.py``),
+pairing's steps for the API (``pairing.py``), the process (``process.py``).
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from p2p.daemon.bus import EventBus
+from p2p.daemon.dialling import Dialler
 from p2p.daemon.weblinks import LoginLinks
 from p2p.documents import peer_names as naming
-from p2p.errors import BadInput, NotPaired, PeerUnreachable, PliError, StorageError
+from p2p.errors import BadInput, NotPaired, PliError, StorageError
 from p2p.events import PeerGone, PeerSeen
-from p2p.net import addresses
 from p2p.net.transport import Channel, ChannelClosed, Transport
 from p2p.ratelimit import TokenBucket
 from p2p.services.archive import Archive
@@ -100,13 +105,12 @@ class Daemon:
             on_pairing=self.pairing.serve, on_revocation=self._on_revocation,
             handshake_deadline=config.handshake_deadline,
         )  # fmt: skip
+        self.dialler = Dialler(config, self.store, self.transport, self.paired_peer)
         self.revocations = RevocationService(
-            self.store, self.me, apply=self._revoked, addresses=self._peer_addresses,
+            self.store, self.me, apply=self._revoked, addresses=self.dialler.plan,
             push=self.transport.push_revocation,
         )  # fmt: skip
         self.discovery: Discovery | None = None  # started with the transport, if enabled
-        self._seen: dict[str, str] = {}  # peer id -> address announced on the LAN (a hint)
-        self._background: set[asyncio.Task[None]] = set()
         self.events = EventBus()  # GET /v1/events: the page, scripts, follow modes
         self.web_links = LoginLinks()  # pli open
         self.uploads = Uploads(config.home / "uploads", limits.MAX_DOCUMENT_SIZE)
@@ -115,7 +119,7 @@ class Daemon:
         self.inbox = Inbox(self.store, self.layout, self.me, self._check_sender,
                            quota=self.quota, on_event=self.events.publish)  # fmt: skip
         self.outbox = Outbox(
-            self.store, self.layout, self.me, self._connect,
+            self.store, self.layout, self.me, self.dialler.connect,
             retry_min=config.retry_min, retry_max=config.retry_max, on_event=self.events.publish,
         )  # fmt: skip
         self.peers = PeerDirectory(self.store, self.online, self._known_me, self.events.publish)
@@ -192,8 +196,7 @@ class Daemon:
         except* PliError as failed:  # e.g. discovery on an interface that went away since load
             raise _first(failed) from None
         finally:
-            for task in list(self._background):
-                task.cancel()
+            self.dialler.close()
             await self.revocations.close()
             await self.pairing.close()
             if self.discovery is not None:
@@ -235,37 +238,6 @@ class Daemon:
             raise AuthenticationFailed("sender is not a paired peer")
 
     # --- connections ----------------------------------------------------------------------
-
-    async def _connect(self, peer_hex: str) -> Channel:
-        peer_id = PeerId(bytes.fromhex(peer_hex))
-        existing = self.transport.channel(peer_id)
-        if existing is not None:
-            return existing
-        row = self.paired_peer(peer_id)
-        if row is None:
-            raise PeerUnreachable("This peer is no longer paired.")
-        loopback = self._on_loopback()
-        plan = addresses.dial_plan(self._seen.get(peer_hex), row.addresses,
-                                   _card_addresses(row.card), loopback=loopback)  # fmt: skip
-        if not plan:
-            raise PeerUnreachable("No address pli may dial is known for this peer yet.")
-        errors = []
-        for address in plan:
-            target = await addresses.resolve(address, loopback=loopback)
-            if target is None:
-                errors.append(f"{address} is not an address pli dials.")
-                continue
-            try:
-                return await self.transport.connect(peer_id, target)
-            except PeerUnreachable as exc:
-                errors.append(exc.message)
-        raise PeerUnreachable(" ".join(errors))
-
-    def _on_loopback(self) -> bool:
-        """Peers on loopback are dialled only by a daemon that listens there itself."""
-        with contextlib.suppress(ValueError):
-            return ipaddress.ip_address(self.config.listen_host).is_loopback
-        return False
 
     async def _serve_channel(self, channel: Channel) -> None:
         """Route what a peer sends: offers and bulk to the inbox, replies to the outbox."""
@@ -331,24 +303,13 @@ class Daemon:
     def _discovered(self, event: object) -> None:
         """A LAN announcement is a hint where to dial; the handshake proves who answers."""
         if isinstance(event, PeerSeen):
-            if self._seen.get(event.peer_id) != event.address:
-                self._seen[event.peer_id] = event.address
+            if self.dialler.seen.get(event.peer_id) != event.address:
+                self.dialler.seen[event.peer_id] = event.address
                 self.outbox.wake(event.peer_id)
                 self.revocations.peer_back(event.peer_id)
-                self._connect_soon(event.peer_id)
+                self.dialler.connect_soon(event.peer_id)
         elif isinstance(event, PeerGone):
-            self._seen.pop(event.peer_id, None)
-
-    def _connect_soon(self, peer_hex: str) -> None:
-        """Open the session now, so the next letter to this peer leaves at once."""
-
-        async def connect() -> None:
-            with contextlib.suppress(PeerUnreachable, ConnectionError):
-                await self._connect(peer_hex)
-
-        task = asyncio.create_task(connect())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+            self.dialler.seen.pop(event.peer_id, None)
 
     async def _invitation_changed(self, nameplate: str | None) -> None:
         if self.discovery is not None and self.discovery.running:
@@ -406,10 +367,7 @@ class Daemon:
         """Forget the paired peer named ``text``: nothing more goes to or comes from it."""
         row = self.peers.find(text)
         cancelled = await asyncio.to_thread(self.store.remove_peer, row.peer_id, CANCELLED_REMOVED)
-        await self.transport.disconnect(PeerId(bytes.fromhex(row.peer_id)))
-        self._seen.pop(row.peer_id, None)
-        if self.discovery is not None:
-            self.discovery.recheck()
+        await self._cut(PeerId(bytes.fromhex(row.peer_id)))
         log.info(
             "removed peer %s (%d queued document(s) cancelled)", row.fingerprint[:5], cancelled
         )
@@ -425,23 +383,17 @@ class Daemon:
 
     async def _revoked(self, revocation: Revocation) -> None:
         """A revocation was stored: cut that identity's session, forget where it was."""
-        peer_hex = revocation.peer_id.hex
         if revocation.identity == self.me.public:
             log.warning("this practice's own identity is revoked: make a new one (new home)")
             return
-        await self.transport.disconnect(revocation.peer_id)
-        self._seen.pop(peer_hex, None)
+        await self._cut(revocation.peer_id)
+
+    async def _cut(self, peer_id: PeerId) -> None:
+        """No session with this peer any more, no hint where it is; discovery rechecks."""
+        await self.transport.disconnect(peer_id)
+        self.dialler.seen.pop(peer_id.hex, None)
         if self.discovery is not None:
             self.discovery.recheck()
-
-    def _peer_addresses(self, peer_hex: str) -> list[str]:
-        """Where gossip may reach a peer: the same checked plan as for its letters."""
-        row = self.store.peer(peer_hex)
-        if row is None:
-            return []
-        card = _card_addresses(row.card)
-        seen = self._seen.get(peer_hex)
-        return addresses.dial_plan(seen, row.addresses, card, loopback=self._on_loopback())
 
     async def publish_revocation(
         self, revocation: Revocation, addresses: list[str]
@@ -509,11 +461,3 @@ def _first(group: BaseExceptionGroup[PliError]) -> PliError:
     """The first failure of a group, to show one sentence rather than a tree."""
     first = group.exceptions[0]
     return _first(first) if isinstance(first, BaseExceptionGroup) else first
-
-
-def _card_addresses(wire: bytes) -> tuple[str, ...]:
-    """The addresses the peer's stored signed card lists (none if it cannot be read)."""
-    try:
-        return ProfileCard.from_wire(wire).addresses
-    except RemoteProtocolError:
-        return ()

@@ -51,7 +51,7 @@ async def test_disk_full_during_a_transfer_is_refused_then_delivered(
     scan = tmp_path / "scan.bin"
     scan.write_bytes(os.urandom(8 * 1024 * 1024))
     release = asyncio.Event()
-    channel = await a.daemon._connect(b.daemon.me.peer_id.hex)
+    channel = await a.daemon.dialler.connect(b.daemon.me.peer_id.hex)
     real_send_bulk = channel.send_bulk
     frames = 0
 

@@ -23,7 +23,7 @@ from .conftest import Running, pair, start_daemon, wait_for
 async def card_update(m: Running, b: Running, name: str, seq_step: int) -> None:
     card = m.daemon.card()
     wire = dataclasses.replace(card, name=name, seq=card.seq + seq_step).sign(m.daemon.me.identity)
-    channel = await m.daemon._connect(b.daemon.me.peer_id.hex)
+    channel = await m.daemon.dialler.connect(b.daemon.me.peer_id.hex)
     await channel.send(messages.CardUpdate(wire))
 
 
@@ -58,7 +58,7 @@ async def test_the_refused_update_keeps_the_old_name(
     fingerprint = a.daemon.me.peer_id.fingerprint
     await card_update(m, b, fingerprint, 10)
     await card_update(m, b, "Dr Alice Martin", 11)
-    channel = await m.daemon._connect(b.daemon.me.peer_id.hex)
+    channel = await m.daemon.dialler.connect(b.daemon.me.peer_id.hex)
     await channel.send(messages.CardUpdate(m.daemon.signed_card()))  # an old one: a no-op
     await wait_for(lambda: "ignored a card update" in caplog.text and caplog.text.count(
         "ignored a card update") >= 2)  # fmt: skip

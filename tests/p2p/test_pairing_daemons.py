@@ -38,7 +38,7 @@ async def test_discover_pair_and_send(tmp_path: Path) -> None:
         assert [p.name for p in a.daemon.store.peers()] == ["Dr Bob Durand"]
         assert [p.name for p in b.daemon.store.peers()] == ["Dr Alice Martin"]
         # Each now recognises the other's hourly hint on the LAN.
-        await wait_for(lambda: b.daemon.me.peer_id.hex in a.daemon._seen, 10)
+        await wait_for(lambda: b.daemon.me.peer_id.hex in a.daemon.dialler.seen, 10)
         letter = tmp_path / "lettre.txt"
         letter.write_text("Cher confrère, merci pour votre avis.\n")
         doc_id = await send_file(b, a, letter, kind="letter")

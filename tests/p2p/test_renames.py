@@ -148,7 +148,7 @@ async def test_a_name_chosen_here_survives_card_updates(three: Three) -> None:
     assert b.daemon.peers.find("mallory (LABO)").peer_id == m_hex
     card = m.daemon.card()
     wire = dataclasses.replace(card, profession="Biologiste", seq=card.seq + 5)
-    channel = await m.daemon._connect(b.daemon.me.peer_id.hex)
+    channel = await m.daemon.dialler.connect(b.daemon.me.peer_id.hex)
     await channel.send(messages.CardUpdate(wire.sign(m.daemon.me.identity)))
     await wait_for(lambda: stored_card(b, m_hex).profession == "Biologiste")
     shown = await peer_json(b, m_hex)

@@ -22,8 +22,9 @@ from p2p.documents import clinical
 from p2p.errors import BadInput
 from p2p.web import guard
 from p2p.web.api import API, Api, ApiError
-from p2p.web.render import KINDS, lang_of, render
+from p2p.web.render import lang_of, render
 from p2p.web.words import word
+from protocol import KINDS
 
 FIELDS = ("recipient", "kind", "subject", "patient_name", "patient_birthdate", "patient_sex",
           "patient_ins", "in_reply_to")  # fmt: skip

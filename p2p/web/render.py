@@ -11,8 +11,7 @@ from aiohttp import web
 from p2p.web import guard
 from p2p.web.api import API, ApiError
 from p2p.web.words import LANGS, word
-
-KINDS = ("letter", "prescription", "report", "file")
+from protocol import KINDS  # the one list of document kinds (the envelope's)
 
 
 def lang_of(request: web.Request) -> str:

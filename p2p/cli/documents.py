@@ -35,8 +35,9 @@ from p2p.cli.sending import (
 @click.option("--kind", type=Kinds(), default="letter", show_default=True)
 @click.option("--subject", help="A short subject line.")
 @patient_options
-@click.option("--author-rpps", metavar="RPPS",
-              help="The author's RPPS (default: the one in your profile).")  # fmt: skip
+@click.option(
+    "--author-rpps", metavar="RPPS", help="The author's RPPS (default: the one in your profile)."
+)
 @delivery_options
 @click.pass_obj
 def send(  # noqa: PLR0917 - click passes each option as an argument
@@ -77,9 +78,14 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
 @click.command()
 @click.argument("peer")
 @patient_options
-@click.option("--item", "items", multiple=True, required=True,
-              metavar='"DRUG; DOSAGE; DURATION[; QUANTITY[; RENEWALS]]"',
-              help="One line of the prescription; repeat for each drug.")  # fmt: skip
+@click.option(
+    "--item",
+    "items",
+    multiple=True,
+    required=True,
+    metavar='"DRUG; DOSAGE; DURATION[; QUANTITY[; RENEWALS]]"',
+    help="One line of the prescription; repeat for each drug.",
+)
 @click.option("--note", default="", help="A note printed under the items.")
 @click.option("--rpps", metavar="RPPS", help="Your RPPS, if your profile has none.")
 @delivery_options
@@ -119,9 +125,14 @@ def prescribe(  # noqa: PLR0917 - click passes each option as an argument
             state, peer, "prescription", metadata, files, in_reply_to=in_reply_to, wait=wait
         )
     if not state.json:
-        count = f"{len(items)} item{'s' if len(items) > 1 else ''}"
-        name = metadata.get("patient_name", "")
-        state.out.line(f"Prescription {order['id']} for {clean(name)}: {count}.")
+        state.out.line(_sent_line(order, metadata, len(items)))
+
+
+def _sent_line(order: dict[str, Any], metadata: dict[str, str], items: int) -> str:
+    """What ``pli prescribe`` says once the prescription is queued."""
+    count = f"{items} item{'s' if items > 1 else ''}"
+    name = metadata.get("patient_name", "")
+    return f"Prescription {order['id']} for {clean(name)}: {count}."
 
 
 def _order(

@@ -81,8 +81,13 @@ def certificate(home: Path, keys: Keys, name: str) -> Written:
         return write_certificate(home, keys, name)
     if not (home / page.PAGE_NAME).exists():
         return _write(home, found, name)
-    return Written(found.to_text(), text_path, home / page.PAGE_NAME, found.revoked_at,
-                   found.peer_id.fingerprint)  # fmt: skip
+    return Written(
+        found.to_text(),
+        text_path,
+        home / page.PAGE_NAME,
+        found.revoked_at,
+        found.peer_id.fingerprint,
+    )
 
 
 def advice(written: Written) -> list[str]:
@@ -102,10 +107,15 @@ def show_certificate(state: State, keys: Keys, name: str) -> None:
     """``pli id --revocation-certificate``: the statement, the files, what to do with them."""
     written = certificate(state.home, keys, name)
     if state.json:
-        state.out.emit({
-            "revocation": written.statement, "fingerprint": written.fingerprint,
-            "made_at": written.made_at, "text": str(written.text), "page": str(written.page),
-        })  # fmt: skip
+        state.out.emit(
+            {
+                "revocation": written.statement,
+                "fingerprint": written.fingerprint,
+                "made_at": written.made_at,
+                "text": str(written.text),
+                "page": str(written.page),
+            }
+        )
         return
     state.out.line(written.text.read_text(encoding="utf-8").rstrip("\n"))
     state.out.line("")
@@ -200,9 +210,14 @@ async def _lan_daemons(home: Path) -> list[str]:
         return []
     from p2p.net.discovery import Discovery
 
-    lan = Discovery(port=1, interfaces=list(settings.interfaces) or None,
-                    own_secret=new_discovery_secret(), peer_secrets=dict,
-                    on_event=lambda _event: None, announce=False)  # fmt: skip
+    lan = Discovery(
+        port=1,
+        interfaces=list(settings.interfaces) or None,
+        own_secret=new_discovery_secret(),
+        peer_secrets=dict,
+        on_event=lambda _event: None,
+        announce=False,
+    )
     await lan.start()
     try:
         await asyncio.sleep(LAN_BROWSE_SECONDS)
@@ -249,8 +264,9 @@ def _direct(state: State, revocation: Revocation, addresses: list[str]) -> list[
     "--yes", is_flag=True, help="Revoke THIS practice's own identity, now. It cannot be undone."
 )
 @click.pass_obj
-def revoke(state: State, certificate_file: Path | None, addresses: tuple[str, ...],
-           yes: bool) -> None:  # fmt: skip
+def revoke(
+    state: State, certificate_file: Path | None, addresses: tuple[str, ...], yes: bool
+) -> None:
     """Push a revocation to every peer reachable: the paired peers of this home's daemon
     (if one runs), every pli daemon seen on the local network, and each --address.
 
@@ -313,8 +329,14 @@ def _report(
 ) -> None:
     told = sum(1 for p in pushed if p["result"] in ("stored", "known"))
     if state.json:
-        state.out.emit({"revoked": fingerprint, "via": "daemon" if via_daemon else "direct",
-                        "told": told, "pushed": pushed})  # fmt: skip
+        state.out.emit(
+            {
+                "revoked": fingerprint,
+                "via": "daemon" if via_daemon else "direct",
+                "told": told,
+                "pushed": pushed,
+            }
+        )
         return
     state.out.line(f"Revocation of the identity {fingerprint}:")
     for item in pushed:
@@ -322,8 +344,10 @@ def _report(
         state.out.line(f"  {who}: {RESULTS.get(item['result'], item['result'])}")
     if not pushed:
         state.out.line("  no pli daemon to tell was found.")
-    state.out.line(f"{told} of {len(pushed)} told. Each one passes it on to its own paired "
-                   "colleagues, so those you could not reach learn it too.")  # fmt: skip
+    state.out.line(
+        f"{told} of {len(pushed)} told. Each one passes it on to its own paired "
+        "colleagues, so those you could not reach learn it too."
+    )
     if own:
         state.out.line(
             "This practice's identity is revoked for good. Stop this daemon; to go on with "

@@ -58,8 +58,9 @@ class Dialler:
         if row is None:
             raise PeerUnreachable("This peer is no longer paired.")
         loopback = self.on_loopback()
-        plan = addresses.dial_plan(self.seen.get(peer_hex), row.addresses,
-                                   card_addresses(row.card), loopback=loopback)  # fmt: skip
+        plan = addresses.dial_plan(
+            self.seen.get(peer_hex), row.addresses, card_addresses(row.card), loopback=loopback
+        )
         if not plan:
             raise PeerUnreachable("No address pli may dial is known for this peer yet.")
         errors = []

@@ -41,9 +41,11 @@ STOP_TIMEOUT = 10.0
 #: What the tests, the demo and the benchmarks run with unless they say otherwise:
 #: no mDNS (loopback only), quick retries, the page on any free loopback port.
 TEST_SETTINGS: Mapping[str, object] = {
-    "discovery": False, "retry_min": 0.2, "retry_max": 1.0,
+    "discovery": False,
+    "retry_min": 0.2,
+    "retry_max": 1.0,
     "web_listen": "127.0.0.1:0",  # the page on a free port: several daemons, one machine
-}  # fmt: skip
+}
 
 
 class DaemonNotReady(PliError):

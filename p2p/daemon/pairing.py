@@ -31,10 +31,12 @@ def invite(daemon: Daemon, lifetime: float | None, yes: bool) -> dict[str, Any]:
     invitation = daemon.pairing.invite(lifetime=float(lifetime), auto_confirm=yes)
     addresses = daemon.card().addresses
     return {
-        "id": invitation.id, "code": str(invitation.code), "nameplate": invitation.nameplate,
+        "id": invitation.id,
+        "code": str(invitation.code),
+        "nameplate": invitation.nameplate,
         "expires_at": invitation.expires_at,
         "address": f"{addresses[0]}" if addresses else None,
-    }  # fmt: skip
+    }
 
 
 async def accept_invitation(daemon: Daemon, code: str, address: str, yes: bool) -> dict[str, str]:
@@ -73,7 +75,8 @@ def answer_request(daemon: Daemon, wanted: str, yes: bool) -> PairingStatus:
     """Accept or refuse the pending request ``wanted`` designates (its id, or at least
     4 groups of its fingerprint)."""
     requests = [
-        (item.id, item.fingerprint) for item in daemon.pairing.pending()
+        (item.id, item.fingerprint)
+        for item in daemon.pairing.pending()
         if item.kind == "fingerprint" and item.role == "responder"
-    ]  # fmt: skip
+    ]
     return daemon.pairing.confirm(select_request(requests, wanted), yes)

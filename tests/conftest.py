@@ -50,10 +50,6 @@ ALLOWED: dict[tuple[str, frozenset[str]], str] = {
         "(cliapi) Attachment.check, called by the API's documents handler, stats and "
         "access()es each file on the loop before queueing: move it into the queue thread"
     ),
-    ("p2p/services/revocation.py", frozenset({"learn"})): (
-        "(revocation) RevocationService.learn commits store.revoke on the loop; it landed "
-        "while this guard was written: the commit moves to asyncio.to_thread there"
-    ),
 }
 
 

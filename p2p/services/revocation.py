@@ -108,10 +108,16 @@ class RevocationService:
         peer_hex = revocation.peer_id.hex
         own = revocation.identity == self._me.public
         known_peer = own or self._store.peer(peer_hex) is not None
-        new = self._store.revoke(RevocationRow(
-            peer_hex, revocation.identity.key, revocation.to_wire(), revocation.revoked_at,
-            int(time.time()), source, known_peer,
-        ))  # fmt: skip
+        row = RevocationRow(
+            peer_hex,
+            revocation.identity.key,
+            revocation.to_wire(),
+            revocation.revoked_at,
+            int(time.time()),
+            source,
+            known_peer,
+        )
+        new = await asyncio.to_thread(self._store.revoke, row)  # a commit: off the loop
         if not new:
             return False
         who = "this practice" if own else peer_hex[:8]

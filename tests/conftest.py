@@ -46,10 +46,6 @@ ALLOWED: dict[tuple[str, frozenset[str]], str] = {
         "(cliapi) the local API's socket set-up, decrypted file streaming and "
         "mark_exported's commit; matched by function name: the API's modules are new"
     ),
-    ("p2p/services/outbox.py", frozenset({"check"})): (
-        "(cliapi) Attachment.check, called by the API's documents handler, stats and "
-        "access()es each file on the loop before queueing: move it into the queue thread"
-    ),
 }
 
 

@@ -445,8 +445,7 @@ class Daemon:
     ) -> tuple[str, list[str]]:
         """Queue one document for the peers named ``targets``: (its id, their peer ids)."""
         rows = [self.peers.find(target) for target in targets]
-        for attachment in files:
-            attachment.check()
+        await asyncio.to_thread(_check_all, files)  # stat() and access() each file
         recipients = [Recipient(r.peer_id, ProfileCard.from_wire(r.card)) for r in rows]
         try:
             doc_id = await self.outbox.queue(recipients, kind, metadata, files)
@@ -455,6 +454,11 @@ class Daemon:
         self.events.publish({"type": "document-queued", "id": doc_id,
                              "to": [r.peer_id for r in rows]})  # fmt: skip
         return doc_id, [r.peer_id for r in rows]
+
+
+def _check_all(files: list[Attachment]) -> None:
+    for attachment in files:
+        attachment.check()
 
 
 def _first(group: BaseExceptionGroup[PliError]) -> PliError:

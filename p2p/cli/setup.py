@@ -93,16 +93,10 @@ def _report_created(
     out = state.out
     if out.json:
         peer_id = keys.identity.peer_id.hex
-        out.emit(
-            {
-                "home": str(home),
-                "fingerprint": fingerprint,
-                "peer_id": peer_id,
-                **profile,
-                "revocation_certificate": str(revocation.text),
-                "revocation_page": str(revocation.page),
-            }
-        )
+        made = {"home": str(home), "fingerprint": fingerprint, "peer_id": peer_id, **profile}
+        made["revocation_certificate"] = str(revocation.text)
+        made["revocation_page"] = str(revocation.page)
+        out.emit(made)
         return
     out.line(f"Created the identity of {profile['name']} in {home}.")
     out.line(f"Fingerprint: {fingerprint}")

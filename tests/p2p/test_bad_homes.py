@@ -194,6 +194,8 @@ def command_lines(tmp: Path) -> dict[tuple[str, ...], tuple[list[str], int]]:
         ("peers", "add-card"): (["AAAA"], 3),
         ("peers", "pending"): ([], 3),
         ("peers", "remove"): (["Dr Bob"], 3),
+        ("peers", "rename"): (["Dr Bob", "Dr Robert Durand"], 3),
+        ("peers", "accept-name"): (["Dr Bob"], 3),
         ("pair",): ([], 2),  # a group without a subcommand: its usage
         ("pair", "invite"): (["--yes"], 3),
         ("pair", "accept"): (["314-1592653", "--yes"], 3),

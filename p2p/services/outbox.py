@@ -13,7 +13,7 @@ most ``RECEIPT_WINDOW`` are outstanding): the receiver commits the envelopes
 it verified meanwhile as one group, and the receipts that came back together
 are verified and stored in one transaction, off the event loop.
 
-Size (~430 lines): one sender's state machine (queue, offer, stream, collect the
+Size (~480 lines): one sender's state machine (queue, offer, stream, collect the
 receipts, back off), whose steps share the outstanding window and the retry
 rules; it reads best whole, and services/ keeps one service per module.
 """

@@ -35,6 +35,7 @@ from protocol import (
     Role,
     StaticCert,
     codec,
+    mailbox,
     messages,
     new_document_id,
     normalize_fingerprint,
@@ -159,6 +160,19 @@ def _wire_targets() -> dict[str, tuple[Target, list[bytes]]]:
         "pairing.parse_code": (latin1(parse_code), [b"314-1592653"]),
         "revocation.from_wire": (Revocation.from_wire, [revocation.to_wire()]),
         "revocation.from_text": (latin1(Revocation.from_text), [revocation.to_text().encode()]),
+        **_mailbox_targets(),
+    }
+
+
+def _mailbox_targets() -> dict[str, tuple[Target, list[bytes]]]:
+    """A mailbox message (sealed for the pair ALICE -> BOB) and the frame inside one."""
+    keys = mailbox.PairKeys.derive(BOB, ALICE.card(1, name="Dr Alice"))
+    chunk = mailbox.Chunk(bytes(16), 0, 5, b"hello")
+    plain = b"C" + bytes(16) + (0).to_bytes(8, "big") + (5).to_bytes(8, "big") + b"hello"
+    sealed = mailbox.encode_frame(keys.incoming, chunk, nonce=bytes(24))
+    return {
+        "mailbox.parse_frame": (mailbox.parse_frame, [plain, b"R" + bytes(16) + b"receipt"]),
+        "mailbox.decode_frame": (lambda data: mailbox.decode_frame(keys.incoming, data), [sealed]),
     }
 
 

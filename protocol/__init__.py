@@ -3,7 +3,7 @@
 p2p/ and the tests use the protocol only through the names exported here.
 """
 
-from . import codec, frames, limits, messages
+from . import codec, frames, limits, mailbox, messages
 from .envelope import (
     KINDS,
     DocumentMeta,
@@ -146,6 +146,7 @@ __all__ = [
     "is_receipt_status",
     "is_security_reason",
     "limits",
+    "mailbox",
     "messages",
     "new_code",
     "new_discovery_secret",

@@ -43,6 +43,13 @@ class PeerName(Body):
     messages: ClassVar[dict[str, str]] = {"name": "Give the new name as text in “name”."}
 
 
+class NewMailbox(Body):
+    """``POST /v1/mailboxes``: join a NATS mailbox (a .creds file's text, if it needs one)."""
+
+    url: str
+    credentials: str | None = None
+
+
 class File(Body):
     """A file to send: a ``path`` the daemon reads, or an ``upload`` streamed before."""
 

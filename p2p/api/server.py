@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from p2p.api import documents, mailbox, pairing, peers, revocations, status, stream
+from p2p.api import documents, mailbox, mailboxes, pairing, peers, revocations, status, stream
 from p2p.api.request import DAEMON, MAX_JSON
 from p2p.daemon.core import Daemon
 from p2p.errors import PliError, StorageError
@@ -107,6 +107,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/v1/peers/add", pairing.peers_add_fingerprint)
     app.router.add_post("/v1/peers/accept", pairing.peers_accept)
     revocations.add_routes(app, DAEMON)
+    mailboxes.add_routes(app)
     return app
 
 

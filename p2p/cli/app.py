@@ -12,7 +12,8 @@ this module's importers:
 - ``peers.py``: peers, peers add-card|remove;
 - ``pairing.py``: pair invite|accept, peers add|pending|accept;
 - ``documents.py``: send, prescribe (their shared work in ``sending.py``);
-- ``mailbox.py``: inbox, outbox, show, export;
+- ``documents_box.py``: inbox, outbox, show, export;
+- ``mailbox.py``: mailbox key|add|remove|status|server-config (NATS mailboxes);
 - ``verify.py``: verify;
 - ``page.py``: open (the practice's page);
 - ``revocation.py``: revoke (and the revocation notes other commands print).
@@ -63,10 +64,11 @@ COMMANDS: Lazy = {
     "pair": ("p2p.cli.pairing:pair", "Pair with a colleague using a one-time code."),
     "send": ("p2p.cli.documents:send", "Send files to a peer, encrypted and signed."),
     "prescribe": ("p2p.cli.documents:prescribe", "Write, sign and send a structured prescription."),
-    "inbox": ("p2p.cli.mailbox:inbox", "Documents received."),
-    "outbox": ("p2p.cli.mailbox:outbox", "Documents sent, and their receipts."),
-    "show": ("p2p.cli.mailbox:show", "Show a document: details, receipts, text."),
-    "export": ("p2p.cli.mailbox:export", "Save a document's files into a folder."),
+    "inbox": ("p2p.cli.documents_box:inbox", "Documents received."),
+    "outbox": ("p2p.cli.documents_box:outbox", "Documents sent, and their receipts."),
+    "show": ("p2p.cli.documents_box:show", "Show a document: details, receipts, text."),
+    "export": ("p2p.cli.documents_box:export", "Save a document's files into a folder."),
+    "mailbox": ("p2p.cli.mailbox:mailbox", "Join or run a NATS mailbox, beyond the LAN."),
     "verify": ("p2p.cli.verify:verify", "Check an exported document or prescription offline."),
     "revoke": (
         "p2p.cli.revocation:revoke",

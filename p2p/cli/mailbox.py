@@ -1,240 +1,187 @@
-"""``pli inbox``, ``pli outbox``, ``pli show`` and ``pli export``: the documents exchanged.
+"""``pli mailbox``: join or leave a NATS mailbox, its state, and running one for a group.
 
-Lists and details come from the local API; ``export`` does its work in ``export.py``
-(decrypt, check against the signature, write the sidecar and the printable page).
+``key`` and ``server-config`` need no daemon (they read the home, or only their
+arguments); ``add``, ``remove`` and ``status`` go through the local API, and a
+running daemon connects or disconnects at once. docs/mailbox.md is the guide.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from p2p.cli.app import State
-from p2p.cli.render import clean, size, when
-from p2p.errors import BadInput
+from p2p.cli.app import Lazy, PliGroup, State
+from p2p.cli.render import clean
+from p2p.errors import BadInput, ConfigError
 
-if TYPE_CHECKING:
-    from p2p.cli.client import Client
-    from p2p.cli.render import Output
+MAILBOX_COMMANDS: Lazy = {
+    "key": ("p2p.cli.mailbox:key", "This practice's member key, for whoever runs the server."),
+    "add": ("p2p.cli.mailbox:add", "Join a mailbox: nats://HOST:PORT."),
+    "remove": ("p2p.cli.mailbox:remove", "Leave a mailbox."),
+    "status": ("p2p.cli.mailbox:status", "Mailboxes joined: connected or not, what waits."),
+    "server-config": (
+        "p2p.cli.mailbox:server_config",
+        "Print a ready nats-server configuration for a practice group.",
+    ),
+}
 
-TEXT_SHOWN_UP_TO = 1_000_000  # bytes: ``pli show`` prints text files up to this size
+_STATES = {
+    "connected": "connected",
+    "connecting": "connecting…",
+    "unreachable": "cannot be reached",
+    "refused": "refused this practice's key",
+}
 
 
-def _patient(meta: dict[str, str]) -> str:
-    name = meta.get("patient_name", "")
-    birth = meta.get("patient_birthdate", "")
-    return f"{name} ({birth})" if name and birth else name or birth
+@click.group(cls=PliGroup, lazy=MAILBOX_COMMANDS)
+def mailbox() -> None:
+    """Mailboxes on a NATS server, for letters to colleagues beyond the LAN.
+
+    When a colleague cannot be reached directly, the sealed letter waits in a
+    mailbox you both joined; the server can read neither the letter nor who it is for.
+    """
 
 
 @click.command()
-@click.option("--all", "show_all", is_flag=True, help="Also list documents already exported.")
-@click.option("--follow", is_flag=True, help="Then print each new document as it arrives.")
 @click.pass_obj
-def inbox(state: State, show_all: bool, follow: bool) -> None:
-    """Documents received (by default only those not exported yet).
+def key(state: State) -> None:
+    """Print this practice's member key (no daemon needed); give it to the server's admin."""
+    from p2p.storage import keystore, mailboxes
+    from protocol import PublicIdentity
+    from protocol import mailbox as frames
 
-    With --follow, pli keeps listening to the daemon's event stream and prints each
-    new document when it arrives (Ctrl-C stops); nothing polls.
-    """
-    from p2p.cli.revocation import revoked_mark
+    public = keystore.public_key(state.home)
+    if public is None:
+        raise ConfigError("This folder has no practice identity yet: run `pli init` first.")
+    nkey = mailboxes.nkey_public(state.home)
+    box = frames.box_name(PublicIdentity(public))
+    member = f"{nkey}:{box}"
+    if state.json:
+        state.out.emit({"nkey": nkey, "box": box, "member": member})
+        return
+    state.out.line(member)
 
-    rows = [r for r in state.client.get("/v1/inbox") if show_all or not r.get("exported_at")]
-    headers = ["ID", "From", "Kind", "Subject", "Patient", "Received"]
 
-    def cells(row: dict[str, Any]) -> list[object]:
-        meta = row.get("metadata") or {}
-        sender = f"{row.get('from_name')}{revoked_mark(row.get('sender_revoked_since'))}"
-        line = [row["id"][:12], sender, row.get("kind"), meta.get("subject", ""),
-                _patient(meta), when(row.get("received_at"))]  # fmt: skip
-        return [*line, when(row.get("exported_at"))] if show_all else line
-
-    empty = (
-        "No documents received." if show_all else "No new documents (`pli inbox --all` lists all)."
-    )
-    state.out.listing(rows, [*headers, "Exported"] if show_all else headers, cells, empty=empty)
-    if follow:
+@click.command()
+@click.argument("url")
+@click.option("--credentials", "creds", type=click.Path(dir_okay=False, path_type=Path),
+              help="A NATS .creds file, for a server run with accounts and JWTs.")  # fmt: skip
+@click.pass_obj
+def add(state: State, url: str, creds: Path | None) -> None:
+    """Join the mailbox at URL (nats://HOST:PORT); it takes effect at once."""
+    body: dict[str, Any] = {"url": url}
+    if creds is not None:
         try:
-            _follow(state, cells)
-        except KeyboardInterrupt:
-            return
-
-
-def _follow(state: State, cells: Any) -> None:
-    """Print each document the daemon receives from now on (``GET /v1/events``)."""
-    import json
-
-    out = state.out
-    with state.client.lines("/v1/events") as lines:
-        for line in lines:
-            if not line.startswith(b"data: "):
-                continue
-            event = json.loads(line[6:])
-            if event.get("type") != "document-received":
-                continue
-            row = [r for r in state.client.get("/v1/inbox") if r.get("id") == event["id"]]
-            if row and out.json:
-                out.emit(row[0])
-            elif row:
-                out.line("  ".join(clean(str(cell or "")) for cell in cells(row[0])))
-
-
-@click.command()
-@click.pass_obj
-def outbox(state: State) -> None:
-    """Documents sent, with their state: queued, sending, delivered (receipt time), rejected."""
-    rows = state.client.get("/v1/outbox")
-    with_kind = any(row.get("kind") for row in rows)  # the API may not say it (yet)
-
-    def cells(row: dict[str, Any]) -> list[object]:
-        st = str(row.get("state"))
-        if st == "sending" and row.get("size"):
-            st = f"sending {100 * int(row.get('sent_bytes') or 0) // int(row['size'])}%"
-        with_error = row.get("state") in ("queued", "cancelled")
-        note = row.get("last_error") if with_error else row.get("receipt_status")
-        line = [row["id"][:12], row.get("to_name"), st, when(row.get("receipt_time"))]
-        line.append("" if note in (None, row.get("state")) else note)
-        return [*line[:2], row.get("kind", ""), *line[2:]] if with_kind else line
-
-    headers = ["ID", "To", "Kind", "State", "Receipt", "Note"]
-    if not with_kind:
-        headers.remove("Kind")
-    state.out.listing(rows, headers, cells, empty="Nothing sent yet.")
-
-
-def _peer_names(client: Client) -> dict[str, str]:
-    names = {str(p["peer_id"]): str(p["name"]) for p in client.get("/v1/peers")}
-    me = client.get("/v1/identity")
-    names[str(me["peer_id"])] = f"this practice ({me['name']})"
-    return names
-
-
-def _is_text(entry: dict[str, Any]) -> bool:
-    kind = str(entry.get("type") or "").split(";")[0].strip().lower()
-    return kind == "text/plain" or str(entry.get("name", "")).lower().endswith(".txt")
-
-
-@click.command()
-@click.argument("doc")
-@click.pass_obj
-def show(state: State, doc: str) -> None:
-    """A document's metadata, receipts, and the text of a text document."""
-    from p2p.cli.client import quote_part
-
-    client, out = state.client, state.out
-    info = client.get(f"/v1/documents/{quote_part(doc)}")
-    doc_id = str(info["id"])
-    receipts = client.get(f"/v1/documents/{doc_id}/receipts")
-    texts = [
-        (i, entry)
-        for i, entry in enumerate(info.get("files", []))
-        if _is_text(entry) and int(entry.get("size") or 0) <= TEXT_SHOWN_UP_TO
-    ]
-    if out.json:
-        out.emit({**info, "receipts_signed": receipts})
-        for i, entry in texts:
-            text = _fetch_text(client, doc_id, i)
-            out.emit({"id": doc_id, "file": i, "name": entry.get("name"), "text": text})
+            body["credentials"] = creds.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"The credentials file {creds} cannot be read ({exc}).") from None
+    answer = state.client.post("/v1/mailboxes", body)
+    if state.json:
+        state.out.emit(answer)
         return
-    _show_details(out, info, receipts, _peer_names(client))
-    for i, entry in texts:
-        out.line(f"\n--- {clean(entry.get('name'))} ---")
-        out.line(clean(_fetch_text(client, doc_id, i), keep_newlines=True))
-
-
-def _show_details(
-    out: Output, info: dict[str, Any], receipts: list[dict[str, Any]], names: dict[str, str]
-) -> None:
-    """``pli show`` on a terminal: the fields, the files, and every receipt."""
-    from p2p.cli.revocation import revoked_document_warning, revoked_mark
-
-    def who(peer_hex: str) -> str:
-        return names.get(peer_hex) or f"(unknown peer {peer_hex[:12]})"
-
-    meta = info.get("metadata") or {}
-    incoming = info.get("direction") == "in"
-    out.fields(
-        [
-            ("Document", info["id"]),
-            ("Kind", info.get("kind")),
-            ("From", who(info["sender"]) + revoked_mark(info.get("sender_revoked_since"))),
-            ("To", ", ".join(who(r) for r in info.get("recipients", []))),
-            ("Written", when(info.get("created_at"))),
-            ("Subject", meta.get("subject")),
-            ("Patient", _patient(meta)),
-            ("Sex", meta.get("patient_sex")),
-            ("INS", meta.get("patient_ins")),
-            ("Author RPPS", meta.get("author_rpps")),
-            ("Recipient RPPS", meta.get("recipient_rpps")),
-            ("Prescription", meta.get("prescription_id")),
-            ("In reply to", meta.get("in_reply_to")),
-            ("Signature", "checked when the document was received" if incoming else None),
-        ]
+    state.out.line(
+        f"Joined the mailbox {answer['url']}. `pli mailbox status` shows when it is connected."
     )
-    for line in revoked_document_warning(info):
-        out.line(line)
-    for i, entry in enumerate(info.get("files", [])):
-        out.line(
-            f"File {i + 1}: {clean(entry.get('name'))} ({size(entry.get('size'))}, "
-            f"{clean(entry.get('type'))})"
-        )
-    for receipt in info.get("receipts", []):
-        got = f"signed receipt {when(receipt['time'])}" if receipt.get("time") else "no receipt yet"
-        out.line(f"To {who(receipt['peer'])}: {receipt.get('state')}, {got}")
-    for receipt in receipts if incoming else []:
-        out.line(f"Our signed receipt: {clean(receipt.get('status'))}, {when(receipt.get('time'))}")
-
-
-def _fetch_text(client: Client, doc_id: str, index: int) -> str:
-    with client.download(f"/v1/documents/{doc_id}/files/{index}") as chunks:
-        data = b"".join(chunks)
-    return data.decode("utf-8", errors="replace")
 
 
 @click.command()
-@click.argument("doc")
-@click.option(
-    "--to",
-    "folder",
-    type=click.Path(file_okay=False),
-    default=".",
-    help="The folder to write into (default: the current folder).",
-)
+@click.argument("url")
 @click.pass_obj
-def export(state: State, doc: str, folder: str) -> None:
-    """Write a document's decrypted file(s) and a signed-metadata sidecar (<name>.pli.json).
+def remove(state: State, url: str) -> None:
+    """Leave the mailbox at URL. Letters already there stay until the server's retention ends."""
+    from urllib.parse import quote
 
-    Each file is checked against the sender's signature on the way. The sidecar holds
-    the signature proof `pli verify` checks offline; a prescription also gets a
-    printable page with a QR code. Never overwrites a file (adds " (1)", " (2)" ...)
-    and never trusts the name the sender chose: it is reduced to a plain file name.
-    """
-    from p2p.cli.export import export_document
-
-    target = Path(folder).expanduser()
-    if not target.is_dir():
-        raise BadInput(
-            f"The folder “{folder}” does not exist. Create it, or choose another with --to."
-        )
-    done = export_document(state.client, doc, target)
-    out = state.out
-    if out.json:
-        out.emit(
-            {
-                "id": done.doc_id,
-                "kind": done.kind,
-                "files": [str(p) for p in done.files],
-                "sidecar": str(done.sidecar),
-                "page": str(done.page) if done.page else None,
-            }
-        )
+    answer = state.client.delete(f"/v1/mailboxes?url={quote(url, safe='')}")
+    if state.json:
+        state.out.emit(answer)
         return
-    for path in done.files:
-        out.line(f"Saved {path}")
-    if done.page is not None:
-        out.line(f"Saved the printable prescription in {done.page}")
-    out.line(f"Saved the document's details, receipts and signature proof in {done.sidecar}")
-    for note in done.notes:
-        out.line(note)
-    out.line(f"Check it any time, offline: pli verify {done.sidecar}")
+    state.out.line(f"Left the mailbox {answer['removed']}.")
+
+
+@click.command()
+@click.pass_obj
+def status(state: State) -> None:
+    """The mailboxes joined: connected or not, documents waiting each way."""
+    rows = state.client.get("/v1/mailboxes")
+    state.out.listing(
+        rows,
+        ["Mailbox", "State", "Waiting to be read", "Sent, receipt awaited"],
+        _cells,
+        empty="No mailbox joined: letters go directly (LAN or known address). "
+        "See `pli mailbox add`.",
+    )
+
+
+def _cells(row: dict[str, Any]) -> list[object]:
+    return [row["url"], state_words(row), row.get("waiting_in", 0), row.get("waiting_out", 0)]
+
+
+def state_words(row: dict[str, Any]) -> str:
+    """A mailbox's state for a person: connected, or what is wrong and what to do."""
+    words = _STATES.get(str(row.get("state")), str(row.get("state")))
+    if row.get("state") == "refused":
+        words += " (give `pli mailbox key` to the server's admin again)"
+    elif row.get("state") == "unreachable":
+        words += " (letters still go directly; check the address or the server)"
+    return clean(words)
+
+
+@click.command("server-config")
+@click.option(
+    "--member",
+    "members",
+    multiple=True,
+    required=True,
+    metavar="KEY",
+    help="A member key from `pli mailbox key` (repeat for each practice).",
+)
+@click.option("--listen", default="0.0.0.0:4222", show_default=True, metavar="HOST:PORT")
+@click.option("--store-dir", default="/var/lib/nats/pli", show_default=True, metavar="DIR")
+@click.option(
+    "--quota",
+    "quota_gb",
+    type=int,
+    default=10,
+    show_default=True,
+    metavar="GB",
+    help="Storage each member's mailbox may take.",
+)
+@click.option("--server-name", default="pli-mailbox", show_default=True)
+@click.option(
+    "--cluster",
+    "cluster_name",
+    metavar="NAME",
+    help="Make this node one of a cluster of that name (give --route twice).",
+)
+@click.option("--cluster-listen", default="0.0.0.0:6222", show_default=True, metavar="HOST:PORT")
+@click.option("--route", "routes", multiple=True, metavar="nats-route://HOST:PORT",
+              help="Another node of the cluster.")  # fmt: skip
+@click.pass_obj
+def server_config(  # noqa: PLR0917 - one parameter per option, as click passes them
+    state: State,
+    members: tuple[str, ...],
+    listen: str,
+    store_dir: str,
+    quota_gb: int,
+    server_name: str,
+    cluster_name: str | None,
+    cluster_listen: str,
+    routes: tuple[str, ...],
+) -> None:
+    """Print a ready nats-server configuration for the group (no daemon needed)."""
+    from p2p.services.mailbox import server_config as config
+
+    cluster = None
+    if cluster_name:
+        if not routes:
+            raise BadInput("A cluster node needs the other nodes: give --route for each.")
+        cluster = config.Cluster(cluster_name, cluster_listen, routes)
+    text = config.render([config.Member.parse(m) for m in members], listen=listen,
+                         store_dir=store_dir, quota_gb=quota_gb, server_name=server_name,
+                         cluster=cluster)  # fmt: skip
+    if state.json:
+        state.out.emit({"config": text})
+        return
+    click.echo(text, nl=False)

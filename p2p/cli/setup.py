@@ -370,6 +370,10 @@ def status(state: State) -> None:
             f"{_count(info['pending_names'], 'peer')} gave a new name on a signed card: they "
             "keep the name you know until you accept it. `pli peers` shows them."
         )
+    from p2p.cli.mailbox import state_words
+
+    for mailbox in info.get("mailboxes", []):
+        out.fields([("Mailbox", f"{mailbox.get('url')}: {state_words(mailbox)}")])
     if info.get("revoked_since"):
         out.line(
             "This practice's identity is revoked: colleagues refuse it. Create a new identity "

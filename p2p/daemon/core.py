@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from p2p.daemon.bus import EventBus
 from p2p.daemon.dialling import Dialler
+from p2p.daemon.mailbox import MailboxRouting
 from p2p.daemon.weblinks import LoginLinks
 from p2p.documents import peer_names as naming
 from p2p.errors import BadInput, NotPaired, PliError, StorageError
@@ -33,6 +34,7 @@ from p2p.net.transport import Channel, ChannelClosed, Transport
 from p2p.ratelimit import TokenBucket
 from p2p.services.archive import Archive
 from p2p.services.inbox import Inbox, TransferRefused
+from p2p.services.mailbox.service import MailboxService
 from p2p.services.outbox import Attachment, Outbox, Recipient, TooManyReplies
 from p2p.services.pairing.service import PairingService
 from p2p.services.peers import PeerDirectory
@@ -121,7 +123,14 @@ class Daemon:
         self.outbox = Outbox(
             self.store, self.layout, self.me, self.dialler.connect,
             retry_min=config.retry_min, retry_max=config.retry_max, on_event=self.events.publish,
+            fallback=lambda peer, rows: self.mailbox_routing.post(peer, rows),  # noqa: PLW0108
         )  # fmt: skip
+        self.mailbox_routing = MailboxRouting(
+            self.store, self.layout, self.inbox, self.outbox,
+            mailboxes=lambda: self.mailboxes, peer=self._paired_hex,
+        )  # fmt: skip
+        self.mailboxes = MailboxService(config.home, self.me, self._peer_cards,
+                                        self.mailbox_routing.handle)  # fmt: skip
         self.peers = PeerDirectory(self.store, self.online, self._known_me, self.events.publish)
         self.archive = Archive(self.store, self.layout, self.me, self.outbox.progress)
         self._stop = asyncio.Event()
@@ -187,6 +196,7 @@ class Daemon:
                 outbox = group.create_task(self.outbox.run())
                 self.revocations.resume(now=int(time.time()))
                 sweeper = group.create_task(self._sweep_forever())
+                group.create_task(self._join_mailboxes())
                 if self.discovery is not None:
                     # Registration probes the LAN for ~1.2 s: not worth delaying readiness.
                     group.create_task(self.discovery.start())
@@ -199,6 +209,8 @@ class Daemon:
             self.dialler.close()
             await self.revocations.close()
             await self.pairing.close()
+            await self.mailboxes.close()
+            self.mailbox_routing.close()
             if self.discovery is not None:
                 await self.discovery.stop()
             await self.transport.stop()
@@ -222,6 +234,18 @@ class Daemon:
     def paired_peer(self, peer_id: PeerId) -> PeerRow | None:
         row = self.store.peer(peer_id.hex)
         return row if row is not None and row.state is PeerState.PAIRED else None
+
+    def _paired_hex(self, peer_hex: str) -> PeerRow | None:
+        return self.paired_peer(PeerId(bytes.fromhex(peer_hex)))
+
+    def _peer_cards(self) -> dict[str, bytes]:
+        return {row.peer_id: row.card for row in self.store.peers()}
+
+    async def _join_mailboxes(self) -> None:
+        try:
+            await self.mailboxes.reload()
+        except PliError as exc:  # a damaged list or key: direct delivery goes on
+            log.warning("mailboxes not joined: %s", exc)
 
     def _authorize(self, remote: RemotePeer) -> None:
         """Called inside the handshake, before anything more is sent to ``remote``."""
@@ -418,6 +442,10 @@ class Daemon:
             "uptime": round(time.time() - self.started_at, 1),
             **self.store.counts(),
             **self.peers.revocation(self.me.peer_id.hex),
+            "mailboxes": [
+                {"url": m["url"], "state": m["state"], "message": m["message"]}
+                for m in self.mailboxes.status()
+            ],
         }
 
     def usage(self) -> dict[str, Any]:

@@ -160,11 +160,13 @@ class Archive:
         names = self._names()
         described: dict[str, DocumentMeta] = {}
         entries = []
+        posts = self.store.mailbox_posts()
         for row in self.store.outbox():
             if row.doc_id not in described:
                 path = self.layout.sent_envelope(row.doc_id)
                 described[row.doc_id] = await asyncio.to_thread(self.describe, path)
-            entries.append(self._outbox_entry(row, described[row.doc_id], names))
+            entry = self._outbox_entry(row, described[row.doc_id], names)
+            entries.append({**entry, **_path(row, posts.get((row.doc_id, row.peer_id)))})
         return entries
 
     def _outbox_entry(
@@ -264,3 +266,14 @@ class Archive:
                 if row.doc_id == found.doc_id:
                     self.store.mark_exported(found.doc_id, row.sender, now)
         return {"id": found.doc_id, "exported_at": now}
+
+
+def _path(row: OutboxRow, post: tuple[str, str | None] | None) -> dict[str, str | None]:
+    """Which way a document went: ``direct``, or ``mailbox <url>``; how its receipt came."""
+    delivered = row.receipt_time is not None
+    if post is not None and (not delivered or post[1] == "mailbox"):
+        via: str | None = f"mailbox {post[0]}"
+    else:
+        via = "direct" if delivered else None
+    receipt_via = "mailbox" if post is not None and post[1] == "mailbox" else "direct"
+    return {"via": via, "receipt_via": receipt_via if delivered else None}

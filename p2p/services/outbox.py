@@ -36,7 +36,7 @@ from p2p.errors import BadInput, DocumentUnknown, PeerUnreachable
 from p2p.events import Link
 from p2p.storage.files import Layout, write_atomic
 from p2p.storage.quota import DISK_FULL, QUOTA_FULL, RATE_LIMITED, STORAGE_FAILED
-from p2p.storage.store import OutboxRow, PeerRow, Store, StoredReceipt
+from p2p.storage.store import OutboxRow, OutboxState, PeerRow, Store, StoredReceipt
 from protocol import (
     DocumentMeta,
     FileEntry,
@@ -63,6 +63,8 @@ SLOWEST_EXPECTED_RATE = 5_000_000
 RECEIPT_WINDOW = 64
 
 Connect = Callable[[str], Awaitable[Link]]
+#: When a peer cannot be reached directly: leave its due documents elsewhere (a mailbox).
+Fallback = Callable[[str, Sequence[OutboxRow]], Awaitable[None]]
 
 #: What pli says when a recipient's daemon refuses a document, by refusal code.
 #: The peer's own ``reason`` text is never shown: a peer could write anything there.
@@ -127,8 +129,10 @@ class Outbox:
         retry_min: float = 1.0,
         retry_max: float = 300.0,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        fallback: Fallback | None = None,
     ) -> None:
         self._on_event = on_event  # told of each receipt stored (any thread; ids only)
+        self._fallback = fallback
         self._store = store
         self._layout = layout
         self._me = me
@@ -263,6 +267,8 @@ class Outbox:
                     link = await self._connect(peer_id)
                     await self._deliver_all(link, due)
                 except (PeerUnreachable, ConnectionError, TimeoutError, _Retry) as exc:
+                    if self._fallback is not None and isinstance(exc, PeerUnreachable):
+                        await self._fallback(peer_id, due)
                     error = str(exc) or exc.__class__.__name__
                     await asyncio.to_thread(self._backoff, due, error)
                     return
@@ -445,6 +451,20 @@ class Outbox:
         return failure
 
     # --- replies routed here by the daemon ----------------------------------------------
+
+    async def receipt_arrived(self, doc_id: str, peer_id: str, wire: bytes) -> str:
+        """A receipt that came another way (a mailbox): ``stored``, ``known`` or ``refused``.
+
+        ``known``: the document was settled already (directly, or by a first copy).
+        """
+        row = self._store.outbox_entry(doc_id, peer_id)
+        if row is None or row.state != OutboxState.QUEUED:
+            return "known"
+        try:
+            await self._settle([(row, wire)])
+        except _Retry:
+            return "refused"
+        return "stored"
 
     def on_reply(
         self, link: Link, message: messages.Accept | messages.Delivered | messages.Refuse

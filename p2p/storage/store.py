@@ -125,6 +125,14 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX inbox_by_sender ON inbox (sender, received_at);
     CREATE INDEX inbox_by_time ON inbox (received_at);
+    CREATE TABLE mailbox_posts (
+        doc_id      TEXT NOT NULL,                -- an outbox document left in a mailbox
+        peer_id     TEXT NOT NULL,
+        url         TEXT NOT NULL,                -- the mailbox server it was left on
+        posted_at   INTEGER NOT NULL,
+        receipt_via TEXT,                         -- 'mailbox' when its receipt came that way
+        PRIMARY KEY (doc_id, peer_id)
+    );
     """,
 }
 
@@ -386,3 +394,27 @@ class Store(ReceivedDocuments):
             "inbox": inbox["n"],
             "inbox_new": inbox["new"],
         }
+
+    # --- mailbox posts ---------------------------------------------------------------
+
+    def mailbox_posted(self, doc_id: str, peer_id: str, url: str, now: int) -> None:
+        """The whole envelope of ``doc_id`` is in ``peer_id``'s mailbox at ``url``."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO mailbox_posts (doc_id, peer_id, url, posted_at) "
+                "VALUES (?,?,?,?)",
+                (doc_id, peer_id, url, now),
+            )
+
+    def mailbox_receipt(self, doc_id: str, peer_id: str) -> None:
+        """Its receipt came back through the mailbox."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE mailbox_posts SET receipt_via='mailbox' WHERE doc_id=? AND peer_id=?",
+                (doc_id, peer_id),
+            )
+
+    def mailbox_posts(self) -> dict[tuple[str, str], tuple[str, str | None]]:
+        """(doc, peer) -> (mailbox URL, how its receipt came) for every document posted."""
+        rows = self._query("SELECT doc_id, peer_id, url, receipt_via FROM mailbox_posts")
+        return {(r["doc_id"], r["peer_id"]): (r["url"], r["receipt_via"]) for r in rows}

@@ -23,6 +23,7 @@ from p2p.api.bodies import (
     FingerprintRequest,
     Invitation,
     NewDocument,
+    NewMailbox,
     NewPeer,
     PeerName,
     RequestAnswer,
@@ -33,7 +34,7 @@ from p2p.errors import BadInput
 
 EVERY_BODY: list[type[Body]] = [
     NewPeer, NewDocument, Invitation, Acceptance, Confirmation, FingerprintRequest, RequestAnswer,
-    RevocationRequest, PeerName,
+    RevocationRequest, PeerName, NewMailbox,
 ]  # fmt: skip
 
 

@@ -110,11 +110,14 @@ def test_every_command_is_in_a_table() -> None:
     import click
 
     from p2p.cli.app import COMMANDS
+    from p2p.cli.mailbox import MAILBOX_COMMANDS
     from p2p.cli.peers import PEERS_COMMANDS
 
-    tabled = {target for target, _help in [*COMMANDS.values(), *PEERS_COMMANDS.values()]}
+    tables = [*COMMANDS.values(), *PEERS_COMMANDS.values(), *MAILBOX_COMMANDS.values()]
+    tabled = {target for target, _help in tables}
     found = set()
-    modules = ("setup", "peers", "pairing", "documents", "mailbox", "verify", "revocation", "page")
+    modules = ("setup", "peers", "pairing", "documents", "documents_box", "mailbox", "verify",
+               "revocation", "page")  # fmt: skip
     for module in modules:
         for attr, value in vars(importlib.import_module(f"p2p.cli.{module}")).items():
             if isinstance(value, click.Command) and not attr.startswith("pair_"):

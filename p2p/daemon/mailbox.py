@@ -1,0 +1,206 @@
+"""The routing seam between the mailboxes and the outbox and inbox.
+
+Sending: when a peer cannot be reached directly, the outbox calls ``post`` with
+its due documents; each one not yet in a mailbox is left in the first mailbox
+the peer shares with us, and recorded (``mailbox_posts``) once every chunk is
+stored by the server. The row stays in the outbox until a signed receipt is
+back, and direct delivery keeps being tried: whichever path delivers first
+wins, and the receiver stores a document once whatever path it took.
+
+Receiving: the chunks of an envelope are fed, in order, to the inbox through a
+``LoopLink`` — the inbox verifies and commits them exactly as if they had come
+over a session, and answers ``Accept``/``Delivered``/``Refuse`` on that link. The
+JetStream messages of a document are acknowledged only once the document is
+durable and its receipt is stored in the sender's mailbox; a crash before that
+leaves them in the server, delivered again when the daemon comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from p2p.services.inbox import Inbox, TransferRefused
+from p2p.services.mailbox.connection import Ack, Connection
+from p2p.services.mailbox.service import MailboxService
+from p2p.services.outbox import Outbox
+from p2p.storage.files import Layout
+from p2p.storage.store import OutboxRow, PeerRow, Store
+from protocol import ProfileCard, PublicIdentity, RemoteProtocolError, messages
+from protocol import mailbox as frames
+
+log = logging.getLogger("pli.mailbox")
+
+#: How long the inbox may take to commit a complete envelope and answer.
+COMMIT_TIMEOUT = 120.0
+
+
+class LoopLink:
+    """A ``Link`` whose far end is this daemon: the inbox's answers land in a queue."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.answers: asyncio.Queue[messages.Message] = asyncio.Queue()
+
+    async def send(self, message: messages.Message) -> None:
+        self.answers.put_nowait(message)
+
+    async def send_bulk(self, frame: bytearray | bytes) -> None:
+        raise TransferRefused("the inbox does not send envelope bytes")
+
+
+@dataclass
+class _Arriving:
+    """An envelope being read from a mailbox and fed to the inbox."""
+
+    link: LoopLink
+    received: int  # bytes the inbox holds
+    total: int
+    acks: list[Ack] = field(default_factory=list)
+
+
+class MailboxRouting:
+    def __init__(
+        self,
+        store: Store,
+        layout: Layout,
+        inbox: Inbox,
+        outbox: Outbox,
+        *,
+        mailboxes: Callable[[], MailboxService],
+        peer: Callable[[str], PeerRow | None],
+    ) -> None:
+        self._store = store
+        self._layout = layout
+        self._inbox = inbox
+        self._outbox = outbox
+        self._mailboxes = mailboxes
+        self._peer = peer
+        self._arriving: dict[tuple[str, bytes], _Arriving] = {}
+
+    # --- sending ------------------------------------------------------------------------
+
+    async def post(self, peer_hex: str, rows: Sequence[OutboxRow]) -> None:
+        """The outbox's fallback: leave what is not in a mailbox yet in one the peer shares."""
+        service = self._mailboxes()
+        row_peer = self._peer(peer_hex)
+        if row_peer is None or not service.connected():
+            return
+        card = ProfileCard.from_wire(row_peer.card)
+        posted = self._store.mailbox_posts()
+        for row in rows:
+            if (row.doc_id, peer_hex) in posted:
+                continue
+            path = self._layout.sent_envelope(row.doc_id)
+            try:
+                url = await service.post(card, bytes.fromhex(row.doc_id), path, row.size)
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                log.info("could not leave a document in a mailbox: %s", type(exc).__name__)
+                return
+            except Exception as exc:  # nats-py's own errors: the server said no (full, limits)
+                log.info("a mailbox did not take a document: %s", type(exc).__name__)
+                return
+            if url is None:
+                return  # no mailbox shared with this peer is reachable now
+            now = int(time.time())
+            await asyncio.to_thread(self._store.mailbox_posted, row.doc_id, peer_hex, url, now)
+
+    # --- receiving ----------------------------------------------------------------------
+
+    async def handle(self, connection: Connection, peer_hex: str, frame: frames.Frame,
+                     ack: Ack) -> None:  # fmt: skip
+        """One message from our mailbox (already opened with the pair's key)."""
+        row = self._peer(peer_hex)
+        if row is None:
+            await ack.send(connection, drop=True)
+            return
+        if isinstance(frame, frames.ReceiptFrame):
+            doc_hex = frame.doc_id.hex()
+            settled = await self._outbox.receipt_arrived(doc_hex, peer_hex, frame.receipt)
+            if settled == "stored":
+                await asyncio.to_thread(self._store.mailbox_receipt, doc_hex, peer_hex)
+            await ack.send(connection, drop=settled == "refused")  # refused: never again
+            return
+        await self._chunk(connection, row, frame, ack)
+
+    async def _chunk(self, connection: Connection, row: PeerRow, chunk: frames.Chunk,
+                     ack: Ack) -> None:  # fmt: skip
+        key = (row.peer_id, chunk.doc_id)
+        arriving = self._arriving.get(key)
+        if arriving is None or arriving.total != chunk.total:
+            if arriving is not None:
+                self._drop(key)
+            arriving = await self._offer(connection, row, chunk, ack)
+            if arriving is None:
+                return
+            self._arriving[key] = arriving
+        arriving.acks.append(ack)
+        end = chunk.offset + len(chunk.data)
+        if chunk.offset <= arriving.received < end:
+            piece = chunk.data[arriving.received - chunk.offset :]
+            try:
+                await self._inbox.on_bulk(arriving.link, memoryview(piece))
+            except TransferRefused:
+                await self._finish(connection, row, key, None)
+                return
+            arriving.received = end
+        if arriving.received == arriving.total or not arriving.link.answers.empty():
+            await self._finish(connection, row, key, COMMIT_TIMEOUT)
+
+    async def _offer(self, connection: Connection, row: PeerRow, chunk: frames.Chunk,
+                     ack: Ack) -> _Arriving | None:  # fmt: skip
+        """Start (or resume) an envelope in the inbox; None when it is already settled."""
+        link = LoopLink()
+        sender = PublicIdentity(row.identity)
+        await self._inbox.on_offer(link, sender, messages.Offer(chunk.doc_id, chunk.total))
+        if link.answers.empty():  # the inbox always answers an offer; if not, read it again
+            log.warning("the inbox did not answer a document left in a mailbox")
+            return None
+        answer = link.answers.get_nowait()
+        if isinstance(answer, messages.Accept):
+            return _Arriving(link, answer.offset, chunk.total)
+        await self._answered(connection, row, chunk.doc_id, answer, [ack])
+        return None
+
+    async def _finish(self, connection: Connection, row: PeerRow, key: tuple[str, bytes],
+                      timeout: float | None) -> None:  # fmt: skip
+        arriving = self._arriving.pop(key)
+        try:
+            async with asyncio.timeout(timeout):
+                answer = await arriving.link.answers.get()
+        except TimeoutError:
+            self._inbox.channel_closed(arriving.link)
+            return  # not acknowledged: the server delivers these messages again
+        await self._answered(connection, row, key[1], answer, arriving.acks)
+
+    async def _answered(self, connection: Connection, row: PeerRow, doc_id: bytes,
+                        answer: messages.Message, acks: list[Ack]) -> None:  # fmt: skip
+        """The inbox's last word on a document: send its receipt back, then acknowledge."""
+        if isinstance(answer, messages.Delivered):
+            card = ProfileCard.from_wire(row.card)
+            service = self._mailboxes()
+            with contextlib.suppress(RemoteProtocolError):
+                if not await service.send_receipt(connection, card, doc_id, answer.receipt):
+                    log.info("the sender's mailbox is not on %s: its receipt waits", connection.url)
+                    return
+            for ack in acks:
+                await ack.send(connection)
+            return
+        reason = answer.code if isinstance(answer, messages.Refuse) else "out of turn"
+        log.warning("refused a document left in a mailbox by %s (%s)", row.fingerprint[:5], reason)
+        for ack in acks:
+            await ack.send(connection, drop=True)
+
+    def _drop(self, key: tuple[str, bytes]) -> None:
+        arriving = self._arriving.pop(key, None)
+        if arriving is not None:
+            self._inbox.channel_closed(arriving.link)
+
+    def close(self) -> None:
+        for key in list(self._arriving):
+            self._drop(key)

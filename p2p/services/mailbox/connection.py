@@ -1,0 +1,222 @@
+"""One NATS mailbox server: stay connected, keep our stream, read it, publish to others'.
+
+The only place pli meets ``nats-py``. ``Connection.run`` loops for as long as
+the mailbox is joined: connect with the practice's nkey (or the credentials
+file), make sure our own stream exists with pli's retention and per-sender
+limits, recreate our pull consumer (so whatever a killed daemon had read but not
+acknowledged is delivered again at once), then fetch and hand each message to
+the handler, which acknowledges it when it is safe to. A lost connection, a
+server down or refused credentials is a state shown by ``pli mailbox status``,
+retried with back-off; it never stops the daemon or its direct deliveries.
+
+No payload is ever logged: messages are sealed frames, and only their count is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import api
+
+from p2p.services.mailbox.server_config import subject
+from protocol import RemoteProtocolError
+from protocol import mailbox as frames
+
+log = logging.getLogger("pli.mailbox")
+
+STREAM = "PLI"
+CONSUMER = "pli"
+#: How long the server keeps a message nobody read (a practice on holiday).
+RETENTION = 30 * 24 * 3600.0
+#: Messages one sender may leave waiting in our mailbox (= 4 GiB of chunks).
+PER_SENDER_MESSAGES = 16384
+#: The server drops a second copy of a message id seen within this window.
+DEDUP_WINDOW = 24 * 3600.0
+#: A message read but not acknowledged comes again after this long.
+ACK_WAIT = 300.0
+FETCH_BATCH = 16
+PUBLISH_TIMEOUT = 10.0
+
+
+@dataclass
+class Ack:
+    """The right to acknowledge one message, without keeping its bytes."""
+
+    reply: str
+
+    async def send(self, connection: Connection, *, drop: bool = False) -> None:
+        """``+ACK`` (done) or ``+TERM`` (refused: never deliver again)."""
+        await connection.raw_publish(self.reply, b"+TERM" if drop else b"+ACK")
+
+
+#: (the connection, the peer, the frame, its ack) -> None.
+Handler = Callable[["Connection", str, frames.Frame, Ack], Awaitable[None]]
+#: Our incoming tag -> (peer id hex, the direction that opens its frames).
+Directions = Callable[[], dict[str, tuple[str, frames.Direction]]]
+
+
+class Refused(Exception):
+    """The server refused our key or credentials: retrying soon will not help."""
+
+
+class Connection:
+    def __init__(
+        self,
+        url: str,
+        credentials: dict[str, Any],
+        my_box: str,
+        handler: Handler,
+        directions: Directions,
+    ) -> None:
+        self.url = url
+        self._credentials = credentials
+        self._my_box = my_box
+        self._handler = handler
+        self._directions = directions
+        self._nc: NATS | None = None
+        self.state = "connecting"
+        self.message = ""
+        self.waiting_in = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected and self.state == "connected"
+
+    async def run(self) -> None:
+        """Connect, read, and come back after any failure, until cancelled."""
+        delay = 1.0
+        while True:
+            try:
+                await self._session()
+            except Refused as exc:
+                self.state, self.message = "refused", str(exc)
+                delay = 60.0
+            except (OSError, TimeoutError, nats.errors.Error) as exc:
+                self.state = "unreachable"
+                self.message = "the mailbox server cannot be reached"
+                log.info("mailbox %s: %s (%s)", self.url, self.message, type(exc).__name__)
+            except Exception as exc:  # any other failure: connect again, never stop the daemon
+                self.state, self.message = "unreachable", "the connection to the mailbox failed"
+                log.warning("mailbox %s: %s (%s)", self.url, self.message, type(exc).__name__)
+            finally:
+                await self._close()
+            await asyncio.sleep(delay * random.uniform(0.75, 1.0))  # noqa: S311 - jitter
+            delay = min(30.0, delay * 2)
+
+    async def _session(self) -> None:
+        async def quiet(*_args: Any) -> None:
+            """nats-py reports errors here; ours are raised to ``run`` instead."""
+
+        try:
+            self._nc = await nats.connect(
+                self.url.split(","), allow_reconnect=False, dont_randomize=True,
+                connect_timeout=5, max_reconnect_attempts=0,
+                error_cb=quiet, disconnected_cb=quiet, closed_cb=quiet, name="pli",
+                **self._credentials,
+            )  # fmt: skip
+        except nats.errors.Error as exc:
+            if "authorization" in str(exc).lower():
+                raise Refused("the mailbox server refused this practice's key") from None
+            raise
+        js = self._nc.jetstream(timeout=PUBLISH_TIMEOUT)
+        await self._ensure_stream(js)
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_consumer(STREAM, CONSUMER)
+        config = api.ConsumerConfig(
+            durable_name=CONSUMER, ack_policy=api.AckPolicy.EXPLICIT, ack_wait=ACK_WAIT,
+            max_ack_pending=PER_SENDER_MESSAGES * 2, max_deliver=-1,
+        )  # fmt: skip
+        sub = await js.pull_subscribe(subject(self._my_box), durable=CONSUMER, stream=STREAM,
+                                      config=config)  # fmt: skip
+        self.state, self.message = "connected", ""
+        log.info("connected to the mailbox %s", self.url)
+        size = 1  # idle: wait for one message (nats-py waits for a whole batch once one came)
+        while self._nc.is_connected:
+            try:
+                batch = await sub.fetch(size, timeout=2.0 if size == 1 else 0.1)
+            except nats.errors.TimeoutError:
+                self.waiting_in, size = 0, 1
+                continue
+            size = FETCH_BATCH  # busy: take what is there, up to a batch
+            for msg in batch:
+                await self._dispatch(msg)
+        raise nats.errors.ConnectionClosedError
+
+    async def _ensure_stream(self, js: Any) -> None:
+        config = api.StreamConfig(
+            name=STREAM, subjects=[subject(self._my_box)], storage=api.StorageType.FILE,
+            retention=api.RetentionPolicy.WORK_QUEUE, max_age=RETENTION,
+            max_msg_size=frames.MAX_FRAME, duplicate_window=DEDUP_WINDOW,
+            discard=api.DiscardPolicy.NEW, max_msgs_per_subject=PER_SENDER_MESSAGES,
+            discard_new_per_subject=True, num_replicas=self._replicas(),
+        )  # fmt: skip
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError:  # it exists with other settings: ours win
+            await js.update_stream(config)
+
+    def _replicas(self) -> int:
+        """Three copies on a cluster of three or more nodes, else one."""
+        assert self._nc is not None
+        info = self._nc._server_info
+        return 3 if info.get("cluster") and len(info.get("connect_urls") or []) >= 3 else 1
+
+    async def _dispatch(self, msg: Msg) -> None:
+        ack = Ack(msg.reply)
+        tag = msg.subject.rsplit(".", 1)[-1]
+        known = self._directions().get(tag)
+        if known is None:  # no paired peer writes there: not ours to keep
+            log.info("mailbox %s: dropped a message for no paired peer", self.url)
+            await ack.send(self, drop=True)
+            return
+        peer_hex, direction = known
+        try:
+            frame = frames.decode_frame(direction, msg.data)
+        except RemoteProtocolError as exc:
+            log.warning("mailbox %s: dropped a message that failed its check (%s)",
+                        self.url, exc.code)  # fmt: skip
+            await ack.send(self, drop=True)
+            return
+        if msg.metadata.num_pending is not None:
+            self.waiting_in = msg.metadata.num_pending
+        await self._handler(self, peer_hex, frame, ack)
+
+    async def publish(self, box: str, tag: str, data: bytes, msg_id: str) -> bool:
+        """Store ``data`` in ``box``'s mailbox; False when that member is not on this server."""
+        if self._nc is None or not self.connected:
+            return False
+        js = self._nc.jetstream(timeout=PUBLISH_TIMEOUT)
+        try:
+            await js.publish(subject(box, tag), data, headers={"Nats-Msg-Id": msg_id})
+        except nats.errors.NoRespondersError:
+            return False
+        return True
+
+    async def raw_publish(self, reply: str, data: bytes) -> None:
+        if self._nc is not None and self._nc.is_connected:
+            await self._nc.publish(reply, data)
+
+    async def _close(self) -> None:
+        nc, self._nc = self._nc, None
+        if nc is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection
+                await nc.close()
+
+
+def credential_options(seed: str, creds: Path | None) -> dict[str, Any]:
+    """How nats-py logs in: the credentials file if given, else our nkey."""
+    if creds is not None:
+        return {"user_credentials": str(creds)}
+    return {"nkeys_seed_str": seed}

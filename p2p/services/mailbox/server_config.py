@@ -1,0 +1,146 @@
+"""``pli mailbox server-config``: one ready nats-server configuration for a practice group.
+
+Each member is a NATS account of its own, holding one user (the practice's nkey)
+and at most one JetStream stream, its mailbox, capturing ``pli.box.<box>.>``.
+The account *exports* that subject as a service and every other member's account
+*imports* it: a member can publish into the others' mailboxes (and get the
+server's acknowledgement back), but it sees nothing of another account — not its
+stream, its consumers nor its messages. A client without one of the listed nkeys
+is not let in: there is no anonymous user.
+
+Limits written here are enforced by the server: the message size, the storage
+each member's mailbox may take (``--quota``), one stream and two consumers per
+account. The retention time and the per-sender cap are settings of the stream,
+which the member's own daemon creates with pli's values (``services/mailbox``);
+docs/mailbox.md lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from p2p.errors import BadInput
+
+#: The mailbox subject of a member: ``pli.box.<box>.<pairwise tag>``.
+SUBJECT_ROOT = "pli.box"
+MAX_PAYLOAD = 1024 * 1024
+DEFAULT_LISTEN = "0.0.0.0:4222"
+DEFAULT_STORE_DIR = "/var/lib/nats/pli"
+DEFAULT_QUOTA_GB = 10
+_NKEY = re.compile(r"U[A-Z2-7]{55}")
+_BOX = re.compile(r"[0-9a-f]{20}")
+
+
+@dataclass(frozen=True)
+class Member:
+    """A practice of the group: its public nkey and the mailbox label derived from its identity."""
+
+    nkey: str
+    box: str
+
+    @classmethod
+    def parse(cls, text: str) -> Member:
+        """``U…:box`` as printed by ``pli mailbox key``."""
+        nkey, _, box = text.strip().partition(":")
+        if not _NKEY.fullmatch(nkey) or not _BOX.fullmatch(box) or not _valid_nkey(nkey):
+            raise BadInput(
+                f"“{text[:80]}” is not a member key: ask the practice to run `pli mailbox key` "
+                "and copy the whole line (it starts with U and has a colon)."
+            )
+        return cls(nkey, box)
+
+    def text(self) -> str:
+        return f"{self.nkey}:{self.box}"
+
+    @property
+    def account(self) -> str:
+        return f"PLI_{self.box}"
+
+
+def _valid_nkey(text: str) -> bool:
+    import nkeys
+
+    try:
+        nkeys.KeyPair(public_key=text.encode()).public_key  # noqa: B018 - checks the CRC
+    except nkeys.NkeysError:
+        return False
+    return True
+
+
+def subject(box: str, tag: str = ">") -> str:
+    return f"{SUBJECT_ROOT}.{box}.{tag}"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A node of a 3-node group: its name, its route port and its two neighbours."""
+
+    name: str
+    listen: str
+    routes: tuple[str, ...]
+
+
+def render(
+    members: list[Member],
+    *,
+    listen: str = DEFAULT_LISTEN,
+    store_dir: str = DEFAULT_STORE_DIR,
+    quota_gb: int = DEFAULT_QUOTA_GB,
+    server_name: str = "pli-mailbox",
+    cluster: Cluster | None = None,
+) -> str:
+    """The whole configuration file, as text (nats-server 2.9 or later)."""
+    if len({m.box for m in members}) != len(members) or len(members) < 1:
+        raise BadInput("Name each member once (at least one), each with its own key.")
+    if not 1 <= quota_gb <= 100_000:
+        raise BadInput("The quota is a number of gigabytes between 1 and 100000.")
+    q = json.dumps  # a quoted, escaped string in the config's syntax
+    lines = [
+        "# nats-server configuration for a pli mailbox, written by `pli mailbox server-config`.",
+        "# Members: " + ", ".join(m.box for m in members),
+        f"server_name: {q(server_name)}",
+        f"listen: {q(listen)}",
+        f"max_payload: {MAX_PAYLOAD}",
+        "max_pending: 16MB",
+        'write_deadline: "10s"',
+        "jetstream {",
+        f"  store_dir: {q(store_dir)}",
+        f"  max_file_store: {quota_gb * len(members)}G",
+        "  max_memory_store: 64MB",
+        "}",
+        "accounts {",
+    ]
+    for member in members:
+        lines += _account(member, [m for m in members if m != member], quota_gb)
+    lines.append("}")
+    if cluster is not None:
+        lines += [
+            "cluster {",
+            f"  name: {q(cluster.name)}",
+            f"  listen: {q(cluster.listen)}",
+            "  routes: [" + ", ".join(q(r) for r in cluster.routes) + "]",
+            "}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _account(member: Member, others: list[Member], quota_gb: int) -> list[str]:
+    q = json.dumps
+    permissions = (
+        '{ publish: { allow: ["pli.box.*.>", "$JS.API.>", "$JS.ACK.>"] }, '
+        'subscribe: { allow: ["_INBOX.>"] } }'
+    )
+    lines = [
+        f"  {member.account}: {{",
+        f"    jetstream: {{ max_mem: 0, max_file: {quota_gb}G, max_streams: 1, max_consumers: 2 }}",
+        f"    users: [ {{ nkey: {q(member.nkey)}, permissions: {permissions} }} ]",
+        f"    exports: [ {{ service: {q(subject(member.box))} }} ]",
+        "    imports: [",
+    ]
+    lines += [
+        f"      {{ service: {{ account: {q(o.account)}, subject: {q(subject(o.box))} }} }}"
+        for o in others
+    ]
+    return [*lines, "    ]", "  }"]

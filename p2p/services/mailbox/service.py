@@ -1,0 +1,190 @@
+"""The mailboxes a practice joined: their connections, posting envelopes, their state.
+
+``MailboxService`` keeps one ``Connection`` per mailbox in ``mailboxes.json``
+and follows that file (``reload``: joining or leaving needs no restart). It
+posts a sealed envelope to a peer's mailbox chunk by chunk, reading the file as
+it goes (memory stays constant in the file size), each chunk with a
+``Nats-Msg-Id`` the server de-duplicates on, so a post cut by a crash and done
+again stores each chunk once. What arrives in our own mailbox goes to the
+handler the daemon gives (``daemon/mailbox.py``), which feeds the inbox and the
+outbox exactly as the direct path does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import nacl.utils
+
+from p2p.services.mailbox.connection import Connection, Handler, credential_options
+from p2p.storage import mailboxes
+from protocol import LocalIdentity, ProfileCard, RemoteProtocolError
+from protocol import mailbox as frames
+
+log = logging.getLogger("pli.mailbox")
+
+
+class MailboxService:
+    def __init__(
+        self,
+        home: Path,
+        me: LocalIdentity,
+        cards: Callable[[], dict[str, bytes]],
+        handler: Handler,
+    ) -> None:
+        self._home = home
+        self._me = me
+        self._cards = cards
+        self._handler = handler
+        self.box = frames.box_name(me.public)
+        self._connections: dict[str, Connection] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._keys: dict[str, tuple[bytes, frames.PairKeys]] = {}  # peer -> (card, keys)
+        self._joined: list[mailboxes.Mailbox] = []
+
+    # --- which mailboxes ----------------------------------------------------------
+
+    async def reload(self) -> None:
+        """Connect to the mailboxes joined, close those left (reads ``mailboxes.json``)."""
+        joined, seed = await asyncio.to_thread(self._read)
+        self._joined = joined
+        wanted = {m.url: m for m in joined}
+        for url in list(self._connections):
+            if url not in wanted:
+                self._tasks.pop(url).cancel()
+                del self._connections[url]
+                log.info("left the mailbox %s", url)
+        for url, mailbox in wanted.items():
+            if url in self._connections or seed is None:
+                continue
+            creds = mailboxes.credentials_path(self._home, mailbox)
+            options = credential_options(seed, creds)
+            connection = Connection(url, options, self.box, self._handler, self._directions)
+            self._connections[url] = connection
+            self._tasks[url] = asyncio.create_task(connection.run(), name=f"mailbox {url}")
+
+    def _read(self) -> tuple[list[mailboxes.Mailbox], str | None]:
+        """Worker thread: the list joined, and our nkey if there is any mailbox."""
+        joined = mailboxes.load(self._home)
+        return joined, mailboxes.nkey_seed(self._home) if joined else None
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._connections.clear()
+
+    # --- pairwise keys ----------------------------------------------------------------
+
+    def keys(self, card: ProfileCard) -> frames.PairKeys:
+        """The pair's tags and keys (a fresh derivation: used once per post)."""
+        return frames.PairKeys.derive(self._me, card)
+
+    def _directions(self) -> dict[str, tuple[str, frames.Direction]]:
+        """Our incoming tag of each paired peer; cards are parsed once per version."""
+        known = {}
+        for peer_hex, wire in self._cards().items():
+            cached = self._keys.get(peer_hex)
+            if cached is None or cached[0] != wire:
+                try:
+                    cached = (wire, self.keys(ProfileCard.from_wire(wire)))
+                except RemoteProtocolError:
+                    continue
+                self._keys[peer_hex] = cached
+            incoming = cached[1].incoming
+            known[incoming.tag] = (peer_hex, incoming)
+        return known
+
+    # --- joining and leaving -------------------------------------------------------------
+
+    async def join(self, url: str, credentials: bytes | None) -> mailboxes.Mailbox:
+        """``pli mailbox add``: remember the server and connect to it now."""
+        mailbox = await asyncio.to_thread(mailboxes.add, self._home, url, credentials)
+        task = self._tasks.pop(mailbox.url, None)
+        if task is not None:  # new credentials: connect again with them
+            task.cancel()
+            del self._connections[mailbox.url]
+        await self.reload()
+        return mailbox
+
+    async def leave(self, url: str) -> mailboxes.Mailbox:
+        """``pli mailbox remove``: disconnect and forget the server."""
+        mailbox = await asyncio.to_thread(mailboxes.remove, self._home, url)
+        await self.reload()
+        return mailbox
+
+    # --- posting ------------------------------------------------------------------------
+
+    def connected(self) -> list[Connection]:
+        return [c for c in self._connections.values() if c.connected]
+
+    async def post(self, card: ProfileCard, doc_id: bytes, path: Path, size: int) -> str | None:
+        """Leave one envelope in the peer's mailbox; the mailbox's URL, or None if none took it."""
+        for connection in self.connected():
+            if await self._post_one(connection, card, doc_id, path, size):
+                log.info("left a document of %d bytes in the mailbox %s", size, connection.url)
+                return connection.url
+        return None
+
+    async def _post_one(
+        self, connection: Connection, card: ProfileCard, doc_id: bytes, path: Path, size: int
+    ) -> bool:
+        """Chunk by chunk: each is read and sealed on a worker thread, then published."""
+        outgoing = self.keys(card).outgoing
+        box = frames.box_name(card.identity)
+        handle = await asyncio.to_thread(path.open, "rb")
+        try:
+            for index in range(frames.chunk_count(size)):
+                wire = await asyncio.to_thread(_sealed_chunk, handle, outgoing, doc_id, index, size)
+                msg_id = outgoing.message_id(frames.KIND_CHUNK, doc_id, index)
+                if not await connection.publish(box, outgoing.tag, wire, msg_id):
+                    return False
+        finally:
+            await asyncio.to_thread(handle.close)
+        return True
+
+    async def send_receipt(
+        self, connection: Connection, card: ProfileCard, doc_id: bytes, receipt: bytes
+    ) -> bool:
+        """Leave a signed receipt in the sender's mailbox, on the server it wrote to."""
+        outgoing = self.keys(card).outgoing
+        wire = frames.encode_frame(outgoing, frames.ReceiptFrame(doc_id, receipt),
+                                   nonce=nacl.utils.random(24))  # fmt: skip
+        msg_id = outgoing.message_id(frames.KIND_RECEIPT, doc_id, 0)
+        return await connection.publish(frames.box_name(card.identity), outgoing.tag, wire, msg_id)
+
+    # --- state ----------------------------------------------------------------------------
+
+    def status(self) -> list[dict[str, Any]]:
+        """One entry per mailbox joined: its state in words, messages waiting for us."""
+        listing = []
+        for mailbox in self._joined:
+            connection = self._connections.get(mailbox.url)
+            listing.append({
+                "url": mailbox.url,
+                "state": connection.state if connection is not None else "connecting",
+                "message": connection.message if connection is not None else "",
+                "waiting_in": connection.waiting_in if connection is not None else 0,
+                "credentials": mailbox.credentials is not None,
+            })  # fmt: skip
+        return listing
+
+
+def _sealed_chunk(
+    handle: BinaryIO, outgoing: frames.Direction, doc_id: bytes, index: int, size: int
+) -> bytes:
+    """Worker thread: the next chunk of the envelope, read and sealed for the mailbox."""
+    data = handle.read(frames.CHUNK_SIZE)
+    chunk = frames.Chunk(doc_id, index, size, data)
+    if len(data) != min(frames.CHUNK_SIZE, size - chunk.offset):
+        raise OSError("the sent envelope is shorter than recorded")
+    return frames.encode_frame(outgoing, chunk, nonce=nacl.utils.random(24))

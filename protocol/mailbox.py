@@ -1,0 +1,186 @@
+"""Mailbox frames: what two paired practices leave for each other on a NATS server.
+
+A mailbox server (NATS JetStream, run by a practice group) holds messages for
+members that are offline. It must learn as little as possible, so everything a
+practice puts there is wrapped once more with a key only the two peers of a
+pair can derive, and published on a subject only they can compute:
+
+- ``box_name(identity)``: the member's mailbox, a public label derived from its
+  identity key (the server's configuration names it; peers compute it);
+- ``PairKeys.derive(me, peer_card, ...)``: X25519 between our document key and
+  the peer's (from its signed card, exchanged at pairing), then BLAKE2b with a
+  label per use and the direction (sender id ‖ recipient id) as data. One tag
+  (the last subject token) and one secretbox key per direction;
+- ``encode_frame`` / ``decode_frame``: a chunk of a sealed envelope, or a signed
+  receipt, as ``nonce ‖ secretbox(kind ‖ doc id ‖ ...)``; the server sees neither document
+  ids nor receipts, only opaque ids, sizes and times.
+
+The envelope and receipt inside are exactly those of the direct path: the
+receiver verifies them as if they had come over a session. Sans-IO.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+
+from nacl import bindings, exceptions, secret
+
+from .errors import AuthenticationFailed, FrameTooLarge, LocalProtocolError, MalformedMessage
+from .identity import LocalIdentity, ProfileCard, PublicIdentity
+
+#: Envelope bytes per mailbox message (the server's max_payload is well above).
+CHUNK_SIZE = 256 * 1024
+#: The largest frame accepted from a mailbox: a chunk plus its small header and MAC.
+MAX_FRAME = CHUNK_SIZE + 1024
+#: The largest envelope announced in a chunk (as the direct path's limit).
+MAX_ENVELOPE = 64 * 1024 * 1024 * 1024
+#: A receipt is small; anything larger is refused before it is parsed.
+MAX_RECEIPT = 4096
+
+KIND_CHUNK = "chunk"
+KIND_RECEIPT = "receipt"
+_CHUNK, _RECEIPT = b"C", b"R"
+_DOC_ID = 16
+_HEAD = struct.Struct(">QQ")
+
+_LABEL_BOX = b"pli/mbox/box"
+_LABEL_TAG = b"pli/mbox/tag"
+_LABEL_KEY = b"pli/mbox/key"
+_LABEL_MSGID = b"pli/mbox/msgid"
+_NONCE = secret.SecretBox.NONCE_SIZE
+
+
+def box_name(identity: PublicIdentity) -> str:
+    """The member's mailbox label: 20 hex digits, the same for every peer that knows it."""
+    digest = hashlib.blake2b(identity.key, digest_size=10, person=_LABEL_BOX[:16])
+    return digest.hexdigest()
+
+
+def _derive(shared: bytes, label: bytes, data: bytes, size: int) -> bytes:
+    return hashlib.blake2b(data, key=shared, digest_size=size, person=label[:16]).digest()
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One direction of a pair: the subject tag and the key that wraps its frames."""
+
+    tag: str
+    key: bytes
+
+    def __repr__(self) -> str:
+        return f"Direction({self.tag[:8]}…)"
+
+    def message_id(self, kind: str, doc_id: bytes, index: int) -> str:
+        """``Nats-Msg-Id``: the server de-duplicates on it but cannot link it to a document."""
+        data = kind.encode() + b"\0" + doc_id + index.to_bytes(8, "big")
+        return _derive(self.key, _LABEL_MSGID, data, 16).hex()
+
+
+@dataclass(frozen=True)
+class PairKeys:
+    """What a practice needs to write to a peer's mailbox and read what it left in its own."""
+
+    outgoing: Direction
+    incoming: Direction
+
+    @classmethod
+    def derive(cls, me: LocalIdentity, peer: ProfileCard) -> PairKeys:
+        """Both sides compute the same two directions, swapped. Raises ``AuthenticationFailed``."""
+        try:
+            shared = bindings.crypto_scalarmult(me.doc_secret, peer.doc_key)
+        except exceptions.RuntimeError as exc:  # a low-order point: no secret to share
+            raise AuthenticationFailed("the peer's document key cannot be used") from exc
+        ours, theirs = me.peer_id.digest, peer.identity.peer_id.digest
+        return cls(_direction(shared, ours + theirs), _direction(shared, theirs + ours))
+
+
+def _direction(shared: bytes, data: bytes) -> Direction:
+    tag = _derive(shared, _LABEL_TAG, data, 16).hex()
+    return Direction(tag, _derive(shared, _LABEL_KEY, data, 32))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Bytes ``[index * CHUNK_SIZE, ...)`` of the sealed envelope of ``doc_id``."""
+
+    doc_id: bytes
+    index: int
+    total: int  # the envelope's size in bytes
+    data: bytes
+
+    @property
+    def offset(self) -> int:
+        return self.index * CHUNK_SIZE
+
+    @property
+    def last(self) -> bool:
+        return self.offset + len(self.data) == self.total
+
+
+@dataclass(frozen=True)
+class ReceiptFrame:
+    """The signed receipt for ``doc_id``, on its way back to the sender."""
+
+    doc_id: bytes
+    receipt: bytes
+
+
+Frame = Chunk | ReceiptFrame
+
+
+def chunk_count(total: int) -> int:
+    """How many chunks an envelope of ``total`` bytes is cut into (at least one)."""
+    return max(1, -(-total // CHUNK_SIZE))
+
+
+def encode_frame(direction: Direction, frame: Frame, *, nonce: bytes) -> bytes:
+    """``nonce ‖ secretbox(kind ‖ doc id ‖ ...)``; ``nonce`` is 24 random bytes from the caller.
+
+    A chunk's plaintext is ``C ‖ doc id (16) ‖ index (8) ‖ total (8) ‖ bytes``, a
+    receipt's ``R ‖ doc id (16) ‖ receipt``; integers are big-endian.
+    """
+    if len(nonce) != _NONCE:
+        raise LocalProtocolError("a mailbox nonce is 24 bytes")
+    if isinstance(frame, Chunk):
+        if frame.index >= chunk_count(frame.total) or len(frame.data) > CHUNK_SIZE:
+            raise LocalProtocolError("a chunk outside its envelope")
+        head = _CHUNK + frame.doc_id + _HEAD.pack(frame.index, frame.total)
+        plain = head + frame.data
+    else:
+        plain = _RECEIPT + frame.doc_id + frame.receipt
+    return bytes(secret.SecretBox(direction.key).encrypt(plain, nonce))
+
+
+def decode_frame(direction: Direction, data: bytes) -> Frame:
+    """Open and check one mailbox message. Raises ``RemoteProtocolError``."""
+    if len(data) > MAX_FRAME:
+        raise FrameTooLarge("a mailbox message is over the size limit")
+    if len(data) < _NONCE + secret.SecretBox.MACBYTES + 1 + _DOC_ID:
+        raise MalformedMessage("a mailbox message is too short")
+    try:
+        plain = secret.SecretBox(direction.key).decrypt(bytes(data))
+    except exceptions.CryptoError:
+        raise AuthenticationFailed("a mailbox message did not open") from None
+    return parse_frame(plain)
+
+
+def parse_frame(plain: bytes) -> Frame:
+    """The frame inside an opened message. Raises ``RemoteProtocolError``."""
+    if len(plain) < 1 + _DOC_ID:
+        raise MalformedMessage("a mailbox frame is too short")
+    kind, doc_id, rest = plain[:1], plain[1 : 1 + _DOC_ID], plain[1 + _DOC_ID :]
+    if kind == _RECEIPT:
+        if not 0 < len(rest) <= MAX_RECEIPT:
+            raise MalformedMessage("a mailbox receipt of an impossible size")
+        return ReceiptFrame(doc_id, rest)
+    if kind != _CHUNK or len(rest) < _HEAD.size:
+        raise MalformedMessage("a mailbox frame of an unknown kind")
+    index, total = _HEAD.unpack_from(rest)
+    chunk = rest[_HEAD.size :]
+    if not 0 < total <= MAX_ENVELOPE or index >= chunk_count(total):
+        raise MalformedMessage("a mailbox chunk outside its envelope")
+    if len(chunk) != min(CHUNK_SIZE, total - index * CHUNK_SIZE):
+        raise MalformedMessage("a mailbox chunk of the wrong length")
+    return Chunk(doc_id, index, total, chunk)

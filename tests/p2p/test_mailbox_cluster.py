@@ -1,0 +1,111 @@
+"""A mailbox on a 3-node cluster (streams replicated R3): losing a node stops no one.
+
+The recipient is down; while the sender posts a 200 MB envelope, the node it is
+connected to is killed with SIGKILL. The sender connects to another node and
+posts again (the replicated de-duplication keeps one copy of each chunk); the
+recipient, started later, reads it from the two nodes left: intact, once, and
+its receipt comes back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from p2p.storage import mailboxes
+from protocol import mailbox as frames
+from tests.p2p.natsserver import NatsServer, cluster_for, mailbox_state, member_key, messages_in
+from tests.p2p.procs import DaemonProcess, kill_all, wait_until
+
+pytestmark = pytest.mark.slow
+
+SIZE = 200 * 1000 * 1000
+
+Group = tuple[DaemonProcess, DaemonProcess, list[NatsServer]]
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "scanner.bin"
+    with open(path, "wb") as handle:
+        block = os.urandom(1000 * 1000)
+        for index in range(SIZE // len(block)):
+            handle.write(index.to_bytes(8, "big") + block[8:])
+    return path
+
+
+@pytest.fixture
+def group(tmp_path: Path) -> Iterator[Group]:
+    a = DaemonProcess(tmp_path / "a", "Dr A")
+    b = DaemonProcess(tmp_path / "b", "Dr B")
+    nodes = cluster_for(tmp_path / "nats", [member_key(a), member_key(b)])
+    try:
+        for node in nodes:
+            node.start()
+        urls = ",".join(node.url for node in nodes)
+        for daemon in (a, b):
+            daemon.start()
+            daemon.pli("mailbox", "add", urls)
+        a.trust(b)
+        b.trust(a)
+        for daemon in (a, b):
+            wait_until(lambda d=daemon: mailbox_state(d) == "connected", timeout=30)
+        yield a, b, nodes
+    finally:
+        kill_all(a, b)
+        for node in nodes:
+            node.stop()
+
+
+def entry(daemon: DaemonProcess, doc_id: str) -> dict[str, object]:
+    return next(e for e in daemon.client.get("/v1/outbox") if e["id"] == doc_id)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def received_hash(daemon: DaemonProcess, doc_id: str) -> str:
+    digest = hashlib.sha256()
+    with daemon.client.download(f"/v1/documents/{doc_id}/files/0", timeout=120) as chunks:
+        for chunk in chunks:
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def test_a_node_killed_during_a_200mb_transfer(group: Group, big_file: Path) -> None:
+    a, b, nodes = group
+    b.identity()
+    b.stop()
+    seed_b = mailboxes.nkey_seed(b.home)
+    alive = ",".join(node.url for node in nodes[1:])
+    chunks = frames.chunk_count(SIZE)
+    doc_id = a.send(b, big_file)
+    wait_until(lambda: messages_in(alive, seed_b) > 40, timeout=120, interval=0.02)
+    first = nodes[0]  # the sender's first node (the list is tried in order)
+    assert first.proc is not None
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(10)
+    assert messages_in(alive, seed_b) < chunks  # the node died in the middle of the post
+    wait_until(lambda: str(entry(a, doc_id)["via"]).startswith("mailbox"), timeout=180)
+    assert chunks <= messages_in(alive, seed_b) <= chunks + 1  # each chunk once
+    a.stop()
+
+    b.start()
+    wait_until(lambda: b.inbox_ids() == [doc_id], timeout=180)
+    assert received_hash(b, doc_id) == sha256_file(big_file)
+    b.stop()
+    a.start()
+    wait_until(lambda: entry(a, doc_id)["state"] == "delivered", timeout=60)
+    assert entry(a, doc_id)["receipt_via"] == "mailbox"
+    b.start()
+    assert b.inbox_ids() == [doc_id]

@@ -1,0 +1,118 @@
+"""Two real daemons and the real nats-server: letters that wait in a mailbox.
+
+The practices dial each other on loopback when both are up; when the
+recipient is down, the sealed envelope waits in its mailbox and its signed
+receipt comes back the same way — even when the two are never up together.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from p2p.storage import mailboxes
+from tests.p2p.natsserver import NatsServer, mailbox_pair, mailbox_state, messages_in
+from tests.p2p.procs import DaemonProcess, wait_until
+
+pytestmark = pytest.mark.slow
+
+LETTER = "Cher confrère, je vous adresse Mme Mailbox-Témoin pour une échographie.\n"
+PATIENT = "Mailbox-Témoin Jeanne"
+
+Group = tuple[DaemonProcess, DaemonProcess, NatsServer]
+
+
+@pytest.fixture
+def group(tmp_path: Path) -> Iterator[Group]:
+    with mailbox_pair(tmp_path) as pair:
+        yield pair
+
+
+def send_letter(a: DaemonProcess, b: DaemonProcess, folder: Path) -> str:
+    path = folder / "lettre.txt"
+    path.write_text(LETTER, encoding="utf-8")
+    body = {"to": [b.identity()["peer_id"]], "kind": "letter", "files": [{"path": str(path)}],
+            "metadata": {"patient_name": PATIENT, "subject": "Adressage"}}  # fmt: skip
+    doc_id: str = a.client.post("/v1/documents", body)["id"]
+    return doc_id
+
+
+def outbox_entry(daemon: DaemonProcess, doc_id: str) -> dict[str, object]:
+    return next(e for e in daemon.client.get("/v1/outbox") if e["id"] == doc_id)
+
+
+def test_never_online_together(group: Group, tmp_path: Path) -> None:
+    a, b, server = group
+    b.identity()
+    b.stop()
+    doc_id = send_letter(a, b, tmp_path)
+    wait_until(lambda: outbox_entry(a, doc_id).get("via") == f"mailbox {server.url}", timeout=30)
+    assert outbox_entry(a, doc_id)["state"] == "queued"
+    a.stop()
+
+    stored = server.stored_bytes()
+    assert stored  # the envelope is there, sealed
+    for secret in (LETTER.encode(), PATIENT.encode(), "Mailbox-Témoin".encode()):
+        assert secret not in stored
+
+    b.start()
+    wait_until(lambda: b.inbox_ids() == [doc_id], timeout=30)
+    seed = mailboxes.nkey_seed(a.home)
+    wait_until(lambda: messages_in(server, seed) == 1, timeout=30)  # the receipt
+    b.stop()
+    a.start()
+    wait_until(lambda: outbox_entry(a, doc_id)["state"] == "delivered", timeout=30)
+    assert outbox_entry(a, doc_id)["receipt_via"] == "mailbox"
+    assert [e["id"] for e in a.client.get("/v1/outbox")] == [doc_id]
+    b.start()  # both up at last: nothing arrives twice
+    assert b.inbox_ids() == [doc_id]
+    shown = b.client.get(f"/v1/documents/{doc_id}")
+    assert shown["metadata"]["patient_name"] == PATIENT
+
+
+def test_mailbox_down_never_blocks_direct_delivery(group: Group, tmp_path: Path) -> None:
+    a, b, server = group
+    server.stop()
+    wait_until(lambda: mailbox_state(a) == "unreachable", timeout=30)
+    doc_id = send_letter(a, b, tmp_path)
+    wait_until(lambda: outbox_entry(a, doc_id)["state"] == "delivered", timeout=20)
+    assert outbox_entry(a, doc_id)["via"] == "direct"
+    status = a.client.get("/v1/status")
+    assert status["mailboxes"][0]["state"] == "unreachable"
+    done = a.pli("status", check=False)
+    assert "cannot be reached" in done.stdout
+
+
+def test_mailbox_commands(group: Group) -> None:
+    a, _b, server = group
+    done = a.pli("--json", "mailbox", "status")
+    assert json.loads(done.stdout)["state"] == "connected"
+    bad = a.pli("mailbox", "add", "http://example.org", check=False)
+    assert bad.returncode == 1
+    assert "nats://HOST:PORT" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert a.pli("mailbox", "remove", server.url).returncode == 0
+    assert "No mailbox joined" in a.pli("mailbox", "status").stdout
+    again = a.pli("mailbox", "remove", server.url, check=False)
+    assert again.returncode == 1
+    assert "has not joined" in again.stderr
+    a.stop()
+    down = a.pli("mailbox", "add", server.url, check=False)
+    assert down.returncode == 3
+
+
+def test_a_practice_the_server_does_not_list_is_refused(group: Group, tmp_path: Path) -> None:
+    _a, _b, server = group
+    c = DaemonProcess(tmp_path / "c", "Dr C").start()
+    try:
+        c.pli("mailbox", "add", server.url)
+        wait_until(lambda: mailbox_state(c) == "refused", timeout=20)
+        shown = c.pli("mailbox", "status").stdout
+        assert "refused this practice's key" in shown
+        assert "pli mailbox key" in shown
+        assert "refused" in c.pli("status").stdout
+    finally:
+        c.stop()

@@ -1,0 +1,113 @@
+"""The configuration ``pli mailbox server-config`` prints, run by the real nats-server.
+
+A member signs in with its nkey and can leave messages in another member's
+mailbox; a client without credentials is not let in; another member cannot
+read B's mailbox, neither through JetStream nor by subscribing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import nats.errors
+import nats.js.errors
+import pytest
+from nats.aio.client import Client as NATS
+from nats.js import api
+
+from p2p.services.mailbox import server_config
+from p2p.services.mailbox.connection import STREAM
+from p2p.storage import mailboxes
+from tests.p2p.natsserver import NatsServer, server_for
+
+
+def pli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "p2p", "--home", str(home), *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def member(home: Path, name: str) -> dict[str, str]:
+    assert pli(home, "init", "--name", name).returncode == 0
+    done = pli(home, "--json", "mailbox", "key")
+    assert done.returncode == 0, done.stderr
+    key: dict[str, str] = json.loads(done.stdout)
+    return key
+
+
+Group = tuple[NatsServer, dict[str, dict[str, str]], dict[str, Path]]
+
+
+@pytest.fixture
+def group(tmp_path: Path) -> Iterator[Group]:
+    homes = {name: tmp_path / name for name in ("a", "b", "x")}
+    keys = {name: member(home, f"Dr {name}") for name, home in homes.items()}
+    server = server_for(tmp_path / "nats", [k["member"] for k in keys.values()]).start()
+    try:
+        yield server, keys, homes
+    finally:
+        server.stop()
+
+
+def test_member_key_is_private_and_stable(tmp_path: Path) -> None:
+    home = tmp_path / "a"
+    first = member(home, "Dr A")
+    assert (home / mailboxes.NKEY_FILE).stat().st_mode & 0o777 == 0o600
+    assert first["nkey"].startswith("U")
+    assert first["member"] == f"{first['nkey']}:{first['box']}"
+    assert json.loads(pli(home, "--json", "mailbox", "key").stdout) == first
+    assert mailboxes.nkey_seed(home) not in pli(home, "mailbox", "key").stdout
+
+
+def test_server_config_refuses_a_bad_member_key(tmp_path: Path) -> None:
+    done = pli(tmp_path, "mailbox", "server-config", "--member", "UNOTAKEY:1234")
+    assert done.returncode == 1
+    assert "not a member key" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+async def test_members_in_nobody_else(
+    group: Group,
+) -> None:
+    server, keys, homes = group
+
+    async def quiet(*_args: object) -> None:
+        pass
+
+    async def connect(name: str) -> NATS:
+        seed = await asyncio.to_thread(mailboxes.nkey_seed, homes[name])
+        return await nats.connect(server.url, nkeys_seed_str=seed, error_cb=quiet,
+                                  allow_reconnect=False)  # fmt: skip
+
+    b = await connect("b")
+    b_box = keys["b"]["box"]
+    await b.jetstream().add_stream(
+        api.StreamConfig(name=STREAM, subjects=[server_config.subject(b_box)])
+    )
+    a = await connect("a")
+    ack = await a.jetstream().publish(server_config.subject(b_box, "t1"), b"sealed")
+    assert ack.stream == STREAM
+    assert ack.seq == 1
+
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0,
+                           error_cb=quiet, connect_timeout=2)  # fmt: skip
+
+    x = await connect("x")
+    with pytest.raises(nats.js.errors.NotFoundError):
+        await x.jetstream().stream_info(STREAM)
+    spy = await x.subscribe(server_config.subject(b_box))
+    await a.jetstream().publish(server_config.subject(b_box, "t2"), b"sealed too")
+    with pytest.raises(nats.errors.TimeoutError):
+        await spy.next_msg(timeout=1)
+    info = await b.jetstream().stream_info(STREAM)
+    assert info.state.messages == 2  # both reached B's mailbox, and only there
+    for client in (a, b, x):
+        await client.close()

@@ -1,0 +1,89 @@
+"""protocol/mailbox.py: pairwise tags and keys, sealed frames, and their parser."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol import AuthenticationFailed, LocalIdentity, MalformedMessage, mailbox
+from tests.fuzzing import check_parses_or_refuses
+
+A = LocalIdentity.generate(now=0)
+B = LocalIdentity.generate(now=0)
+C = LocalIdentity.generate(now=0)
+AB = mailbox.PairKeys.derive(A, B.card(1, name="B"))
+BA = mailbox.PairKeys.derive(B, A.card(1, name="A"))
+
+
+def test_both_sides_derive_the_same_two_directions() -> None:
+    assert AB.outgoing == BA.incoming
+    assert AB.incoming == BA.outgoing
+    assert AB.outgoing.tag != AB.incoming.tag
+    assert AB.outgoing.key != AB.incoming.key
+
+
+def test_a_third_peer_knows_neither_tag_nor_key() -> None:
+    """C is paired with both A and B: it still cannot compute A's tag towards B."""
+    ca = mailbox.PairKeys.derive(C, A.card(1, name="A"))
+    cb = mailbox.PairKeys.derive(C, B.card(1, name="B"))
+    ours = {AB.outgoing.tag, AB.incoming.tag}
+    assert ours.isdisjoint({ca.outgoing.tag, ca.incoming.tag, cb.outgoing.tag, cb.incoming.tag})
+
+
+def test_box_name_is_stable_and_opaque() -> None:
+    assert mailbox.box_name(A.public) == mailbox.box_name(A.public)
+    assert len(mailbox.box_name(A.public)) == 20
+    assert mailbox.box_name(A.public) != mailbox.box_name(B.public)
+    assert A.public.peer_id.hex[:20] != mailbox.box_name(A.public)
+
+
+def test_message_ids_name_neither_document_nor_index() -> None:
+    doc = os.urandom(16)
+    first = AB.outgoing.message_id(mailbox.KIND_CHUNK, doc, 0)
+    assert first == BA.incoming.message_id(mailbox.KIND_CHUNK, doc, 0)
+    assert first != AB.outgoing.message_id(mailbox.KIND_CHUNK, doc, 1)
+    assert doc.hex() not in first
+
+
+def test_chunk_and_receipt_round_trip() -> None:
+    doc = os.urandom(16)
+    size = mailbox.CHUNK_SIZE + 10
+    last = mailbox.Chunk(doc, 1, size, b"x" * 10)
+    wire = mailbox.encode_frame(AB.outgoing, last, nonce=os.urandom(24))
+    assert doc not in wire
+    opened = mailbox.decode_frame(BA.incoming, wire)
+    assert opened == last
+    assert isinstance(opened, mailbox.Chunk)
+    assert opened.last
+    receipt = mailbox.ReceiptFrame(doc, b"signed receipt")
+    assert mailbox.decode_frame(BA.incoming, mailbox.encode_frame(
+        AB.outgoing, receipt, nonce=os.urandom(24))) == receipt  # fmt: skip
+
+
+def test_a_changed_byte_or_the_wrong_direction_is_refused() -> None:
+    wire = bytearray(mailbox.encode_frame(AB.outgoing, mailbox.Chunk(bytes(16), 0, 3, b"abc"),
+                                          nonce=os.urandom(24)))  # fmt: skip
+    with pytest.raises(AuthenticationFailed):
+        mailbox.decode_frame(AB.incoming, bytes(wire))  # the other direction: another key
+    wire[-1] ^= 1
+    with pytest.raises(AuthenticationFailed):
+        mailbox.decode_frame(BA.incoming, bytes(wire))
+
+
+def test_a_chunk_of_the_wrong_length_is_refused() -> None:
+    plain = b"C" + bytes(16) + (0).to_bytes(8, "big") + (10).to_bytes(8, "big") + b"short"
+    with pytest.raises(MalformedMessage):
+        mailbox.parse_frame(plain)
+
+
+@given(st.binary(max_size=300))
+def test_any_plaintext_parses_or_is_refused(data: bytes) -> None:
+    check_parses_or_refuses(mailbox.parse_frame, data)
+
+
+@given(st.binary(max_size=300))
+def test_any_message_parses_or_is_refused(data: bytes) -> None:
+    check_parses_or_refuses(lambda raw: mailbox.decode_frame(BA.incoming, raw), data)

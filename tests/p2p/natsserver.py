@@ -116,8 +116,15 @@ def cluster_for(folder: Path, members: list[str], nodes: int = 3) -> list[NatsSe
 
 def messages_in(server: NatsServer | str, seed: str) -> int:
     """How many messages wait in the mailbox of the member whose nkey seed is ``seed``."""
+    import nats.errors
+
     url = server.url if isinstance(server, NatsServer) else server
-    return asyncio.run(_messages_in(url.split(","), seed))
+    for _ in range(20):  # a cluster that lost a node answers once it chose new leaders
+        try:
+            return asyncio.run(_messages_in(url.split(","), seed))
+        except nats.errors.TimeoutError:
+            time.sleep(0.5)
+    raise AssertionError("the mailbox server did not answer")
 
 
 async def _messages_in(url: list[str], seed: str) -> int:

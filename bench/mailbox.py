@@ -30,8 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from p2p.cli.practice import PracticeProcess as DaemonProcess
+from p2p.cli.practice import kill_all, wait_until
 from tests.p2p.natsserver import mailbox_state, member_key, server_for
-from tests.p2p.procs import DaemonProcess, kill_all, wait_until
 
 
 def peak_rss_mib(daemon: DaemonProcess) -> float:

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.p2p.procs import DaemonProcess, free_port, kill_all, wait_until
+from p2p.cli.practice import PracticeProcess as DaemonProcess
+from p2p.cli.practice import kill_all, wait_until
+from p2p.daemon.harness import free_port
 
 
 def nats_binary() -> str:

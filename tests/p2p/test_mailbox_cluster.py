@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from p2p.cli.practice import PracticeProcess as DaemonProcess
+from p2p.cli.practice import kill_all, wait_until
 from p2p.storage import mailboxes
 from protocol import mailbox as frames
 from tests.p2p.natsserver import NatsServer, cluster_for, mailbox_state, member_key, messages_in
-from tests.p2p.procs import DaemonProcess, kill_all, wait_until
 
 pytestmark = pytest.mark.slow
 

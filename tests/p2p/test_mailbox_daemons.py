@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from p2p.cli.practice import PracticeProcess as DaemonProcess
+from p2p.cli.practice import wait_until
 from p2p.storage import mailboxes
 from tests.p2p.natsserver import NatsServer, mailbox_pair, mailbox_state, messages_in
-from tests.p2p.procs import DaemonProcess, wait_until
 
 pytestmark = pytest.mark.slow
 

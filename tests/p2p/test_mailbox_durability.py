@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from p2p.cli.practice import PracticeProcess as DaemonProcess
+from p2p.cli.practice import wait_until
 from p2p.storage import mailboxes
 from protocol import mailbox as frames
 from tests.p2p.natsserver import NatsServer, mailbox_pair, messages_in
-from tests.p2p.procs import DaemonProcess, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -108,4 +108,5 @@ def test_receiver_killed_while_reading(group: Group, big_file: Path) -> None:
 
     wait_until(reading, timeout=60, interval=0.01)
     b.kill9()
-    finish(a, b, doc_id, big_file)
+    assert reading(), "killed in the middle of the letter"
+    finish(a, b, doc_id, big_file)  # then stored once, and A gets its receipt

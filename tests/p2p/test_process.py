@@ -22,11 +22,21 @@ def test_sd_notify_tells_systemd_ready(tmp_path: Path, monkeypatch: pytest.Monke
         assert sock.recv(64) == b"READY=1"
 
 
-def test_sd_notify_is_silent_without_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
-    process.sd_notify("READY=1")  # nothing to tell, nothing raised
-    monkeypatch.setenv("NOTIFY_SOCKET", "/nonexistent/notify")
-    process.sd_notify("READY=1")  # systemd gone: the daemon runs on
+def test_sd_notify_is_silent_without_systemd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.setblocking(False)
+        monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+        process.sd_notify("READY=1")  # nothing to tell, nothing raised
+        with pytest.raises(BlockingIOError):
+            sock.recv(64)
+    gone = tmp_path / "gone"
+    monkeypatch.setenv("NOTIFY_SOCKET", str(gone))
+    process.sd_notify("READY=1")  # systemd gone: the daemon runs on, creates nothing
+    assert not gone.exists()
 
 
 def test_one_daemon_per_home(tmp_path: Path) -> None:

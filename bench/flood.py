@@ -76,8 +76,10 @@ def run(args: argparse.Namespace, root: Path) -> None:
         a.trust(b)
         b.trust(a)
         print(f"receiver RLIMIT_NOFILE {args.nofile}; idle: {b.open_fds()} descriptors")
-        print("| flood | connections opened | still held | receiver fds | API median ms "
-              "(failed /20) | letters delivered | letters/s |")  # fmt: skip
+        print(
+            "| flood | connections opened | still held | receiver fds | API median ms "
+            "(failed /20) | letters delivered | letters/s |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- |")
         floods = [
             ("one address, refused requests", ["127.0.0.2"], 300, REFUSED),
@@ -92,8 +94,10 @@ def run(args: argparse.Namespace, root: Path) -> None:
                 done, rate = letters_per_second(
                     a, b, root / f"letters-{number}", args.letters, args.timeout
                 )
-                print(f"| {name} | {len(sockets)} | {held} | {fds} | {median * 1000:.1f} "
-                      f"({failed}) | {done}/{args.letters} | {rate:.1f} |")  # fmt: skip
+                print(
+                    f"| {name} | {len(sockets)} | {held} | {fds} | {median * 1000:.1f} "
+                    f"({failed}) | {done}/{args.letters} | {rate:.1f} |"
+                )
             finally:
                 close_all(sockets)
             time.sleep(1.0)

@@ -89,10 +89,24 @@ def run_target(name: str, runs: int, seconds: int = 0) -> tuple[int, float, str]
     with tempfile.TemporaryDirectory(prefix=f"pli-fuzz-{name}-") as tmp:
         started = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-m", "bench.fuzz", "--child", name, "--runs", str(runs),
-             "--seconds", str(seconds), "--corpus", str(Path(tmp) / "corpus")],
-            capture_output=True, text=True, check=False, timeout=3600,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "bench.fuzz",
+                "--child",
+                name,
+                "--runs",
+                str(runs),
+                "--seconds",
+                str(seconds),
+                "--corpus",
+                str(Path(tmp) / "corpus"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=3600,
+        )
         elapsed = time.perf_counter() - started
     done = re.search(r"stat::number_of_executed_units:\s*(\d+)", proc.stderr)
     executed = int(done.group(1)) if done else 0
@@ -110,8 +124,9 @@ def equal_time_shares(names: list[str], runs: int) -> dict[str, int]:
         executed, _, _ = run_target(name, 10**9, seconds=CALIBRATION_S)
         rates[name] = executed / CALIBRATION_S
     total_rate = sum(rates.values())
-    return {name: max(MIN_RUNS, math.ceil(runs * rate / total_rate))
-            for name, rate in rates.items()}  # fmt: skip
+    return {
+        name: max(MIN_RUNS, math.ceil(runs * rate / total_rate)) for name, rate in rates.items()
+    }
 
 
 def main() -> None:

@@ -63,8 +63,14 @@ def _trust_anyone(remote: RemotePeer) -> None:
 
 
 def _handshake(role: Role, me: LocalIdentity, ephemeral: int) -> Handshake:
-    return Handshake(role, me, _trust_anyone, now=NOW, prologue=PROLOGUE,
-                     ephemeral_secret=bytes([ephemeral]) * 32)  # fmt: skip
+    return Handshake(
+        role,
+        me,
+        _trust_anyone,
+        now=NOW,
+        prologue=PROLOGUE,
+        ephemeral_secret=bytes([ephemeral]) * 32,
+    )
 
 
 def _noise_messages() -> tuple[bytes, bytes, bytes]:
@@ -102,10 +108,14 @@ def _noise_targets() -> dict[str, tuple[Target, list[bytes]]]:
 
 def _envelope() -> bytes:
     meta = DocumentMeta(
-        document_id=new_document_id(), created_at=NOW, kind="letter", sender=ALICE.public,
-        recipients=(BOB.public,), files=(FileEntry("lettre.txt", 300),),
+        document_id=new_document_id(),
+        created_at=NOW,
+        kind="letter",
+        sender=ALICE.public,
+        recipients=(BOB.public,),
+        files=(FileEntry("lettre.txt", 300),),
         metadata={"patient": "DUPONT, Jeanne", "subject": "Avis"},
-    )  # fmt: skip
+    )
     card = BOB.card(1, name="Dr Bob")
     return b"".join(seal(ALICE, [card], meta, [b"Cher confrere, " * 20]))
 
@@ -134,9 +144,12 @@ def _envelope_targets() -> dict[str, tuple[Target, list[bytes]]]:
 def _wire_targets() -> dict[str, tuple[Target, list[bytes]]]:
     card = ALICE.card(3, name="Dr Alice", rpps="10003456789")
     receipt = Receipt.create(
-        BOB.identity, document_id=bytes(16), envelope_digest=bytes(32),
-        sender=ALICE.public, now=NOW,
-    )  # fmt: skip
+        BOB.identity,
+        document_id=bytes(16),
+        envelope_digest=bytes(32),
+        sender=ALICE.public,
+        now=NOW,
+    )
     frame = messages.encode(messages.Offer(bytes(16), 1234))
     fingerprint = ALICE.public.peer_id.fingerprint
     revocation = Revocation.issue(ALICE.identity, now=NOW)
@@ -185,8 +198,16 @@ def _pairing_targets() -> dict[str, tuple[Target, list[bytes]]]:
         def entropy(n: int) -> bytes:
             return hashlib.shake_256(seed + next(counter).to_bytes(8, "big")).digest(n)
 
-        return Pairing(role, code, me, me.card(1, name="Dr X").sign(me.identity),
-                       bytes(32), now=NOW, my_addresses=(), entropy=entropy)  # fmt: skip
+        return Pairing(
+            role,
+            code,
+            me,
+            me.card(1, name="Dr X").sign(me.identity),
+            bytes(32),
+            now=NOW,
+            my_addresses=(),
+            entropy=entropy,
+        )
 
     def host() -> Pairing:
         return pairing(PairingRole.INVITER, ALICE, b"host")
@@ -222,13 +243,19 @@ def _pairing_targets() -> dict[str, tuple[Target, list[bytes]]]:
 
 
 def _fingerprint_pairing_targets() -> dict[str, tuple[Target, list[bytes]]]:
-    def side(role: FingerprintRole, me: LocalIdentity, other: LocalIdentity | None,
-             ephemeral: int) -> FingerprintPairing:  # fmt: skip
+    def side(
+        role: FingerprintRole, me: LocalIdentity, other: LocalIdentity | None, ephemeral: int
+    ) -> FingerprintPairing:
         return FingerprintPairing(
-            role, me, card=me.card(1, name="Dr X").sign(me.identity), discovery_secret=bytes(32),
-            addresses=(), now=NOW, ephemeral_secret=bytes([ephemeral]) * 32,
+            role,
+            me,
+            card=me.card(1, name="Dr X").sign(me.identity),
+            discovery_secret=bytes(32),
+            addresses=(),
+            now=NOW,
+            ephemeral_secret=bytes([ephemeral]) * 32,
             fingerprint=other.public.peer_id.fingerprint if other else None,
-        )  # fmt: skip
+        )
 
     def requester() -> FingerprintPairing:
         return side(FingerprintRole.REQUESTER, ALICE, BOB, 3)

@@ -69,8 +69,16 @@ def fill(daemon: Daemon, sender: LocalIdentity, count: int) -> None:
         for number in range(start, min(count, start + 1000)):
             meta = meta_for(sender, me, number)
             doc = meta.document_id.hex()
-            rows.append(InboxRow(doc_id=doc, sender=peer, size=50_000, digest=os.urandom(32),
-                                 received_at=meta.created_at, receipt=os.urandom(150)))  # fmt: skip
+            rows.append(
+                InboxRow(
+                    doc_id=doc,
+                    sender=peer,
+                    size=50_000,
+                    digest=os.urandom(32),
+                    received_at=meta.created_at,
+                    receipt=os.urandom(150),
+                )
+            )
             sealed.append(daemon.archive.index_key.seal(doc, peer, describe(meta)))
         daemon.store.received_many(rows, sealed)
 
@@ -110,8 +118,10 @@ async def timed_api(socket: Path, runs: int) -> tuple[list[float], list[float], 
 def ms(values: list[float]) -> str:
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-    return (f"median {1000 * statistics.median(ordered):6.1f} ms   p95 {1000 * p95:6.1f} ms   "
-            f"min {1000 * ordered[0]:6.1f} ms")  # fmt: skip
+    return (
+        f"median {1000 * statistics.median(ordered):6.1f} ms   p95 {1000 * p95:6.1f} ms   "
+        f"min {1000 * ordered[0]:6.1f} ms"
+    )
 
 
 async def main(documents: int, runs: int, envelopes: int) -> None:
@@ -119,8 +129,9 @@ async def main(documents: int, runs: int, envelopes: int) -> None:
         home = Path(tmp) / "b"
         keystore.create(home)
         config.save_profile(home, name="Dr Bob Durand")
-        daemon = Daemon(config.load(home, listen="127.0.0.1:0", discovery=False),
-                        keystore.load(home))  # fmt: skip
+        daemon = Daemon(
+            config.load(home, listen="127.0.0.1:0", discovery=False), keystore.load(home)
+        )
         sender = LocalIdentity.generate(now=int(time.time()))
         started = time.perf_counter()
         fill(daemon, sender, documents)
@@ -143,8 +154,10 @@ async def main(documents: int, runs: int, envelopes: int) -> None:
             if envelopes:
                 seconds = old_way(daemon, sender, envelopes)
                 each = 1e6 * seconds / envelopes
-                print(f"old way: describing {envelopes} envelopes one by one took "
-                      f"{1000 * seconds:.0f} ms ({each:.0f} µs each)")  # fmt: skip
+                print(
+                    f"old way: describing {envelopes} envelopes one by one took "
+                    f"{1000 * seconds:.0f} ms ({each:.0f} µs each)"
+                )
         finally:
             daemon.stop()
             await task

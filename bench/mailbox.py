@@ -92,8 +92,10 @@ def report(label: str, times: list[float]) -> None:
     def pct(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
-    print(f"{label:<28} n={len(times):<4} median {statistics.median(times):7.1f} ms  "
-          f"p90 {pct(0.9):7.1f}  p99 {pct(0.99):7.1f}  max {ordered[-1]:7.1f}")  # fmt: skip
+    print(
+        f"{label:<28} n={len(times):<4} median {statistics.median(times):7.1f} ms  "
+        f"p90 {pct(0.9):7.1f}  p99 {pct(0.99):7.1f}  max {ordered[-1]:7.1f}"
+    )
 
 
 def main() -> None:
@@ -119,15 +121,19 @@ def main() -> None:
             path = big_file(folder, args.size) if args.size else None
             if path is not None:
                 seconds = transfer(a, b, path)
-                print(f"mailbox, {args.size >> 20} MiB file -> receipt: {seconds:.1f} s, "
-                      f"{args.size / seconds / 1e6:.0f} MB/s")  # fmt: skip
+                print(
+                    f"mailbox, {args.size >> 20} MiB file -> receipt: {seconds:.1f} s, "
+                    f"{args.size / seconds / 1e6:.0f} MB/s"
+                )
             a.client.post("/v1/peers", {"card": b.identity()["card"], "address": b.address})
             letters(a, b, 3, folder)
             report("direct, POST -> receipt", letters(a, b, args.letters, folder))
             if path is not None:
                 seconds = transfer(a, b, path)
-                print(f"direct, {args.size >> 20} MiB file -> receipt: {seconds:.1f} s, "
-                      f"{args.size / seconds / 1e6:.0f} MB/s")  # fmt: skip
+                print(
+                    f"direct, {args.size >> 20} MiB file -> receipt: {seconds:.1f} s, "
+                    f"{args.size / seconds / 1e6:.0f} MB/s"
+                )
             print(f"peak RSS: A {peak_rss_mib(a):.0f} MiB, B {peak_rss_mib(b):.0f} MiB")
         finally:
             kill_all(a, b)

@@ -30,8 +30,9 @@ Seal = Callable[[bytes, int], bytes]
 Open = Callable[[bytes, int], bytes]
 
 
-def _nacl(encrypt: Callable[..., bytes], decrypt: Callable[..., bytes], nonce_size: int,
-          key: bytes) -> tuple[Seal, Open]:  # fmt: skip
+def _nacl(
+    encrypt: Callable[..., bytes], decrypt: Callable[..., bytes], nonce_size: int, key: bytes
+) -> tuple[Seal, Open]:
     def nonce(n: int) -> bytes:
         return n.to_bytes(8, "big") + bytes(nonce_size - 8)
 
@@ -56,20 +57,25 @@ def aeads() -> dict[str, tuple[Seal, Open]]:
 
     return {
         "AEGIS-256 (PyNaCl)": _nacl(
-            sodium.crypto_aead_aegis256_encrypt, sodium.crypto_aead_aegis256_decrypt,
-            sodium.crypto_aead_aegis256_NPUBBYTES, os.urandom(32),
+            sodium.crypto_aead_aegis256_encrypt,
+            sodium.crypto_aead_aegis256_decrypt,
+            sodium.crypto_aead_aegis256_NPUBBYTES,
+            os.urandom(32),
         ),
         "AEGIS-128L (PyNaCl)": _nacl(
-            sodium.crypto_aead_aegis128l_encrypt, sodium.crypto_aead_aegis128l_decrypt,
-            sodium.crypto_aead_aegis128l_NPUBBYTES, os.urandom(16),
+            sodium.crypto_aead_aegis128l_encrypt,
+            sodium.crypto_aead_aegis128l_decrypt,
+            sodium.crypto_aead_aegis128l_NPUBBYTES,
+            os.urandom(16),
         ),
         "ChaCha20-Poly1305-IETF (PyNaCl)": _nacl(
             sodium.crypto_aead_chacha20poly1305_ietf_encrypt,
             sodium.crypto_aead_chacha20poly1305_ietf_decrypt,
-            sodium.crypto_aead_chacha20poly1305_ietf_NPUBBYTES, os.urandom(32),
+            sodium.crypto_aead_chacha20poly1305_ietf_NPUBBYTES,
+            os.urandom(32),
         ),
         "AES-256-GCM (cryptography)": (gcm_seal, gcm_open),
-    }  # fmt: skip
+    }
 
 
 def _rate(operation: Callable[[], None]) -> float:

@@ -185,8 +185,10 @@ def report(options: argparse.Namespace, run: Storm, inbox: list[str], rss: float
     expected = {doc_id for ids in run.sent.values() for doc_id in ids}
     latencies = sorted(run.probe.latencies) or [float("inf")]  # no answer at all: fail
     missing = len(expected - set(inbox))
-    print(f"\n{options.senders} senders (nice {options.sender_nice}) x {options.letters} "
-          f"letters of 10 KiB -> one receiver, {os.cpu_count()} CPUs")  # fmt: skip
+    print(
+        f"\n{options.senders} senders (nice {options.sender_nice}) x {options.letters} "
+        f"letters of 10 KiB -> one receiver, {os.cpu_count()} CPUs"
+    )
     print(f"{'figure':<34} {'value':>10}  goal")
     print(f"{'letters delivered':<34} {len(expected) - missing:>10}  {len(expected)}")
     print(f"{'duplicates in the inbox':<34} {len(inbox) - len(set(inbox)):>10}  0")

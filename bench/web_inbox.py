@@ -33,8 +33,9 @@ from p2p.web.serve import start_page
 
 
 async def started(home: Path, name: str) -> tuple[Daemon, asyncio.Task[None], list[object]]:
-    daemon = await asyncio.to_thread(harness.open_daemon, home, name, "127.0.0.1:0",
-                                     web_listen="127.0.0.1:0", retry_min=0.05)  # fmt: skip
+    daemon = await asyncio.to_thread(
+        harness.open_daemon, home, name, "127.0.0.1:0", web_listen="127.0.0.1:0", retry_min=0.05
+    )
     await daemon.start()
     api = await start_api(daemon)
     page = await start_page(daemon)
@@ -47,10 +48,17 @@ async def fill(gp: Daemon, cardio: Daemon, count: int, folder: Path) -> None:
     await asyncio.to_thread(path.write_bytes, b"Compte rendu de consultation.\n" * 34)
     target = cardio.me.peer_id.hex
     for number in range(count):
-        metadata = {"subject": f"Compte rendu n° {number}", "patient_birthdate": "1950-02-03",
-                    "patient_name": f"DUPONT-LEFÈVRE Patient {number:05d}"}  # fmt: skip
-        await gp.send([target], "letter" if number % 3 else "report", metadata,
-                      [Attachment("courrier.txt", path, "text/plain")])  # fmt: skip
+        metadata = {
+            "subject": f"Compte rendu n° {number}",
+            "patient_birthdate": "1950-02-03",
+            "patient_name": f"DUPONT-LEFÈVRE Patient {number:05d}",
+        }
+        await gp.send(
+            [target],
+            "letter" if number % 3 else "report",
+            metadata,
+            [Attachment("courrier.txt", path, "text/plain")],
+        )
     while True:
         counts = await asyncio.to_thread(cardio.store.counts)
         if counts.get("inbox", 0) >= count:
@@ -97,12 +105,16 @@ async def main(documents: int, runs: int) -> None:
                     ("filter", "/?kind=report"),
                     ("page 100", "/?page=100"),
                 ):
-                    print(f"page {label:9} {documents} documents, {runs} runs: "
-                          f"{ms(await timed(session, base + path, runs))}")  # fmt: skip
+                    print(
+                        f"page {label:9} {documents} documents, {runs} runs: "
+                        f"{ms(await timed(session, base + path, runs))}"
+                    )
             connector = aiohttp.UnixConnector(path=str(cardio.config.api_socket))
             async with aiohttp.ClientSession(connector=connector) as api:
-                print(f"of which GET /v1/inbox (the API):        "
-                      f"{ms(await timed(api, 'http://pli/v1/inbox', runs))}")  # fmt: skip
+                print(
+                    f"of which GET /v1/inbox (the API):        "
+                    f"{ms(await timed(api, 'http://pli/v1/inbox', runs))}"
+                )
         finally:
             for daemon in (gp, cardio):
                 daemon.stop()

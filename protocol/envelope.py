@@ -389,8 +389,9 @@ def record_nonce(index: int, final: int) -> bytes:
     return index.to_bytes(8, "big") + bytes([final]) + _NONCE_PAD
 
 
-def seal_record(file_key: bytes, header_hash: bytes, index: int, final: int,
-                plaintext: bytes) -> bytes:  # fmt: skip
+def seal_record(
+    file_key: bytes, header_hash: bytes, index: int, final: int, plaintext: bytes
+) -> bytes:
     """One record's ciphertext (AEGIS-256, ad = the header hash), without its length."""
     ciphertext: bytes = bindings.crypto_aead_aegis256_encrypt(
         plaintext, header_hash, record_nonce(index, final), file_key

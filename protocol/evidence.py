@@ -35,14 +35,20 @@ class Evidence:
 
     @classmethod
     def of(cls, envelope: VerifiedEnvelope) -> Evidence:
-        return cls(envelope.header_hash, envelope.inner_header, envelope.file_hashes,
-                   envelope.signature)  # fmt: skip
+        return cls(
+            envelope.header_hash, envelope.inner_header, envelope.file_hashes, envelope.signature
+        )
 
     def to_wire(self) -> bytes:
-        return codec.pack({
-            "v": EVIDENCE_VERSION, "header": self.header_hash, "inner": self.inner_header,
-            "hashes": list(self.file_hashes), "sig": self.signature,
-        })  # fmt: skip
+        return codec.pack(
+            {
+                "v": EVIDENCE_VERSION,
+                "header": self.header_hash,
+                "inner": self.inner_header,
+                "hashes": list(self.file_hashes),
+                "sig": self.signature,
+            }
+        )
 
     @classmethod
     def from_wire(cls, data: bytes) -> Evidence:

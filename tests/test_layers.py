@@ -22,21 +22,39 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BANNED_IN_PROTOCOL = {
-    "asyncio", "socket", "aiohttp", "zeroconf", "p2p", "sqlite3", "subprocess",
-    "selectors", "os", "io", "pathlib", "shutil", "tempfile", "time", "random",
-}  # fmt: skip
+    "asyncio",
+    "socket",
+    "aiohttp",
+    "zeroconf",
+    "p2p",
+    "sqlite3",
+    "subprocess",
+    "selectors",
+    "os",
+    "io",
+    "pathlib",
+    "shutil",
+    "tempfile",
+    "time",
+    "random",
+}
 # p2p/ by folder, lowest first: a module imports only from a lower rank, or
 # from its own concern (its folder; for services and the network edges, its own
 # module or sub-package, so that two services never import each other).
 RANKS = {
-    "errors": 0, "events": 0, "ratelimit": 0,
-    "storage": 1, "documents": 1,
-    "net": 2, "services": 2,
+    "errors": 0,
+    "events": 0,
+    "ratelimit": 0,
+    "storage": 1,
+    "documents": 1,
+    "net": 2,
+    "services": 2,
     "daemon": 3,
-    "api": 4, "web": 4,
+    "api": 4,
+    "web": 4,
     "cli": 5,
     "__main__": 6,
-}  # fmt: skip
+}
 SIBLINGS_APART = {"net", "services"}
 
 

@@ -55,8 +55,11 @@ async def pair_status(request: web.Request) -> web.Response:
     until = request.query.get("until")
     states = {State(item) for item in until.split(",")} if until else ACTION_STATES
     key = request.match_info["key"]
-    status = await daemon.pairing.wait(key, timeout, until=states) if timeout else (
-        daemon.pairing.status(key))  # fmt: skip
+    status = (
+        await daemon.pairing.wait(key, timeout, until=states)
+        if timeout
+        else (daemon.pairing.status(key))
+    )
     return web.json_response(status.as_dict())
 
 

@@ -67,22 +67,38 @@ async def revoke(request: web.Request, daemon: Daemon) -> web.Response:
     revocation = _statement(daemon, body)
     pushed = await daemon.publish_revocation(revocation, addresses)
     names = {row.peer_id: row.name for row in daemon.store.peers()}
-    return web.json_response({
-        "revoked": revocation.peer_id.hex, "fingerprint": revocation.peer_id.fingerprint,
-        "self": revocation.identity == daemon.me.public,
-        "made_at": revocation.revoked_at,
-        "pushed": [{"address": p.address, "peer_id": p.peer_id, "result": p.result,
-                    "name": names.get(p.peer_id or "")} for p in pushed],
-    })  # fmt: skip
+    return web.json_response(
+        {
+            "revoked": revocation.peer_id.hex,
+            "fingerprint": revocation.peer_id.fingerprint,
+            "self": revocation.identity == daemon.me.public,
+            "made_at": revocation.revoked_at,
+            "pushed": [
+                {
+                    "address": p.address,
+                    "peer_id": p.peer_id,
+                    "result": p.result,
+                    "name": names.get(p.peer_id or ""),
+                }
+                for p in pushed
+            ],
+        }
+    )
 
 
 async def listing(request: web.Request, daemon: Daemon) -> web.Response:
-    return web.json_response([
-        {"peer_id": row.peer_id, "fingerprint": Revocation.from_wire(row.statement)
-         .peer_id.fingerprint, "made_at": row.revoked_at, "revoked_since": row.learned_at,
-         "source": row.source}
-        for row in daemon.store.revocations()
-    ])  # fmt: skip
+    return web.json_response(
+        [
+            {
+                "peer_id": row.peer_id,
+                "fingerprint": Revocation.from_wire(row.statement).peer_id.fingerprint,
+                "made_at": row.revoked_at,
+                "revoked_since": row.learned_at,
+                "source": row.source,
+            }
+            for row in daemon.store.revocations()
+        ]
+    )
 
 
 def add_routes(app: web.Application, key: web.AppKey[Daemon]) -> None:

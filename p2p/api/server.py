@@ -51,8 +51,12 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return web.json_response(error_body(f"http-{exc.status}", message), status=exc.status)
     except RemoteProtocolError:
         return web.json_response(
-            error_body("security", "A signature or key check failed: the document or peer "
-                       "cannot be trusted."), status=422)  # fmt: skip
+            error_body(
+                "security",
+                "A signature or key check failed: the document or peer cannot be trusted.",
+            ),
+            status=422,
+        )
     except Exception:
         log.exception("internal error while answering %s %s", request.method, request.path)
         return web.json_response(

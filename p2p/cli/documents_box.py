@@ -46,8 +46,14 @@ def inbox(state: State, show_all: bool, follow: bool) -> None:
     def cells(row: dict[str, Any]) -> list[object]:
         meta = row.get("metadata") or {}
         sender = f"{row.get('from_name')}{revoked_mark(row.get('sender_revoked_since'))}"
-        line = [row["id"][:12], sender, row.get("kind"), meta.get("subject", ""),
-                _patient(meta), when(row.get("received_at"))]  # fmt: skip
+        line = [
+            row["id"][:12],
+            sender,
+            row.get("kind"),
+            meta.get("subject", ""),
+            _patient(meta),
+            when(row.get("received_at")),
+        ]
         return [*line, when(row.get("exported_at"))] if show_all else line
 
     empty = (

@@ -66,8 +66,12 @@ def key(state: State) -> None:
 
 @click.command()
 @click.argument("url")
-@click.option("--credentials", "creds", type=click.Path(dir_okay=False, path_type=Path),
-              help="A NATS .creds file, for a server run with accounts and JWTs.")  # fmt: skip
+@click.option(
+    "--credentials",
+    "creds",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A NATS .creds file, for a server run with accounts and JWTs.",
+)
 @click.pass_obj
 def add(state: State, url: str, creds: Path | None) -> None:
     """Join the mailbox at URL (nats://HOST:PORT); it takes effect at once."""
@@ -156,8 +160,13 @@ def state_words(row: dict[str, Any]) -> str:
     help="Make this node one of a cluster of that name (give --route twice).",
 )
 @click.option("--cluster-listen", default="0.0.0.0:6222", show_default=True, metavar="HOST:PORT")
-@click.option("--route", "routes", multiple=True, metavar="nats-route://HOST:PORT",
-              help="Another node of the cluster.")  # fmt: skip
+@click.option(
+    "--route",
+    "routes",
+    multiple=True,
+    metavar="nats-route://HOST:PORT",
+    help="Another node of the cluster.",
+)
 @click.pass_obj
 def server_config(  # noqa: PLR0917 - one parameter per option, as click passes them
     state: State,
@@ -178,9 +187,14 @@ def server_config(  # noqa: PLR0917 - one parameter per option, as click passes 
         if not routes:
             raise BadInput("A cluster node needs the other nodes: give --route for each.")
         cluster = config.Cluster(cluster_name, cluster_listen, routes)
-    text = config.render([config.Member.parse(m) for m in members], listen=listen,
-                         store_dir=store_dir, quota_gb=quota_gb, server_name=server_name,
-                         cluster=cluster)  # fmt: skip
+    text = config.render(
+        [config.Member.parse(m) for m in members],
+        listen=listen,
+        store_dir=store_dir,
+        quota_gb=quota_gb,
+        server_name=server_name,
+        cluster=cluster,
+    )
     if state.json:
         state.out.emit({"config": text})
         return

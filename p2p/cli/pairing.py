@@ -177,8 +177,13 @@ def pair() -> None:
 
 
 @pair.command("invite", short_help="Make a one-time pairing code and wait for the colleague.")
-@click.option("--expires", type=Duration(), default="10m", show_default=True,
-              help="How long the code works (90s, 10m, 1h ...).")  # fmt: skip
+@click.option(
+    "--expires",
+    type=Duration(),
+    default="10m",
+    show_default=True,
+    help="How long the code works (90s, 10m, 1h ...).",
+)
 @click.option("--yes", is_flag=True, help="Do not ask to confirm the check code.")
 @click.option("--no-wait", is_flag=True, help="Return at once; the daemon finishes (needs --yes).")
 @click.pass_obj
@@ -267,8 +272,9 @@ def check_fingerprint(text: str) -> str:
 
 @click.command("add")
 @click.argument("fingerprint")
-@click.option("--address", required=True, metavar="HOST:PORT",
-              help="Where the colleague's daemon listens.")  # fmt: skip
+@click.option(
+    "--address", required=True, metavar="HOST:PORT", help="Where the colleague's daemon listens."
+)
 @click.pass_obj
 def peers_add(state: State, fingerprint: str, address: str) -> None:
     """Ask the practice at HOST:PORT to pair, if its key is FINGERPRINT (from its letterhead).
@@ -320,11 +326,13 @@ def _matching_request(rows: list[dict[str, Any]], wanted: str) -> dict[str, Any]
     from p2p.services.pairing.fingerprint import select_request
 
     requests = {
-        str(r.get("id")): r for r in rows
+        str(r.get("id")): r
+        for r in rows
         if r.get("kind") == "fingerprint" and r.get("role") == "responder"
-    }  # fmt: skip
-    chosen = select_request([(rid, str(r.get("fingerprint", ""))) for rid, r in requests.items()],
-                            wanted)  # fmt: skip
+    }
+    chosen = select_request(
+        [(rid, str(r.get("fingerprint", ""))) for rid, r in requests.items()], wanted
+    )
     return requests[chosen]
 
 

@@ -109,16 +109,23 @@ def patient_options(command: Any) -> Any:
         return command(*args, patient=patient, **kwargs)
 
     options = [
-        click.option("--patient-name", metavar="NAME",
-                     help='The patient\'s name; "FAMILY, Given names" fills both fields.'),
-        click.option("--patient-family-name", metavar="NAME",
-                     help="The patient's family (birth) name, as on the INS."),
+        click.option(
+            "--patient-name",
+            metavar="NAME",
+            help='The patient\'s name; "FAMILY, Given names" fills both fields.',
+        ),
+        click.option(
+            "--patient-family-name",
+            metavar="NAME",
+            help="The patient's family (birth) name, as on the INS.",
+        ),
         click.option("--patient-given-names", metavar="NAMES", help="The patient's given names."),
         click.option("--patient-birthdate", metavar="YYYY-MM-DD", help="The patient's birth date."),
         click.option("--patient-sex", metavar="F|M|U", help="The patient's sex, as on the INS."),
-        click.option("--patient-ins", metavar="INS",
-                     help="The patient's INS (15 characters, with key)."),
-    ]  # fmt: skip
+        click.option(
+            "--patient-ins", metavar="INS", help="The patient's INS (15 characters, with key)."
+        ),
+    ]
     wrapped: Any = with_patient
     for option in reversed(options):
         wrapped = option(wrapped)

@@ -95,16 +95,22 @@ def _print_report(state: State, report: Any, keyring: Any) -> None:
             ("INS", meta.get("patient_ins")),
             ("Author RPPS", meta.get("author_rpps")),
             ("In reply to", meta.get("in_reply_to")),
-            ("For", ", ".join(clean(names.get(r, f)) for r, f in
-                              zip(report.recipients, report.recipient_fingerprints, strict=True))),
+            (
+                "For",
+                ", ".join(
+                    clean(names.get(r, f))
+                    for r, f in zip(report.recipients, report.recipient_fingerprints, strict=True)
+                ),
+            ),
         ]
-    )  # fmt: skip
+    )
     for check in report.files:
         shown = check.saved_as or check.name
         state_text = (
-            "intact (matches the signature)" if check.status == "intact"
+            "intact (matches the signature)"
+            if check.status == "intact"
             else "not found here (not checked)"
-        )  # fmt: skip
+        )
         out.line(f"File {check.index + 1}: {clean(shown)}: {state_text}")
     for receipt in report.receipts:
         who = clean(names.get(receipt["recipient"], receipt["recipient_fingerprint"]))

@@ -97,40 +97,64 @@ class Daemon:
         self.layout.create()
         self.store = Store(config.home / DATABASE)
         self.pairing = PairingService(
-            self.me, self.signed_card, keys.discovery_secret,
+            self.me,
+            self.signed_card,
+            keys.discovery_secret,
             my_addresses=lambda: list(self.card().addresses),
             store_peer=self._paired,
             on_invitation_change=self._invitation_changed,
-        )  # fmt: skip
+        )
         self.transport = Transport(
-            self.me, self._authorize, self._serve_channel,
-            on_pairing=self.pairing.serve, on_revocation=self._on_revocation,
+            self.me,
+            self._authorize,
+            self._serve_channel,
+            on_pairing=self.pairing.serve,
+            on_revocation=self._on_revocation,
             handshake_deadline=config.handshake_deadline,
-        )  # fmt: skip
+        )
         self.dialler = Dialler(config, self.store, self.transport, self.paired_peer)
         self.revocations = RevocationService(
-            self.store, self.me, apply=self._revoked, addresses=self.dialler.plan,
+            self.store,
+            self.me,
+            apply=self._revoked,
+            addresses=self.dialler.plan,
             push=self.transport.push_revocation,
-        )  # fmt: skip
+        )
         self.discovery: Discovery | None = None  # started with the transport, if enabled
         self.events = EventBus()  # GET /v1/events: the page, scripts, follow modes
         self.web_links = LoginLinks()  # pli open
         self.uploads = Uploads(config.home / "uploads", limits.MAX_DOCUMENT_SIZE)
         self.uploads.clear()
         self.quota = Quota(self.store, self.layout, _limits(config))
-        self.inbox = Inbox(self.store, self.layout, self.me, self._check_sender,
-                           quota=self.quota, on_event=self.events.publish)  # fmt: skip
+        self.inbox = Inbox(
+            self.store,
+            self.layout,
+            self.me,
+            self._check_sender,
+            quota=self.quota,
+            on_event=self.events.publish,
+        )
         self.outbox = Outbox(
-            self.store, self.layout, self.me, self.dialler.connect,
-            retry_min=config.retry_min, retry_max=config.retry_max, on_event=self.events.publish,
+            self.store,
+            self.layout,
+            self.me,
+            self.dialler.connect,
+            retry_min=config.retry_min,
+            retry_max=config.retry_max,
+            on_event=self.events.publish,
             fallback=lambda peer, rows: self.mailbox_routing.post(peer, rows),  # noqa: PLW0108
-        )  # fmt: skip
+        )
         self.mailbox_routing = MailboxRouting(
-            self.store, self.layout, self.inbox, self.outbox,
-            mailboxes=lambda: self.mailboxes, peer=self._paired_hex,
-        )  # fmt: skip
-        self.mailboxes = MailboxService(config.home, self.me, self._peer_cards,
-                                        self.mailbox_routing.handle)  # fmt: skip
+            self.store,
+            self.layout,
+            self.inbox,
+            self.outbox,
+            mailboxes=lambda: self.mailboxes,
+            peer=self._paired_hex,
+        )
+        self.mailboxes = MailboxService(
+            config.home, self.me, self._peer_cards, self.mailbox_routing.handle
+        )
         self.peers = PeerDirectory(self.store, self.online, self._known_me, self.events.publish)
         self.archive = Archive(self.store, self.layout, self.me, self.outbox.progress)
         self._stop = asyncio.Event()
@@ -175,8 +199,12 @@ class Daemon:
         if cancelled:
             log.info("cancelled %d document(s) queued to peers no longer paired", cancelled)
         port = await self.transport.start(self.config.listen_host, self.config.listen_port)
-        log.info("listening for peers on %s:%d as %s", self.config.listen_host, port,
-                 self.me.peer_id.short)  # fmt: skip
+        log.info(
+            "listening for peers on %s:%d as %s",
+            self.config.listen_host,
+            port,
+            self.me.peer_id.short,
+        )
         if self.config.discovery:
             from p2p.net.discovery import Discovery  # zeroconf costs ~3 MiB: only when it is used
 
@@ -461,12 +489,15 @@ class Daemon:
         """``GET /v1/identity``: this practice's profile, fingerprint and signed card."""
         card = self.card()
         return {
-            "name": card.name, "profession": card.profession, "rpps": card.rpps,
-            "practice": card.practice, "fingerprint": self.me.peer_id.fingerprint,
+            "name": card.name,
+            "profession": card.profession,
+            "rpps": card.rpps,
+            "practice": card.practice,
+            "fingerprint": self.me.peer_id.fingerprint,
             "peer_id": self.me.peer_id.hex,
             "card": base64.b64encode(card.sign(self.me.identity)).decode(),
             "address": f"127.0.0.1:{self.transport.port}",
-        }  # fmt: skip
+        }
 
     async def send(
         self, targets: list[str], kind: str, metadata: dict[str, str], files: list[Attachment]
@@ -479,8 +510,9 @@ class Daemon:
             doc_id = await self.outbox.queue(recipients, kind, metadata, files)
         except (MalformedMessage, FrameTooLarge) as exc:  # our own document's fields
             raise BadInput(f"This document cannot be sent: {exc}") from None
-        self.events.publish({"type": "document-queued", "id": doc_id,
-                             "to": [r.peer_id for r in rows]})  # fmt: skip
+        self.events.publish(
+            {"type": "document-queued", "id": doc_id, "to": [r.peer_id for r in rows]}
+        )
         return doc_id, [r.peer_id for r in rows]
 
 

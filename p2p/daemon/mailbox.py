@@ -112,8 +112,9 @@ class MailboxRouting:
 
     # --- receiving ----------------------------------------------------------------------
 
-    async def handle(self, connection: Connection, peer_hex: str, frame: frames.Frame,
-                     ack: Ack) -> None:  # fmt: skip
+    async def handle(
+        self, connection: Connection, peer_hex: str, frame: frames.Frame, ack: Ack
+    ) -> None:
         """One message from our mailbox (already opened with the pair's key)."""
         row = self._peer(peer_hex)
         if row is None:
@@ -128,8 +129,9 @@ class MailboxRouting:
             return
         await self._chunk(connection, row, frame, ack)
 
-    async def _chunk(self, connection: Connection, row: PeerRow, chunk: frames.Chunk,
-                     ack: Ack) -> None:  # fmt: skip
+    async def _chunk(
+        self, connection: Connection, row: PeerRow, chunk: frames.Chunk, ack: Ack
+    ) -> None:
         key = (row.peer_id, chunk.doc_id)
         arriving = self._arriving.get(key)
         if arriving is None or arriving.total != chunk.total:
@@ -152,8 +154,9 @@ class MailboxRouting:
         if arriving.received == arriving.total or not arriving.link.answers.empty():
             await self._finish(connection, row, key, COMMIT_TIMEOUT)
 
-    async def _offer(self, connection: Connection, row: PeerRow, chunk: frames.Chunk,
-                     ack: Ack) -> _Arriving | None:  # fmt: skip
+    async def _offer(
+        self, connection: Connection, row: PeerRow, chunk: frames.Chunk, ack: Ack
+    ) -> _Arriving | None:
         """Start (or resume) an envelope in the inbox; None when it is already settled."""
         link = LoopLink()
         sender = PublicIdentity(row.identity)
@@ -167,8 +170,9 @@ class MailboxRouting:
         await self._answered(connection, row, chunk.doc_id, answer, [ack])
         return None
 
-    async def _finish(self, connection: Connection, row: PeerRow, key: tuple[str, bytes],
-                      timeout: float | None) -> None:  # fmt: skip
+    async def _finish(
+        self, connection: Connection, row: PeerRow, key: tuple[str, bytes], timeout: float | None
+    ) -> None:
         arriving = self._arriving.pop(key)
         try:
             async with asyncio.timeout(timeout):
@@ -178,8 +182,14 @@ class MailboxRouting:
             return  # not acknowledged: the server delivers these messages again
         await self._answered(connection, row, key[1], answer, arriving.acks)
 
-    async def _answered(self, connection: Connection, row: PeerRow, doc_id: bytes,
-                        answer: messages.Message, acks: list[Ack]) -> None:  # fmt: skip
+    async def _answered(
+        self,
+        connection: Connection,
+        row: PeerRow,
+        doc_id: bytes,
+        answer: messages.Message,
+        acks: list[Ack],
+    ) -> None:
         """The inbox's last word on a document: send its receipt back, then acknowledge."""
         if isinstance(answer, messages.Delivered):
             card = ProfileCard.from_wire(row.card)

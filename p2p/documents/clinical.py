@@ -45,8 +45,9 @@ def check_text(value: str, what: str) -> str:
     if len(value) > max_text():
         raise BadInput(f"The {what} is too long ({len(value)} characters; at most {max_text()}).")
     if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise BadInput(f"The {what} contains control characters (tabs, line breaks ...): "
-                       "type it on one line.")  # fmt: skip
+        raise BadInput(
+            f"The {what} contains control characters (tabs, line breaks ...): type it on one line."
+        )
     return value
 
 
@@ -89,8 +90,10 @@ def check_ins(value: str) -> str:
     if _INS.fullmatch(cleaned) is None:
         raise malformed
     if cleaned[0] not in "12378":
-        raise BadInput(f"“{value}” is not an INS: it starts with 1 or 2 (or 3, 7, 8 for a "
-                       "temporary number). Check it against the Carte Vitale.")  # fmt: skip
+        raise BadInput(
+            f"“{value}” is not an INS: it starts with 1 or 2 (or 3, 7, 8 for a "
+            "temporary number). Check it against the Carte Vitale."
+        )
     try:
         nir.validate(cleaned)
     except InvalidChecksum:
@@ -136,10 +139,21 @@ METADATA_KEYS = (
 )
 
 _SEXES = {
-    "F": "F", "FEMME": "F", "FEMALE": "F", "W": "F",
-    "M": "M", "H": "M", "HOMME": "M", "MALE": "M",
-    "U": "U", "I": "U", "X": "U", "O": "U", "INCONNU": "U", "UNKNOWN": "U",
-}  # fmt: skip
+    "F": "F",
+    "FEMME": "F",
+    "FEMALE": "F",
+    "W": "F",
+    "M": "M",
+    "H": "M",
+    "HOMME": "M",
+    "MALE": "M",
+    "U": "U",
+    "I": "U",
+    "X": "U",
+    "O": "U",
+    "INCONNU": "U",
+    "UNKNOWN": "U",
+}
 
 
 def check_sex(value: str) -> str:

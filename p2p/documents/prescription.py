@@ -312,8 +312,9 @@ def read_page(page: str) -> tuple[bytes, bytes, int, str]:
 
     Raises ``ValueError`` when the page is not one pli wrote (or was cut).
     """
-    evidence = re.search(r'<script type="application/pli-evidence" id="pli-evidence">([^<]*)<',
-                         page)  # fmt: skip
+    evidence = re.search(
+        r'<script type="application/pli-evidence" id="pli-evidence">([^<]*)<', page
+    )
     content = re.search(
         r'<script type="application/pli-prescription" id="pli-prescription" '
         r'data-file-index="(\d{1,2})">([A-Za-z0-9+/=]*)<',

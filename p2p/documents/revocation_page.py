@@ -102,6 +102,10 @@ def render_html(cert: Certificate) -> str:
     qr: str = code.svg_inline(scale=4, border=4, title="pli revocation certificate")
     e = html.escape
     return _PAGE.format(
-        name=e(cert.name), fingerprint=e(cert.fingerprint), date=e(_date(cert.made_at)),
-        text_name=TEXT_NAME, qr=qr, statement=e(cert.statement),
-    )  # fmt: skip
+        name=e(cert.name),
+        fingerprint=e(cert.fingerprint),
+        date=e(_date(cert.made_at)),
+        text_name=TEXT_NAME,
+        qr=qr,
+        statement=e(cert.statement),
+    )

@@ -61,8 +61,10 @@ class Signer:
 
     def as_dict(self) -> dict[str, str | int]:
         found: dict[str, str | int] = {
-            "relation": self.relation, "name": self.name, "fingerprint": self.fingerprint,
-        }  # fmt: skip
+            "relation": self.relation,
+            "name": self.name,
+            "fingerprint": self.fingerprint,
+        }
         if self.revoked_since is not None:
             found["revoked_since"] = self.revoked_since
         return found

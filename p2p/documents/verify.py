@@ -267,17 +267,22 @@ def _check_receipts(
             if receipt.recipient not in meta.recipients:
                 raise tampered(f"a receipt in {sidecar.name} is not from a recipient")
             receipt.verify(
-                recipient=receipt.recipient, sender=meta.sender,
-                document_id=meta.document_id, envelope_digest=evidence.digest(),
+                recipient=receipt.recipient,
+                sender=meta.sender,
+                document_id=meta.document_id,
+                envelope_digest=evidence.digest(),
                 now=int(time.time()),
-            )  # fmt: skip
+            )
         except (KeyError, TypeError, binascii.Error, ValueError, RemoteProtocolError):
             raise tampered(f"a receipt in {sidecar.name} does not match this document") from None
-        checked.append({
-            "recipient": receipt.recipient.peer_id.hex,
-            "recipient_fingerprint": receipt.recipient.peer_id.fingerprint,
-            "status": receipt.status, "time": receipt.time,
-        })  # fmt: skip
+        checked.append(
+            {
+                "recipient": receipt.recipient.peer_id.hex,
+                "recipient_fingerprint": receipt.recipient.peer_id.fingerprint,
+                "status": receipt.status,
+                "time": receipt.time,
+            }
+        )
     return checked
 
 

@@ -179,8 +179,9 @@ class Discovery:
             if self._interfaces:
                 self._azc = AsyncZeroconf(interfaces=list(self._interfaces))
             else:
-                self._azc = AsyncZeroconf(interfaces=InterfaceChoice.All,
-                                          ip_version=IPVersion.V4Only)  # fmt: skip
+                self._azc = AsyncZeroconf(
+                    interfaces=InterfaceChoice.All, ip_version=IPVersion.V4Only
+                )
         except OSError as exc:
             where = ", ".join(self._interfaces) or "this machine's interfaces"
             raise ConfigError(
@@ -200,8 +201,11 @@ class Discovery:
             raise
         self._loop_task = asyncio.create_task(self._hint_loop(), name="pli-discovery-hint")
         if self._announce:
-            log.info("advertising on %s as %s", ", ".join(self._interfaces) or "all interfaces",
-                     self.instance_name)  # fmt: skip
+            log.info(
+                "advertising on %s as %s",
+                ", ".join(self._interfaces) or "all interfaces",
+                self.instance_name,
+            )
 
     async def stop(self) -> None:
         """Withdraw our announcement (goodbye packets) and close the sockets."""
@@ -411,8 +415,7 @@ class Discovery:
         if not candidates:
             return None
         # Prefer an address on one of our own networks, then IPv4.
-        candidates.sort(key=lambda ip: (not any(ip in net for net in self._networks),
-                                        ip.version))  # fmt: skip
+        candidates.sort(key=lambda ip: (not any(ip in net for net in self._networks), ip.version))
         best = candidates[0]
         return f"[{best}]:{port}" if best.version == 6 else f"{best}:{port}"
 
@@ -468,8 +471,17 @@ class Discovery:
         for key, remote in list(self._remotes.items()):
             peer_id = self._match(remote.hint)
             if peer_id != remote.peer_id:
-                self._apply(key, _Remote(remote.address, remote.text, remote.hint,
-                                         remote.nameplate, peer_id, remote.stamp))  # fmt: skip
+                self._apply(
+                    key,
+                    _Remote(
+                        remote.address,
+                        remote.text,
+                        remote.hint,
+                        remote.nameplate,
+                        peer_id,
+                        remote.stamp,
+                    ),
+                )
 
     def _emit(self, event: Event) -> None:
         log.debug("discovered %s", event)

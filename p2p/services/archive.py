@@ -174,14 +174,20 @@ class Archive:
     ) -> dict[str, Any]:
         key = (row.doc_id, row.peer_id)
         return {
-            "kind": meta.kind, "subject": meta.metadata.get("subject", ""),
-            "id": row.doc_id, "to": row.peer_id, "to_name": names.get(row.peer_id, "?"),
-            "size": row.size, "created_at": row.created_at,
+            "kind": meta.kind,
+            "subject": meta.metadata.get("subject", ""),
+            "id": row.doc_id,
+            "to": row.peer_id,
+            "to_name": names.get(row.peer_id, "?"),
+            "size": row.size,
+            "created_at": row.created_at,
             "state": "sending" if key in self.sending else row.state,
             "sent_bytes": self.sending.get(key),
-            "attempts": row.attempts, "last_error": row.last_error,
-            "receipt_time": row.receipt_time, "receipt_status": row.receipt_status,
-        }  # fmt: skip
+            "attempts": row.attempts,
+            "last_error": row.last_error,
+            "receipt_time": row.receipt_time,
+            "receipt_status": row.receipt_status,
+        }
 
     async def inbox_view(self) -> bytes:
         """One entry per document received (``GET /v1/inbox``), as JSON, from the sealed
@@ -213,14 +219,24 @@ class Archive:
         if found.direction == "out":
             for row in self.store.outbox():
                 if row.doc_id == found.doc_id:
-                    receipts.append({"peer": row.peer_id, "state": row.state,
-                                     "time": row.receipt_time, "status": row.receipt_status,
-                                     "receipt": base64.b64encode(row.receipt).decode()
-                                     if row.receipt else None})  # fmt: skip
+                    receipts.append(
+                        {
+                            "peer": row.peer_id,
+                            "state": row.state,
+                            "time": row.receipt_time,
+                            "status": row.receipt_status,
+                            "receipt": base64.b64encode(row.receipt).decode()
+                            if row.receipt
+                            else None,
+                        }
+                    )
         return {
-            "id": found.doc_id, "direction": found.direction, **describe(meta),
-            "receipts": receipts, **self._revoked(meta),
-        }  # fmt: skip
+            "id": found.doc_id,
+            "direction": found.direction,
+            **describe(meta),
+            "receipts": receipts,
+            **self._revoked(meta),
+        }
 
     def receipts_view(self, text: str) -> list[dict[str, Any]]:
         """The signed receipts of a document: theirs for a sent one, ours for a received one."""
@@ -230,9 +246,14 @@ class Archive:
         out = []
         for wire in [*sent, *ours]:
             parsed = Receipt.from_wire(wire)
-            out.append({"status": parsed.status, "time": parsed.time,
-                        "recipient": parsed.recipient.peer_id.hex,
-                        "receipt": base64.b64encode(wire).decode()})  # fmt: skip
+            out.append(
+                {
+                    "status": parsed.status,
+                    "time": parsed.time,
+                    "recipient": parsed.recipient.peer_id.hex,
+                    "receipt": base64.b64encode(wire).decode(),
+                }
+            )
         return out
 
     async def evidence_view(self, text: str) -> dict[str, Any]:
@@ -242,10 +263,11 @@ class Archive:
         meta = proof.verify()
         files = zip(meta.files, proof.file_hashes, strict=True)
         return {
-            "id": found.doc_id, "evidence": base64.b64encode(proof.to_wire()).decode(),
+            "id": found.doc_id,
+            "evidence": base64.b64encode(proof.to_wire()).decode(),
             "signer_fingerprint": meta.sender.peer_id.fingerprint,
             "files": [{"name": entry.name, "sha256": digest.hex()} for entry, digest in files],
-        }  # fmt: skip
+        }
 
     async def open_file(self, text: str, index: str) -> Path:
         """File ``index`` of a document, decrypted and verified, in a private temporary file

@@ -215,8 +215,16 @@ class Inbox:
         refusal = await self._admit(sender_hex, doc_hex, offer.size)
         if refusal is None and offer.size <= _INLINE_MAX:
             reader = EnvelopeReader(self._me, check_sender=self._check_sender, want_plaintext=False)
-            transfer = _Transfer(offer.document_id, sender_hex, sender, offer.size, 0, None,
-                                 reader, buffer=bytearray())  # fmt: skip
+            transfer = _Transfer(
+                offer.document_id,
+                sender_hex,
+                sender,
+                offer.size,
+                0,
+                None,
+                reader,
+                buffer=bytearray(),
+            )
         elif refusal is None:
             self._quota.holding(sender_hex, doc_hex, offer.size)
             try:
@@ -249,8 +257,11 @@ class Inbox:
         code = _failure_code(exc)
         self._quota.settled(sender_hex, doc_hex)
         self._quota.refused(sender_hex, code)
-        log.error("could not store a document from %s: %s", sender_hex[:10],
-                  getattr(exc, "strerror", None) or exc)  # fmt: skip
+        log.error(
+            "could not store a document from %s: %s",
+            sender_hex[:10],
+            getattr(exc, "strerror", None) or exc,
+        )
         return code
 
     def _on_verifier(self, small: bool, work: Callable[..., T], *args: Any) -> asyncio.Future[T]:
@@ -397,8 +408,11 @@ class Inbox:
         doc_hex = transfer.doc_id.hex()
         if isinstance(exc, RemoteProtocolError):
             log.debug("verification failure", exc_info=exc)
-            log.warning("refused a document from %s: it failed verification (%s)",
-                        transfer.sender_identity.peer_id.short, exc.code)  # fmt: skip
+            log.warning(
+                "refused a document from %s: it failed verification (%s)",
+                transfer.sender_identity.peer_id.short,
+                exc.code,
+            )
             code, reason = exc.code, "the envelope failed verification"
         path = self._layout.partial(transfer.sender, doc_hex)
 
@@ -526,21 +540,38 @@ class Inbox:
                 now=now,
             ).to_wire()
             receipts.append(receipt)
-            rows.append(InboxRow(doc_id=transfer.doc_id.hex(), sender=transfer.sender,
-                                 size=transfer.size, digest=verified.digest, received_at=now,
-                                 receipt=receipt))  # fmt: skip
-            sealed.append(self._index.seal(rows[-1].doc_id, transfer.sender,
-                                           describe(verified.meta)))  # fmt: skip
+            rows.append(
+                InboxRow(
+                    doc_id=transfer.doc_id.hex(),
+                    sender=transfer.sender,
+                    size=transfer.size,
+                    digest=verified.digest,
+                    received_at=now,
+                    receipt=receipt,
+                )
+            )
+            sealed.append(
+                self._index.seal(rows[-1].doc_id, transfer.sender, describe(verified.meta))
+            )
         new = self._store.received_many(rows, sealed)
         for index, (item, row, fresh) in enumerate(zip(batch, rows, new, strict=True)):
             if not fresh:  # a concurrent connection stored it first: answer with that receipt
                 stored = self._store.inbox_entry(row.doc_id, row.sender)
                 receipts[index] = stored.receipt if stored is not None else receipts[index]
-            log.info("received a document from %s (%d bytes)",
-                     item.transfer.sender_identity.peer_id.short, row.size)  # fmt: skip
+            log.info(
+                "received a document from %s (%d bytes)",
+                item.transfer.sender_identity.peer_id.short,
+                row.size,
+            )
             if fresh and self._on_event is not None:
-                self._on_event({"type": "document-received", "id": row.doc_id,
-                                "from": row.sender, "size": row.size})  # fmt: skip
+                self._on_event(
+                    {
+                        "type": "document-received",
+                        "id": row.doc_id,
+                        "from": row.sender,
+                        "size": row.size,
+                    }
+                )
         return receipts
 
     def _abandon(self, key: int) -> None:

@@ -225,8 +225,9 @@ class Outbox:
         if not found:
             raise DocumentUnknown("No document in the outbox has this id for this recipient.")
         if found[0].state != "queued":
-            raise BadInput(f"Only a document still waiting can be {what}; this one is "
-                           f"{found[0].state}.")  # fmt: skip
+            raise BadInput(
+                f"Only a document still waiting can be {what}; this one is {found[0].state}."
+            )
         return found[0]
 
     async def _reset_retries(self) -> None:
@@ -434,20 +435,27 @@ class Outbox:
                     now=now,
                 )
             except RemoteProtocolError:
-                log.warning("a receipt from %s did not verify; the document stays queued",
-                            peer.fingerprint[:5])  # fmt: skip
+                log.warning(
+                    "a receipt from %s did not verify; the document stays queued",
+                    peer.fingerprint[:5],
+                )
                 failure = _Retry("the receipt did not verify")
                 continue
-            valid.append(StoredReceipt(row.doc_id, row.peer_id, wire, receipt.time,
-                                       receipt.status))  # fmt: skip
+            valid.append(StoredReceipt(row.doc_id, row.peer_id, wire, receipt.time, receipt.status))
             log.info("delivered a document to %s", peer.fingerprint[:5])
         if valid:
             self._store.delivered_many(valid)
         if self._on_event is not None:
             for stored in valid:
-                self._on_event({"type": "document-delivered", "id": stored.doc_id,
-                                "to": stored.peer_id, "status": stored.status,
-                                "receipt_time": stored.time})  # fmt: skip
+                self._on_event(
+                    {
+                        "type": "document-delivered",
+                        "id": stored.doc_id,
+                        "to": stored.peer_id,
+                        "status": stored.status,
+                        "receipt_time": stored.time,
+                    }
+                )
         return failure
 
     # --- replies routed here by the daemon ----------------------------------------------

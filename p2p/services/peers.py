@@ -92,8 +92,9 @@ class PeerDirectory:
                 waiting, proposed = ProposedName(card.name, int(time.time())), True
                 log.info(
                     "peer %s's new card carries another name; it keeps its current one "
-                    "until the person runs `pli peers accept-name`", short
-                )  # fmt: skip
+                    "until the person runs `pli peers accept-name`",
+                    short,
+                )
             self.store.update_card(row.peer_id, wire, waiting)
             if proposed:
                 self._tell("peer-name-waiting", row.peer_id)

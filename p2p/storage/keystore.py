@@ -132,9 +132,11 @@ def _write_public(path: Path, key: bytes) -> None:
 def _renewed(keys: Keys, now: int) -> Keys:
     me = keys.identity
     identity = LocalIdentity.from_secrets(
-        me.identity.seed, me.static_secret, me.doc_secret,
+        me.identity.seed,
+        me.static_secret,
+        me.doc_secret,
         not_after=now + limits.STATIC_CERT_LIFETIME,
-    )  # fmt: skip
+    )
     return Keys(identity, keys.discovery_secret)
 
 

@@ -158,8 +158,9 @@ class Quota:
             if not quiet:
                 self._logged[(sender, code)] = now
         if not quiet:  # once a minute per peer and reason: a peer cannot flood the log
-            log.warning("refused documents from %s: %s (`pli status` counts them)",
-                        sender[:10], code)  # fmt: skip
+            log.warning(
+                "refused documents from %s: %s (`pli status` counts them)", sender[:10], code
+            )
 
     def free_space(self) -> tuple[int, int]:
         """(bytes, inodes) free for this user on the home's disk."""

@@ -82,8 +82,11 @@ class Api:
                 if response.status >= 400:
                     answer = await response.json(content_type=None)
                     error = answer.get("error", {}) if isinstance(answer, dict) else {}
-                    raise ApiError(str(error.get("code", "error")),
-                                   str(error.get("message", "")), response.status)  # fmt: skip
+                    raise ApiError(
+                        str(error.get("code", "error")),
+                        str(error.get("message", "")),
+                        response.status,
+                    )
                 yield response
         except (aiohttp.ClientError, OSError) as exc:
             raise ApiError("daemon", f"The pli daemon did not answer ({exc}).", 503) from None

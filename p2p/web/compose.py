@@ -26,8 +26,16 @@ from p2p.web.render import lang_of, render
 from p2p.web.words import word
 from protocol import KINDS
 
-FIELDS = ("recipient", "kind", "subject", "patient_name", "patient_birthdate", "patient_sex",
-          "patient_ins", "in_reply_to")  # fmt: skip
+FIELDS = (
+    "recipient",
+    "kind",
+    "subject",
+    "patient_name",
+    "patient_birthdate",
+    "patient_sex",
+    "patient_ins",
+    "in_reply_to",
+)
 MAX_FIELD = 8 * 1024
 MAX_FILES = 64
 CHUNK = 256 * 1024
@@ -44,13 +52,14 @@ async def form(request: web.Request) -> web.Response:
         meta = doc.get("metadata") or {}
         subject = str(meta.get("subject", ""))
         values.update(
-            recipient=str(doc.get("sender", "")), in_reply_to=str(doc["id"]),
+            recipient=str(doc.get("sender", "")),
+            in_reply_to=str(doc["id"]),
             subject=subject if subject.lower().startswith("re:") else f"Re: {subject}".strip(),
             patient_name=_name_for_form(meta),
             patient_birthdate=str(meta.get("patient_birthdate", "")),
             patient_sex=str(meta.get("patient_sex", "")),
             patient_ins=str(meta.get("patient_ins", "")),
-        )  # fmt: skip
+        )
     shown = values["subject"].removeprefix("Re: ") or word(lang_of(request), "no_subject")
     return await show_form(request, values, [], reply_subject=shown if reply_to else "")
 
@@ -75,9 +84,16 @@ async def show_form(
         for p in await request.app[API].get("/v1/peers")
         if p.get("state") == "paired" and not p.get("revoked_since")
     ]
-    return await render(request, "compose.html", status=status, section="compose",
-                        form=values, problems=problems, peers=peers,
-                        reply_subject=reply_subject)  # fmt: skip
+    return await render(
+        request,
+        "compose.html",
+        status=status,
+        section="compose",
+        form=values,
+        problems=problems,
+        peers=peers,
+        reply_subject=reply_subject,
+    )
 
 
 def _label(peer: dict[str, Any]) -> str:
@@ -92,9 +108,12 @@ def metadata(values: dict[str, str]) -> dict[str, str]:
         return values.get(name, "").strip() or None
 
     meta = clinical.clinical_metadata(
-        subject=given("subject"), patient_name=given("patient_name"),
-        birthdate=given("patient_birthdate"), sex=given("patient_sex"), ins=given("patient_ins"),
-    )  # fmt: skip
+        subject=given("subject"),
+        patient_name=given("patient_name"),
+        birthdate=given("patient_birthdate"),
+        sex=given("patient_sex"),
+        ins=given("patient_ins"),
+    )
     if given("in_reply_to"):
         meta["in_reply_to"] = str(given("in_reply_to"))
     return meta
@@ -129,8 +148,12 @@ async def send(request: web.Request) -> web.StreamResponse:
     if not problems and not uploads:
         problems.append(word(lang, "need_file"))
     if not problems:
-        body = {"to": [values["recipient"]], "kind": values["kind"], "metadata": meta,
-                "files": uploads}  # fmt: skip
+        body = {
+            "to": [values["recipient"]],
+            "kind": values["kind"],
+            "metadata": meta,
+            "files": uploads,
+        }
         try:
             answer = await request.app[API].post("/v1/documents", body)
         except ApiError as exc:
@@ -175,9 +198,13 @@ async def read_form(
         except ApiError as exc:
             return [exc.message], uploads
         media_type = (part.headers.get("Content-Type") or "").split(";")[0].strip()
-        uploads.append({"upload": done["upload"], "name": part.filename or "document",
-                        "type": media_type if _TYPE.fullmatch(media_type) else
-                        "application/octet-stream"})  # fmt: skip
+        uploads.append(
+            {
+                "upload": done["upload"],
+                "name": part.filename or "document",
+                "type": media_type if _TYPE.fullmatch(media_type) else "application/octet-stream",
+            }
+        )
     return [], uploads
 
 

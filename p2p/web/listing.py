@@ -38,9 +38,12 @@ class Query:
         except ValueError:
             page = 1
         return cls(
-            q=args.get("q", "")[:200].strip(), kind=args.get("kind", "")[:20],
-            since=_date(args.get("since", "")), until=_date(args.get("until", "")), page=page,
-        )  # fmt: skip
+            q=args.get("q", "")[:200].strip(),
+            kind=args.get("kind", "")[:20],
+            since=_date(args.get("since", "")),
+            until=_date(args.get("until", "")),
+            page=page,
+        )
 
 
 def _date(text: str) -> str:
@@ -71,8 +74,13 @@ def _searchable(row: Mapping[str, Any]) -> str:
     meta = row.get("metadata") or {}
     birth = str(meta.get("patient_birthdate", ""))
     french = "/".join(reversed(birth.split("-"))) if birth.count("-") == 2 else ""
-    fields = (meta.get("patient_name", ""), birth, french, row.get("from_name", ""),
-              meta.get("subject", ""))  # fmt: skip
+    fields = (
+        meta.get("patient_name", ""),
+        birth,
+        french,
+        row.get("from_name", ""),
+        meta.get("subject", ""),
+    )
     return folded(" ".join(str(f) for f in fields))
 
 
@@ -105,12 +113,14 @@ def choose(
 def shape(row: Mapping[str, Any], parents: Mapping[str, str], lang: str) -> dict[str, Any]:
     meta = row.get("metadata") or {}
     return {
-        "id": row.get("id", ""), "kind": row.get("kind", ""),
-        "from_name": row.get("from_name", ""), "subject": meta.get("subject", ""),
+        "id": row.get("id", ""),
+        "kind": row.get("kind", ""),
+        "from_name": row.get("from_name", ""),
+        "subject": meta.get("subject", ""),
         "patient_name": meta.get("patient_name", ""),
         "patient_birthdate": meta.get("patient_birthdate", ""),
         "received": when(row.get("received_at"), lang),
         "unread": not row.get("exported_at"),
         "revoked": bool(row.get("sender_revoked_since")),
         "parent_subject": parents.get(str(meta.get("in_reply_to", "")), ""),
-    }  # fmt: skip
+    }

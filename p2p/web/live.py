@@ -29,9 +29,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     session_id, _session = request.app[guard.SESSIONS].new()
     response = web.HTTPSeeOther("/")
     response.set_cookie(
-        guard.COOKIE, session_id, httponly=True, samesite="Strict", path="/",
+        guard.COOKIE,
+        session_id,
+        httponly=True,
+        samesite="Strict",
+        path="/",
         max_age=int(guard.LIFETIME),
-    )  # fmt: skip
+    )
     return response
 
 

@@ -18,8 +18,14 @@ from aiohttp import web
 from p2p.web.api import API, Api
 
 TEXT_LIMIT = 256 * 1024  # bytes of a text file shown in the page; more: download it
-TEXTUAL = ("text/", "application/json", "application/xml", "application/javascript",
-           "image/svg+xml", "application/xhtml+xml")  # fmt: skip
+TEXTUAL = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/javascript",
+    "image/svg+xml",
+    "application/xhtml+xml",
+)
 TEXT_NAMES = (".txt", ".csv", ".json", ".xml", ".html", ".htm", ".svg", ".js", ".md", ".hl7")
 MAGIC = {
     b"%PDF-": "application/pdf",
@@ -64,8 +70,11 @@ async def describe_file(
     shown = {
         "name": safe_filename(str(entry.get("name", "")), index + 1),
         "size_text": size_text(int(entry.get("size", 0) or 0)),
-        "preview": kind, "view": f"{base}/view", "download": f"{base}/download", "text": "",
-    }  # fmt: skip
+        "preview": kind,
+        "view": f"{base}/view",
+        "download": f"{base}/download",
+        "text": "",
+    }
     if kind == "text":
         shown["text"] = await read_text(
             api, f"/v1/documents/{quote(str(doc['id']), safe='')}/files/{index}"
@@ -94,8 +103,9 @@ def size_text(size: int) -> str:
 
 def disposition(kind: str, name: str) -> str:
     """``attachment`` or ``inline`` with the name, ASCII fallback and UTF-8 (RFC 6266)."""
-    fallback = "".join(ch if ch.isascii() and ch.isprintable() and ch not in '"\\;' else "_"
-                       for ch in name)  # fmt: skip
+    fallback = "".join(
+        ch if ch.isascii() and ch.isprintable() and ch not in '"\\;' else "_" for ch in name
+    )
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 

@@ -34,9 +34,13 @@ async def render(
         "lang": lang,
         "t": lambda key, **values: word(lang, key, **values),
         "csrf": session.csrf if session is not None else "",
-        "me_name": me, "notes": notes, "here": request.path_qs, "section": "",
-        "unread": None, "kinds": KINDS,
-    }  # fmt: skip
+        "me_name": me,
+        "notes": notes,
+        "here": request.path_qs,
+        "section": "",
+        "unread": None,
+        "kinds": KINDS,
+    }
     return aiohttp_jinja2.render_template(template, request, {**base, **context}, status=status)
 
 

@@ -23,8 +23,9 @@ async def start_page(daemon: Daemon) -> web.AppRunner | None:
     """Serve the page on ``web_listen``; None (and the reason noted) if it cannot."""
     config = daemon.config
     links = daemon.web_links
-    runner = web.AppRunner(build_app(Api(config.api_socket), links), access_log=None,
-                           handle_signals=False)  # fmt: skip
+    runner = web.AppRunner(
+        build_app(Api(config.api_socket), links), access_log=None, handle_signals=False
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.web_host, config.web_port)

@@ -34,15 +34,28 @@ async def inbox(request: web.Request) -> web.Response:
     shown, total, pages = choose(rows, query, parents, lang)
 
     def page_link(number: int) -> str:
-        values = {"q": query.q, "kind": query.kind, "since": query.since,
-                  "until": query.until, "page": number}  # fmt: skip
+        values = {
+            "q": query.q,
+            "kind": query.kind,
+            "since": query.since,
+            "until": query.until,
+            "page": number,
+        }
         return "/?" + urlencode({k: v for k, v in values.items() if v})
 
     unread = sum(1 for r in rows if not r.get("exported_at"))
     return await render(
-        request, "inbox.html", section="inbox", rows=shown, total=total, pages=pages,
-        page=min(query.page, pages), query=query, page_link=page_link, unread=unread,
-    )  # fmt: skip
+        request,
+        "inbox.html",
+        section="inbox",
+        rows=shown,
+        total=total,
+        pages=pages,
+        page=min(query.page, pages),
+        query=query,
+        page_link=page_link,
+        unread=unread,
+    )
 
 
 async def outbox(request: web.Request) -> web.Response:
@@ -52,10 +65,20 @@ async def outbox(request: web.Request) -> web.Response:
         state = str(row.get("state", ""))
         receipt = ""
         if row.get("receipt_time"):
-            receipt = word(lang, "receipt_ok", name=row.get("to_name", ""),
-                           time=when(row.get("receipt_time"), lang))  # fmt: skip
-        rows.append({**row, "created": when(row.get("created_at"), lang), "receipt": receipt,
-                     "state_text": _state(lang, state)})  # fmt: skip
+            receipt = word(
+                lang,
+                "receipt_ok",
+                name=row.get("to_name", ""),
+                time=when(row.get("receipt_time"), lang),
+            )
+        rows.append(
+            {
+                **row,
+                "created": when(row.get("created_at"), lang),
+                "receipt": receipt,
+                "state_text": _state(lang, state),
+            }
+        )
     return await render(request, "outbox.html", section="outbox", rows=rows)
 
 
@@ -63,10 +86,13 @@ async def colleagues(request: web.Request) -> web.Response:
     """The paired colleagues, online or not, and the revoked ones marked."""
     lang = lang_of(request)
     peers = [
-        {**p, "revoked": bool(p.get("revoked_since")) or p.get("state") == "revoked",
-         "last_seen": when(p.get("last_seen"), lang)}
+        {
+            **p,
+            "revoked": bool(p.get("revoked_since")) or p.get("state") == "revoked",
+            "last_seen": when(p.get("last_seen"), lang),
+        }
         for p in await request.app[API].get("/v1/peers")
-    ]  # fmt: skip
+    ]
     peers.sort(key=lambda p: (p["revoked"], str(p.get("name", "")).casefold()))
     return await render(request, "colleagues.html", section="colleagues", peers=peers)
 
@@ -92,21 +118,28 @@ async def document(request: web.Request) -> web.Response:
         for index, entry in enumerate(doc.get("files", []))
     ]
     shown = {
-        **doc, "subject": meta.get("subject", ""), "files": files,
+        **doc,
+        "subject": meta.get("subject", ""),
+        "files": files,
         "from_name": names.get(doc.get("sender", ""), word(lang, "unknown_sender")),
         "to_names": ", ".join(names.get(r, r[:12]) for r in doc.get("recipients", [])),
         "created": when(doc.get("created_at"), lang),
         "patient_name": meta.get("patient_name", ""),
         "patient_birthdate": meta.get("patient_birthdate", ""),
         "patient_ins": meta.get("patient_ins", ""),
-    }  # fmt: skip
+    }
     replies, parent = await thread(request, doc["id"], str(meta.get("in_reply_to", "")))
     receipts = [receipt_line(r, names, lang) for r in doc.get("receipts", [])]
     return await render(
-        request, "document.html", section="inbox" if doc["direction"] == "in" else "outbox",
-        doc=shown, trust=trust_line(doc, peers, me, lang), replies=replies, parent=parent,
+        request,
+        "document.html",
+        section="inbox" if doc["direction"] == "in" else "outbox",
+        doc=shown,
+        trust=trust_line(doc, peers, me, lang),
+        replies=replies,
+        parent=parent,
         receipts=receipts,
-    )  # fmt: skip
+    )
 
 
 async def thread(
@@ -117,10 +150,15 @@ async def thread(
     lang = lang_of(request)
     rows = await api.get("/v1/inbox")
     replies = [
-        {"id": r["id"], "subject": (r.get("metadata") or {}).get("subject", ""),
-         "from_name": r.get("from_name", ""), "received": when(r.get("received_at"), lang)}
-        for r in rows if (r.get("metadata") or {}).get("in_reply_to") == doc_id
-    ]  # fmt: skip
+        {
+            "id": r["id"],
+            "subject": (r.get("metadata") or {}).get("subject", ""),
+            "from_name": r.get("from_name", ""),
+            "received": when(r.get("received_at"), lang),
+        }
+        for r in rows
+        if (r.get("metadata") or {}).get("in_reply_to") == doc_id
+    ]
     if not parent_id:
         return replies, None
     for r in rows:

@@ -108,10 +108,12 @@ def cluster_for(folder: Path, members: list[str], nodes: int = 3) -> list[NatsSe
         node.mkdir(parents=True, exist_ok=True)
         text = server_config.render(
             [server_config.Member.parse(m) for m in members],
-            listen=f"127.0.0.1:{port}", store_dir=str(node / "store"), quota_gb=1,
+            listen=f"127.0.0.1:{port}",
+            store_dir=str(node / "store"),
+            quota_gb=1,
             server_name=f"pli-node{index}",
             cluster=server_config.Cluster("pli-test", f"127.0.0.1:{route_port}", routes),
-        )  # fmt: skip
+        )
         servers.append(NatsServer(node, text, port))
     return servers
 

@@ -84,8 +84,11 @@ async def test_a_card_full_of_addresses_gets_few_dials(tmp_path: Path) -> None:
         row = a.daemon.add_peer(card.sign(keys.identity.identity), [])
         letter = tmp_path / "lettre.txt"
         letter.write_text("Cher confrère,\n")
-        await a.api("POST", "/v1/documents", {"to": [row.peer_id], "kind": "letter",
-                                              "files": [{"path": str(letter)}]})  # fmt: skip
+        await a.api(
+            "POST",
+            "/v1/documents",
+            {"to": [row.peer_id], "kind": "letter", "files": [{"path": str(letter)}]},
+        )
         await wait_for(lambda: len(set(knocks)) >= limits.MAX_DIAL_ADDRESSES, timeout=10)
         await asyncio.sleep(1.5)  # retries (every second at most here) try the same plan
         assert len(set(knocks)) == limits.MAX_DIAL_ADDRESSES

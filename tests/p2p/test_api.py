@@ -114,8 +114,9 @@ async def test_status_and_peers(two: tuple[Running, Running]) -> None:
     assert [p["name"] for p in peers] == ["Dr Bob Durand"]
     assert peers[0]["fingerprint"] == b.daemon.me.peer_id.fingerprint
     # Only paired peers are counted (by SQLite, without reading their rows).
-    await asyncio.to_thread(a.daemon.store.set_peer_state, b.daemon.me.peer_id.hex,
-                            PeerState.REMOVED)  # fmt: skip
+    await asyncio.to_thread(
+        a.daemon.store.set_peer_state, b.daemon.me.peer_id.hex, PeerState.REMOVED
+    )
     _, body = await a.api("GET", "/v1/status")
     assert body["peers"] == 0
 
@@ -152,8 +153,13 @@ async def test_our_own_bad_file_name_is_bad_input(
     a, b = two
     letter = tmp_path / "lettre.txt"
     letter.write_text("x")
-    status, body = await a.api("POST", "/v1/documents", {
-        "to": b.daemon.me.peer_id.hex, "files": [{"path": str(letter), "name": "../../x"}],
-    })  # fmt: skip
+    status, body = await a.api(
+        "POST",
+        "/v1/documents",
+        {
+            "to": b.daemon.me.peer_id.hex,
+            "files": [{"path": str(letter), "name": "../../x"}],
+        },
+    )
     assert status == 400
     assert body["error"]["code"] == "bad-input"

@@ -32,9 +32,17 @@ from p2p.api.bodies import (
 from p2p.errors import BadInput
 
 EVERY_BODY: list[type[Body]] = [
-    NewPeer, NewDocument, Invitation, Acceptance, Confirmation, FingerprintRequest, RequestAnswer,
-    RevocationRequest, PeerName, NewMailbox,
-]  # fmt: skip
+    NewPeer,
+    NewDocument,
+    Invitation,
+    Acceptance,
+    Confirmation,
+    FingerprintRequest,
+    RequestAnswer,
+    RevocationRequest,
+    PeerName,
+    NewMailbox,
+]
 
 
 @pytest.mark.parametrize(

@@ -251,9 +251,12 @@ def test_the_daemon_process_refuses_with_a_sentence(
     home, env = damaged_home(tmp_path, family, name)
     done = subprocess.run(
         [sys.executable, "-m", "p2p", "--home", str(home), "daemon"],
-        check=False, capture_output=True, text=True, timeout=30,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
         env={**os.environ, "PLI_HOME": "", **env},
-    )  # fmt: skip
+    )
     assert "Traceback" not in done.stderr + done.stdout, done.stderr
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith("pli: "), done.stderr

@@ -31,10 +31,30 @@ from p2p.daemon import harness
 from .clirun import no_ambient_home, run  # noqa: F401 - the fixture is autouse
 from .fake_api import FakeApi
 
-COMMANDS = ["init", "id", "daemon", "status", "peers", "send", "inbox", "outbox", "show", "export",
-            "pair", "prescribe", "verify", "demo"]  # fmt: skip
-SUBCOMMANDS = ["peers remove", "peers add", "peers accept", "peers pending", "pair invite",
-               "pair accept"]  # fmt: skip
+COMMANDS = [
+    "init",
+    "id",
+    "daemon",
+    "status",
+    "peers",
+    "send",
+    "inbox",
+    "outbox",
+    "show",
+    "export",
+    "pair",
+    "prescribe",
+    "verify",
+    "demo",
+]
+SUBCOMMANDS = [
+    "peers remove",
+    "peers add",
+    "peers accept",
+    "peers pending",
+    "pair invite",
+    "pair accept",
+]
 
 
 def init(home: Path, name: str = "Dr Alice Martin", *extra: str) -> Result:
@@ -116,8 +136,17 @@ def test_every_command_is_in_a_table() -> None:
     tables = [*COMMANDS.values(), *PEERS_COMMANDS.values(), *MAILBOX_COMMANDS.values()]
     tabled = {target for target, _help in tables}
     found = set()
-    modules = ("setup", "peers", "pairing", "documents", "documents_box", "mailbox", "verify",
-               "revocation", "page")  # fmt: skip
+    modules = (
+        "setup",
+        "peers",
+        "pairing",
+        "documents",
+        "documents_box",
+        "mailbox",
+        "verify",
+        "revocation",
+        "page",
+    )
     for module in modules:
         for attr, value in vars(importlib.import_module(f"p2p.cli.{module}")).items():
             if isinstance(value, click.Command) and not attr.startswith("pair_"):
@@ -220,10 +249,21 @@ def test_daemon_on_a_busy_port_says_so(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "-m", "p2p", "--home", str(tmp_path), "daemon",
-             "--listen", f"127.0.0.1:{port}"],
-            capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "p2p",
+                "--home",
+                str(tmp_path),
+                "daemon",
+                "--listen",
+                f"127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     assert proc.returncode == 1
     assert f"{port} is already used" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -377,8 +417,15 @@ def test_an_error_without_json_is_still_a_sentence(fake_api: tuple[Path, FakeApi
 
 def test_peer_text_cannot_drive_the_terminal(fake_api: tuple[Path, FakeApi]) -> None:
     home, server = fake_api
-    peer = {"peer_id": "ab" * 32, "name": "Dr \x1b[2J\x1b]0;pwned\x07Evil", "profession": "",
-            "fingerprint": "AAAAA", "online": True, "addresses": [], "last_seen": None}  # fmt: skip
+    peer = {
+        "peer_id": "ab" * 32,
+        "name": "Dr \x1b[2J\x1b]0;pwned\x07Evil",
+        "profession": "",
+        "fingerprint": "AAAAA",
+        "online": True,
+        "addresses": [],
+        "last_seen": None,
+    }
     server.answers["GET", "/v1/peers"] = (200, [peer])
     result = run("--home", home, "peers")
     assert result.exit_code == 0
@@ -416,19 +463,39 @@ def test_send_posts_the_documented_body_and_waits(
         (200, [_outbox_row("sending", sent_bytes=1000)]),
         (200, [_outbox_row("delivered", receipt_time=1_800_000_000, receipt_status="ok")]),
     ]
-    result = run("--home", home, "send", "Dr Bob", letter, "--kind", "report", "--subject",
-                 "Bilan", "--patient-birthdate", "1950-02-03", "--wait")  # fmt: skip
+    result = run(
+        "--home",
+        home,
+        "send",
+        "Dr Bob",
+        letter,
+        "--kind",
+        "report",
+        "--subject",
+        "Bilan",
+        "--patient-birthdate",
+        "1950-02-03",
+        "--wait",
+    )
     assert result.exit_code == 0, result.output
     assert "Queued report abababababab for Dr Bob." in result.output
     assert "Waiting for Dr Bob: Dr Bob's computer did not answer." in result.output
     assert "Delivered to Dr Bob" in result.output
     posted = [body for method, _path, body in server.requests if method == "POST"]
-    assert posted == [{
-        "to": ["Dr Bob"], "kind": "report",
-        "metadata": {"subject": "Bilan", "patient_birthdate": "1950-02-03"},
-        "files": [{"path": str(letter.resolve()), "name": "lettre.txt",
-                   "type": "text/plain; charset=utf-8"}],
-    }]  # fmt: skip
+    assert posted == [
+        {
+            "to": ["Dr Bob"],
+            "kind": "report",
+            "metadata": {"subject": "Bilan", "patient_birthdate": "1950-02-03"},
+            "files": [
+                {
+                    "path": str(letter.resolve()),
+                    "name": "lettre.txt",
+                    "type": "text/plain; charset=utf-8",
+                }
+            ],
+        }
+    ]
 
 
 def test_send_wait_in_json_prints_a_line_per_step(
@@ -509,9 +576,13 @@ def test_export_sanitises_and_marks_exported(
     assert (tmp_path / "profile").read_bytes() == b"hello"
     sidecar = json.loads((tmp_path / "profile.pli.json").read_text())
     assert sidecar["files"] == [
-        {"index": 0, "name": "../../../.profile", "saved_as": "profile",
-         "sha256": hashlib.sha256(b"hello").hexdigest()}
-    ]  # fmt: skip
+        {
+            "index": 0,
+            "name": "../../../.profile",
+            "saved_as": "profile",
+            "sha256": hashlib.sha256(b"hello").hexdigest(),
+        }
+    ]
     assert sidecar["evidence"]["evidence"] == "AAAA"
     assert ("POST", f"/v1/documents/{DOC}/exported", {}) in server.requests
 
@@ -685,8 +756,11 @@ def test_send_wait_inbox_show_export(
     try:
         sent = subprocess.run(
             [sys.executable, "-m", "p2p", "--home", str(alice.home), *args],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("not delivered within 60 s:\n" + alice.pli("outbox").output + bob.log())
     assert sent.returncode == 0, sent.stdout + sent.stderr + alice.log() + bob.log()
@@ -725,11 +799,17 @@ def test_export_never_trusts_the_received_name(
     pair(alice, bob)
     # The sender picks the name (the API lets a program set it); the protocol refuses paths,
     # the export must still not write a hidden file or follow invisible characters.
-    answer = Client(alice.home).post("/v1/documents", {
-        "to": ["Dr Bob"], "kind": "file",
-        "files": [{"path": str(letter), "name": ".bashrc"},
-                  {"path": str(letter), "name": "\u202etxt.exe"}],
-    })  # fmt: skip
+    answer = Client(alice.home).post(
+        "/v1/documents",
+        {
+            "to": ["Dr Bob"],
+            "kind": "file",
+            "files": [
+                {"path": str(letter), "name": ".bashrc"},
+                {"path": str(letter), "name": "\u202etxt.exe"},
+            ],
+        },
+    )
     deadline = time.monotonic() + 20
     while not any(r["id"] == answer["id"] for r in Client(bob.home).get("/v1/inbox")):
         assert time.monotonic() < deadline, alice.log() + bob.log()

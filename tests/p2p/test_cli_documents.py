@@ -610,14 +610,22 @@ def test_an_ambiguous_document_prefix(fake_api: Api, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "command",
     [
-        ["prescribe", "Dr Bob", "--patient-name", "X", "--patient-birthdate", "1955-08-14",
-         "--item", ITEM],
+        [
+            "prescribe",
+            "Dr Bob",
+            "--patient-name",
+            "X",
+            "--patient-birthdate",
+            "1955-08-14",
+            "--item",
+            ITEM,
+        ],
         ["export", "abcd"],
         ["pair", "accept", "314-1592653"],
         ["peers", "pending"],
         ["peers", "add", LocalIdentity.generate(now=0).peer_id.fingerprint, "--address", "h:1"],
     ],
-)  # fmt: skip
+)
 def test_without_a_daemon_every_command_exits_3(tmp_path: Path, command: list[str]) -> None:
     result = run("--home", tmp_path, *command)
     assert result.exit_code == 3, result.output

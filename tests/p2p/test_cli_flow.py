@@ -32,9 +32,13 @@ def pli(home: Path, *args: str | Path, timeout: float = 60) -> subprocess.Comple
     argv = [sys.executable, "-m", "p2p", "--home", str(home), *map(str, args)]
     try:
         return subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, check=False,
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
             stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
     except subprocess.TimeoutExpired as exc:  # a failed assertion then shows what it printed
         out, err = (
             x.decode() if isinstance(x, bytes) else x or "" for x in (exc.stdout, exc.stderr)

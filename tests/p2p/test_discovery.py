@@ -54,9 +54,13 @@ class Node:
         self.peers: dict[str, bytes] = {}  # read by Discovery at each match
         self.events: list[Event] = []
         self.discovery = Discovery(
-            port=port, interfaces=LOOPBACK, own_secret=self.secret,
-            peer_secrets=lambda: self.peers, on_event=self.events.append, now=now,
-        )  # fmt: skip
+            port=port,
+            interfaces=LOOPBACK,
+            own_secret=self.secret,
+            peer_secrets=lambda: self.peers,
+            on_event=self.events.append,
+            now=now,
+        )
 
     @property
     def address(self) -> str:
@@ -264,16 +268,24 @@ async def test_malformed_announcements_are_ignored(nodes: Callable[..., Node]) -
         for properties, port, addresses in junk:
             token = secrets.token_hex(8)
             info = AsyncServiceInfo(
-                SERVICE_TYPE, f"{token}.{SERVICE_TYPE}", port=port, properties=properties,
-                server=f"junk-{token}.local.", parsed_addresses=addresses,
-            )  # fmt: skip
+                SERVICE_TYPE,
+                f"{token}.{SERVICE_TYPE}",
+                port=port,
+                properties=properties,
+                server=f"junk-{token}.local.",
+                parsed_addresses=addresses,
+            )
             await raw.async_register_service(info, cooperating_responders=True)
         # One well-formed announcement after the junk: it goes through, nothing else did.
         token = secrets.token_hex(8)
         good = AsyncServiceInfo(
-            SERVICE_TYPE, f"{token}.{SERVICE_TYPE}", port=7010, properties={"v": "1", "h": hint},
-            server=f"good-{token}.local.", parsed_addresses=LOOPBACK,
-        )  # fmt: skip
+            SERVICE_TYPE,
+            f"{token}.{SERVICE_TYPE}",
+            port=7010,
+            properties={"v": "1", "h": hint},
+            server=f"good-{token}.local.",
+            parsed_addresses=LOOPBACK,
+        )
         await raw.async_register_service(good, cooperating_responders=True)
         await wait_for(lambda: PeerSeen(victim, "127.0.0.1:7010") in a.events, timeout=10)
         await asyncio.sleep(1.0)
@@ -296,9 +308,13 @@ async def test_resolutions_in_flight_are_cancelled_on_stop(nodes: Callable[..., 
     try:
         token = secrets.token_hex(8)
         info = AsyncServiceInfo(  # its host has no address record: resolution waits 3 s
-            SERVICE_TYPE, f"{token}.{SERVICE_TYPE}", port=7020, properties={"v": "1"},
-            server=f"nowhere-{token}.local.", addresses=[],
-        )  # fmt: skip
+            SERVICE_TYPE,
+            f"{token}.{SERVICE_TYPE}",
+            port=7020,
+            properties={"v": "1"},
+            server=f"nowhere-{token}.local.",
+            addresses=[],
+        )
         await raw.async_register_service(info, cooperating_responders=True)
         await wait_for(lambda: bool(a.discovery._resolving), timeout=10)
         tasks = list(a.discovery._resolving.values())
@@ -313,16 +329,23 @@ async def test_resolutions_in_flight_are_cancelled_on_stop(nodes: Callable[..., 
 def test_any_txt_bytes_parse_without_error(text: bytes) -> None:
     properties = _txt_properties(text)
     assert all(isinstance(key, bytes) for key in properties)
-    node = Discovery(port=1, interfaces=LOOPBACK, own_secret=bytes(32),
-                     peer_secrets=lambda: {"p": bytes(32)}, on_event=lambda e: None)  # fmt: skip
+    node = Discovery(
+        port=1,
+        interfaces=LOOPBACK,
+        own_secret=bytes(32),
+        peer_secrets=lambda: {"p": bytes(32)},
+        on_event=lambda e: None,
+    )
     remote = node._parse(text, "127.0.0.1:1")
     assert remote.nameplate is None or re.fullmatch(r"[0-9]{3}", remote.nameplate)
 
 
 def test_txt_parsing() -> None:
     assert _txt_properties(b"\x03v=1\x12h=0123456789abcdef\x08pair=314") == {
-        b"v": b"1", b"h": b"0123456789abcdef", b"pair": b"314",
-    }  # fmt: skip
+        b"v": b"1",
+        b"h": b"0123456789abcdef",
+        b"pair": b"314",
+    }
     assert _txt_properties(b"\x03v=1\x03v=2\x04flag") == {b"v": b"1", b"flag": None}
     assert _txt_properties(b"\x09v=1") == {b"v": b"1"}  # truncated: what is there
     assert _txt_properties(b"\x05" + b"x" * 300) == {}  # too long
@@ -348,19 +371,25 @@ async def test_spoofed_announcement_gets_a_failed_handshake(tmp_path: Path) -> N
     raw = AsyncZeroconf(interfaces=LOOPBACK)
     events: list[Event] = []
     watcher = Discovery(  # what a's daemon would run: it knows b's discovery secret
-        port=a.port, interfaces=LOOPBACK, own_secret=new_discovery_secret(),
-        peer_secrets=lambda: {b_id.hex: b_secret}, on_event=events.append,
-    )  # fmt: skip
+        port=a.port,
+        interfaces=LOOPBACK,
+        own_secret=new_discovery_secret(),
+        peer_secrets=lambda: {b_id.hex: b_secret},
+        on_event=events.append,
+    )
     try:
         pair(a, b)
         await watcher.start()
         # Mallory copies b's current hint (it is public) and points it at her daemon.
         token = secrets.token_hex(8)
         spoof = AsyncServiceInfo(
-            SERVICE_TYPE, f"{token}.{SERVICE_TYPE}", port=mallory.port,
+            SERVICE_TYPE,
+            f"{token}.{SERVICE_TYPE}",
+            port=mallory.port,
             properties={"v": "1", "h": discovery_hint(b_secret, int(time.time()) // HOUR)},
-            server=f"{token}.local.", parsed_addresses=LOOPBACK,
-        )  # fmt: skip
+            server=f"{token}.local.",
+            parsed_addresses=LOOPBACK,
+        )
         await raw.async_register_service(spoof)
         await wait_for(lambda: PeerSeen(b_id.hex, mallory.address) in events, timeout=10)
         # Discovery believed it: the address is only a hint. The handshake decides.
@@ -379,9 +408,15 @@ async def test_spoofed_announcement_gets_a_failed_handshake(tmp_path: Path) -> N
         )
         letter = tmp_path / "lettre.txt"
         letter.write_text("Cher confrère, ...")
-        status, body = await a.api("POST", "/v1/documents", {
-            "to": [b_id.hex], "files": [{"path": str(letter)}], "kind": "letter",
-        })  # fmt: skip
+        status, body = await a.api(
+            "POST",
+            "/v1/documents",
+            {
+                "to": [b_id.hex],
+                "files": [{"path": str(letter)}],
+                "kind": "letter",
+            },
+        )
         assert status == 202, body
         await wait_for(lambda: any(r.attempts >= 2 for r in a.daemon.store.outbox()), timeout=20)
         assert [r.state for r in a.daemon.store.outbox()] != ["delivered"]
@@ -418,11 +453,24 @@ def test_discovery_across_namespaces(netns_lan: Lan) -> None:
     processes = {}
     for ns, other in ((netns_lan.a, netns_lan.b), (netns_lan.b, netns_lan.a)):
         argv = [
-            sys.executable, "-m", "tests.p2p.discovery_node", "--interface", ns.ip,
-            "--port", str(port), "--secret", keys[ns.name].hex(),
-            "--peer", f"{ids[other.name]}={keys[other.name].hex()}",
-            "--expect", ids[other.name], "--linger", "2", "--seconds", "20",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "tests.p2p.discovery_node",
+            "--interface",
+            ns.ip,
+            "--port",
+            str(port),
+            "--secret",
+            keys[ns.name].hex(),
+            "--peer",
+            f"{ids[other.name]}={keys[other.name].hex()}",
+            "--expect",
+            ids[other.name],
+            "--linger",
+            "2",
+            "--seconds",
+            "20",
+        ]
         processes[ns.name] = netns_lan.run_in(
             ns, argv, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
@@ -442,9 +490,19 @@ def test_discovery_across_namespaces(netns_lan: Lan) -> None:
 @pytest.mark.netns
 def test_link_down_and_up_in_namespaces(netns_lan: Lan) -> None:
     """The helpers the daemon-level namespace test uses: reach across, cut, restore."""
-    server = netns_lan.run_in(netns_lan.b, [
-        sys.executable, "-m", "http.server", "--bind", netns_lan.b.ip, "8000",
-    ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = netns_lan.run_in(
+        netns_lan.b,
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            "--bind",
+            netns_lan.b.ip,
+            "8000",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     connect = (
         "import socket, sys, time\n"
         "deadline = time.monotonic() + float(sys.argv[2])\n"
@@ -459,12 +517,14 @@ def test_link_down_and_up_in_namespaces(netns_lan: Lan) -> None:
     )
 
     def reachable(within: float) -> bool:
-        client = netns_lan.run_in(netns_lan.a, [sys.executable, "-c", connect, netns_lan.b.ip,
-                                                str(within)])  # fmt: skip
+        client = netns_lan.run_in(
+            netns_lan.a, [sys.executable, "-c", connect, netns_lan.b.ip, str(within)]
+        )
         return client.wait(timeout=within + 10) == 0
 
-    probe = netns_lan.run_in(netns_lan.a, [sys.executable, "-c", "print('inside')"],
-                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    probe = netns_lan.run_in(
+        netns_lan.a, [sys.executable, "-c", "print('inside')"], stdout=subprocess.PIPE, text=True
+    )
     assert probe.communicate(timeout=10)[0].strip() == "inside"
     addresses = netns_lan.exec(netns_lan.a, "-4", "-o", "addr").stdout
     assert f"{netns_lan.a.ip}/24" in addresses
@@ -504,8 +564,13 @@ async def test_an_interface_address_the_machine_lacks_is_a_config_error() -> Non
     missing = "198.51.100.77"  # TEST-NET-2: never a local address; nothing is sent
     local = {str(ip.ip) for adapter in ifaddr.get_adapters() for ip in adapter.ips}
     assert missing not in local
-    discovery = Discovery(port=7717, interfaces=[missing], own_secret=new_discovery_secret(),
-                          peer_secrets=dict, on_event=lambda e: None)  # fmt: skip
+    discovery = Discovery(
+        port=7717,
+        interfaces=[missing],
+        own_secret=new_discovery_secret(),
+        peer_secrets=dict,
+        on_event=lambda e: None,
+    )
     with pytest.raises(ConfigError, match="interfaces"):
         await discovery.start()
     assert not discovery.running

@@ -20,9 +20,10 @@ def delivered(sender: Running, doc_id: str) -> bool:
 
 async def send_file(sender: Running, recipient: Running, path: Path, **extra: object) -> str:
     status, body = await sender.api(
-        "POST", "/v1/documents",
+        "POST",
+        "/v1/documents",
         {"to": [recipient.daemon.me.peer_id.hex], "files": [{"path": str(path)}], **extra},
-    )  # fmt: skip
+    )
     assert status == 202, body
     doc_id: str = body["id"]
     return doc_id
@@ -44,17 +45,21 @@ async def test_letter_both_ways(two: tuple[Running, Running], tmp_path: Path) ->
     letter = tmp_path / "lettre.txt"
     letter.write_bytes(os.urandom(5000))
     for sender, recipient in ((a, b), (b, a)):
-        doc_id = await send_file(sender, recipient, letter, kind="letter",
-                                 metadata={"subject": "Avis cardiologique"})  # fmt: skip
+        doc_id = await send_file(
+            sender, recipient, letter, kind="letter", metadata={"subject": "Avis cardiologique"}
+        )
         await wait_for(lambda s=sender, d=doc_id: delivered(s, d))  # type: ignore[misc]
         assert await fetch(recipient, doc_id) == letter.read_bytes()
         (row,) = [r for r in sender.daemon.store.outbox() if r.doc_id == doc_id]
         assert row.receipt is not None
         receipt = Receipt.from_wire(row.receipt)
         receipt.verify(
-            recipient=recipient.daemon.me.public, sender=sender.daemon.me.public,
-            document_id=bytes.fromhex(doc_id), envelope_digest=row.digest, now=receipt.time,
-        )  # fmt: skip
+            recipient=recipient.daemon.me.public,
+            sender=sender.daemon.me.public,
+            document_id=bytes.fromhex(doc_id),
+            envelope_digest=row.digest,
+            now=receipt.time,
+        )
         assert PublicIdentity(recipient.daemon.me.public.key) == receipt.recipient
         status, inbox = await recipient.api("GET", "/v1/inbox")
         assert status == 200

@@ -30,8 +30,11 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs need
 def small_disk() -> Iterator[Path]:
     mountpoint = Path(tempfile.mkdtemp(prefix="pli-disk-"))
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs",
-                        str(mountpoint)], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", str(mountpoint)],
+            check=True,
+            capture_output=True,
+        )
     except (OSError, subprocess.CalledProcessError) as exc:
         mountpoint.rmdir()
         pytest.skip(f"cannot mount a tmpfs here: {exc}")

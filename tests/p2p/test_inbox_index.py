@@ -80,8 +80,9 @@ async def test_clear_columns_and_names_cannot_break_the_listing(
     sender = a.daemon.me.peer_id.hex
     forged = '1,"metadata":{"patient_name":"Quelqu\'un d\'autre"}'
     with store._lock:  # someone who can write pli.db puts JSON where numbers and names go
-        store._db.execute("UPDATE inbox SET exported_at=?, size=? WHERE doc_id=?",
-                          (forged, forged, doc_id))  # fmt: skip
+        store._db.execute(
+            "UPDATE inbox SET exported_at=?, size=? WHERE doc_id=?", (forged, forged, doc_id)
+        )
         store._db.execute("UPDATE peers SET name=? WHERE peer_id=?", ('Dr "X"}, {"id":1', sender))
     status, inbox = await b.api("GET", "/v1/inbox")
     assert status == 200, inbox

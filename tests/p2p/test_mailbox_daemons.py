@@ -35,8 +35,12 @@ def group(tmp_path: Path) -> Iterator[Group]:
 def send_letter(a: DaemonProcess, b: DaemonProcess, folder: Path) -> str:
     path = folder / "lettre.txt"
     path.write_text(LETTER, encoding="utf-8")
-    body = {"to": [b.identity()["peer_id"]], "kind": "letter", "files": [{"path": str(path)}],
-            "metadata": {"patient_name": PATIENT, "subject": "Adressage"}}  # fmt: skip
+    body = {
+        "to": [b.identity()["peer_id"]],
+        "kind": "letter",
+        "files": [{"path": str(path)}],
+        "metadata": {"patient_name": PATIENT, "subject": "Adressage"},
+    }
     doc_id: str = a.client.post("/v1/documents", body)["id"]
     return doc_id
 

@@ -30,8 +30,11 @@ from tests.p2p.natsserver import NatsServer, server_for
 def pli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "p2p", "--home", str(home), *args],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def member(home: Path, name: str) -> dict[str, str]:
@@ -83,8 +86,9 @@ async def test_members_in_nobody_else(
 
     async def connect(name: str) -> NATS:
         seed = await asyncio.to_thread(mailboxes.nkey_seed, homes[name])
-        return await nats.connect(server.url, nkeys_seed_str=seed, error_cb=quiet,
-                                  allow_reconnect=False)  # fmt: skip
+        return await nats.connect(
+            server.url, nkeys_seed_str=seed, error_cb=quiet, allow_reconnect=False
+        )
 
     b = await connect("b")
     b_box = keys["b"]["box"]
@@ -97,8 +101,13 @@ async def test_members_in_nobody_else(
     assert ack.seq == 1
 
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-        await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0,
-                           error_cb=quiet, connect_timeout=2)  # fmt: skip
+        await nats.connect(
+            server.url,
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+            error_cb=quiet,
+            connect_timeout=2,
+        )
 
     x = await connect("x")
     with pytest.raises(nats.js.errors.NotFoundError):

@@ -29,8 +29,14 @@ async def card_update(m: Running, b: Running, name: str, seq_step: int) -> None:
 
 def _alice_names(a: Running) -> list[str]:
     fingerprint = a.daemon.me.peer_id.fingerprint
-    return ["Dr Alice Martin", "  dr  ALICE martin ", "Ｄｒ Alice Martin", fingerprint,
-            fingerprint[:5], a.daemon.me.peer_id.hex]  # fmt: skip
+    return [
+        "Dr Alice Martin",
+        "  dr  ALICE martin ",
+        "Ｄｒ Alice Martin",
+        fingerprint,
+        fingerprint[:5],
+        a.daemon.me.peer_id.hex,
+    ]
 
 
 @pytest.mark.parametrize("which", range(6))
@@ -60,8 +66,12 @@ async def test_the_refused_update_keeps_the_old_name(
     await card_update(m, b, "Dr Alice Martin", 11)
     channel = await m.daemon.dialler.connect(b.daemon.me.peer_id.hex)
     await channel.send(messages.CardUpdate(m.daemon.signed_card()))  # an old one: a no-op
-    await wait_for(lambda: "ignored a card update" in caplog.text and caplog.text.count(
-        "ignored a card update") >= 2)  # fmt: skip
+    await wait_for(
+        lambda: (
+            "ignored a card update" in caplog.text
+            and caplog.text.count("ignored a card update") >= 2
+        )
+    )
     assert b.daemon.store.peer(m_hex).name == "Dr Mallory Faux"  # type: ignore[union-attr]
     assert "Alice" not in caplog.text
     assert fingerprint not in caplog.text

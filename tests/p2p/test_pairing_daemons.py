@@ -80,8 +80,9 @@ async def test_wrong_code_is_refused_and_burns_the_invitation(tmp_path: Path) ->
         _, invitation = await a.api("POST", "/v1/pair/invite", {"yes": True})
         nameplate, secret = invitation["code"].split("-")
         wrong = f"{nameplate}-{(int(secret) + 1) % 10**7:07d}"
-        _, attempt = await b.api("POST", "/v1/pair/accept",
-                                 {"code": wrong, "yes": True, "address": a.address})  # fmt: skip
+        _, attempt = await b.api(
+            "POST", "/v1/pair/accept", {"code": wrong, "yes": True, "address": a.address}
+        )
         _, b_side = await b.api("GET", f"/v1/pair/{attempt['id']}?timeout=20&until=paired,failed")
         assert b_side["state"] == "failed"
         assert "code was wrong" in b_side["message"]

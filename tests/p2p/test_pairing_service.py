@@ -521,8 +521,15 @@ async def _invitee_by_hand(
 ) -> tuple[Pairing, FramePipe]:
     """Bob's side run by the test over a real pipe: messages 1-4, nothing more."""
     pipe = await bob.dial(alice)
-    me = Pairing(PairingRole.INVITEE, invitation_code, bob.me, bob.card, bob.secret,
-                 now=int(time.time()), my_addresses=[bob.address])  # fmt: skip
+    me = Pairing(
+        PairingRole.INVITEE,
+        invitation_code,
+        bob.me,
+        bob.card,
+        bob.secret,
+        now=int(time.time()),
+        my_addresses=[bob.address],
+    )
     await pipe.send(me.start())
     m3 = me.receive(await pipe.receive(timeout=5))
     assert m3 is not None

@@ -19,8 +19,9 @@ ANSWERED = 5.0
 
 def _exchange(port: int, request: bytes, source: str = "127.0.0.1") -> tuple[bytes, bool]:
     """Send ``request``; what came back, and whether the daemon then closed the connection."""
-    with socket.create_connection(("127.0.0.1", port), timeout=ANSWERED,
-                                  source_address=(source, 0)) as sock:  # fmt: skip
+    with socket.create_connection(
+        ("127.0.0.1", port), timeout=ANSWERED, source_address=(source, 0)
+    ) as sock:
         received = b""
         try:
             sock.sendall(request)
@@ -85,8 +86,11 @@ async def test_the_total_cap_refuses_at_accept(tmp_path: Path) -> None:
     held = []
     try:
         for source in sources(3):
-            held.append(socket.create_connection(("127.0.0.1", b.port), timeout=ANSWERED,
-                                                 source_address=(source, 0)))  # fmt: skip
+            held.append(
+                socket.create_connection(
+                    ("127.0.0.1", b.port), timeout=ANSWERED, source_address=(source, 0)
+                )
+            )
         await wait_for(lambda: b.daemon.transport.guard.open == 3)
         answer, closed = await asyncio.to_thread(_exchange, b.port, REFUSED, "127.0.0.200")
         assert (answer, closed) == (b"", True)

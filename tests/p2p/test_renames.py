@@ -92,8 +92,10 @@ async def test_status_peers_and_the_log_show_the_new_name(
     m_hex = await renamed(m, b)
     shown = await peer_json(b, m_hex)
     assert (shown["name"], shown["card_name"], shown["pending_name"]) == (
-        "Dr Mallory Faux", NEW, NEW,
-    )  # fmt: skip
+        "Dr Mallory Faux",
+        NEW,
+        NEW,
+    )
     assert isinstance(shown["pending_since"], int)
     status, info = await b.api("GET", "/v1/status")
     assert status == 200
@@ -107,8 +109,9 @@ async def test_status_peers_and_the_log_show_the_new_name(
     assert "1 peer gave a new name" in (await pli(b.home, "status")).output
     as_json = await pli(b.home, "--json", "peers")
     assert {json.loads(line)["pending_name"] for line in as_json.output.splitlines()} == {
-        None, NEW,
-    }  # fmt: skip
+        None,
+        NEW,
+    }
     assert "new card carries another name" in caplog.text
     assert "Renamed" not in caplog.text
 
@@ -153,8 +156,10 @@ async def test_a_name_chosen_here_survives_card_updates(three: Three) -> None:
     await wait_for(lambda: stored_card(b, m_hex).profession == "Biologiste")
     shown = await peer_json(b, m_hex)
     assert (shown["name"], shown["card_name"], shown["pending_name"]) == (
-        "Mallory (labo)", "Dr Mallory Faux", None,
-    )  # fmt: skip
+        "Mallory (labo)",
+        "Dr Mallory Faux",
+        None,
+    )
 
 
 async def test_rename_refuses_names_that_could_be_another_peer(
@@ -163,8 +168,16 @@ async def test_rename_refuses_names_that_could_be_another_peer(
     a, b, m = three
     fingerprint = a.daemon.me.peer_id.fingerprint
     alice_hex = a.daemon.me.peer_id.hex[:12]
-    for name in ("Dr Alice Martin", " dr  ALICE martin", fingerprint, fingerprint[:5],
-                 alice_hex, "Dr Bob Durand", "K7QXA2", "Dr\u202eBob"):  # fmt: skip
+    for name in (
+        "Dr Alice Martin",
+        " dr  ALICE martin",
+        fingerprint,
+        fingerprint[:5],
+        alice_hex,
+        "Dr Bob Durand",
+        "K7QXA2",
+        "Dr\u202eBob",
+    ):
         refused = await pli(b.home, "peers", "rename", "Dr Mallory Faux", name)
         assert refused.exit_code == 1, (name, refused.output)
         assert "cannot be called" in refused.stderr

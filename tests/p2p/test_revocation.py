@@ -178,20 +178,38 @@ async def test_pli_revoke_with_a_certificate_needs_no_identity_nor_daemon(
     home.mkdir(mode=0o700)
     (home / "config.toml").write_text("discovery = false\n")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "p2p", "--home", str(home), "revoke", "--certificate",
-        str(certificate), "--address", b.address,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "p2p",
+        "--home",
+        str(home),
+        "revoke",
+        "--certificate",
+        str(certificate),
+        "--address",
+        b.address,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     assert "told: it will refuse this key from now on" in out.decode()
     assert b.daemon.store.revocation(a.daemon.me.peer_id.hex) is not None
     assert not (home / "keys").exists()
     nobody = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "p2p", "--home", str(home), "revoke", "--certificate",
-        str(certificate), "--address", f"127.0.0.1:{free_port()}",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "p2p",
+        "--home",
+        str(home),
+        "revoke",
+        "--certificate",
+        str(certificate),
+        "--address",
+        f"127.0.0.1:{free_port()}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _out, err = await nobody.communicate()
     assert nobody.returncode == 1
     assert "nobody was told yet" in err.decode()

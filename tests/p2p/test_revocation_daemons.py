@@ -43,8 +43,11 @@ def revoked(node: PracticeProcess, who: PracticeProcess) -> bool:
 def pli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "p2p", "--home", str(home), "--json", *args],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_certificate_pushed_to_one_peer_reaches_all_and_the_old_key_is_refused(

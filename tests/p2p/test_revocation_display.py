@@ -22,9 +22,15 @@ from .test_revocation import post
 
 async def pli(home: Path, *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "p2p", "--home", str(home), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "p2p",
+        "--home",
+        str(home),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await process.communicate()
     assert b"Traceback" not in err, err.decode()
     return int(process.returncode or 0), out.decode(), err.decode()

@@ -21,8 +21,20 @@ from .conftest import Running, pair, start_daemon, wait_for
 from .flood import close_all, still_open
 from .test_exchange import delivered, send_file
 
-NAMES = ("Martin", "Bernard", "Thomas", "Petit", "Robert", "Richard", "Dubois", "Moreau",
-         "Laurent", "Simon", "Michel", "Lefebvre")  # fmt: skip
+NAMES = (
+    "Martin",
+    "Bernard",
+    "Thomas",
+    "Petit",
+    "Robert",
+    "Richard",
+    "Dubois",
+    "Moreau",
+    "Laurent",
+    "Simon",
+    "Michel",
+    "Lefebvre",
+)
 #: More paired peers on one address than that address may hold unauthenticated.
 PEERS = limits.MAX_CONNECTIONS_PER_IP + 4
 assert len(NAMES) >= PEERS
@@ -35,8 +47,7 @@ async def _letters(team: list[Running], b: Running, folder: Path, tag: str) -> N
         path = folder / f"{tag}-{index}.txt"
         path.write_text(f"Cher confrère, lettre {tag} {index}.\n")
         ids.append(await send_file(sender, b, path, kind="letter"))
-    await wait_for(lambda: all(delivered(s, d) for s, d in zip(team, ids, strict=True)),
-                   timeout=30)  # fmt: skip
+    await wait_for(lambda: all(delivered(s, d) for s, d in zip(team, ids, strict=True)), timeout=30)
 
 
 def _silent_connections(port: int, count: int) -> list[socket.socket]:

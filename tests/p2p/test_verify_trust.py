@@ -84,8 +84,10 @@ async def test_a_paired_peer_is_valid_and_named(
     report = json.loads(verify(bob.home, genuine, "--json").stdout)
     assert report["valid"] is True
     assert report["signer"] == {
-        "relation": "paired", "name": "Dr Alice Martin", "fingerprint": ALICE.peer_id.fingerprint
-    }  # fmt: skip
+        "relation": "paired",
+        "name": "Dr Alice Martin",
+        "fingerprint": ALICE.peer_id.fingerprint,
+    }
 
 
 async def test_signer_trusts_exactly_the_key_given(

@@ -206,8 +206,9 @@ def person(n: int) -> LocalIdentity:
 def test_the_check_finds_a_cleartext_envelope(who: str) -> None:
     """The check itself: an envelope relayed in the clear (as pli/1 did) is caught."""
     alice, bob = person(10), person(20)
-    meta = DocumentMeta(new_document_id(), 1, "letter", alice.public, (bob.public,),
-                        (FileEntry("a.txt", 5000),))  # fmt: skip
+    meta = DocumentMeta(
+        new_document_id(), 1, "letter", alice.public, (bob.public,), (FileEntry("a.txt", 5000),)
+    )
     envelope = b"".join(seal(alice, [bob.card(1, name="Bob")], meta, [os.urandom(5000)]))
     upgrade = b"GET / HTTP/1.1\r\n\r\n"
     frame = b"\x82\x7f" + len(envelope).to_bytes(8, "big") + envelope

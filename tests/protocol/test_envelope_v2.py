@@ -42,8 +42,9 @@ COMMITTED_KEY = bytes([5]) * 32
 
 
 def test_the_header_commits_to_the_file_key() -> None:
-    envelope = forge_signed(ALICE, meta_for(ALICE, [BOB], [3]), [BOB.doc_public,
-                            ALICE.doc_public], [b"abc"])  # fmt: skip
+    envelope = forge_signed(
+        ALICE, meta_for(ALICE, [BOB], [3]), [BOB.doc_public, ALICE.doc_public], [b"abc"]
+    )
     header = codec.unpack(split(envelope)[0][12:])
     assert header["commit"] == key_commitment(FORGED_KEY)
     assert LABEL_COMMITMENT == b"pli/2/envelope-key-commitment"
@@ -88,9 +89,18 @@ def test_a_changed_commitment_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("size", "padded"),
-    [(0, 0), (1, 1), (2, 2), (9, 10), (100, 104), (1000, 1024), (16385, 17408),
-     (1_000_000, 1_015_808), (2**30 + 5, 1_107_296_256)],
-)  # fmt: skip
+    [
+        (0, 0),
+        (1, 1),
+        (2, 2),
+        (9, 10),
+        (100, 104),
+        (1000, 1024),
+        (16385, 17408),
+        (1_000_000, 1_015_808),
+        (2**30 + 5, 1_107_296_256),
+    ],
+)
 def test_padme_known_values(size: int, padded: int) -> None:
     assert padme(size) == padded
 

@@ -30,11 +30,14 @@ PDF = b"%PDF-1.7 fake attachment\n" * 100
 def evidence() -> tuple[Evidence, LocalIdentity]:
     gp, cardiologist = LocalIdentity.generate(now=0), LocalIdentity.generate(now=0)
     meta = DocumentMeta(
-        document_id=new_document_id(), created_at=1_700_000_000, kind="letter",
-        sender=gp.public, recipients=(cardiologist.public,),
+        document_id=new_document_id(),
+        created_at=1_700_000_000,
+        kind="letter",
+        sender=gp.public,
+        recipients=(cardiologist.public,),
         files=(FileEntry("lettre.txt", len(LETTER)), FileEntry("ecg.pdf", len(PDF))),
         metadata={"subject": "Avis cardiologique", "patient_name": "DUPONT Marie"},
-    )  # fmt: skip
+    )
     envelope = b"".join(seal(gp, [cardiologist.card(1, name="Dr B")], meta, [LETTER, PDF]))
     verified = open_envelope([envelope], cardiologist)
     return Evidence.of(verified), gp
@@ -93,15 +96,24 @@ def test_digest_is_what_receipts_refer_to() -> None:
     meta = proof.verify()
     cardiologist = LocalIdentity.generate(now=0)
     receipt = Receipt.create(
-        cardiologist.identity, document_id=meta.document_id, envelope_digest=proof.digest(),
-        sender=gp.public, now=1_700_000_100,
-    )  # fmt: skip
+        cardiologist.identity,
+        document_id=meta.document_id,
+        envelope_digest=proof.digest(),
+        sender=gp.public,
+        now=1_700_000_100,
+    )
     receipt.verify(
-        recipient=cardiologist.public, sender=gp.public, document_id=meta.document_id,
-        envelope_digest=proof.digest(), now=1_700_000_100,
-    )  # fmt: skip
+        recipient=cardiologist.public,
+        sender=gp.public,
+        document_id=meta.document_id,
+        envelope_digest=proof.digest(),
+        now=1_700_000_100,
+    )
     with pytest.raises(AuthenticationFailed):
         receipt.verify(
-            recipient=cardiologist.public, sender=gp.public, document_id=meta.document_id,
-            envelope_digest=bytes(32), now=1_700_000_100,
-        )  # fmt: skip
+            recipient=cardiologist.public,
+            sender=gp.public,
+            document_id=meta.document_id,
+            envelope_digest=bytes(32),
+            now=1_700_000_100,
+        )

@@ -59,13 +59,20 @@ def test_chunk_and_receipt_round_trip() -> None:
     assert isinstance(opened, mailbox.Chunk)
     assert opened.last
     receipt = mailbox.ReceiptFrame(doc, b"signed receipt")
-    assert mailbox.decode_frame(BA.incoming, mailbox.encode_frame(
-        AB.outgoing, receipt, nonce=os.urandom(24))) == receipt  # fmt: skip
+    assert (
+        mailbox.decode_frame(
+            BA.incoming, mailbox.encode_frame(AB.outgoing, receipt, nonce=os.urandom(24))
+        )
+        == receipt
+    )
 
 
 def test_a_changed_byte_or_the_wrong_direction_is_refused() -> None:
-    wire = bytearray(mailbox.encode_frame(AB.outgoing, mailbox.Chunk(bytes(16), 0, 3, b"abc"),
-                                          nonce=os.urandom(24)))  # fmt: skip
+    wire = bytearray(
+        mailbox.encode_frame(
+            AB.outgoing, mailbox.Chunk(bytes(16), 0, 3, b"abc"), nonce=os.urandom(24)
+        )
+    )
     with pytest.raises(AuthenticationFailed):
         mailbox.decode_frame(AB.incoming, bytes(wire))  # the other direction: another key
     wire[-1] ^= 1

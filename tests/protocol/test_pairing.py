@@ -274,9 +274,11 @@ class SpecInvitee:
 
     def open_secret(self, message_5: bytes) -> bytes:
         opened: bytes = nacl_bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            msgpack.unpackb(message_5)["box"], self.t2, bytes(24),
+            msgpack.unpackb(message_5)["box"],
+            self.t2,
+            bytes(24),
             spec_kdf(self.key, b"pli/1/pair/secret-B"),
-        )  # fmt: skip
+        )
         return opened
 
     @property
@@ -1027,7 +1029,11 @@ def _waiting_for_secret() -> Pairing:
 
 
 @_fuzz
-@given(data=st.one_of(st.binary(max_size=120), st.binary(max_size=80).map(
-    lambda box: pack({"t": "secret", "box": box}))))  # fmt: skip
+@given(
+    data=st.one_of(
+        st.binary(max_size=120),
+        st.binary(max_size=80).map(lambda box: pack({"t": "secret", "box": box})),
+    )
+)
 def test_fuzz_secret_message(data: bytes) -> None:
     check_parses_or_refuses(_waiting_for_secret().receive, data)

@@ -101,8 +101,16 @@ def test_wrong_sizes_and_versions_are_refused() -> None:
 def test_texts_that_are_not_one_statement_are_refused() -> None:
     text = statement().to_text()
     other = Revocation.issue(IdentityKey(SEED), now=WHEN + 1).to_text()
-    for bad in ("", "hello", text[:-1], text + "A", f"{text}\n{other}", text.lower(),
-                TEXT_PREFIX + "A" * 168, "x" * 300_000):  # fmt: skip
+    for bad in (
+        "",
+        "hello",
+        text[:-1],
+        text + "A",
+        f"{text}\n{other}",
+        text.lower(),
+        TEXT_PREFIX + "A" * 168,
+        "x" * 300_000,
+    ):
         with pytest.raises(RemoteProtocolError):
             Revocation.from_text(bad)
 

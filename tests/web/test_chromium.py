@@ -22,8 +22,9 @@ from tests.web.conftest import Practice, delivered
 from tests.web.files import HOSTILE_HTML, HOSTILE_NAME, pdf
 
 if not chromium.CHROMIUM.exists():  # .ci/run installs it: in CI these tests run
-    pytest.skip(f"no chromium at {chromium.CHROMIUM} (apt-get install chromium)",
-                allow_module_level=True)  # fmt: skip
+    pytest.skip(
+        f"no chromium at {chromium.CHROMIUM} (apt-get install chromium)", allow_module_level=True
+    )
 
 from playwright.sync_api import Browser, FilePayload, Page, expect, sync_playwright
 
@@ -192,8 +193,10 @@ def test_refusals_as_a_browser_meets_them(
     chromium.shoot(reader, "hostile-attachment")
     accessible(reader)
     with reader.expect_download() as download:
-        reader.evaluate("src => { location.href = src }",
-                        reader.get_by_test_id("download").get_attribute("href"))  # fmt: skip
+        reader.evaluate(
+            "src => { location.href = src }",
+            reader.get_by_test_id("download").get_attribute("href"),
+        )
     assert download.value.suggested_filename.endswith(".html")
     assert reader.title() != "owned"
 
@@ -211,10 +214,12 @@ def test_the_compose_form_is_usable_with_the_keyboard(
     order = []
     for _ in range(16):
         page.keyboard.press("Tab")
-        order.append(page.evaluate(
-            "() => { const e = document.activeElement; return e.dataset.testid || e.id || "
-            "e.getAttribute('href') || e.tagName }"
-        ))  # fmt: skip
+        order.append(
+            page.evaluate(
+                "() => { const e = document.activeElement; return e.dataset.testid || e.id || "
+                "e.getAttribute('href') || e.tagName }"
+            )
+        )
     assert order[0] == "#main"  # the skip link comes first
     wanted = ["recipient", "kind", "subject", "patient-name", "patient-birthdate", "files", "send"]
     positions = [order.index(name) for name in wanted]

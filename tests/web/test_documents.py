@@ -21,8 +21,12 @@ from tests.web.conftest import Practice, delivered
 from tests.web.files import HOSTILE_HTML, HOSTILE_NAME, HOSTILE_SVG, pdf, png
 from tests.web.visitor import Visitor
 
-LETTER = {"kind": "letter", "subject": "Avis cardiologique",
-          "patient_name": "DUPONT, Jean", "patient_birthdate": "1984-05-23"}  # fmt: skip
+LETTER = {
+    "kind": "letter",
+    "subject": "Avis cardiologique",
+    "patient_name": "DUPONT, Jean",
+    "patient_birthdate": "1984-05-23",
+}
 
 
 def compose(
@@ -68,16 +72,18 @@ def test_bad_patient_fields_get_the_cli_sentence_and_no_file_is_read(
     token = page.csrf("/compose")
     peer = cardio.daemon.identity()["peer_id"]
     fields = {**LETTER, "recipient": peer, "patient_birthdate": "1984-13-40"}
-    answer = page.post_multipart(f"/compose?csrf={token}", fields,
-                                 [("a.txt", b"x" * 100_000, "text/plain")])  # fmt: skip
+    answer = page.post_multipart(
+        f"/compose?csrf={token}", fields, [("a.txt", b"x" * 100_000, "text/plain")]
+    )
     assert answer.status == 400
     assert html.escape("“1984-13-40” is not a real date (check the month and the day).") in (
         answer.text
     )
     assert 'value="DUPONT, Jean"' in answer.text  # the form comes back as typed
     assert list((gp.daemon.home / "uploads").iterdir()) == []
-    as_json = page.post_multipart(f"/compose?csrf={token}", {**fields, "recipient": ""}, [],
-                                  Accept="application/json")  # fmt: skip
+    as_json = page.post_multipart(
+        f"/compose?csrf={token}", {**fields, "recipient": ""}, [], Accept="application/json"
+    )
     problems = json.loads(as_json.body)["problems"]
     assert problems[0] == "Choisissez le destinataire."
     assert "real date" in problems[1]
@@ -127,13 +133,29 @@ def test_hostile_files_and_names_are_shown_inert(practices: tuple[Practice, Prac
 def test_the_inbox_searches_filters_and_marks_read(practices: tuple[Practice, Practice]) -> None:
     gp, cardio = practices
     page = gp.visitor()
-    older = compose(page, cardio, {"kind": "report", "subject": "Bilan", "patient_name":
-                                   "MARTIN, Hélène", "patient_birthdate": "1950-02-01"},
-                    [("bilan.txt", b"Tension 12/8", "text/plain")])  # fmt: skip
+    older = compose(
+        page,
+        cardio,
+        {
+            "kind": "report",
+            "subject": "Bilan",
+            "patient_name": "MARTIN, Hélène",
+            "patient_birthdate": "1950-02-01",
+        },
+        [("bilan.txt", b"Tension 12/8", "text/plain")],
+    )
     time.sleep(1.1)  # received_at has a one-second resolution
-    newer = compose(page, cardio, {"kind": "letter", "subject": "Suivi", "patient_name":
-                                   "LEROY, Paul", "patient_birthdate": "1962-07-14"},
-                    [("suivi.txt", b"RAS", "text/plain")])  # fmt: skip
+    newer = compose(
+        page,
+        cardio,
+        {
+            "kind": "letter",
+            "subject": "Suivi",
+            "patient_name": "LEROY, Paul",
+            "patient_birthdate": "1962-07-14",
+        },
+        [("suivi.txt", b"RAS", "text/plain")],
+    )
     wait_until(lambda: {older, newer} <= set(cardio.inbox_ids()), 30)
     reader = cardio.visitor()
     listing = reader.get("/").text
@@ -166,20 +188,28 @@ def test_the_api_streams_events_and_takes_bytes(
     stream = events.getresponse()
     assert stream.headers["Content-Type"] == "text/event-stream"
     upload = UnixHTTPConnection(gp.daemon.home / "api.sock")
-    upload.request("POST", "/v1/uploads", body=iter([b"%PDF-1.4 ", b"streamed"]),
-                   encode_chunked=True)  # fmt: skip
+    upload.request(
+        "POST", "/v1/uploads", body=iter([b"%PDF-1.4 ", b"streamed"]), encode_chunked=True
+    )
     answer = json.loads(upload.getresponse().read())
     assert answer["size"] == 17
-    body = {"to": [cardio.daemon.identity()["peer_id"]], "kind": "file",
-            "files": [{"upload": answer["upload"], "name": "flux.pdf"}]}  # fmt: skip
+    body = {
+        "to": [cardio.daemon.identity()["peer_id"]],
+        "kind": "file",
+        "files": [{"upload": answer["upload"], "name": "flux.pdf"}],
+    }
     doc = gp.daemon.client.post("/v1/documents", body)["id"]
     lines: list[str] = []
     while not any(doc in line for line in lines):
         lines.append(stream.readline().decode())
     assert "event: document-received\n" in lines
     data = json.loads(next(line for line in lines if doc in line).removeprefix("data: "))
-    assert data == {"type": "document-received", "id": doc,
-                    "from": gp.daemon.identity()["peer_id"], "size": data["size"]}  # fmt: skip
+    assert data == {
+        "type": "document-received",
+        "id": doc,
+        "from": gp.daemon.identity()["peer_id"],
+        "size": data["size"],
+    }
     events.close()
 
 
@@ -218,14 +248,27 @@ def test_pli_inbox_follow_prints_new_documents_without_polling(
     practices: tuple[Practice, Practice], tmp_path: Path
 ) -> None:
     gp, cardio = practices
-    command = [sys.executable, "-m", "p2p", "--home", str(cardio.daemon.home), "--json",
-               "inbox", "--all", "--follow"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "p2p",
+        "--home",
+        str(cardio.daemon.home),
+        "--json",
+        "inbox",
+        "--all",
+        "--follow",
+    ]
     follower = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert follower.stdout is not None
         time.sleep(1.5)  # the follower has listed the inbox and listens to /v1/events
-        doc = compose(gp.visitor(), cardio, {"subject": "Suivi en direct"},
-                      [("direct.txt", b"live", "text/plain")])  # fmt: skip
+        doc = compose(
+            gp.visitor(),
+            cardio,
+            {"subject": "Suivi en direct"},
+            [("direct.txt", b"live", "text/plain")],
+        )
         for _ in range(200):
             line = follower.stdout.readline()
             if doc in line:

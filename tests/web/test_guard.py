@@ -83,8 +83,9 @@ def test_state_changes_need_our_origin_and_the_csrf_token(
     foreign = visitor.post_form("/lang", fields, Origin="http://evil.example")
     assert foreign.status == 403
     assert "Origin" in foreign.text
-    no_origin = visitor.request("POST", "/lang", b"lang=en",
-                                {"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    no_origin = visitor.request(
+        "POST", "/lang", b"lang=en", {"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert no_origin.status == 403
     no_token = visitor.post_form("/lang", {"lang": "en", "back": "/"})
     assert no_token.status == 403

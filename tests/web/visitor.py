@@ -69,8 +69,11 @@ class Visitor:
         return found.group(1)
 
     def post_form(self, path: str, fields: dict[str, str], **headers: str) -> Answer:
-        sent = {"Content-Type": "application/x-www-form-urlencoded",
-                "Origin": f"http://{self.host}", **headers}  # fmt: skip
+        sent = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Origin": f"http://{self.host}",
+            **headers,
+        }
         return self.request("POST", path, urlencode(fields).encode(), sent)
 
     def post_multipart(
@@ -80,13 +83,20 @@ class Visitor:
         boundary = uuid.uuid4().hex
         chunks: list[bytes] = []
         for key, value in fields.items():
-            chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n'
-                          f"{value}\r\n".encode())  # fmt: skip
+            chunks.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n'
+                f"{value}\r\n".encode()
+            )
         for name, content, media_type in files:
-            head = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
-                    f'filename="{name}"\r\nContent-Type: {media_type}\r\n\r\n')  # fmt: skip
+            head = (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+                f'filename="{name}"\r\nContent-Type: {media_type}\r\n\r\n'
+            )
             chunks += [head.encode(), content, b"\r\n"]
         chunks.append(f"--{boundary}--\r\n".encode())
-        sent = {"Content-Type": f"multipart/form-data; boundary={boundary}",
-                "Origin": f"http://{self.host}", **headers}  # fmt: skip
+        sent = {
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Origin": f"http://{self.host}",
+            **headers,
+        }
         return self.request("POST", path, b"".join(chunks), sent)

@@ -114,8 +114,9 @@ class Transport:
         app.router.add_get(PEER_PATH, self._serve_peer)
         app.router.add_get(PAIR_PATH, self._serve_pairing)
         app.router.add_post(REVOKE_PATH, self._serve_revocation)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)  # fmt: skip
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
         loop = asyncio.get_running_loop()
         http = self._runner.server
@@ -125,16 +126,23 @@ class Transport:
         settings: dict[str, object] = {"keepalive_timeout": self._deadline, "access_log": None}
         try:
             self._server = await loop.create_server(
-                lambda: self.guard.handler(http, **settings), host, port, reuse_address=True,
+                lambda: self.guard.handler(http, **settings),
+                host,
+                port,
+                reuse_address=True,
                 backlog=limits.ACCEPT_BACKLOG,
-            )  # fmt: skip
+            )
         except OSError as exc:
             await self._runner.cleanup()
             raise ConfigError(_bind_problem(host, port, exc)) from exc
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("accepting at most %d peer connections (%d per address until authenticated, "
-                 "%d per paired peer)", self.guard.cap, limits.MAX_CONNECTIONS_PER_IP,
-                 limits.MAX_SESSIONS_PER_PEER)  # fmt: skip
+        log.info(
+            "accepting at most %d peer connections (%d per address until authenticated, "
+            "%d per paired peer)",
+            self.guard.cap,
+            limits.MAX_CONNECTIONS_PER_IP,
+            limits.MAX_SESSIONS_PER_PEER,
+        )
         self._client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=self._deadline)
         )
@@ -213,8 +221,9 @@ class Transport:
         except NotPaired as exc:
             log.warning("refused a connection from %s: %s", pipe.remote_address, exc.message)
         except RemoteProtocolError as exc:
-            log.warning("refused a connection from %s: handshake failed (%s)",
-                        pipe.remote_address, exc.code)  # fmt: skip
+            log.warning(
+                "refused a connection from %s: handshake failed (%s)", pipe.remote_address, exc.code
+            )
         except TimeoutError:
             log.warning("closed a connection from %s: handshake too slow", pipe.remote_address)
         except ChannelClosed:
@@ -263,9 +272,13 @@ class Transport:
         url = f"http://{host}:{port}{path}"
         try:
             ws = await self._client.ws_connect(
-                url, max_msg_size=limits.MAX_FRAME, compress=0, heartbeat=HEARTBEAT,
-                autoping=True, autoclose=True,
-            )  # fmt: skip
+                url,
+                max_msg_size=limits.MAX_FRAME,
+                compress=0,
+                heartbeat=HEARTBEAT,
+                autoping=True,
+                autoclose=True,
+            )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise PeerUnreachable(
                 f"The other practice's computer did not answer at {address}; it may be off or "
@@ -333,8 +346,11 @@ class Transport:
     async def _run_channel(self, channel: Channel, *, registered: bool = False) -> None:
         if not registered and self._register(channel) is not channel:
             return
-        log.info("connected to %s (%s)", channel.peer_id.short,
-                 "outgoing" if channel.initiator else "incoming")  # fmt: skip
+        log.info(
+            "connected to %s (%s)",
+            channel.peer_id.short,
+            "outgoing" if channel.initiator else "incoming",
+        )
         try:
             await self._on_channel(channel)
         finally:
@@ -367,9 +383,12 @@ async def post_revocation(client: aiohttp.ClientSession, address: str, statement
     try:
         async with (
             asyncio.timeout(REVOKE_TIMEOUT),
-            client.post(f"http://{host}:{port}{REVOKE_PATH}", data=statement,
-                        headers={"Content-Type": "application/octet-stream"}) as response,
-        ):  # fmt: skip
+            client.post(
+                f"http://{host}:{port}{REVOKE_PATH}",
+                data=statement,
+                headers={"Content-Type": "application/octet-stream"},
+            ) as response,
+        ):
             await response.read()
             return response.status
     except aiohttp.ClientError as exc:
@@ -385,8 +404,10 @@ def open_files_limit() -> int:
 def _bind_problem(host: str, port: int, exc: OSError) -> str:
     """A sentence for a person whose daemon could not open its peer port."""
     if exc.errno == errno.EADDRINUSE:
-        return (f"The port {port} is already used by another program (or another pli daemon). "
-                "Stop it, or choose another port with --listen HOST:PORT.")  # fmt: skip
+        return (
+            f"The port {port} is already used by another program (or another pli daemon). "
+            "Stop it, or choose another port with --listen HOST:PORT."
+        )
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"This computer has no address {host}. Check --listen, or use 0.0.0.0:{port}."
     if exc.errno == errno.EACCES:

@@ -48,8 +48,11 @@ class FramePipe:
         if message.type == aiohttp.WSMsgType.BINARY:
             data: bytes = message.data
             return data
-        if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
-                            aiohttp.WSMsgType.CLOSED):  # fmt: skip
+        if message.type in (
+            aiohttp.WSMsgType.CLOSE,
+            aiohttp.WSMsgType.CLOSING,
+            aiohttp.WSMsgType.CLOSED,
+        ):
             raise ChannelClosed("closed by the peer")
         await self.close(CLOSE_PROTOCOL, "binary frames only")
         raise ChannelClosed(f"unexpected {message.type.name} frame")

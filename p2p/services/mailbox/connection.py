@@ -121,11 +121,17 @@ class Connection:
 
         try:
             self._nc = await nats.connect(
-                self.url.split(","), allow_reconnect=False, dont_randomize=True,
-                connect_timeout=5, max_reconnect_attempts=0,
-                error_cb=quiet, disconnected_cb=quiet, closed_cb=quiet, name="pli",
+                self.url.split(","),
+                allow_reconnect=False,
+                dont_randomize=True,
+                connect_timeout=5,
+                max_reconnect_attempts=0,
+                error_cb=quiet,
+                disconnected_cb=quiet,
+                closed_cb=quiet,
+                name="pli",
                 **self._credentials,
-            )  # fmt: skip
+            )
         except nats.errors.Error as exc:
             if "authorization" in str(exc).lower():
                 raise Refused("the mailbox server refused this practice's key") from None
@@ -135,11 +141,15 @@ class Connection:
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_consumer(STREAM, CONSUMER)
         config = api.ConsumerConfig(
-            durable_name=CONSUMER, ack_policy=api.AckPolicy.EXPLICIT, ack_wait=ACK_WAIT,
-            max_ack_pending=PER_SENDER_MESSAGES * 2, max_deliver=-1,
-        )  # fmt: skip
-        sub = await js.pull_subscribe(subject(self._my_box), durable=CONSUMER, stream=STREAM,
-                                      config=config)  # fmt: skip
+            durable_name=CONSUMER,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=ACK_WAIT,
+            max_ack_pending=PER_SENDER_MESSAGES * 2,
+            max_deliver=-1,
+        )
+        sub = await js.pull_subscribe(
+            subject(self._my_box), durable=CONSUMER, stream=STREAM, config=config
+        )
         self.state, self.message = "connected", ""
         log.info("connected to the mailbox %s", self.url)
         size = 1  # idle: wait for one message (nats-py waits for a whole batch once one came)
@@ -156,12 +166,18 @@ class Connection:
 
     async def _ensure_stream(self, js: Any) -> None:
         config = api.StreamConfig(
-            name=STREAM, subjects=[subject(self._my_box)], storage=api.StorageType.FILE,
-            retention=api.RetentionPolicy.WORK_QUEUE, max_age=RETENTION,
-            max_msg_size=frames.MAX_FRAME, duplicate_window=DEDUP_WINDOW,
-            discard=api.DiscardPolicy.NEW, max_msgs_per_subject=PER_SENDER_MESSAGES,
-            discard_new_per_subject=True, num_replicas=self._replicas(),
-        )  # fmt: skip
+            name=STREAM,
+            subjects=[subject(self._my_box)],
+            storage=api.StorageType.FILE,
+            retention=api.RetentionPolicy.WORK_QUEUE,
+            max_age=RETENTION,
+            max_msg_size=frames.MAX_FRAME,
+            duplicate_window=DEDUP_WINDOW,
+            discard=api.DiscardPolicy.NEW,
+            max_msgs_per_subject=PER_SENDER_MESSAGES,
+            discard_new_per_subject=True,
+            num_replicas=self._replicas(),
+        )
         try:
             await js.add_stream(config)
         except nats.js.errors.BadRequestError:  # it exists with other settings: ours win
@@ -185,8 +201,9 @@ class Connection:
         try:
             frame = frames.decode_frame(direction, msg.data)
         except RemoteProtocolError as exc:
-            log.warning("mailbox %s: dropped a message that failed its check (%s)",
-                        self.url, exc.code)  # fmt: skip
+            log.warning(
+                "mailbox %s: dropped a message that failed its check (%s)", self.url, exc.code
+            )
             await ack.send(self, drop=True)
             return
         if msg.metadata.num_pending is not None:

@@ -157,8 +157,9 @@ class MailboxService:
     ) -> bool:
         """Leave a signed receipt in the sender's mailbox, on the server it wrote to."""
         outgoing = self.keys(card).outgoing
-        wire = frames.encode_frame(outgoing, frames.ReceiptFrame(doc_id, receipt),
-                                   nonce=nacl.utils.random(24))  # fmt: skip
+        wire = frames.encode_frame(
+            outgoing, frames.ReceiptFrame(doc_id, receipt), nonce=nacl.utils.random(24)
+        )
         msg_id = outgoing.message_id(frames.KIND_RECEIPT, doc_id, 0)
         return await connection.publish(frames.box_name(card.identity), outgoing.tag, wire, msg_id)
 
@@ -169,13 +170,15 @@ class MailboxService:
         listing = []
         for mailbox in self._joined:
             connection = self._connections.get(mailbox.url)
-            listing.append({
-                "url": mailbox.url,
-                "state": connection.state if connection is not None else "connecting",
-                "message": connection.message if connection is not None else "",
-                "waiting_in": connection.waiting_in if connection is not None else 0,
-                "credentials": mailbox.credentials is not None,
-            })  # fmt: skip
+            listing.append(
+                {
+                    "url": mailbox.url,
+                    "state": connection.state if connection is not None else "connecting",
+                    "message": connection.message if connection is not None else "",
+                    "waiting_in": connection.waiting_in if connection is not None else 0,
+                    "credentials": mailbox.credentials is not None,
+                }
+            )
         return listing
 
 

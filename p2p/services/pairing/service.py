@@ -89,8 +89,9 @@ class PairingService:
         exchange_timeout: float = EXCHANGE_TIMEOUT,
         confirm_timeout: float = CONFIRM_TIMEOUT,
     ) -> None:
-        local = Me(me, signed_card, discovery_secret, my_addresses, exchange_timeout,
-                   confirm_timeout)  # fmt: skip
+        local = Me(
+            me, signed_card, discovery_secret, my_addresses, exchange_timeout, confirm_timeout
+        )
         self._exchange_timeout = exchange_timeout
         self._attempts = Attempts(
             now=now, store_peer=store_peer, on_sweep=self._expire, on_forget=self._forget

@@ -150,7 +150,7 @@ def test_keys_and_profile_are_written_private(tmp_path: Path) -> None:
 #: be handed to the writer as chunks) and fsyncs it before the rename, in its group
 #: commit; the store's database and the API socket are not files we write.
 FINISHING = {"replace", "rename", "link", "fsync", "fdatasync"}
-ALLOWED = {"p2p/storage/files.py": FINISHING, "p2p/services/inbox.py": {"replace", "fsync"}}
+ALLOWED = {"p2p/storage/files.py": FINISHING, "p2p/services/inbox/commit.py": {"replace", "fsync"}}
 
 
 def test_only_the_writer_renames_links_or_fsyncs() -> None:

@@ -20,6 +20,7 @@ from p2p.storage.files import make_private_dir, write_atomic
 from p2p.storage.ports import DEFAULT_PORT, DEFAULT_WEB_PORT
 
 if TYPE_CHECKING:
+    from p2p.storage.settings import FolderSettings
     from protocol import LocalIdentity, ProfileCard
 
 CONFIG_FILE = "config.toml"
@@ -64,6 +65,21 @@ def parse_address(text: str, *, default_port: int = DEFAULT_PORT) -> tuple[str, 
     return host, port
 
 
+#: What the inbox folder can write besides the document's own files.
+INBOX_FORMATS = ("hprim", "xdm", "fhir")
+
+
+@dataclass(frozen=True)
+class Folders:
+    """``[folders]``: where the practice software drops documents and picks them up."""
+
+    outbox: Path | None = None
+    inbox: Path | None = None
+    inbox_formats: tuple[str, ...] = ("hprim", "xdm")
+    stable_seconds: float = 5.0
+    poll_seconds: float = 2.0
+
+
 @dataclass(frozen=True)
 class Config:
     """The daemon's settings: ``config.toml`` (``storage/settings.py``) as checked by ``load``."""
@@ -85,6 +101,7 @@ class Config:
     partial_lifetime: int
     web_host: str = "127.0.0.1"
     web_port: int = DEFAULT_WEB_PORT
+    folders: Folders = Folders()
 
     @property
     def api_socket(self) -> Path:
@@ -119,9 +136,10 @@ def load(home: Path, *, listen: str | None = None, **overrides: Any) -> Config:
             host, port = parse_address(settings.listen)
         except ConfigError as exc:
             raise ConfigError(f"The setting “listen” in {path}: {exc.message}") from None
-    own = ("listen", "web_listen")
+    own = ("listen", "web_listen", "folders")
     fields = {key: getattr(settings, key) for key in settings_mod.KEYS if key not in own}
     fields["web_host"], fields["web_port"] = parse_web_listen(settings.web_listen, path)
+    fields["folders"] = check_folders(settings.folders, home, path)
     if settings.interfaces:
         fields["interfaces"] = resolve_interfaces(settings.interfaces, path)
     config = Config(home=home, listen_host=host, listen_port=port, **fields)
@@ -155,6 +173,48 @@ def parse_web_listen(text: str, path: Path) -> tuple[str, int]:
             f'"127.0.0.1:{DEFAULT_WEB_PORT}"; other machines of the practice run their own pli.'
         )
     return host, port
+
+
+def check_folders(settings: FolderSettings, home: Path, path: Path) -> Folders:
+    """``[folders]`` checked: known formats, two distinct folders, neither inside the other."""
+    where = f"The [folders] section of {path}"
+    unknown = [name for name in settings.inbox_formats if name not in INBOX_FORMATS]
+    if unknown:
+        raise ConfigError(
+            f"{where} names the format “{unknown[0]}” in inbox_formats: pli writes "
+            f'{", ".join(INBOX_FORMATS)}. Example: inbox_formats = ["hprim", "xdm"].'
+        )
+    if settings.stable_seconds < 0 or not 0.05 <= settings.poll_seconds <= 3600:
+        raise ConfigError(
+            f"{where}: stable_seconds cannot be negative and poll_seconds is between 0.05 and 3600."
+        )
+    outbox, inbox = (
+        (home / Path(text).expanduser()).resolve() if text.strip() else None
+        for text in (settings.outbox, settings.inbox)
+    )
+    for name, folder in (("outbox", outbox), ("inbox", inbox)):
+        if folder is not None and (folder == home or home in folder.parents):
+            raise ConfigError(
+                f"{where}: the {name} folder {folder} is inside pli's home {home}, where only "
+                "pli writes. Choose a folder the practice software shares, e.g. "
+                f'{name} = "/srv/pli/{name}".'
+            )
+    if (
+        outbox is not None
+        and inbox is not None
+        and (outbox == inbox or outbox in inbox.parents or inbox in outbox.parents)
+    ):
+        raise ConfigError(
+            f"{where}: the outbox folder ({outbox}) and the inbox folder ({inbox}) must be two "
+            "separate folders, neither inside the other: a received letter would be sent again."
+        )
+    return Folders(
+        outbox=outbox,
+        inbox=inbox,
+        inbox_formats=tuple(dict.fromkeys(settings.inbox_formats)),
+        stable_seconds=float(settings.stable_seconds),
+        poll_seconds=float(settings.poll_seconds),
+    )
 
 
 def _check_quota(config: Config, path: Path) -> None:

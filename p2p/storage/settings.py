@@ -23,6 +23,16 @@ from p2p.errors import ConfigError
 from p2p.storage.ports import DEFAULT_PORT, DEFAULT_WEB_PORT
 
 
+class FolderSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """``[folders]``: the watched folders shared with the practice software (off when empty)."""
+
+    outbox: str = ""  # documents dropped here are sent
+    inbox: str = ""  # documents received are written here
+    inbox_formats: tuple[str, ...] = ("hprim", "xdm")  # also "fhir"
+    stable_seconds: float = 5.0  # a file unchanged this long is complete (0: at once)
+    poll_seconds: float = 2.0  # how often the folders are looked at
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """The keys of config.toml. Durations are seconds; every key may be left out."""
 
@@ -40,11 +50,15 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=
     peer_documents_per_hour: int = 1000
     disk_reserve_mib: int = 1024
     partial_lifetime: int = 24 * 3600
+    folders: FolderSettings = FolderSettings()
 
 
 KEYS = Settings.__struct_fields__
-_UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`")
-_WHERE = re.compile(r"at `\$\.(?P<key>[^`\[.]+)")
+FOLDER_KEYS = FolderSettings.__struct_fields__
+_UNKNOWN = re.compile(
+    r"Object contains unknown field `(?P<key>[^`]*)`(?: - at `\$\.(?P<table>\w+)`)?"
+)
+_WHERE = re.compile(r"at `\$\.(?P<key>[^`\[]+)")
 
 
 def parse(values: dict[str, Any], path: Path) -> Settings:
@@ -60,10 +74,17 @@ def explain(exc: msgspec.ValidationError, path: Path) -> ConfigError:
     text = str(exc)
     unknown = _UNKNOWN.fullmatch(text)
     if unknown is not None:
+        table = unknown["table"]
+        key = f"{table}.{unknown['key']}" if table else unknown["key"]
+        known = FOLDER_KEYS if table == "folders" else KEYS
         return ConfigError(
-            f"Unknown setting “{unknown['key']}” in {path}. "
-            f"Known settings: {', '.join(sorted(KEYS))}."
+            f"Unknown setting “{key}” in {path}. Known settings"
+            f"{' of [folders]' if table == 'folders' else ''}: {', '.join(sorted(known))}."
         )
     where = _WHERE.search(text)
     key = where["key"] if where is not None else "?"
+    if key == "folders":
+        return ConfigError(
+            f"The setting “folders” in {path} is a table: write it as a [folders] section."
+        )
     return ConfigError(f"The setting “{key}” in {path} has the wrong type.")

@@ -43,6 +43,23 @@ class PeerName(Body):
     messages: ClassVar[dict[str, str]] = {"name": "Give the new name as text in “name”."}
 
 
+class ProfileChange(Body):
+    """``POST /v1/profile``: the profile fields to change (a field left out is kept)."""
+
+    name: str | None = None
+    profession: str | None = None
+    rpps: str | None = None
+    practice: str | None = None
+
+
+class PassphraseChange(Body):
+    """``POST /v1/passphrase``: the ``current`` passphrase (if any) and the ``new`` one
+    (left out or empty: no passphrase)."""
+
+    current: str | None = None
+    new: str | None = None
+
+
 class NewMailbox(Body):
     """``POST /v1/mailboxes``: join a NATS mailbox (a .creds file's text, if it needs one)."""
 

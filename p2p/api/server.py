@@ -21,7 +21,17 @@ from typing import Any
 
 from aiohttp import web
 
-from p2p.api import documents, mailbox, mailboxes, pairing, peers, revocations, status, stream
+from p2p.api import (
+    documents,
+    mailbox,
+    mailboxes,
+    pairing,
+    peers,
+    profile,
+    revocations,
+    status,
+    stream,
+)
 from p2p.api.request import DAEMON, MAX_JSON
 from p2p.daemon.core import Daemon
 from p2p.errors import PliError, StorageError
@@ -84,6 +94,9 @@ def build_app(daemon: Daemon) -> web.Application:
     app[DAEMON] = daemon
     app.router.add_get("/v1/status", status.status)
     app.router.add_get("/v1/identity", status.identity)
+    app.router.add_get("/v1/profile", profile.show)
+    app.router.add_post("/v1/profile", profile.change)
+    app.router.add_post("/v1/passphrase", profile.passphrase)
     app.router.add_get("/v1/peers", peers.list_peers)
     app.router.add_post("/v1/peers", peers.add_peer)
     app.router.add_delete("/v1/peers/{peer}", peers.remove_peer)

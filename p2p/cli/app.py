@@ -1,7 +1,8 @@
 """The ``pli`` command (contract: ../shared/design/cli.md): the group, ``State``, exit codes.
 
 Every command talks to the daemon through the local API (``client.py``) except
-``init``, ``id``, ``daemon`` and ``verify``, which work on the home folder or a file.
+``init``, ``id``, ``daemon``, ``verify``, ``profile`` (shown) and ``passphrase``, which
+work on the home folder or a file.
 
 This module holds only what every command shares; the commands live in one module
 per family and are imported when they are looked up (``COMMANDS`` below), so that
@@ -16,6 +17,7 @@ this module's importers:
 - ``mailbox.py``: mailbox key|add|remove|status|server-config (NATS mailboxes);
 - ``verify.py``: verify;
 - ``page.py``: open (the practice's page);
+- ``profile.py``: profile, profile set, passphrase;
 - ``revocation.py``: revoke (and the revocation notes other commands print).
 
 Rules kept here:
@@ -60,6 +62,8 @@ COMMANDS: Lazy = {
     "daemon": ("p2p.cli.setup:daemon", "Run the daemon in the foreground."),
     "status": ("p2p.cli.setup:status", "Is the daemon running? Peers online, documents waiting."),
     "open": ("p2p.cli.page:open_page", "Open the practice's page in the browser."),
+    "profile": ("p2p.cli.profile:profile", "Show or change your profile (name, RPPS ...)."),
+    "passphrase": ("p2p.cli.profile:passphrase", "Add, change or remove the keys' passphrase."),
     "peers": ("p2p.cli.peers:peers", "Your paired peers; pair by fingerprint, remove one."),
     "pair": ("p2p.cli.pairing:pair", "Pair with a colleague using a one-time code."),
     "send": ("p2p.cli.documents:send", "Send files to a peer, encrypted and signed."),

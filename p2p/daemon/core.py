@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from p2p.daemon.bus import EventBus
+from p2p.daemon.cards import CardSender
 from p2p.daemon.dialling import Dialler
 from p2p.daemon.mailbox import MailboxRouting
 from p2p.daemon.weblinks import LoginLinks
@@ -113,6 +114,12 @@ class Daemon:
             handshake_deadline=config.handshake_deadline,
         )
         self.dialler = Dialler(config, self.store, self.transport, self.paired_peer)
+        self.cards = CardSender(
+            self.card,
+            lambda card: card.sign(self.me.identity),
+            lambda: [row.peer_id for row in self.store.peers()],
+            self.dialler.connect,
+        )
         self.revocations = RevocationService(
             self.store,
             self.me,
@@ -235,6 +242,7 @@ class Daemon:
             raise _first(failed) from None
         finally:
             self.dialler.close()
+            await self.cards.close()
             await self.revocations.close()
             await self.pairing.close()
             await self.mailboxes.close()
@@ -299,6 +307,7 @@ class Daemon:
             await asyncio.to_thread(self.store.peer_seen, peer_hex, int(time.time()), address)
         self.outbox.wake(peer_hex)
         self.revocations.peer_back(peer_hex)
+        self.cards.channel_up(channel)  # our newest card, once per run and per change
         unsolicited = TokenBucket(
             limits.UNSOLICITED_REPLY_BURST, limits.UNSOLICITED_REPLIES_PER_SECOND
         )

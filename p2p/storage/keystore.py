@@ -99,6 +99,42 @@ def load(home: Path, *, passphrase: str | None = None) -> Keys:
     return keys
 
 
+MIN_PASSPHRASE = 8  # characters: shorter ones fall to a guess even under Argon2id
+
+
+def protected(home: Path) -> bool:
+    """Whether the key file is protected by a passphrase (False if it cannot be read)."""
+    try:
+        document = json.loads(key_path(home).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and "secrets" not in document
+
+
+def change_passphrase(home: Path, current: str | None, new: str | None) -> bool:
+    """Write the keys again, protected by ``new`` (None or "": no passphrase).
+
+    ``current`` opens a protected file (it is not needed for an unprotected one). The
+    key file is replaced atomically; the keys themselves do not change, so peers see
+    nothing. Returns whether the keys are now protected.
+    """
+    if protected(home) and not current:
+        raise KeystoreError("The keys are protected by a passphrase: type the current one first.")
+    if new and len(new) < MIN_PASSPHRASE:
+        raise KeystoreError(
+            f"The new passphrase is too short: use at least {MIN_PASSPHRASE} characters "
+            "(a few words are easier to remember than a password)."
+        )
+    if new is not None and new != new.strip():
+        raise KeystoreError(
+            "The new passphrase starts or ends with a space: remove it, so that it can be "
+            "typed again without doubt."
+        )
+    keys = load(home, passphrase=current or None)
+    _write(key_path(home), _serialise(keys), new or None)
+    return bool(new)
+
+
 def public_key(home: Path) -> bytes | None:
     """Our identity public key without the passphrase; None if the home has no identity.
 

@@ -17,7 +17,7 @@ import jinja2
 from aiohttp import web
 
 from p2p.daemon.weblinks import LoginLinks
-from p2p.web import compose, guard, live, views
+from p2p.web import colleagues, compose, guard, live, settings, views
 from p2p.web.api import API, Api, ApiError
 from p2p.web.render import render
 from p2p.web.words import inert
@@ -48,13 +48,14 @@ def build_app(api: Api, links: LoginLinks) -> web.Application:
     app.router.add_get("/events", live.events)
     app.router.add_get("/", views.inbox)
     app.router.add_get("/outbox", views.outbox)
-    app.router.add_get("/colleagues", views.colleagues)
     app.router.add_post("/outbox/{doc}/{peer}/{action}", views.outbox_action)
     app.router.add_get("/documents/{doc}", views.document)
     app.router.add_post("/documents/{doc}/read", views.mark_read)
     app.router.add_get("/documents/{doc}/files/{index}/{mode}", views.file)
     app.router.add_get("/compose", compose.form)
     app.router.add_post("/compose", compose.send)
+    colleagues.add_routes(app)
+    settings.add_routes(app)
     app.router.add_static("/static", HERE / "static", append_version=False)
     app.on_cleanup.append(_close_api)
     return app

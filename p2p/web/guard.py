@@ -47,6 +47,7 @@ class Session:
     seen: float
     lang: str = "fr"
     notes: list[str] = field(default_factory=list)  # one-time messages for the next page
+    codes: dict[str, dict[str, str]] = field(default_factory=dict)  # invitations shown here
 
 
 class Sessions:

@@ -82,21 +82,6 @@ async def outbox(request: web.Request) -> web.Response:
     return await render(request, "outbox.html", section="outbox", rows=rows)
 
 
-async def colleagues(request: web.Request) -> web.Response:
-    """The paired colleagues, online or not, and the revoked ones marked."""
-    lang = lang_of(request)
-    peers = [
-        {
-            **p,
-            "revoked": bool(p.get("revoked_since")) or p.get("state") == "revoked",
-            "last_seen": when(p.get("last_seen"), lang),
-        }
-        for p in await request.app[API].get("/v1/peers")
-    ]
-    peers.sort(key=lambda p: (p["revoked"], str(p.get("name", "")).casefold()))
-    return await render(request, "colleagues.html", section="colleagues", peers=peers)
-
-
 def _state(lang: str, state: str) -> str:
     key = f"st_{state}"
     return word(lang, key) if key in _STATES else state

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 
+from p2p.web.words_people import PEOPLE
+
 LANGS = ("fr", "en")
 
 WORDS: dict[str, tuple[str, str]] = {
@@ -133,10 +135,6 @@ WORDS: dict[str, tuple[str, str]] = {
     "attempts": ("{count} essai(s)", "{count} attempt(s)"),
     "actions": ("Actions", "Actions"),
     "colleagues": ("Confrères", "Colleagues"),
-    "colleagues_hint": (
-        "Les cabinets avec lesquels ce cabinet est appairé. Pour en ajouter un : pli pair invite.",
-        "The practices this one is paired with. To add one: pli pair invite.",
-    ),
     "name": ("Nom", "Name"),
     "profession": ("Profession", "Profession"),
     "last_seen": ("Vu pour la dernière fois", "Last seen"),
@@ -152,6 +150,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "unknown_sender": ("Expéditeur inconnu", "Unknown sender"),
     "you": ("ce cabinet", "this practice"),
 }
+WORDS.update(PEOPLE)  # the colleagues, pairing and settings pages (words_people.py)
 
 
 def word(lang: str, key: str, **values: object) -> str:

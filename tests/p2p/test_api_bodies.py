@@ -24,7 +24,9 @@ from p2p.api.bodies import (
     NewDocument,
     NewMailbox,
     NewPeer,
+    PassphraseChange,
     PeerName,
+    ProfileChange,
     RequestAnswer,
     RevocationRequest,
     decode,
@@ -42,6 +44,8 @@ EVERY_BODY: list[type[Body]] = [
     RevocationRequest,
     PeerName,
     NewMailbox,
+    ProfileChange,
+    PassphraseChange,
 ]
 
 
@@ -80,6 +84,13 @@ EVERY_BODY: list[type[Body]] = [
         (PeerName, b'{"name": ["Dr A"]}', "Give the new name as text in “name”."),
         (RevocationRequest, b'{"addresses": "a:1"}', "“addresses” is a list of host:port."),
         (RevocationRequest, b'{"addresses": [1]}', "“addresses” is a list of host:port."),
+        (ProfileChange, b'{"rpps": 10003456789}', "“rpps” must be text."),
+        (
+            ProfileChange,
+            b'{"seq": 9}',
+            "“seq” is not a field of this request (docs/api.md lists them).",
+        ),
+        (PassphraseChange, b'{"new": ["a"]}', "“new” must be text."),
     ],
 )
 def test_a_wrong_body_gets_the_sentence_it_always_got(

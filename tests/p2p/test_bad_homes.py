@@ -207,6 +207,9 @@ def command_lines(tmp: Path) -> dict[tuple[str, ...], tuple[list[str], int]]:
         ("export",): (["3fa2c1", "--to", str(tmp)], 3),
         ("verify",): ([str(letter)], 1),  # offline; the letter has no signature proof
         ("revoke",): (["--yes"], 3),  # signs through the daemon
+        ("profile",): ([], 1),  # reads profile.json and keys/public.json
+        ("profile", "set"): (["--practice", "Cabinet du Port"], 1),  # no daemon: writes the home
+        ("passphrase",): (["--remove"], 1),  # opens the key file itself
     }
 
 
@@ -223,6 +226,10 @@ def _expected(command: tuple[str, ...], family: str, name: str, default: int) ->
     """Commands that do not read the damaged file work as on a sound home."""
     if family == "config" and command == ("id",) and name != "profile-not-json":
         return 0  # `pli id` reads the keys and the profile, not config.toml
+    if command[0] == "profile" and name != "profile-not-json":
+        return 0  # the profile and the public key are sound: shown, or written
+    if command == ("passphrase",) and family == "config":
+        return 0  # the key file is sound (config.toml is not read)
     return default
 
 

@@ -46,8 +46,11 @@ COMMANDS = [
     "prescribe",
     "verify",
     "demo",
+    "profile",
+    "passphrase",
 ]
 SUBCOMMANDS = [
+    "profile set",
     "peers remove",
     "peers add",
     "peers accept",
@@ -132,8 +135,14 @@ def test_every_command_is_in_a_table() -> None:
     from p2p.cli.app import COMMANDS
     from p2p.cli.mailbox import MAILBOX_COMMANDS
     from p2p.cli.peers import PEERS_COMMANDS
+    from p2p.cli.profile import PROFILE_COMMANDS
 
-    tables = [*COMMANDS.values(), *PEERS_COMMANDS.values(), *MAILBOX_COMMANDS.values()]
+    tables = [
+        *COMMANDS.values(),
+        *PEERS_COMMANDS.values(),
+        *MAILBOX_COMMANDS.values(),
+        *PROFILE_COMMANDS.values(),
+    ]
     tabled = {target for target, _help in tables}
     found = set()
     modules = (
@@ -146,6 +155,7 @@ def test_every_command_is_in_a_table() -> None:
         "verify",
         "revocation",
         "page",
+        "profile",
     )
     for module in modules:
         for attr, value in vars(importlib.import_module(f"p2p.cli.{module}")).items():

@@ -55,6 +55,24 @@
     printButton.addEventListener("click", () => window.print());
   }
 
+  // --- pairing wizard: reload the step when the daemon says the attempt moved on
+  const wizard = document.querySelector("[data-pair-poll]");
+  if (wizard) {
+    const shown = wizard.dataset.state;
+    const reload = wizard.querySelector("[data-testid=reload]");
+    if (reload) reload.hidden = true;
+    const poll = async () => {
+      try {
+        const url = wizard.dataset.pairPoll + "?shown=" + encodeURIComponent(shown);
+        const answer = await fetch(url, { credentials: "same-origin" });
+        if (answer.ok && (await answer.json()).state !== shown) { location.reload(); return; }
+        if (!answer.ok) { if (reload) reload.hidden = false; return; }
+      } catch (err) { if (reload) reload.hidden = false; return; }
+      setTimeout(poll, 100);
+    };
+    poll();
+  }
+
   // --- compose: drop files, show them, send with progress
   const form = document.querySelector("form.compose");
   if (!form) return;

@@ -33,7 +33,9 @@ from protocol import (
     RemotePeer,
     Revocation,
     Role,
+    SentDocument,
     StaticCert,
+    accept_later_receipt,
     codec,
     mailbox,
     messages,
@@ -170,11 +172,33 @@ def _wire_targets() -> dict[str, tuple[Target, list[bytes]]]:
         "identity.static_cert": (StaticCert.from_wire, [ALICE.static_cert.to_wire()]),
         "identity.fingerprint": (latin1(normalize_fingerprint), [fingerprint.encode()]),
         "receipts.from_wire": (Receipt.from_wire, [receipt.to_wire()]),
+        "receipt_layers.accept": (_later_receipt_target(), [_later_receipt().to_wire()]),
         "pairing.parse_code": (latin1(parse_code), [b"314-1592653"]),
         "revocation.from_wire": (Revocation.from_wire, [revocation.to_wire()]),
         "revocation.from_text": (latin1(Revocation.from_text), [revocation.to_text().encode()]),
         **_mailbox_targets(),
     }
+
+
+def _later_receipt() -> Receipt:
+    return Receipt.create(
+        BOB.identity,
+        document_id=bytes(16),
+        envelope_digest=bytes(32),
+        sender=ALICE.public,
+        status="integrated",
+        now=NOW,
+    )
+
+
+def _later_receipt_target() -> Target:
+    """ALICE checks a later receipt from BOB about a document she sent him."""
+    sent = SentDocument(bytes(16), bytes(32), BOB.public, {})
+
+    def accept(data: bytes) -> object:
+        return accept_later_receipt(data, peer=BOB.public, me=ALICE.public, sent=sent, now=NOW)
+
+    return accept
 
 
 def _mailbox_targets() -> dict[str, tuple[Target, list[bytes]]]:

@@ -77,17 +77,27 @@ from .pairing_reasons import Reason as PairingReason
 from .pairing_reasons import error_frame as pairing_error_frame
 from .pairing_reasons import is_security as is_security_reason
 from .pairing_reasons import read_error_frame as read_pairing_error_frame
-from .receipts import RECEIPT_STATUSES, Receipt, is_receipt_status
+from .receipt_layers import LATER_LAYERS, SentDocument, accept_later_receipt
+from .receipts import (
+    RECEIPT_LAYERS,
+    RECEIPT_STATUSES,
+    Receipt,
+    is_receipt_status,
+    not_integrated,
+    receipt_layer,
+)
 from .revocation import Revocation
 
 __all__ = [
     "BAD_PEER_MESSAGE",
     "EXPIRED_PEER_MESSAGE",
     "KINDS",
+    "LATER_LAYERS",
     "PAIRING_SECURITY_REASONS",
     "PAIRING_WIRE_REASONS",
     "PROLOGUE",
     "PROLOGUE_FINGERPRINT",
+    "RECEIPT_LAYERS",
     "RECEIPT_STATUSES",
     "REFLECTION_MESSAGE",
     "WRONG_CODE_MESSAGE",
@@ -130,12 +140,14 @@ __all__ = [
     "Revocation",
     "Role",
     "SealedEnvelope",
+    "SentDocument",
     "Session",
     "ShowCheckCode",
     "StaticCert",
     "Verified",
     "VerifiedEnvelope",
     "VersionMismatch",
+    "accept_later_receipt",
     "check_rpps",
     "codec",
     "discovery_hint",
@@ -152,9 +164,11 @@ __all__ = [
     "new_discovery_secret",
     "new_document_id",
     "normalize_fingerprint",
+    "not_integrated",
     "open_envelope",
     "pairing_error_frame",
     "parse_code",
     "read_pairing_error_frame",
+    "receipt_layer",
     "seal",
 ]

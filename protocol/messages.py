@@ -15,6 +15,11 @@ Control messages (``to_wire`` / ``from_wire``, strict, bounded):
 - ``Refuse(document_id, code, reason)``: the receiver will not take it now.
 - ``CardUpdate(card)``: a newer signed profile card.
 - ``Rekey()``: the sender rekeys its direction right after this message (hourly).
+- ``LaterReceipt(document_id, receipt)``: the recipient of a delivered document
+  says more about it: integrated, not integrated (with a code), or read
+  (``protocol.receipt_layers``). Either side may send one at any time.
+- ``Noted(document_id, status)``: the sender stored that later receipt (or held
+  it already); the recipient stops sending it.
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ from typing import Any, ClassVar
 
 from . import codec, limits
 from .errors import FrameTooLarge, MalformedMessage
+from .receipts import is_receipt_status
 
 DOCUMENT_ID_SIZE = 16
+#: A signed receipt is ~240 bytes; anything much larger is not one.
+MAX_RECEIPT_SIZE = 4096
 
 
 class FrameType(enum.IntEnum):
@@ -129,9 +137,48 @@ class Rekey:
         return cls()
 
 
-Message = Offer | Accept | Delivered | Refuse | CardUpdate | Rekey
+@dataclass(frozen=True)
+class LaterReceipt:
+    """A later layer of a delivered document's receipt (integrated, read), signed."""
+
+    TYPE: ClassVar[str] = "later"
+    document_id: bytes
+    receipt: bytes
+
+    def fields(self) -> dict[str, Any]:
+        return {"id": self.document_id, "receipt": self.receipt}
+
+    @classmethod
+    def parse(cls, fields: Any) -> LaterReceipt:
+        receipt = codec.field(fields, "receipt", bytes, "later receipt")
+        if not 0 < len(receipt) <= MAX_RECEIPT_SIZE:
+            raise FrameTooLarge("a receipt is at most 4096 bytes")
+        return cls(_doc_id(fields, "later receipt"), receipt)
+
+
+@dataclass(frozen=True)
+class Noted:
+    """The sender holds the later receipt of ``status`` for that document."""
+
+    TYPE: ClassVar[str] = "noted"
+    document_id: bytes
+    status: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"id": self.document_id, "status": self.status}
+
+    @classmethod
+    def parse(cls, fields: Any) -> Noted:
+        status = codec.field(fields, "status", str, "noted")
+        if not is_receipt_status(status):
+            raise MalformedMessage("noted: unknown receipt status")
+        return cls(_doc_id(fields, "noted"), status)
+
+
+Message = Offer | Accept | Delivered | Refuse | CardUpdate | Rekey | LaterReceipt | Noted
 _TYPES: dict[str, Any] = {
-    cls.TYPE: cls for cls in (Offer, Accept, Delivered, Refuse, CardUpdate, Rekey)
+    cls.TYPE: cls
+    for cls in (Offer, Accept, Delivered, Refuse, CardUpdate, Rekey, LaterReceipt, Noted)
 }
 
 

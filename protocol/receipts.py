@@ -3,8 +3,13 @@
 A sender keeps a document in its outbox until it holds a **delivery receipt**:
 the recipient's Ed25519 signature saying "I, recipient R, got document D,
 whose envelope digest is H, from sender S, at time T, with status X". Later
-statuses use the same form: ``integrated`` (imported into the practice
-software), ``read``, and ``rejected:<code>`` (e.g. ``rejected:unknown-patient``).
+statuses use the same form, one **layer** each: ``delivered`` (or
+``rejected:<code>``, a refusal after storing it) for the delivery layer;
+``integrated`` (imported into the practice software) or ``not-integrated:<NNN>``
+(it could not be, with a three-digit error code, e.g. ``not-integrated:902``,
+unknown patient) for the integration layer; ``read`` for the read layer. The
+status, hence the layer, is signed. ``protocol.receipt_layers`` checks the
+later layers a sender is shown.
 
 Signed bytes (``IdentityKey.sign`` adds the label ``"pli/1/receipt"`` in front,
 prefixed by its length)::
@@ -43,10 +48,18 @@ VERSION: Final = 1
 DOCUMENT_ID_SIZE: Final = 16
 DIGEST_SIZE: Final = 32
 
-#: Statuses a receipt may carry, besides ``"rejected:<code>"``.
+#: Statuses a receipt may carry, besides ``"rejected:<code>"`` and ``"not-integrated:<NNN>"``.
 RECEIPT_STATUSES: Final = ("delivered", "integrated", "read")
 REJECTED_PREFIX: Final = "rejected:"
+NOT_INTEGRATED_PREFIX: Final = "not-integrated:"
 _REJECT_CODE: Final = re.compile(r"[a-z0-9-]{1,32}")
+_INTEGRATION_CODE: Final = re.compile(r"[0-9]{3}")
+
+#: The layers, in the order a document goes through them.
+LAYER_DELIVERED: Final = "delivered"
+LAYER_INTEGRATED: Final = "integrated"
+LAYER_READ: Final = "read"
+RECEIPT_LAYERS: Final = (LAYER_DELIVERED, LAYER_INTEGRATED, LAYER_READ)
 _FIELDS: Final = frozenset({"v", "doc", "digest", "sender", "recipient", "status", "time", "sig"})
 
 
@@ -56,8 +69,28 @@ def is_receipt_status(status: object) -> bool:
         return False
     if status in RECEIPT_STATUSES:
         return True
+    if status.startswith(NOT_INTEGRATED_PREFIX):
+        return _INTEGRATION_CODE.fullmatch(status.removeprefix(NOT_INTEGRATED_PREFIX)) is not None
     code = status.removeprefix(REJECTED_PREFIX)
     return code != status and _REJECT_CODE.fullmatch(code) is not None
+
+
+def receipt_layer(status: str) -> str:
+    """The layer of a valid status: ``delivered``, ``integrated`` or ``read``."""
+    if not is_receipt_status(status):
+        raise LocalProtocolError(f"not a receipt status: {status!r}")
+    if status == LAYER_READ:
+        return LAYER_READ
+    if status == LAYER_INTEGRATED or status.startswith(NOT_INTEGRATED_PREFIX):
+        return LAYER_INTEGRATED
+    return LAYER_DELIVERED
+
+
+def not_integrated(code: int) -> str:
+    """The status of a document the practice software could not take, with its error code."""
+    if not isinstance(code, int) or isinstance(code, bool) or not 100 <= code <= 999:
+        raise LocalProtocolError("an integration error code has three digits")
+    return f"{NOT_INTEGRATED_PREFIX}{code}"
 
 
 def _signed_bytes(
@@ -203,6 +236,18 @@ class Receipt:
             time=self.time,
         )
         recipient.verify(LABEL_RECEIPT, data, self.signature)
+
+    @property
+    def layer(self) -> str:
+        """``delivered``, ``integrated`` or ``read``: what this receipt says happened."""
+        return receipt_layer(self.status)
+
+    @property
+    def integration_code(self) -> int | None:
+        """The error code of a ``not-integrated:<NNN>`` receipt, else None."""
+        if not self.status.startswith(NOT_INTEGRATED_PREFIX):
+            return None
+        return int(self.status.removeprefix(NOT_INTEGRATED_PREFIX))
 
     @property
     def rejected(self) -> bool:

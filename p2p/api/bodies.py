@@ -60,6 +60,15 @@ class PassphraseChange(Body):
     new: str | None = None
 
 
+class Integrated(Body):
+    """``POST /v1/documents/{ID}/integrated``: taken in, or not (an error code, e.g. 902)."""
+
+    error_code: int | None = None
+    messages: ClassVar[dict[str, str]] = {
+        "error_code": "Give “error_code” as a number, e.g. 902 (unknown patient), or leave it out."
+    }
+
+
 class NewMailbox(Body):
     """``POST /v1/mailboxes``: join a NATS mailbox (a .creds file's text, if it needs one)."""
 

@@ -1,4 +1,5 @@
-"""``/v1/documents``: send one, and one document's details, files, receipts and evidence."""
+"""``/v1/documents``: send one, and one document's details, files, receipts and evidence;
+what became of a received one (integrated, read: its sender is told by a signed receipt)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from p2p.api.bodies import File, NewDocument
+from p2p.api.bodies import File, Integrated, NewDocument
 from p2p.api.request import DAEMON, read_body
 from p2p.errors import BadInput
 from p2p.services.outbox import Attachment
@@ -82,5 +83,22 @@ async def evidence(request: web.Request) -> web.Response:
 
 
 async def exported(request: web.Request) -> web.Response:
-    archive = request.app[DAEMON].archive
-    return web.json_response(archive.mark_exported(request.match_info["doc"]))
+    """Exported: ``pli inbox`` hides it, and it counts as read (a read receipt, if sent)."""
+    daemon = request.app[DAEMON]
+    answer = daemon.archive.mark_exported(request.match_info["doc"])
+    read = await daemon.mark_read(request.match_info["doc"])
+    return web.json_response({**answer, "read_receipt": read["receipt"]})
+
+
+async def integrated(request: web.Request) -> web.Response:
+    """The practice software took a received document in; or could not, with ``error_code``."""
+    body = await read_body(request, Integrated) if await request.read() else Integrated()
+    daemon = request.app[DAEMON]
+    return web.json_response(
+        await daemon.mark_integrated(request.match_info["doc"], body.error_code)
+    )
+
+
+async def read(request: web.Request) -> web.Response:
+    """A person opened a received document (the page calls this when it shows one)."""
+    return web.json_response(await request.app[DAEMON].mark_read(request.match_info["doc"]))

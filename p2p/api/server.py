@@ -115,6 +115,8 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/v1/documents/{doc}/receipts", documents.receipt)
     app.router.add_get("/v1/documents/{doc}/evidence", documents.evidence)
     app.router.add_post("/v1/documents/{doc}/exported", documents.exported)
+    app.router.add_post("/v1/documents/{doc}/integrated", documents.integrated)
+    app.router.add_post("/v1/documents/{doc}/read", documents.read)
     app.router.add_post("/v1/pair/invite", pairing.pair_invite)
     app.router.add_delete("/v1/pair/invite/{nameplate}", pairing.pair_cancel)
     app.router.add_post("/v1/pair/accept", pairing.pair_accept)

@@ -89,7 +89,8 @@ def _follow(state: State, cells: Any) -> None:
 @click.command()
 @click.pass_obj
 def outbox(state: State) -> None:
-    """Documents sent, with their state: queued, sending, delivered (receipt time), rejected."""
+    """Documents sent, with their state: queued, sending, delivered (receipt time), rejected;
+    then integrated into the recipient's software (or why not) and read, when it says so."""
     rows = state.client.get("/v1/outbox")
     with_kind = any(row.get("kind") for row in rows)  # the API may not say it (yet)
 
@@ -100,13 +101,30 @@ def outbox(state: State) -> None:
         with_error = row.get("state") in ("queued", "cancelled")
         note = row.get("last_error") if with_error else row.get("receipt_status")
         line = [row["id"][:12], row.get("to_name"), st, when(row.get("receipt_time"))]
+        line.append(later_receipts(row))
         line.append("" if note in (None, row.get("state")) else note)
         return [*line[:2], row.get("kind", ""), *line[2:]] if with_kind else line
 
-    headers = ["ID", "To", "Kind", "State", "Receipt", "Note"]
+    headers = ["ID", "To", "Kind", "State", "Receipt", "Then", "Note"]
     if not with_kind:
         headers.remove("Kind")
     state.out.listing(rows, headers, cells, empty="Nothing sent yet.")
+
+
+def later_receipts(row: dict[str, Any]) -> str:
+    """What the recipient said after delivery: integrated (or why not), read; with their times."""
+    said = []
+    integrated = row.get("integrated")
+    if isinstance(integrated, dict):
+        if integrated.get("status") == "integrated":
+            said.append(f"integrated {when(integrated.get('time'))}")
+        else:
+            reason = clean(integrated.get("label_en") or "")
+            said.append(f"not integrated ({integrated.get('code')}): {reason}")
+    read = row.get("read")
+    if isinstance(read, dict):
+        said.append(f"read {when(read.get('time'))}")
+    return ", ".join(said)
 
 
 def _peer_names(client: Client) -> dict[str, str]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from p2p.daemon.bus import EventBus
 from p2p.daemon.cards import CardSender
 from p2p.daemon.dialling import Dialler
+from p2p.daemon.later import LaterRouting
 from p2p.daemon.mailbox import MailboxRouting
 from p2p.daemon.weblinks import LoginLinks
 from p2p.documents import peer_names as naming
@@ -39,6 +40,7 @@ from p2p.services.mailbox.service import MailboxService
 from p2p.services.outbox import Attachment, Outbox, Recipient, TooManyReplies
 from p2p.services.pairing.service import PairingService
 from p2p.services.peers import PeerDirectory
+from p2p.services.receipts import LaterReceipts
 from p2p.services.revocation import Pushed, RevocationService
 from p2p.storage import keystore
 from p2p.storage.config import Config, load_profile, own_card
@@ -158,12 +160,23 @@ class Daemon:
             self.outbox,
             mailboxes=lambda: self.mailboxes,
             peer=self._paired_hex,
+            later=lambda *arrived: self.receipts.received(*arrived),  # noqa: PLW0108 - built below
         )
         self.mailboxes = MailboxService(
             config.home, self.me, self._peer_cards, self.mailbox_routing.handle
         )
         self.peers = PeerDirectory(self.store, self.online, self._known_me, self.events.publish)
         self.archive = Archive(self.store, self.layout, self.me, self.outbox.progress)
+        self.receipts = LaterReceipts(
+            self.store,
+            self.me,
+            integrated=config.receipts_integrated,
+            read=config.receipts_read,
+            connect=self.dialler.connect,
+            post=self.mailbox_routing.post_receipt,
+            on_event=self.events.publish,
+        )
+        self.later = LaterRouting(self.archive, self.receipts)
         self._stop = asyncio.Event()
         self.started_at = time.time()
 
@@ -231,6 +244,7 @@ class Daemon:
                 outbox = group.create_task(self.outbox.run())
                 self.revocations.resume(now=int(time.time()))
                 sweeper = group.create_task(self._sweep_forever())
+                receipts = group.create_task(self.receipts.run())
                 group.create_task(self._join_mailboxes())
                 if self.discovery is not None:
                     # Registration probes the LAN for ~1.2 s: not worth delaying readiness.
@@ -238,6 +252,7 @@ class Daemon:
                 await self._stop.wait()
                 outbox.cancel()
                 sweeper.cancel()
+                receipts.cancel()
         except* PliError as failed:  # e.g. discovery on an interface that went away since load
             raise _first(failed) from None
         finally:
@@ -308,6 +323,7 @@ class Daemon:
         self.outbox.wake(peer_hex)
         self.revocations.peer_back(peer_hex)
         self.cards.channel_up(channel)  # our newest card, once per run and per change
+        self.receipts.wake()
         unsolicited = TokenBucket(
             limits.UNSOLICITED_REPLY_BURST, limits.UNSOLICITED_REPLIES_PER_SECOND
         )
@@ -322,6 +338,8 @@ class Daemon:
                     self._reply(channel, item, unsolicited)
                 elif isinstance(item, messages.CardUpdate):
                     await asyncio.to_thread(self._card_update, channel, item.card)
+                elif isinstance(item, messages.LaterReceipt | messages.Noted):
+                    await self._later_receipt(channel, item, unsolicited)
         except (ChannelClosed, ConnectionError):
             pass
         except (TransferRefused, TooManyReplies) as exc:
@@ -338,6 +356,16 @@ class Daemon:
         """To the sender waiting for it. Late answers happen; a stream of them is abuse."""
         if not self.outbox.on_reply(channel, reply) and not unsolicited.take():
             raise TooManyReplies("too many answers about documents it was not sent")
+
+    async def _later_receipt(
+        self,
+        channel: Channel,
+        item: messages.LaterReceipt | messages.Noted,
+        unsolicited: TokenBucket,
+    ) -> None:
+        """Later receipts and their acknowledgements; a stream of refused ones is abuse."""
+        if not await self.later.on_message(channel, item) and not unsolicited.take():
+            raise TooManyReplies("too many receipts about documents it was not sent")
 
     def _card_update(self, channel: Channel, wire: bytes) -> None:
         """A newer signed card from a paired peer replaces the stored one; a new name waits."""
@@ -507,6 +535,15 @@ class Daemon:
             "card": base64.b64encode(card.sign(self.me.identity)).decode(),
             "address": f"127.0.0.1:{self.transport.port}",
         }
+
+    async def mark_integrated(self, text: str, error_code: int | None = None) -> dict[str, Any]:
+        """The practice software took a received document in (or could not: ``error_code``,
+        e.g. 902 unknown patient); its sender is told by a signed receipt (``daemon/later.py``)."""
+        return await self.later.mark_integrated(text, error_code)
+
+    async def mark_read(self, text: str) -> dict[str, Any]:
+        """A person opened or exported a document: its sender is told, if the practice says so."""
+        return await self.later.mark_read(text)
 
     async def send(
         self, targets: list[str], kind: str, metadata: dict[str, str], files: list[Attachment]

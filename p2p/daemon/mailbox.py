@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from p2p.services.inbox import Inbox, TransferRefused
@@ -30,13 +30,16 @@ from p2p.services.mailbox.service import MailboxService
 from p2p.services.outbox import Outbox
 from p2p.storage.files import Layout
 from p2p.storage.store import OutboxRow, PeerRow, Store
-from protocol import ProfileCard, PublicIdentity, RemoteProtocolError, messages
+from protocol import ProfileCard, PublicIdentity, Receipt, RemoteProtocolError, messages
 from protocol import mailbox as frames
 
 log = logging.getLogger("pli.mailbox")
 
 #: How long the inbox may take to commit a complete envelope and answer.
 COMMIT_TIMEOUT = 120.0
+
+#: A later receipt handed to the receipts service: (peer, doc id, receipt, via) -> how it went.
+Later = Callable[[PublicIdentity, bytes, bytes, str], Awaitable[tuple[str, str | None]]]
 
 
 class LoopLink:
@@ -74,6 +77,7 @@ class MailboxRouting:
         *,
         mailboxes: Callable[[], MailboxService],
         peer: Callable[[str], PeerRow | None],
+        later: Later | None = None,
     ) -> None:
         self._store = store
         self._layout = layout
@@ -81,6 +85,7 @@ class MailboxRouting:
         self._outbox = outbox
         self._mailboxes = mailboxes
         self._peer = peer
+        self._later = later
         self._arriving: dict[tuple[str, bytes], _Arriving] = {}
 
     # --- sending ------------------------------------------------------------------------
@@ -110,6 +115,23 @@ class MailboxRouting:
             now = int(time.time())
             await asyncio.to_thread(self._store.mailbox_posted, row.doc_id, peer_hex, url, now)
 
+    async def post_receipt(self, peer_hex: str, doc_id: bytes, receipt: bytes, index: int) -> bool:
+        """Leave a later receipt in the peer's mailbox; False if no mailbox took it now."""
+        service = self._mailboxes()
+        row = self._peer(peer_hex)
+        if row is None:
+            return False
+        card = ProfileCard.from_wire(row.card)
+        for connection in service.connected():
+            try:
+                if await service.send_receipt(connection, card, doc_id, receipt, index=index):
+                    return True
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                log.info("could not leave a receipt in a mailbox: %s", type(exc).__name__)
+            except Exception as exc:  # nats-py's own errors: the server said no (full, limits)
+                log.info("a mailbox did not take a receipt: %s", type(exc).__name__)
+        return False
+
     # --- receiving ----------------------------------------------------------------------
 
     async def handle(
@@ -119,6 +141,11 @@ class MailboxRouting:
         row = self._peer(peer_hex)
         if row is None:
             await ack.send(connection, drop=True)
+            return
+        if isinstance(frame, frames.ReceiptFrame) and self._later is not None and _later(frame):
+            identity = PublicIdentity(row.identity)
+            arrival, _ = await self._later(identity, frame.doc_id, frame.receipt, "mailbox")
+            await ack.send(connection, drop=arrival == "refused")  # refused: never again
             return
         if isinstance(frame, frames.ReceiptFrame):
             doc_hex = frame.doc_id.hex()
@@ -214,3 +241,11 @@ class MailboxRouting:
     def close(self) -> None:
         for key in list(self._arriving):
             self._drop(key)
+
+
+def _later(frame: frames.ReceiptFrame) -> bool:
+    """Whether a receipt frame holds a later receipt (integrated, read), not a delivery."""
+    try:
+        return Receipt.from_wire(frame.receipt).layer != "delivered"
+    except RemoteProtocolError:
+        return False  # the outbox refuses it as a delivery receipt

@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from p2p.documents import integration
 from p2p.documents.describe import describe
 from p2p.errors import BadInput, DocumentUnknown, StorageError
 from p2p.storage.files import Layout
 from p2p.storage.index import IndexKey
+from p2p.storage.later_receipts import LaterIn
 from p2p.storage.store import OutboxRow, PeerState, Store
 from protocol import (
     DocumentMeta,
@@ -161,12 +163,14 @@ class Archive:
         described: dict[str, DocumentMeta] = {}
         entries = []
         posts = self.store.mailbox_posts()
+        later = _by_document(self.store.later_received())
         for row in self.store.outbox():
             if row.doc_id not in described:
                 path = self.layout.sent_envelope(row.doc_id)
                 described[row.doc_id] = await asyncio.to_thread(self.describe, path)
             entry = self._outbox_entry(row, described[row.doc_id], names)
-            entries.append({**entry, **_path(row, posts.get((row.doc_id, row.peer_id)))})
+            way = _path(row, posts.get((row.doc_id, row.peer_id)))
+            entries.append({**entry, **way, **_later(later.get((row.doc_id, row.peer_id), []))})
         return entries
 
     def _outbox_entry(
@@ -217,6 +221,7 @@ class Archive:
         meta = await asyncio.to_thread(self.describe, found.path)
         receipts = []
         if found.direction == "out":
+            later = _by_document(self.store.later_received(found.doc_id))
             for row in self.store.outbox():
                 if row.doc_id == found.doc_id:
                     receipts.append(
@@ -228,6 +233,7 @@ class Archive:
                             "receipt": base64.b64encode(row.receipt).decode()
                             if row.receipt
                             else None,
+                            **_later(later.get((row.doc_id, row.peer_id), [])),
                         }
                     )
         return {
@@ -242,7 +248,9 @@ class Archive:
         """The signed receipts of a document: theirs for a sent one, ours for a received one."""
         doc_id = self.find(text).doc_id
         sent = [r.receipt for r in self.store.outbox() if r.doc_id == doc_id and r.receipt]
+        sent += [r.receipt for r in self.store.later_received(doc_id)]
         ours = [r.receipt for r in self.store.inbox() if r.doc_id == doc_id]
+        ours += [r.receipt for r in self.store.later_signed_for(doc_id)]
         out = []
         for wire in [*sent, *ours]:
             parsed = Receipt.from_wire(wire)
@@ -299,3 +307,25 @@ def _path(row: OutboxRow, post: tuple[str, str | None] | None) -> dict[str, str 
         via = "direct" if delivered else None
     receipt_via = "mailbox" if post is not None and post[1] == "mailbox" else "direct"
     return {"via": via, "receipt_via": receipt_via if delivered else None}
+
+
+def _by_document(rows: list[LaterIn]) -> dict[tuple[str, str], list[LaterIn]]:
+    found: dict[tuple[str, str], list[LaterIn]] = {}
+    for row in rows:
+        found.setdefault((row.doc_id, row.peer_id), []).append(row)
+    return found
+
+
+def _later(rows: list[LaterIn]) -> dict[str, dict[str, Any] | None]:
+    """What a recipient said after delivery: ``integrated`` (or why not) and ``read``."""
+    answer: dict[str, dict[str, Any] | None] = {"integrated": None, "read": None}
+    for row in rows:
+        entry: dict[str, Any] = {"time": row.time, "via": row.via}
+        if row.layer == "integrated":
+            code = int(row.status.partition(":")[2]) if ":" in row.status else None
+            entry["status"] = row.status.partition(":")[0]
+            entry["code"] = code
+            entry["label"] = integration.label(code) if code is not None else None
+            entry["label_en"] = integration.label(code, "en") if code is not None else None
+        answer[row.layer] = entry
+    return answer

@@ -102,6 +102,9 @@ class Config:
     web_host: str = "127.0.0.1"
     web_port: int = DEFAULT_WEB_PORT
     folders: Folders = Folders()
+    # Later receipts signed for senders: integrated on, read off (storage/settings.py).
+    receipts_integrated: bool = True
+    receipts_read: bool = False
 
     @property
     def api_socket(self) -> Path:

@@ -51,6 +51,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=
     disk_reserve_mib: int = 1024
     partial_lifetime: int = 24 * 3600
     folders: FolderSettings = FolderSettings()
+    # Which later receipts this practice signs for its senders (privacy: docs/threat-model.md).
+    receipts_integrated: bool = True  # the practice software took the document in (or not)
+    receipts_read: bool = False  # someone opened or exported it: off unless the practice says so
 
 
 KEYS = Settings.__struct_fields__

@@ -6,7 +6,8 @@ received, one row per sender and document id), ``revocations`` (signed
 statements that an identity is revoked, see ``protocol.Revocation``),
 ``peer_names`` (a new name a peer's card proposes, until the person accepts it:
 ``peers.name`` is the name the practice addresses the peer by), ``inbox_index``
-(each received document's description, sealed: see ``index.py``). Envelopes
+(each received document's description, sealed: see ``index.py``), ``later_out``
+and ``later_in`` (integrated and read receipts: ``later_receipts.py``). Envelopes
 themselves live in files (see ``files.Layout``); rows only point at them. No
 clinical metadata is stored in clear here.
 
@@ -29,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from p2p.storage import later_receipts
+from p2p.storage.later_receipts import LaterReceiptRows
 from p2p.storage.received import ReceivedDocuments
 from p2p.storage.rows import (
     InboxRow,
@@ -61,7 +64,7 @@ _PEER = columns(PeerRow)
 _OUTBOX = columns(OutboxRow)
 _REVOCATION = columns(RevocationRow)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -134,10 +137,11 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (doc_id, peer_id)
     );
     """,
+    2: later_receipts.SCHEMA,
 }
 
 
-class Store(ReceivedDocuments):
+class Store(ReceivedDocuments, LaterReceiptRows):
     """The daemon's database: peers, outbox and revocations here, the received
     documents in ``received.py``, connections, locks and transactions (and the
     lock discipline every method follows) in ``database.py``."""

@@ -20,6 +20,7 @@ from p2p.api.bodies import (
     Body,
     Confirmation,
     FingerprintRequest,
+    Integrated,
     Invitation,
     NewDocument,
     NewMailbox,
@@ -46,6 +47,7 @@ EVERY_BODY: list[type[Body]] = [
     NewMailbox,
     ProfileChange,
     PassphraseChange,
+    Integrated,
 ]
 
 
@@ -91,6 +93,11 @@ EVERY_BODY: list[type[Body]] = [
             "“seq” is not a field of this request (docs/api.md lists them).",
         ),
         (PassphraseChange, b'{"new": ["a"]}', "“new” must be text."),
+        (
+            Integrated,
+            b'{"error_code": "902"}',
+            "Give “error_code” as a number, e.g. 902 (unknown patient), or leave it out.",
+        ),
     ],
 )
 def test_a_wrong_body_gets_the_sentence_it_always_got(

@@ -846,3 +846,39 @@ def test_status_after_the_daemon_stopped(practices: tuple[Practice, Practice]) -
     result = alice.pli("status")
     assert result.exit_code == 3
     assert "not running" in result.stderr
+
+
+def test_outbox_shows_what_the_recipient_said_after_delivery(
+    fake_api: tuple[Path, FakeApi],
+) -> None:
+    home, server = fake_api
+    integrated = {"status": "integrated", "time": 1_800_000_100, "via": "direct", "code": None}
+    failed = {
+        "status": "not-integrated",
+        "time": 1_800_000_100,
+        "via": "mailbox",
+        "code": 902,
+        "label": "Patient inconnu",
+        "label_en": "Unknown patient",
+    }
+    read = {"time": 1_800_000_200, "via": "direct"}
+    delivered = {"receipt_time": 1_800_000_000, "receipt_status": "delivered"}
+    server.answers["GET", "/v1/outbox"] = (
+        200,
+        [
+            _outbox_row("delivered", **delivered, integrated=integrated, read=read),
+            _outbox_row("delivered", **delivered, integrated=failed, read=None) | {"id": "ef" * 16},
+            _outbox_row("queued", integrated=None, read=None) | {"id": "12" * 16},
+        ],
+    )
+    result = run("--home", home, "outbox")
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    assert "integrated" in lines["abababababab"]
+    assert "read" in lines["abababababab"]
+    assert "not integrated (902): Unknown patient" in lines["efefefefefef"]
+    assert "integrated" not in lines["121212121212"]
+    as_json = run("--home", home, "--json", "outbox")
+    first = json.loads(as_json.stdout.splitlines()[0])
+    assert first["integrated"]["status"] == "integrated"
+    assert first["read"]["time"] == 1_800_000_200

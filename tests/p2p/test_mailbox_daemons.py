@@ -121,3 +121,35 @@ def test_a_practice_the_server_does_not_list_is_refused(group: Group, tmp_path: 
         assert "refused" in c.pli("status").stdout
     finally:
         c.stop()
+
+
+def test_an_integrated_receipt_through_the_mailbox_survives_kill_9(
+    group: Group, tmp_path: Path
+) -> None:
+    """B integrates while A is away: the signed receipt waits in A's mailbox, once."""
+    a, b, server = group
+    doc_id = send_letter(a, b, tmp_path)
+    wait_until(lambda: outbox_entry(a, doc_id)["state"] == "delivered", timeout=30)
+    a.stop()
+    answer = b.client.post(f"/v1/documents/{doc_id}/integrated", {"error_code": 902})
+    assert answer["receipt"] == "queued"
+    seed = mailboxes.nkey_seed(a.home)
+    wait_until(lambda: messages_in(server, seed) == 1, timeout=60)  # B could not dial A
+    b.kill9()
+    b.start()  # what B had sent is not sent again; nothing more waits
+    answer = b.client.post(f"/v1/documents/{doc_id}/integrated", {"error_code": 902})
+    assert answer["receipt"] == "already"
+    b.stop()
+    a.start()
+
+    def integrated() -> object:
+        return outbox_entry(a, doc_id)["integrated"]
+
+    wait_until(lambda: integrated() is not None, timeout=30)
+    shown = integrated()
+    assert isinstance(shown, dict)
+    assert (shown["status"], shown["code"], shown["via"]) == ("not-integrated", 902, "mailbox")
+    assert shown["label"] == "Patient inconnu"
+    wait_until(lambda: messages_in(server, seed) == 0, timeout=30)  # acknowledged, deleted
+    receipts = a.client.get(f"/v1/documents/{doc_id}/receipts")
+    assert sorted(r["status"] for r in receipts) == ["delivered", "not-integrated:902"]

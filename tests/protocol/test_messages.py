@@ -21,6 +21,9 @@ DOC = bytes(range(16))
         messages.Refuse(DOC, "busy", "try later"),
         messages.CardUpdate(b"card"),
         messages.Rekey(),
+        messages.LaterReceipt(DOC, b"receipt"),
+        messages.Noted(DOC, "integrated"),
+        messages.Noted(DOC, "not-integrated:902"),
     ],
 )
 def test_round_trip(message: messages.Message) -> None:
@@ -34,6 +37,12 @@ def test_refusals() -> None:
         messages.decode(messages.encode(messages.Offer(b"short", 1)))
     with pytest.raises(FrameTooLarge):
         messages.decode(messages.encode(messages.Offer(DOC, 2**62)))
+    with pytest.raises(FrameTooLarge):
+        messages.decode(messages.encode(messages.LaterReceipt(DOC, bytes(4097))))
+    with pytest.raises(FrameTooLarge):
+        messages.decode(messages.encode(messages.LaterReceipt(DOC, b"")))
+    with pytest.raises(MalformedMessage):
+        messages.decode(messages.encode(messages.Noted(DOC, "seen")))
 
 
 @given(st.binary(max_size=300))

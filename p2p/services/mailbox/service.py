@@ -153,14 +153,24 @@ class MailboxService:
         return True
 
     async def send_receipt(
-        self, connection: Connection, card: ProfileCard, doc_id: bytes, receipt: bytes
+        self,
+        connection: Connection,
+        card: ProfileCard,
+        doc_id: bytes,
+        receipt: bytes,
+        *,
+        index: int = 0,
     ) -> bool:
-        """Leave a signed receipt in the sender's mailbox, on the server it wrote to."""
+        """Leave a signed receipt in the sender's mailbox, on the server it wrote to.
+
+        ``index`` 0 is the delivery receipt; later receipts (integrated, read) take
+        their own, so that the server's de-duplication keeps each of them.
+        """
         outgoing = self.keys(card).outgoing
         wire = frames.encode_frame(
             outgoing, frames.ReceiptFrame(doc_id, receipt), nonce=nacl.utils.random(24)
         )
-        msg_id = outgoing.message_id(frames.KIND_RECEIPT, doc_id, 0)
+        msg_id = outgoing.message_id(frames.KIND_RECEIPT, doc_id, index)
         return await connection.publish(frames.box_name(card.identity), outgoing.tag, wire, msg_id)
 
     # --- state ----------------------------------------------------------------------------

@@ -14,7 +14,10 @@
     ├── PairingFailed           wrong code, expired code, refused confirmation (exit 4)
     ├── DocumentUnknown         no document matches the id typed
     ├── BadInput                a value typed on the command line or sent to the API
-    └── NameRefused             a name that could be taken for another peer or a key
+    ├── NameRefused             a name that could be taken for another peer or a key
+    ├── TokenRefused            no API token, or one unknown, expired or revoked (401)
+    ├── ScopeMissing            an API token without the scope a route needs (403)
+    └── TokenUnknown            no API token has that name or id
 
 ``exit_code`` follows ../docs/cli contract: 1 user-facing failure, 3 daemon not
 running, 4 security failure. ``code`` is the stable string the local API returns.
@@ -113,3 +116,32 @@ class NameRefused(PliError):
 
     code = "name-refused"
     http_status = 409
+
+
+class TokenRefused(PliError):
+    """The local API refused a token: none, unknown, expired or revoked (HTTP 401).
+
+    ``code`` says which (``token-missing``, ``token-invalid``, ``token-expired``,
+    ``token-revoked``), so the software holding the token can tell its user.
+    """
+
+    exit_code = 4
+    code = "token-refused"
+    http_status = 401
+
+    def __init__(self, message: str, *, code: str = "token-refused") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ScopeMissing(PliError):
+    """A valid token without the scope the route needs (HTTP 403)."""
+
+    exit_code = 4
+    code = "scope-missing"
+    http_status = 403
+
+
+class TokenUnknown(PliError):
+    code = "token-unknown"
+    http_status = 404

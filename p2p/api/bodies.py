@@ -152,6 +152,20 @@ class RevocationRequest(Body):
     }
 
 
+class NewToken(Body):
+    """``POST /v1/api-tokens``: a token for other software, with its scopes."""
+
+    name: str
+    scopes: list[str]
+    expires_at: int | None = None
+    messages: ClassVar[dict[str, str]] = {
+        "name": "Name the token after the software it is for, in “name” (e.g. “LGC”).",
+        "scopes": 'Give the token\'s scopes as a list of text, e.g. ["send", "inbox:read"].',
+        "scopes[]": 'Give the token\'s scopes as a list of text, e.g. ["send", "inbox:read"].',
+        "expires_at": "“expires_at” is a time in seconds since 1970 (UTC), or null.",
+    }
+
+
 B = TypeVar("B", bound=Body)
 
 

@@ -7,6 +7,8 @@ A handler reads its body with ``read_body(request, SomeBody)`` (the structs are 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiohttp import web
 
 from p2p.api.bodies import B, decode
@@ -14,6 +16,17 @@ from p2p.daemon.core import Daemon
 from p2p.errors import BadInput
 
 DAEMON: web.AppKey[Daemon] = web.AppKey("daemon", Daemon)
+
+
+@dataclass
+class TcpPort:
+    """The local API's loopback TCP port (``api_listen``): where it listens, or why not."""
+
+    address: str | None = None
+    error: str | None = None
+
+
+API_TCP: web.AppKey[TcpPort] = web.AppKey("api_tcp", TcpPort)
 MAX_JSON = 1024 * 1024
 
 

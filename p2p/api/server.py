@@ -1,21 +1,21 @@
 """The local API: JSON over HTTP on a unix socket in the home (mode 0600).
 
 This module builds the aiohttp app (the route table below is the whole API, listed
-in docs/api.md), its two middlewares and the one error map at the boundary; the
-handlers live in one module per resource (``status``, ``peers``, ``pairing``,
-``documents``, ``mailbox``) and share ``request.py``. The CLI and other practice
-software use nothing else. Only the user who runs the daemon can connect: the
-socket is 0600 in a 0700 folder, and each connection's peer uid is checked again.
-Errors are JSON ``{"error": {"code": ..., "message": ...}}`` with a sentence a
-person can act on; no traceback ever leaves the daemon.
+in docs/api.md), its error map at the boundary, and serves it; the handlers live in
+one module per resource (``status``, ``peers``, ``pairing``, ``documents``,
+``mailbox``, ``tokens``) and share ``request.py``. The CLI and other practice
+software use nothing else. Who may call what is ``access.py``'s middleware: on the
+socket (0600 in a 0700 folder, each connection's peer uid checked again) the user
+running pli, or a token; on the loopback TCP port (``api_listen``, off by default)
+a token only, each route needing its scope (``scopes.py``). Errors are JSON
+``{"error": {"code": ..., "message": ...}}`` with a sentence a person can act on;
+no traceback ever leaves the daemon.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
-import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,8 +31,10 @@ from p2p.api import (
     revocations,
     status,
     stream,
+    tokens,
 )
-from p2p.api.request import DAEMON, MAX_JSON
+from p2p.api.access import access
+from p2p.api.request import API_TCP, DAEMON, MAX_JSON, TcpPort
 from p2p.daemon.core import Daemon
 from p2p.errors import PliError, StorageError
 from protocol import RemoteProtocolError
@@ -74,24 +76,11 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         )
 
 
-@web.middleware
-async def same_user_only(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Defence in depth behind the socket's 0600 mode: check the caller's uid."""
-    sock = request.transport.get_extra_info("socket") if request.transport else None
-    if sock is not None and sock.family == socket.AF_UNIX:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        _pid, uid, _gid = struct.unpack("3i", creds)
-        if uid not in (os.getuid(), 0):
-            return web.json_response(
-                error_body("forbidden", "Only the user running pli may use it."), status=403
-            )
-    return await handler(request)
-
-
 def build_app(daemon: Daemon) -> web.Application:
-    app = web.Application(middlewares=[same_user_only, errors_as_json], client_max_size=MAX_JSON)
+    app = web.Application(middlewares=[access, errors_as_json], client_max_size=MAX_JSON)
     # ``client_max_size`` bounds only what a handler reads whole; an upload streams.
     app[DAEMON] = daemon
+    app[API_TCP] = TcpPort()
     app.router.add_get("/v1/status", status.status)
     app.router.add_get("/v1/identity", status.identity)
     app.router.add_get("/v1/profile", profile.show)
@@ -127,15 +116,18 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/v1/peers/accept", pairing.peers_accept)
     revocations.add_routes(app, DAEMON)
     mailboxes.add_routes(app)
+    tokens.add_routes(app, tokens.Tokens(daemon.store))
     return app
 
 
 async def start_api(daemon: Daemon) -> web.AppRunner:
-    """Serve the API on the home's unix socket, readable by this user only."""
+    """Serve the API on the home's unix socket, readable by this user only, and on
+    the loopback TCP port of ``api_listen`` if one is set."""
     path = daemon.config.api_socket
     if path.exists():
         path.unlink()
-    runner = web.AppRunner(build_app(daemon), access_log=None, handle_signals=False)
+    app = build_app(daemon)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     old_umask = os.umask(0o177)
     try:
@@ -146,4 +138,25 @@ async def start_api(daemon: Daemon) -> web.AppRunner:
     finally:
         os.umask(old_umask)
     path.chmod(0o600)
+    if daemon.config.api_tcp is not None:
+        await _open_tcp(runner, app, *daemon.config.api_tcp)
     return runner
+
+
+async def _open_tcp(runner: web.AppRunner, app: web.Application, host: str, port: int) -> None:
+    """The loopback port for software that cannot use a unix socket (tokens only).
+
+    If it cannot be opened the daemon still runs (letters matter more): the reason
+    is logged and ``GET /v1/status`` says it (``api_tcp``).
+    """
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        app[API_TCP].error = f"port {host}:{port} could not be opened ({exc.strerror})"
+        log.warning("the local API's TCP port is not served: %s", app[API_TCP].error)
+        return
+    bound = next((a for a in runner.addresses if isinstance(a, tuple)), (host, port))
+    shown = f"[{host}]" if ":" in host else host
+    app[API_TCP].address = f"{shown}:{bound[1]}"
+    log.info("the local API also listens on %s (tokens only)", app[API_TCP].address)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 
 from aiohttp import web
 
-from p2p.api.request import DAEMON
+from p2p.api.request import API_TCP, DAEMON
 
 
 async def status(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
     usage = await asyncio.to_thread(daemon.usage)  # the disk's free space: a system call
-    return web.json_response({**daemon.status(), **usage})
+    return web.json_response({**daemon.status(), **usage, "api_tcp": asdict(request.app[API_TCP])})
 
 
 async def identity(request: web.Request) -> web.Response:

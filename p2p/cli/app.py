@@ -18,7 +18,8 @@ this module's importers:
 - ``verify.py``: verify;
 - ``page.py``: open (the practice's page);
 - ``profile.py``: profile, profile set, passphrase;
-- ``revocation.py``: revoke (and the revocation notes other commands print).
+- ``revocation.py``: revoke (and the revocation notes other commands print);
+- ``tokens.py``: api-token create|list|revoke (the local API's scoped tokens).
 
 Rules kept here:
 
@@ -77,6 +78,10 @@ COMMANDS: Lazy = {
     "revoke": (
         "p2p.cli.revocation:revoke",
         "Tell every peer reachable to stop trusting an identity (lost laptop).",
+    ),
+    "api-token": (
+        "p2p.cli.tokens:api_token",
+        "Tokens that let other practice software use pli's local API.",
     ),
     "demo": (
         "p2p.cli.setup:demo",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from p2p.errors import ConfigError
 from p2p.storage.files import make_private_dir, write_atomic
-from p2p.storage.ports import DEFAULT_PORT, DEFAULT_WEB_PORT
+from p2p.storage.ports import DEFAULT_API_PORT, DEFAULT_PORT, DEFAULT_WEB_PORT
 
 if TYPE_CHECKING:
     from p2p.storage.settings import FolderSettings
@@ -105,6 +105,8 @@ class Config:
     # Later receipts signed for senders: integrated on, read off (storage/settings.py).
     receipts_integrated: bool = True
     receipts_read: bool = False
+    #: The local API's loopback TCP port for other software (tokens only); None: off.
+    api_tcp: tuple[str, int] | None = None
 
     @property
     def api_socket(self) -> Path:
@@ -139,9 +141,10 @@ def load(home: Path, *, listen: str | None = None, **overrides: Any) -> Config:
             host, port = parse_address(settings.listen)
         except ConfigError as exc:
             raise ConfigError(f"The setting “listen” in {path}: {exc.message}") from None
-    own = ("listen", "web_listen", "folders")
+    own = ("listen", "web_listen", "api_listen", "folders")
     fields = {key: getattr(settings, key) for key in settings_mod.KEYS if key not in own}
     fields["web_host"], fields["web_port"] = parse_web_listen(settings.web_listen, path)
+    fields["api_tcp"] = parse_api_listen(settings.api_listen, path)
     fields["folders"] = check_folders(settings.folders, home, path)
     if settings.interfaces:
         fields["interfaces"] = resolve_interfaces(settings.interfaces, path)
@@ -218,6 +221,28 @@ def check_folders(settings: FolderSettings, home: Path, path: Path) -> Folders:
         stable_seconds=float(settings.stable_seconds),
         poll_seconds=float(settings.poll_seconds),
     )
+
+
+def parse_api_listen(text: str, path: Path) -> tuple[str, int] | None:
+    """The local API's TCP address for other software: loopback only, or None (off).
+
+    A token travels in clear over this port, so it must never leave the computer;
+    software on another machine talks to its own pli, or reads the watched folders.
+    """
+    if not text.strip():
+        return None
+    try:
+        host, port = parse_address(text, default_port=DEFAULT_API_PORT)
+    except ConfigError as exc:
+        raise ConfigError(f"The setting “api_listen” in {path}: {exc.message}") from None
+    if host not in LOOPBACK_NAMES:
+        raise ConfigError(
+            f"The setting “api_listen” in {path} is “{text}”: the local API is served on "
+            "this computer only (127.0.0.1, ::1 or localhost), because its tokens travel "
+            f'unencrypted. Write e.g. api_listen = "127.0.0.1:{DEFAULT_API_PORT}", or leave '
+            "it out to keep the port closed."
+        )
+    return host, port
 
 
 def _check_quota(config: Config, path: Path) -> None:

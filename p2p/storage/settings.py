@@ -45,6 +45,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=
     handshake_deadline: float = 10.0
     advertise_addresses: tuple[str, ...] = ()
     web_listen: str = f"127.0.0.1:{DEFAULT_WEB_PORT}"  # the practice's page; loopback only
+    api_listen: str = ""  # the local API on a loopback TCP port, for tokens; "" = off
     # What one paired peer may make us store, and the disk's reserve (storage/quota.py).
     peer_quota_mib: int = 20 * 1024
     peer_documents_per_hour: int = 1000

@@ -7,7 +7,8 @@ statements that an identity is revoked, see ``protocol.Revocation``),
 ``peer_names`` (a new name a peer's card proposes, until the person accepts it:
 ``peers.name`` is the name the practice addresses the peer by), ``inbox_index``
 (each received document's description, sealed: see ``index.py``), ``later_out``
-and ``later_in`` (integrated and read receipts: ``later_receipts.py``). Envelopes
+and ``later_in`` (integrated and read receipts: ``later_receipts.py``), ``api_tokens``
+(the local API's tokens for other software, hashed: see ``tokens.py``). Envelopes
 themselves live in files (see ``files.Layout``); rows only point at them. No
 clinical metadata is stored in clear here.
 
@@ -46,6 +47,8 @@ from p2p.storage.rows import (
     from_row,
     marks,
 )
+from p2p.storage.tokens import SCHEMA as TOKENS_SCHEMA
+from p2p.storage.tokens import ApiTokenRows, TokenRow
 from protocol import limits
 
 __all__ = [
@@ -58,13 +61,14 @@ __all__ = [
     "RevocationRow",
     "Store",
     "StoredReceipt",
+    "TokenRow",
 ]
 
 _PEER = columns(PeerRow)
 _OUTBOX = columns(OutboxRow)
 _REVOCATION = columns(RevocationRow)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -138,10 +142,11 @@ _MIGRATIONS: dict[int, str] = {
     );
     """,
     2: later_receipts.SCHEMA,
+    3: TOKENS_SCHEMA,  # the local API's tokens for other software (tokens.py)
 }
 
 
-class Store(ReceivedDocuments, LaterReceiptRows):
+class Store(ReceivedDocuments, LaterReceiptRows, ApiTokenRows):
     """The daemon's database: peers, outbox and revocations here, the received
     documents in ``received.py``, connections, locks and transactions (and the
     lock discipline every method follows) in ``database.py``."""

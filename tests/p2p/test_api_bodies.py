@@ -25,6 +25,7 @@ from p2p.api.bodies import (
     NewDocument,
     NewMailbox,
     NewPeer,
+    NewToken,
     PassphraseChange,
     PeerName,
     ProfileChange,
@@ -48,6 +49,7 @@ EVERY_BODY: list[type[Body]] = [
     ProfileChange,
     PassphraseChange,
     Integrated,
+    NewToken,
 ]
 
 
@@ -97,6 +99,26 @@ EVERY_BODY: list[type[Body]] = [
             Integrated,
             b'{"error_code": "902"}',
             "Give “error_code” as a number, e.g. 902 (unknown patient), or leave it out.",
+        ),
+        (
+            NewToken,
+            b'{"scopes": ["send"]}',
+            "Name the token after the software it is for, in “name” (e.g. “LGC”).",
+        ),
+        (
+            NewToken,
+            b'{"name": "LGC"}',
+            'Give the token\'s scopes as a list of text, e.g. ["send", "inbox:read"].',
+        ),
+        (
+            NewToken,
+            b'{"name": "LGC", "scopes": "send"}',
+            'Give the token\'s scopes as a list of text, e.g. ["send", "inbox:read"].',
+        ),
+        (
+            NewToken,
+            b'{"name": "LGC", "scopes": ["send"], "expires_at": "soon"}',
+            "“expires_at” is a time in seconds since 1970 (UTC), or null.",
         ),
     ],
 )

@@ -210,6 +210,10 @@ def command_lines(tmp: Path) -> dict[tuple[str, ...], tuple[list[str], int]]:
         ("profile",): ([], 1),  # reads profile.json and keys/public.json
         ("profile", "set"): (["--practice", "Cabinet du Port"], 1),  # no daemon: writes the home
         ("passphrase",): (["--remove"], 1),  # opens the key file itself
+        ("api-token",): ([], 2),
+        ("api-token", "create"): (["--name", "LGC", "--scope", "send"], 3),
+        ("api-token", "list"): ([], 3),
+        ("api-token", "revoke"): (["LGC"], 3),
     }
 
 

@@ -136,12 +136,14 @@ def test_every_command_is_in_a_table() -> None:
     from p2p.cli.mailbox import MAILBOX_COMMANDS
     from p2p.cli.peers import PEERS_COMMANDS
     from p2p.cli.profile import PROFILE_COMMANDS
+    from p2p.cli.tokens import TOKEN_COMMANDS
 
     tables = [
         *COMMANDS.values(),
         *PEERS_COMMANDS.values(),
         *MAILBOX_COMMANDS.values(),
         *PROFILE_COMMANDS.values(),
+        *TOKEN_COMMANDS.values(),
     ]
     tabled = {target for target, _help in tables}
     found = set()
@@ -156,6 +158,7 @@ def test_every_command_is_in_a_table() -> None:
         "revocation",
         "page",
         "profile",
+        "tokens",
     )
     for module in modules:
         for attr, value in vars(importlib.import_module(f"p2p.cli.{module}")).items():

@@ -5,19 +5,25 @@ Run by hand from the repository root (not part of the tests)::
     .venv/bin/python -m bench.web_inbox                     # 10,000 documents, 20 runs
     .venv/bin/python -m bench.web_inbox --documents 2000 --runs 10
 
-Two daemons run in this process on loopback; the GP's sends ``--documents`` letters
-(patient name, birth date, subject, a 1 kB file) to the cardiologist's through the
-ordinary path (``Daemon.send``: sealed, delivered, verified, committed, receipted).
-Then the cardiologist's page is served, signed in by a one-time link, and timed:
-the whole ``GET /`` (first page, newest first), a search (``?q=``) and a filter
-(``?kind=``), each until the answer is read; and, apart, the local API's
-``GET /v1/inbox`` that the page reads. Goal (issue 11): ≤ 100 ms of server time.
+Sending 10,000 letters through two daemons takes long and the receiver's quota
+refuses them well before (it protects a practice from a flooding peer), so the
+cardiologist's inbox is filled directly, as its inbox writes it at commit: one
+``inbox`` row and one index row sealed by the daemon's own ``IndexKey`` from a
+real ``DocumentMeta`` each (patient names, birth dates, subjects, kinds, received
+times spread over 200 days), from one paired GP. Then the daemon, its local API
+and its page are served on loopback, the page is signed in by a one-time link,
+and each request is timed until its answer is read (the client is on the same
+machine: this is the server's time plus a loopback round trip): page 1, a
+search, a filter by kind, a date range, page 100; and apart, the local API's
+``GET /v1/inbox/page`` that the page reads, and the whole ``GET /v1/inbox``.
+Goal (issue 11): ≤ 100 ms of server time for 10,000 documents.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -28,100 +34,145 @@ import aiohttp
 from p2p.api.server import start_api
 from p2p.daemon import harness
 from p2p.daemon.core import Daemon
-from p2p.services.outbox import Attachment
+from p2p.documents.describe import describe
+from p2p.storage.store import InboxRow
 from p2p.web.serve import start_page
+from protocol import DocumentMeta, FileEntry, LocalIdentity, new_document_id
+
+FAMILIES = ("DUPONT-LEFÈVRE", "MARTIN", "BERNARD", "PETIT", "DURAND", "LEROY", "MOREAU")
+GIVEN = ("Hélène", "Jean", "Marie", "Pierre", "Lucie", "Éric", "Anne")
+KINDS = ("letter", "letter", "report", "prescription", "file")
+DAY = 86_400
 
 
-async def started(home: Path, name: str) -> tuple[Daemon, asyncio.Task[None], list[object]]:
-    daemon = await asyncio.to_thread(
-        harness.open_daemon, home, name, "127.0.0.1:0", web_listen="127.0.0.1:0", retry_min=0.05
+def meta_for(sender: LocalIdentity, me: LocalIdentity, number: int, now: int) -> DocumentMeta:
+    family, given = FAMILIES[number % len(FAMILIES)], GIVEN[number % len(GIVEN)]
+    return DocumentMeta(
+        document_id=new_document_id(),
+        created_at=now - (number * 200 * DAY) // 10_000,
+        kind=KINDS[number % len(KINDS)],
+        sender=sender.public,
+        recipients=(me.public,),
+        files=(FileEntry(f"courrier-{number}.pdf", 48_000, "application/pdf"),),
+        metadata={
+            "subject": f"Compte rendu de consultation n° {number}",
+            "patient_name": f"{family} {given} {number:05d}",
+            "patient_family_name": family,
+            "patient_given_names": f"{given} {number:05d}",
+            "patient_birthdate": f"{1930 + number % 80}-{1 + number % 12:02d}-{1 + number % 7:02d}",
+        },
     )
-    await daemon.start()
-    api = await start_api(daemon)
-    page = await start_page(daemon)
-    return daemon, asyncio.create_task(daemon.run()), [api, page]
 
 
-async def fill(gp: Daemon, cardio: Daemon, count: int, folder: Path) -> None:
-    """``count`` letters from ``gp`` to ``cardio``, delivered (receipts stored)."""
-    path = folder / "courrier.txt"
-    await asyncio.to_thread(path.write_bytes, b"Compte rendu de consultation.\n" * 34)
-    target = cardio.me.peer_id.hex
-    for number in range(count):
-        metadata = {
-            "subject": f"Compte rendu n° {number}",
-            "patient_birthdate": "1950-02-03",
-            "patient_name": f"DUPONT-LEFÈVRE Patient {number:05d}",
-        }
-        await gp.send(
-            [target],
-            "letter" if number % 3 else "report",
-            metadata,
-            [Attachment("courrier.txt", path, "text/plain")],
-        )
-    while True:
-        counts = await asyncio.to_thread(cardio.store.counts)
-        if counts.get("inbox", 0) >= count:
-            return
-        await asyncio.sleep(0.5)
+def fill(daemon: Daemon, sender: LocalIdentity, count: int) -> None:
+    """``count`` inbox rows with their sealed index rows, in batches of 1,000."""
+    me, peer, now = daemon.me, sender.peer_id.hex, int(time.time())
+    daemon.add_peer(sender.card(1, name="Dr Alice Martin").sign(sender.identity), [])
+    for start in range(0, count, 1000):
+        rows, sealed = [], []
+        for number in range(start, min(count, start + 1000)):
+            meta = meta_for(sender, me, number, now)
+            doc = meta.document_id.hex()
+            rows.append(
+                InboxRow(
+                    doc_id=doc,
+                    sender=peer,
+                    size=50_000,
+                    digest=os.urandom(32),
+                    received_at=meta.created_at + 60,
+                    receipt=os.urandom(150),
+                    exported_at=None if number % 4 else meta.created_at + 3600,
+                )
+            )
+            sealed.append(daemon.archive.index_key.seal(doc, peer, describe(meta)))
+        daemon.store.received_many(rows, sealed)
 
 
-async def timed(session: aiohttp.ClientSession, url: str, runs: int) -> list[float]:
-    times = []
-    for _ in range(runs + 1):  # the first warms up
-        begun = time.perf_counter()
+async def timed(
+    session: aiohttp.ClientSession, url: str, runs: int
+) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of ``runs`` requests, after one that warms up (shown when slow).
+
+    The CPU time is the whole process's (daemon, API, page and this client share it):
+    what a request costs the server, whatever else the machine is busy with.
+    """
+    wall, cpu = [], []
+    for _ in range(runs + 1):
+        begun, begun_cpu = time.perf_counter(), time.process_time()
         async with session.get(url) as response:
             await response.read()
             assert response.status == 200, response.status
-        times.append(time.perf_counter() - begun)
-    return times[1:]
+        wall.append(time.perf_counter() - begun)
+        cpu.append(time.process_time() - begun_cpu)
+    if wall[0] > 2 * statistics.median(wall[1:]):
+        print(f"  (its first request: {1000 * wall[0]:.1f} ms: the search keys opened once)")
+    return wall[1:], cpu[1:]
 
 
 def ms(values: list[float]) -> str:
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-    return f"median {1000 * statistics.median(ordered):6.1f} ms   p95 {1000 * p95:6.1f} ms"
+    return f"median {1000 * statistics.median(ordered):6.1f} ms  p95 {1000 * p95:6.1f} ms"
+
+
+def row(label: str, path: str, timings: tuple[list[float], list[float]]) -> str:
+    return f"{label:11} {path:40} wall {ms(timings[0])}   cpu {ms(timings[1])}"
+
+
+def cases(documents: int) -> list[tuple[str, str]]:
+    since = time.strftime("%Y-%m-%d", time.localtime(time.time() - 30 * DAY))
+    last = max(1, -(-documents // 50))
+    return [
+        ("page 1", "/"),
+        ("search", "/?q=lefevre+helene+00007"),
+        ("search 1", "/?q=martin"),
+        ("birth", "/?q=03%2F04%2F1932"),
+        ("kind", "/?kind=report"),
+        ("dates", f"/?since={since}"),
+        (f"page {min(100, last)}", f"/?page={min(100, last)}"),
+    ]
+
+
+async def measure(daemon: Daemon, documents: int, runs: int) -> None:
+    link = daemon.web_links.new_link()
+    base = link.split("/login/")[0]
+    jar = aiohttp.CookieJar(unsafe=True)  # the page is at an IP address
+    async with aiohttp.ClientSession(cookie_jar=jar) as session:
+        async with session.get(link) as response:
+            assert response.status == 200
+        for label, path in cases(documents):
+            print(row(label, path, await timed(session, base + path, runs)))
+    connector = aiohttp.UnixConnector(path=str(daemon.config.api_socket))
+    async with aiohttp.ClientSession(connector=connector) as api:
+        for label, path in (
+            ("API page 1", "/v1/inbox/page"),
+            ("API search", "/v1/inbox/page?q=lefevre+helene+00007"),
+            ("API all", "/v1/inbox"),
+        ):
+            print(row(label, path, await timed(api, "http://pli" + path, runs)))
 
 
 async def main(documents: int, runs: int) -> None:
     with tempfile.TemporaryDirectory(prefix="pli-bench-") as tmp:
-        gp, gp_task, gp_servers = await started(Path(tmp) / "gp", "Dr Martin")
-        cardio, cardio_task, cardio_servers = await started(Path(tmp) / "cardio", "Dr Durand")
+        daemon = await asyncio.to_thread(
+            harness.open_daemon, Path(tmp) / "cardio", "Dr Durand", web_listen="127.0.0.1:0"
+        )
+        sender = LocalIdentity.generate(now=int(time.time()))
+        begun = time.perf_counter()
+        await asyncio.to_thread(fill, daemon, sender, documents)
+        print(f"{documents} documents in the inbox (filled in {time.perf_counter() - begun:.1f} s)")
+        await daemon.start()
+        api = await start_api(daemon)
+        page = await start_page(daemon)
+        task = asyncio.create_task(daemon.run())
         try:
-            gp.add_peer(cardio.signed_card(), [f"127.0.0.1:{cardio.transport.port}"])
-            cardio.add_peer(gp.signed_card(), [f"127.0.0.1:{gp.transport.port}"])
-            begun = time.perf_counter()
-            await fill(gp, cardio, documents, Path(tmp))
-            print(f"{documents} letters sent and received in {time.perf_counter() - begun:.0f} s")
-            link = cardio.web_links.new_link()
-            base = link.split("/login/")[0]
-            jar = aiohttp.CookieJar(unsafe=True)  # the page is at an IP address
-            async with aiohttp.ClientSession(cookie_jar=jar) as session:
-                async with session.get(link) as response:
-                    assert response.status == 200
-                for label, path in (
-                    ("GET /", "/"),
-                    ("search", "/?q=lefevre+01234"),
-                    ("filter", "/?kind=report"),
-                    ("page 100", "/?page=100"),
-                ):
-                    print(
-                        f"page {label:9} {documents} documents, {runs} runs: "
-                        f"{ms(await timed(session, base + path, runs))}"
-                    )
-            connector = aiohttp.UnixConnector(path=str(cardio.config.api_socket))
-            async with aiohttp.ClientSession(connector=connector) as api:
-                print(
-                    f"of which GET /v1/inbox (the API):        "
-                    f"{ms(await timed(api, 'http://pli/v1/inbox', runs))}"
-                )
+            await measure(daemon, documents, runs)
         finally:
-            for daemon in (gp, cardio):
-                daemon.stop()
-            await asyncio.gather(gp_task, cardio_task)
-            for server in [*gp_servers, *cardio_servers]:
+            daemon.stop()
+            await task
+            for server in (api, page):
                 if server is not None:
-                    await server.cleanup()  # type: ignore[attr-defined]
+                    await server.cleanup()
 
 
 if __name__ == "__main__":

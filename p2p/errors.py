@@ -27,15 +27,18 @@ from __future__ import annotations
 
 
 class PliError(Exception):
-    """A failure a person can act on. ``str(error)`` is the sentence to show."""
+    """A failure a person can act on. ``str(error)`` is the sentence to show; ``french``
+    the same in French where one was written (the page shows it), else the same."""
 
     exit_code = 1
     code = "error"
     http_status = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, french: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        #: The same sentence in French, for the practice's page (the CLI speaks English).
+        self.french = french or message
 
 
 class ConfigError(PliError):

@@ -1,4 +1,5 @@
-"""``GET /v1/outbox`` and ``GET /v1/inbox``: the documents sent and received."""
+"""``GET /v1/outbox``, ``GET /v1/inbox`` and ``GET /v1/inbox/page``: the documents sent and
+received (a page of the inbox is searched inside its index: ``storage/search.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from aiohttp import web
 
 from p2p.api.request import DAEMON
 from p2p.errors import BadInput
+from p2p.storage.search import InboxQuery
 
 _HEX = re.compile(r"[0-9a-f]{32,64}")
 
@@ -39,4 +41,12 @@ def _row(request: web.Request) -> tuple[str, str]:
 
 async def inbox(request: web.Request) -> web.Response:
     body = await request.app[DAEMON].archive.inbox_view()  # the index's JSON, spliced as is
+    return web.Response(body=body, content_type="application/json")
+
+
+async def inbox_page(request: web.Request) -> web.Response:
+    """One page of the inbox, newest first: ``q``, ``kind``, ``since``, ``until``,
+    ``in_reply_to``, ``offset``, ``limit`` (docs/api.md)."""
+    query = InboxQuery.parse(request.query)
+    body = await request.app[DAEMON].archive.inbox_page_view(query)
     return web.Response(body=body, content_type="application/json")

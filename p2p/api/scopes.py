@@ -56,6 +56,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("POST", "/v1/outbox/{doc}/{peer}/retry"): "send",
     ("POST", "/v1/outbox/{doc}/{peer}/cancel"): "send",
     ("GET", "/v1/inbox"): "inbox:read",
+    ("GET", "/v1/inbox/page"): "inbox:read",
     ("GET", "/v1/documents/{doc}"): "inbox:read",
     ("GET", "/v1/documents/{doc}/files/{index}"): "inbox:read",
     ("GET", "/v1/documents/{doc}/receipts"): "inbox:read",

@@ -99,6 +99,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/v1/outbox/{doc}/{peer}/retry", mailbox.retry)
     app.router.add_post("/v1/outbox/{doc}/{peer}/cancel", mailbox.cancel)
     app.router.add_get("/v1/inbox", mailbox.inbox)
+    app.router.add_get("/v1/inbox/page", mailbox.inbox_page)
     app.router.add_get("/v1/documents/{doc}", documents.document)
     app.router.add_get("/v1/documents/{doc}/files/{index}", documents.document_file)
     app.router.add_get("/v1/documents/{doc}/receipts", documents.receipt)

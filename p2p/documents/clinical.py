@@ -39,14 +39,37 @@ def max_text() -> int:
     return limits.MAX_TEXT_FIELD
 
 
+#: The French name of each text field ``check_text`` checks, for the page's sentences.
+FIELD_NAMES_FR = {
+    "subject": "L'objet",
+    "patient's name": "Le nom du patient",
+    "patient's family name": "Le nom de famille du patient",
+    "patient's given names": "Les prénoms du patient",
+    "name": "Le nom",
+    "profession": "La profession",
+    "practice name": "Le nom du cabinet",
+    "note": "La note",
+    "drug name": "Le médicament",
+    "dosage": "La posologie",
+    "duration": "La durée",
+    "quantity": "La quantité",
+}
+
+
 def check_text(value: str, what: str) -> str:
     """A short text field (name, subject ...): no control characters, not too long."""
     value = value.strip()
+    field = FIELD_NAMES_FR.get(what, f"Le champ « {what} »")
     if len(value) > max_text():
-        raise BadInput(f"The {what} is too long ({len(value)} characters; at most {max_text()}).")
+        raise BadInput(
+            f"The {what} is too long ({len(value)} characters; at most {max_text()}).",
+            french=f"{field} est trop long ({len(value)} caractères ; {max_text()} au plus).",
+        )
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise BadInput(
-            f"The {what} contains control characters (tabs, line breaks ...): type it on one line."
+            f"The {what} contains control characters (tabs, line breaks ...): type it on one line.",
+            french=f"{field} contient des caractères de contrôle (tabulations, retours à la "
+            "ligne…) : écrivez-le sur une seule ligne.",
         )
     return value
 
@@ -61,7 +84,9 @@ def check_rpps(value: str, option: str = "--rpps") -> str:
     except MalformedMessage:
         raise BadInput(
             f"“{value}” is not an RPPS number: it has exactly 11 digits (it is printed on the "
-            f"CPS card). Leave {option} out if you do not have one."
+            f"CPS card). Leave {option} out if you do not have one.",
+            french=f"« {value} » n'est pas un numéro RPPS : il a exactement 11 chiffres (ils "
+            "sont imprimés sur la carte CPS). Laissez le champ vide si vous n'en avez pas.",
         ) from None
     return cleaned
 
@@ -85,21 +110,28 @@ def check_ins(value: str) -> str:
     malformed = BadInput(
         f"“{value}” is not an INS: it has 13 digits (2A or 2B for Corsica) followed by a "
         f"2-digit key, 15 characters in all, for example {_INS_EXAMPLE}. Copy it from the "
-        "patient's Carte Vitale or your practice software."
+        "patient's Carte Vitale or your practice software.",
+        french=f"« {value} » n'est pas un INS : il a 13 chiffres (2A ou 2B pour la Corse) "
+        f"suivis d'une clé de 2 chiffres, 15 caractères en tout, par exemple {_INS_EXAMPLE}. "
+        "Recopiez-le depuis la carte Vitale du patient ou votre logiciel métier.",
     )
     if _INS.fullmatch(cleaned) is None:
         raise malformed
     if cleaned[0] not in "12378":
         raise BadInput(
             f"“{value}” is not an INS: it starts with 1 or 2 (or 3, 7, 8 for a "
-            "temporary number). Check it against the Carte Vitale."
+            "temporary number). Check it against the Carte Vitale.",
+            french=f"« {value} » n'est pas un INS : il commence par 1 ou 2 (ou 3, 7, 8 pour "
+            "un numéro provisoire). Vérifiez-le sur la carte Vitale.",
         )
     try:
         nir.validate(cleaned)
     except InvalidChecksum:
         raise BadInput(
             f"The INS “{value}” does not match its key (the last two digits): one of the digits "
-            "was probably mistyped. Check it against the Carte Vitale."
+            "was probably mistyped. Check it against the Carte Vitale.",
+            french=f"L'INS « {value} » ne correspond pas à sa clé (les deux derniers chiffres) : "
+            "un chiffre a sans doute été mal recopié. Vérifiez-le sur la carte Vitale.",
         ) from None
     except ValidationError:
         raise malformed from None
@@ -111,16 +143,37 @@ def check_birthdate(value: str, *, today: dt.date | None = None) -> str:
     today = today or dt.date.today()
     text = value.strip()
     if not _DATE.fullmatch(text):
-        raise BadInput(f"“{value}” is not a date written YYYY-MM-DD, for example 1984-05-23.")
+        raise BadInput(
+            f"“{value}” is not a date written YYYY-MM-DD, for example 1984-05-23.",
+            french=f"« {value} » n'est pas une date de naissance : écrivez-la JJ/MM/AAAA, par "
+            "exemple 23/05/1984.",
+        )
     try:
         date = dt.date.fromisoformat(text)
     except ValueError:
-        raise BadInput(f"“{value}” is not a real date (check the month and the day).") from None
+        raise BadInput(
+            f"“{value}” is not a real date (check the month and the day).",
+            french=f"« {_french_date(text)} » n'est pas une date qui existe (vérifiez le jour "
+            "et le mois).",
+        ) from None
     if date > today:
-        raise BadInput(f"The birth date {text} is in the future: check the year.")
+        raise BadInput(
+            f"The birth date {text} is in the future: check the year.",
+            french=f"La date de naissance {_french_date(text)} est dans le futur : vérifiez "
+            "l'année.",
+        )
     if date.year < 1880:
-        raise BadInput(f"The birth date {text} is too far in the past: check the year.")
+        raise BadInput(
+            f"The birth date {text} is too far in the past: check the year.",
+            french=f"La date de naissance {_french_date(text)} est trop ancienne : vérifiez "
+            "l'année.",
+        )
     return text
+
+
+def _french_date(iso: str) -> str:
+    """``1984-05-23`` written as the page shows dates: ``23/05/1984``."""
+    return "/".join(reversed(iso.split("-")))
 
 
 #: The clinical metadata keys pli writes into an envelope (all optional, all text).
@@ -161,7 +214,9 @@ def check_sex(value: str) -> str:
     found = _SEXES.get(value.strip().upper())
     if found is None:
         raise BadInput(
-            f"“{value}” is not a sex pli knows: write F (female), M (male) or U (unknown/other)."
+            f"“{value}” is not a sex pli knows: write F (female), M (male) or U (unknown/other).",
+            french=f"« {value} » n'est pas un sexe que pli connaît : F (femme), M (homme) ou "
+            "U (inconnu ou autre).",
         )
     return found
 
@@ -178,7 +233,9 @@ def split_patient_name(value: str) -> tuple[str, str] | None:
     if "," in given:
         raise BadInput(
             f"“{value}” has more than one comma: write the patient's name as "
-            "“FAMILY NAME, Given names”, e.g. “DUPONT, Jean Pierre”."
+            "“FAMILY NAME, Given names”, e.g. “DUPONT, Jean Pierre”.",
+            french=f"« {value} » contient plusieurs virgules : écrivez le nom du patient "
+            "« NOM, Prénoms », par exemple « DUPONT, Jean Pierre ».",
         )
     return family.strip(), given.strip()
 
@@ -187,9 +244,12 @@ def _check_ins_traits(ins: str, sex: str, birthdate: str) -> None:
     """An INS (NIR) encodes the sex (first digit) and the year and month of birth."""
     if ins[0] in "12" and sex in ("F", "M") and {"1": "M", "2": "F"}[ins[0]] != sex:
         said = "a man" if ins[0] == "1" else "a woman"
+        dit = "d'un homme" if ins[0] == "1" else "d'une femme"
         raise BadInput(
             f"The INS {ins} is {said}'s (it starts with {ins[0]}) but the sex given is {sex}. "
-            "Check both against the Carte Vitale."
+            "Check both against the Carte Vitale.",
+            french=f"L'INS {ins} est celui {dit} (il commence par {ins[0]}) mais le sexe "
+            f"indiqué est {sex}. Vérifiez les deux sur la carte Vitale.",
         )
     if not birthdate or ins[0] not in "12":
         return
@@ -199,7 +259,10 @@ def _check_ins_traits(ins: str, sex: str, birthdate: str) -> None:
         raise BadInput(
             f"The INS {ins} says the patient was born in {ins_month}/…{ins[1:3]}, which does "
             f"not match the birth date {birthdate}. Check both against the Carte Vitale "
-            "(leave --patient-ins out if the card really says so)."
+            "(leave --patient-ins out if the card really says so).",
+            french=f"L'INS {ins} dit que le patient est né en {ins_month}/…{ins[1:3]}, ce qui "
+            f"ne correspond pas à la date de naissance {_french_date(birthdate)}. Vérifiez les "
+            "deux sur la carte Vitale (laissez l'INS vide si la carte dit bien cela).",
         )
 
 
@@ -221,7 +284,9 @@ def _patient_names(
             if (family and family != split[0]) or (given and given != split[1]):
                 raise BadInput(
                     "--patient-name and --patient-family-name / --patient-given-names "
-                    "disagree: give the name once."
+                    "disagree: give the name once.",
+                    french="Le nom du patient et ses nom de famille / prénoms ne concordent "
+                    "pas : donnez le nom une seule fois.",
                 )
             family, given = split
         meta["patient_name"] = name if split is None else ""

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -31,6 +33,7 @@ from p2p.errors import BadInput, DocumentUnknown, StorageError
 from p2p.storage.files import Layout
 from p2p.storage.index import IndexKey
 from p2p.storage.later_receipts import LaterIn
+from p2p.storage.search import InboxQuery
 from p2p.storage.store import OutboxRow, PeerState, Store
 from protocol import (
     DocumentMeta,
@@ -45,6 +48,7 @@ from protocol import (
 
 _Event = TypeVar("_Event", MetaReceived, Verified)
 MIN_PREFIX = 4  # characters of a document id a person must type
+_FULL_ID = re.compile(r"[0-9a-f]{32,64}")
 #: Peers whose names documents are shown with.
 KNOWN_STATES = (PeerState.PAIRED, PeerState.REMOVED, PeerState.REVOKED)
 
@@ -203,6 +207,51 @@ class Archive:
         """``inbox_view``'s answer (blocking). A row without a usable index entry
         (damaged) is described from its envelope once, and its entry written again."""
         return self.index_key.listing_json(self.store.inbox_listing(), self._index_again)
+
+    async def inbox_page_view(self, query: InboxQuery) -> bytes:
+        """One page of the inbox, searched and filtered inside the index listing
+        (``GET /v1/inbox/page``, ``storage/search.py``), as JSON, on a worker thread."""
+        return await asyncio.to_thread(self.inbox_page_json, query)
+
+    def inbox_page_json(self, query: InboxQuery) -> bytes:
+        """``inbox_page_view``'s answer (blocking): the page's entries, the count, and the
+        subjects of the documents they answer (for the thread hints)."""
+        if query.sealed:
+            ids = self.store.inbox_ids(query)
+            page, total = self.index_key.matching(
+                ids, query, self._names(), self.store.inbox_sealed, self._index_again
+            )
+            rows = self.store.inbox_rows(page)
+        else:
+            rows = self.store.inbox_page(query)
+        entries = self.index_key.listing_json(rows, self._index_again)
+        in_range, unread = self.store.inbox_counts(query)
+        documents = json.loads(entries)
+        answered = {str((d.get("metadata") or {}).get("in_reply_to", "")) for d in documents}
+        answer = {
+            "total": total if query.sealed else in_range,
+            "unread": unread,
+            "offset": query.offset,
+            "limit": query.limit,
+            "documents": documents,
+            "subjects": self._subjects(answered),
+        }
+        return json.dumps(answer, ensure_ascii=False).encode()
+
+    def _subjects(self, ids: set[str]) -> dict[str, str]:
+        """The subjects of documents named by full id (received or sent), when stored."""
+        subjects = {}
+        for doc_id in ids:
+            if not _FULL_ID.fullmatch(doc_id):  # a peer wrote it: never a path of ours
+                continue
+            for sender, sealed in self.store.inbox_index_rows(doc_id):
+                opened = self.index_key.open(doc_id, sender, sealed)
+                if opened is not None:
+                    subjects[doc_id] = str((opened.get("metadata") or {}).get("subject", ""))
+            path = self.layout.sent_envelope(doc_id)
+            if doc_id not in subjects and path.exists():
+                subjects[doc_id] = str(self.describe(path).metadata.get("subject", ""))
+        return subjects
 
     def _index_again(self, doc_id: str, sender: str) -> bytes:
         """Describe a document from its envelope and rewrite its index row; its members."""

@@ -29,6 +29,8 @@ its box, its associated data and the clear part of its JSON already written
 by SQLite (integers through ``printf('%d')``, the peer's name through
 ``json_quote``); Python opens each box and joins bytes. No per-row object is
 built but the query's tuple and the row's JSON (``bench/inbox_listing.py``).
+A page of a search (``matching``, ``GET /v1/inbox/page``) opens the rows of its
+date range, matches their search keys and lists only the page's (``search.py``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from __future__ import annotations
 import gc
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -44,6 +46,8 @@ import nacl.hash
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from nacl.encoding import RawEncoder
+
+from p2p.storage.search import InboxQuery, folded, key_of_members, search_key, split_sealed
 
 #: BLAKE2b personalisation of the index key (≤ 16 bytes).
 INDEX_KEY_LABEL = b"pli/1/index-key"
@@ -53,13 +57,19 @@ NONCE_SIZE = 12
 #: follow the sealed ones (with the closing brace unless the sender is revoked),
 #: and when this practice learned the sender was revoked (None: not revoked).
 ListingRow = tuple[bytes | None, bytes | None, bytes, bytes, int | None]
+#: A row of ``Store.inbox_ids``: row id, document id, sender.
+IdRow = tuple[int, str, str]
+#: Search keys kept in memory at most (about 150 bytes each); then they are read again.
+MAX_KEYS = 200_000
 
 
 class IndexKey:
     """Seals and opens index rows with a key derived from the document key.
 
-    A sealed row's plaintext is the JSON members ``"id":…,"from":…,"kind":…``
-    (no braces) that ``GET /v1/inbox`` shows for the document; its associated
+    A sealed row's plaintext is its search key (``search.search_key``: kind and
+    folded text, what a search matches) then the JSON members
+    ``"id":…,"from":…,"kind":…`` (no braces) that ``GET /v1/inbox`` shows for
+    the document (rows sealed before search keys have the members only); its associated
     data is ``doc_id:sender``. The listing splices the members into its answer
     without parsing them again (they are our own JSON, authenticated by the
     AEAD: nobody without the key can make one).
@@ -70,16 +80,22 @@ class IndexKey:
             b"", digest_size=32, key=doc_secret, person=INDEX_KEY_LABEL, encoder=RawEncoder
         )
         self._aead = ChaCha20Poly1305(key)
+        #: (doc id, sender) -> search key, of the rows opened by a search (memory only:
+        #: on disk they stay sealed). Written by one worker thread at a time or the same
+        #: value by two: a dict's item assignment is atomic.
+        self._keys: dict[tuple[str, str], bytes] = {}
 
     def seal(self, doc_id: str, sender: str, described: dict[str, Any]) -> bytes:
         """Seal ``described`` (``documents.describe.describe`` of the document): nonce + box."""
-        plain = _members(doc_id, sender) + json.dumps(described)[1:-1].encode()
+        members = _members(doc_id, sender) + json.dumps(described)[1:-1].encode()
+        plain = search_key(described) + members
         nonce = os.urandom(NONCE_SIZE)
         return nonce + self._aead.encrypt(nonce, plain, associated(doc_id, sender))
 
     def members(self, doc_id: str, sender: str, sealed: bytes) -> bytes | None:
         """The JSON members sealed for (doc_id, sender); None if not that, or damaged."""
-        return self._open(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], associated(doc_id, sender))
+        plain = self._open(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], associated(doc_id, sender))
+        return None if plain is None else split_sealed(plain)[1]
 
     def _open(self, nonce: bytes | None, box: bytes | None, aad: bytes) -> bytes | None:
         try:
@@ -98,19 +114,80 @@ class IndexKey:
         ``again(doc_id, sender)``: the members of a row whose index entry is
         missing or does not open, described again from its envelope (rare).
         """
-        decrypt, parts = self._aead.decrypt, []
+        parts = []
         with gc_paused():
             for nonce, box, aad, tail, revoked in rows:
-                try:
-                    members = decrypt(nonce, box, aad)  # type: ignore[arg-type]
-                except (InvalidTag, TypeError, ValueError):
-                    doc_id, _, sender = aad.decode().partition(":")
-                    members = again(doc_id, sender)
-                if revoked is None:
-                    parts.append(b"{" + members + tail)
-                else:
-                    parts.append(b"{" + members + tail + _revocation_members(members, revoked))
+                members = self._row(nonce, box, aad, again)[1]
+                parts.append(_entry(members, tail, revoked))
             return b"[" + b",".join(parts) + b"]"
+
+    def matching(
+        self,
+        rows: list[IdRow],
+        query: InboxQuery,
+        names: Mapping[str, str],
+        sealed_of: Callable[[list[int]], dict[int, bytes]],
+        again: Callable[[str, str], bytes],
+    ) -> tuple[list[int], int]:
+        """The row ids of ``query``'s page and how many rows match, from
+        ``Store.inbox_ids``'s rows (the date range, newest first), each matched on its
+        search key (``search.py``). The keys are kept in memory once opened
+        (``sealed_of`` reads the sealed rows not seen yet): a document's key never
+        changes, and a search then opens no box."""
+        self._remember(
+            [row for row in rows if (row[1], row[2]) not in self._keys], sealed_of, again
+        )
+        page, found, first, last = [], 0, query.offset, query.offset + query.limit
+        senders = {sender: folded(name).encode() for sender, name in names.items()}
+        match, keys = query.matcher(), self._keys
+        for rowid, doc_id, sender in rows:
+            key = keys.get((doc_id, sender))
+            if key is None or not match(key, senders.get(sender, b"")):
+                continue
+            if first <= found < last:
+                page.append(rowid)
+            found += 1
+        return page, found
+
+    def _remember(
+        self,
+        rows: list[IdRow],
+        sealed_of: Callable[[list[int]], dict[int, bytes]],
+        again: Callable[[str, str], bytes],
+    ) -> None:
+        """Open the index rows of ``rows`` and keep their search keys."""
+        if len(self._keys) + len(rows) > MAX_KEYS:
+            self._keys.clear()
+        for start in range(0, len(rows), 500):
+            batch = rows[start : start + 500]
+            sealed = sealed_of([rowid for rowid, _doc, _sender in batch])
+            for rowid, doc_id, sender in batch:
+                box = sealed.get(rowid, b"")
+                aad = associated(doc_id, sender)
+                key, members = self._row(box[:NONCE_SIZE], box[NONCE_SIZE:], aad, again)
+                self._keys[doc_id, sender] = key or key_of_members(members)
+
+    def _row(
+        self,
+        nonce: bytes | None,
+        box: bytes | None,
+        aad: bytes,
+        again: Callable[[str, str], bytes],
+    ) -> tuple[bytes | None, bytes]:
+        """(search key, JSON members) of one listed row, described again if damaged."""
+        try:
+            plain = self._aead.decrypt(nonce, box, aad)  # type: ignore[arg-type]
+        except (InvalidTag, TypeError, ValueError):
+            doc_id, _, sender = aad.decode().partition(":")
+            return None, again(doc_id, sender)
+        return split_sealed(plain)
+
+
+def _entry(members: bytes, tail: bytes, revoked: int | None) -> bytes:
+    """One entry of a listing: sealed members, clear members, the revocation if any."""
+    if revoked is None:
+        return b"{" + members + tail
+    return b"{" + members + tail + _revocation_members(members, revoked)
 
 
 def associated(doc_id: str, sender: str) -> bytes:

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import asdict
+from typing import Any
 
 from p2p.errors import StorageError
 from p2p.storage.database import Database
-from p2p.storage.index import ListingRow
+from p2p.storage.index import IdRow, ListingRow
 from p2p.storage.rows import InboxRow, PeerState, columns, from_row, marks
+from p2p.storage.search import InboxQuery
 
 _INBOX = columns(InboxRow)
 #: Peers whose names documents are shown with.
 KNOWN_STATES = (PeerState.PAIRED, PeerState.REMOVED, PeerState.REVOKED)
-_LISTING = """
+_COLUMNS = """
 SELECT substr(x.sealed, 1, 12), substr(x.sealed, 13), CAST(i.doc_id || ':' || i.sender AS BLOB),
     CAST(',"from_name":' || coalesce(json_quote(p.name), '"?"')
         || ',"size":' || printf('%d', i.size)
@@ -28,13 +30,30 @@ SELECT substr(x.sealed, 1, 12), substr(x.sealed, 13), CAST(i.doc_id || ':' || i.
         || CASE WHEN r.learned_at IS NULL
             THEN ',"sender_revoked_since":null,"signed_after_revocation":false}' ELSE '' END
         AS BLOB),
-    r.learned_at
+    r.learned_at"""
+_JOINS = """
 FROM inbox i
 LEFT JOIN inbox_index x ON x.doc_id = i.doc_id AND x.sender = i.sender
 LEFT JOIN peers p ON p.peer_id = i.sender AND p.state IN (?, ?, ?)
 LEFT JOIN revocations r ON r.peer_id = i.sender
-ORDER BY i.received_at
 """
+_LISTING = _COLUMNS + _JOINS + "ORDER BY i.received_at"
+#: One page of a date range, newest first (when nothing sealed is asked).
+_PAGE = (
+    _COLUMNS
+    + _JOINS
+    + "WHERE i.received_at >= ? AND i.received_at < ? "
+    + "ORDER BY i.received_at DESC, i.rowid DESC LIMIT ? OFFSET ?"
+)
+#: Every row of a date range, newest first, to be matched on its search key.
+_IDS = """
+SELECT rowid, doc_id, sender FROM inbox
+WHERE received_at >= ? AND received_at < ? ORDER BY received_at DESC, rowid DESC
+"""
+_COUNT = (
+    "SELECT count(*) FROM inbox WHERE received_at >= ? AND received_at < ? "
+    "UNION ALL SELECT count(*) FROM inbox WHERE exported_at IS NULL"
+)
 _INDEX_ROW = "INSERT OR REPLACE INTO inbox_index (doc_id, sender, sealed) VALUES (?,?,?)"
 
 
@@ -77,6 +96,54 @@ class ReceivedDocuments(Database):
                 return cursor.execute(_LISTING, KNOWN_STATES).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"The database could not be read ({exc}).") from exc
+
+    def inbox_page(self, query: InboxQuery) -> list[ListingRow]:
+        """``query``'s page of its date range, newest first, cut by SQLite (a query that
+        asks nothing sealed: ``InboxQuery.sealed`` is False)."""
+        values = (*KNOWN_STATES, query.since, query.until, query.limit, query.offset)
+        return self._tuples(_PAGE, values)
+
+    def inbox_ids(self, query: InboxQuery) -> list[IdRow]:
+        """Every row of ``query``'s date range, newest first, as ``index.IdRow``."""
+        return self._tuples(_IDS, (query.since, query.until))
+
+    def inbox_sealed(self, rowids: list[int]) -> dict[int, bytes]:
+        """The sealed index rows of the inbox rows ``rowids`` (those that have one)."""
+        holes = ",".join("?" * len(rowids))
+        sql = (
+            "SELECT i.rowid, x.sealed FROM inbox i JOIN inbox_index x "  # noqa: S608 - "?" marks
+            f"ON x.doc_id = i.doc_id AND x.sender = i.sender WHERE i.rowid IN ({holes})"
+        )
+        return dict(self._tuples(sql, tuple(rowids)))
+
+    def inbox_rows(self, rowids: list[int]) -> list[ListingRow]:
+        """The listing rows of ``rowids`` (a page found by a search), in that order."""
+        if not rowids:
+            return []
+        holes = ",".join("?" * len(rowids))
+        sql = f"{_COLUMNS}, i.rowid {_JOINS} WHERE i.rowid IN ({holes})"
+        found = {row[-1]: row[:-1] for row in self._tuples(sql, (*KNOWN_STATES, *rowids))}
+        return [found[rowid] for rowid in rowids if rowid in found]
+
+    def _tuples(self, sql: str, values: tuple[Any, ...]) -> list[Any]:
+        """The rows of a read as plain tuples (hot paths: thousands of rows)."""
+        try:
+            with self._read_lock:
+                cursor = self._reader.cursor()
+                cursor.row_factory = None
+                return cursor.execute(sql, values).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"The database could not be read ({exc}).") from exc
+
+    def inbox_counts(self, query: InboxQuery) -> tuple[int, int]:
+        """(documents received in ``query``'s date range, documents not yet read)."""
+        rows = self._query(_COUNT, (query.since, query.until))
+        return int(rows[0][0]), int(rows[1][0])
+
+    def inbox_index_rows(self, doc_id: str) -> list[tuple[str, bytes]]:
+        """(sender, sealed index row) of a received document, by its full id."""
+        rows = self._query("SELECT sender, sealed FROM inbox_index WHERE doc_id=?", (doc_id,))
+        return [(str(row["sender"]), bytes(row["sealed"])) for row in rows]
 
     def peer_stored_bytes(self, sender: str) -> int:
         """Bytes of the envelopes stored from ``sender``."""

@@ -23,7 +23,7 @@ from p2p.errors import BadInput
 from p2p.web import guard
 from p2p.web.api import API, Api, ApiError
 from p2p.web.render import lang_of, render
-from p2p.web.words import word
+from p2p.web.words import said, word
 from protocol import KINDS
 
 FIELDS = (
@@ -39,6 +39,7 @@ FIELDS = (
 MAX_FIELD = 8 * 1024
 MAX_FILES = 64
 CHUNK = 256 * 1024
+_FRENCH_DATE = re.compile(r"\s*(\d{1,2})[/.](\d{1,2})[/.](\d{4})\s*")
 _TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,100}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,100}")
 
 
@@ -110,13 +111,23 @@ def metadata(values: dict[str, str]) -> dict[str, str]:
     meta = clinical.clinical_metadata(
         subject=given("subject"),
         patient_name=given("patient_name"),
-        birthdate=given("patient_birthdate"),
+        birthdate=iso_date(given("patient_birthdate")),
         sex=given("patient_sex"),
         ins=given("patient_ins"),
     )
     if given("in_reply_to"):
         meta["in_reply_to"] = str(given("in_reply_to"))
     return meta
+
+
+def iso_date(text: str | None) -> str | None:
+    """A date typed as the practice writes it (23/05/1984) made ``YYYY-MM-DD``; any
+    other text as it was (the date input sends ``YYYY-MM-DD`` already)."""
+    found = _FRENCH_DATE.fullmatch(text or "")
+    if found is None:
+        return text
+    day, month, year = found.groups()
+    return f"{year}-{int(month):02d}-{int(day):02d}"
 
 
 def check(values: dict[str, str], lang: str) -> tuple[dict[str, str], list[str]]:
@@ -129,7 +140,7 @@ def check(values: dict[str, str], lang: str) -> tuple[dict[str, str], list[str]]
     try:
         meta = metadata(values)
     except BadInput as exc:
-        problems.append(exc.message)
+        problems.append(said(exc, lang))
         meta = {}
     return meta, problems
 

@@ -9,52 +9,44 @@ HTML, SVG and scripts included, are shown escaped inside a ``<pre>`` (``preview`
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from aiohttp import web
 
 from p2p.documents.filenames import safe_filename
 from p2p.web import guard, preview
-from p2p.web.api import API
-from p2p.web.listing import Query, choose
+from p2p.web.api import API, ApiError
+from p2p.web.listing import Query, pages_of, shape
 from p2p.web.render import lang_of, render
-from p2p.web.words import when, word
+from p2p.web.words import birth_date, when, word
+
+_FULL_ID = re.compile(r"[0-9a-f]{32,64}")
 
 
 async def inbox(request: web.Request) -> web.Response:
-    api = request.app[API]
+    """One page of the inbox, searched and filtered by the daemon (``listing.py``)."""
     lang = lang_of(request)
     query = Query.parse(request.query)
-    rows = await api.get("/v1/inbox")
-    parents = {str(r.get("id")): str(r.get("subject", "")) for r in await api.get("/v1/outbox")}
-    parents.update(
-        {str(r.get("id")): str((r.get("metadata") or {}).get("subject", "")) for r in rows}
-    )
-    shown, total, pages = choose(rows, query, parents, lang)
-
-    def page_link(number: int) -> str:
-        values = {
-            "q": query.q,
-            "kind": query.kind,
-            "since": query.since,
-            "until": query.until,
-            "page": number,
-        }
-        return "/?" + urlencode({k: v for k, v in values.items() if v})
-
-    unread = sum(1 for r in rows if not r.get("exported_at"))
+    answer = await request.app[API].get(query.api_path())
+    pages = pages_of(int(answer["total"]))
+    if query.page > pages:  # past the end (fewer documents now): the last page
+        query = dataclasses.replace(query, page=pages)
+        answer = await request.app[API].get(query.api_path())
+    subjects = answer.get("subjects") or {}
     return await render(
         request,
         "inbox.html",
         section="inbox",
-        rows=shown,
-        total=total,
+        rows=[shape(row, subjects, lang) for row in answer["documents"]],
+        total=answer["total"],
         pages=pages,
-        page=min(query.page, pages),
+        page=query.page,
         query=query,
-        page_link=page_link,
-        unread=unread,
+        page_link=query.link,
+        unread=answer["unread"],
     )
 
 
@@ -110,7 +102,7 @@ async def document(request: web.Request) -> web.Response:
         "to_names": ", ".join(names.get(r, r[:12]) for r in doc.get("recipients", [])),
         "created": when(doc.get("created_at"), lang),
         "patient_name": meta.get("patient_name", ""),
-        "patient_birthdate": meta.get("patient_birthdate", ""),
+        "patient_birthdate": birth_date(meta.get("patient_birthdate"), lang),
         "patient_ins": meta.get("patient_ins", ""),
     }
     replies, parent = await thread(request, doc["id"], str(meta.get("in_reply_to", "")))
@@ -133,7 +125,7 @@ async def thread(
     """The replies received to ``doc_id``, and the document it answers (if known)."""
     api = request.app[API]
     lang = lang_of(request)
-    rows = await api.get("/v1/inbox")
+    answer = await api.get(f"/v1/inbox/page?in_reply_to={quote(doc_id)}&limit=500")
     replies = [
         {
             "id": r["id"],
@@ -141,18 +133,19 @@ async def thread(
             "from_name": r.get("from_name", ""),
             "received": when(r.get("received_at"), lang),
         }
-        for r in rows
-        if (r.get("metadata") or {}).get("in_reply_to") == doc_id
+        for r in reversed(answer["documents"])  # oldest first, as a thread reads
     ]
-    if not parent_id:
+    if not _FULL_ID.fullmatch(parent_id):  # none, or not an id (a peer wrote it)
         return replies, None
-    for r in rows:
-        if r.get("id") == parent_id:
-            return replies, {"id": parent_id, "subject": (r.get("metadata") or {}).get("subject")}
-    for r in await api.get("/v1/outbox"):
-        if r.get("id") == parent_id:
-            return replies, {"id": parent_id, "subject": r.get("subject", "")}
-    return replies, None
+    try:
+        parent = await api.get(f"/v1/documents/{quote(parent_id, safe='')}")
+    except ApiError as exc:
+        if exc.status in (400, 404):  # not stored here (or removed)
+            return replies, None
+        raise
+    if parent.get("id") != parent_id:
+        return replies, None
+    return replies, {"id": parent_id, "subject": (parent.get("metadata") or {}).get("subject")}
 
 
 def receipt_line(row: dict[str, Any], names: dict[str, str], lang: str) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 
+from p2p.errors import PliError
 from p2p.web.words_people import PEOPLE
 
 LANGS = ("fr", "en")
@@ -48,7 +49,8 @@ WORDS: dict[str, tuple[str, str]] = {
         "FAMILY NAME, Given names — e.g. DUPONT, Jean",
     ),
     "birthdate": ("Date de naissance", "Birth date"),
-    "birthdate_hint": ("AAAA-MM-JJ, par exemple 1984-05-23", "YYYY-MM-DD, e.g. 1984-05-23"),
+    "born": ("né(e) le", "born"),
+    "birthdate_hint": ("JJ/MM/AAAA, par exemple 23/05/1984", "e.g. 23/05/1984"),
     "ins": ("INS (matricule, facultatif)", "INS (optional)"),
     "sex": ("Sexe (facultatif)", "Sex (optional)"),
     "received": ("Reçu le", "Received"),
@@ -149,6 +151,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "back": ("Retour à la boîte de réception", "Back to the inbox"),
     "unknown_sender": ("Expéditeur inconnu", "Unknown sender"),
     "you": ("ce cabinet", "this practice"),
+    "today": ("aujourd'hui {time}", "today {time}"),
+    "yesterday": ("hier {time}", "yesterday {time}"),
 }
 WORDS.update(PEOPLE)  # the colleagues, pairing and settings pages (words_people.py)
 
@@ -158,6 +162,11 @@ def word(lang: str, key: str, **values: object) -> str:
     pair = WORDS[key]
     text = pair[1] if lang == "en" else pair[0]
     return text.format(**values) if values else text
+
+
+def said(error: PliError, lang: str) -> str:
+    """A refusal's sentence in the page's language (its French one when written)."""
+    return error.message if lang == "en" else error.french
 
 
 def inert(text: object) -> str:
@@ -170,11 +179,35 @@ def inert(text: object) -> str:
     return "".join(kept).strip()
 
 
-def when(timestamp: object, lang: str, *, with_time: bool = True) -> str:
-    """A Unix time as the practice reads it (local time), e.g. ``01/12/2026 14:05``."""
+def when(timestamp: object, lang: str, *, with_time: bool = True, relative: bool = False) -> str:
+    """A Unix time as the practice reads it (local time), e.g. ``01/12/2026 à 14:05``;
+    ``relative``: today's and yesterday's as ``aujourd'hui 14:05``, ``hier 09:30``."""
     if not isinstance(timestamp, int | float) or timestamp <= 0:
         return "—"
     moment = dt.datetime.fromtimestamp(timestamp)  # the practice's own clock
+    clock = moment.strftime("%H:%M")
+    if relative and with_time:
+        days = (dt.date.today() - moment.date()).days
+        if days in (0, 1):
+            return word(lang, "today" if days == 0 else "yesterday", time=clock)
     if lang == "en":
-        return moment.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
-    return moment.strftime("%d/%m/%Y %H:%M" if with_time else "%d/%m/%Y")
+        day = f"{moment.day} {_MONTHS_EN[moment.month - 1]} {moment.year}"
+        return f"{day}, {clock}" if with_time else day
+    day = moment.strftime("%d/%m/%Y")
+    return f"{day} à {clock}" if with_time else day
+
+
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def birth_date(iso: object, lang: str) -> str:
+    """A date of the metadata (``1984-05-23``) as the page shows it: ``23/05/1984`` in
+    French, ``23 May 1984`` in English; anything else as it was written (made inert)."""
+    text = str(iso or "")
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        return inert(text)
+    if lang == "en":
+        return f"{day.day} {_MONTHS_EN[day.month - 1]} {day.year}"
+    return day.strftime("%d/%m/%Y")

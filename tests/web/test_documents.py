@@ -60,7 +60,7 @@ def test_a_letter_written_on_the_page_reaches_the_colleague(
     inbox = cardio.visitor().get("/").text
     row = inbox.split(f'data-id="{doc}"')[1].split("</tr>")[0]
     assert f'data-id="{doc}" class="unread"' in inbox
-    for shown in ("Dr Martin", "Avis cardiologique", "DUPONT Jean", "1984-05-23", "Signé"):
+    for shown in ("Dr Martin", "Avis cardiologique", "DUPONT Jean", "23/05/1984", "Signé"):
         assert shown in row
 
 
@@ -76,17 +76,33 @@ def test_bad_patient_fields_get_the_cli_sentence_and_no_file_is_read(
         f"/compose?csrf={token}", fields, [("a.txt", b"x" * 100_000, "text/plain")]
     )
     assert answer.status == 400
-    assert html.escape("“1984-13-40” is not a real date (check the month and the day).") in (
-        answer.text
-    )
+    french = "« 40/13/1984 » n'est pas une date qui existe (vérifiez le jour et le mois)."
+    assert french in html.unescape(answer.text)
     assert 'value="DUPONT, Jean"' in answer.text  # the form comes back as typed
     assert list((gp.daemon.home / "uploads").iterdir()) == []
     as_json = page.post_multipart(
         f"/compose?csrf={token}", {**fields, "recipient": ""}, [], Accept="application/json"
     )
     problems = json.loads(as_json.body)["problems"]
-    assert problems[0] == "Choisissez le destinataire."
-    assert "real date" in problems[1]
+    assert problems == ["Choisissez le destinataire.", french]
+    page.post_form("/lang", {"csrf": token, "lang": "en", "back": "/compose"})
+    in_english = page.post_multipart(
+        f"/compose?csrf={token}", {**fields, "recipient": ""}, [], Accept="application/json"
+    )
+    assert json.loads(in_english.body)["problems"] == [
+        "Choose the recipient.",
+        "“1984-13-40” is not a real date (check the month and the day).",  # the CLI's words
+    ]
+    for typed, said in (
+        ("23/05/2984", "La date de naissance 23/05/2984 est dans le futur : vérifiez l'année."),
+        ("DUPONT, Jean, Paul", "contient plusieurs virgules"),
+    ):
+        page.post_form("/lang", {"csrf": token, "lang": "fr", "back": "/compose"})
+        field = "patient_name" if "," in typed else "patient_birthdate"
+        again = page.post_multipart(
+            f"/compose?csrf={token}", {**fields, field: typed}, [], Accept="application/json"
+        )
+        assert said in json.loads(again.body)["problems"][0], typed
 
 
 def test_hostile_files_and_names_are_shown_inert(practices: tuple[Practice, Practice]) -> None:

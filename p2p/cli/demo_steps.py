@@ -164,7 +164,7 @@ def _send_prescription(
 
 def _prescription(gp_identity: dict[str, Any]) -> dict[str, Any]:
     """The GP's prescription for the patient: a beta-blocker and a Holter ECG."""
-    from p2p.documents import prescription
+    from p2p.documents import prescribing, prescription
 
     return prescription.build(
         patient={
@@ -176,10 +176,10 @@ def _prescription(gp_identity: dict[str, Any]) -> dict[str, Any]:
             "ins": "255081416802538",
         },
         items=[
-            prescription.parse_item(
+            prescribing.parse_item(
                 "Bisoprolol 2,5 mg; 1 comprimé le matin; 1 mois; 1 boîte de 30; 2"
             ),
-            prescription.parse_item("Holter ECG des 24 heures; 1 examen; 1 jour"),
+            prescribing.parse_item("Holter ECG des 24 heures; 1 examen; 1 jour"),
         ],
         prescriber={
             **{

@@ -144,51 +144,20 @@ def _order(
     rpps: str | None,
     recipient_rpps: str | None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The prescription from the options, checked, and the envelope's metadata for it."""
-    from p2p.documents import prescription
-    from p2p.documents.clinical import check_text, clinical_metadata
+    """The prescription from the options, checked, and the envelope's metadata for it
+    (``documents/prescribing.py``, which the page's form uses too)."""
+    from p2p.documents import prescribing
+    from p2p.documents.clinical import clinical_metadata
 
     if not (patient["patient_name"] or patient["family_name"]):
         raise click.UsageError('Give the patient\'s name: --patient-name "FAMILY, Given names".')
     if not patient["birthdate"]:
         raise click.UsageError("Give the patient's birth date: --patient-birthdate YYYY-MM-DD.")
-    lines = [prescription.parse_item(item) for item in items]
-    note = check_text(note, "note")
+    lines = [prescribing.parse_item(item) for item in items]
     metadata = clinical_metadata(**patient, recipient_rpps=recipient_rpps)
-    prescriber = _prescriber(state, rpps)
-    order = prescription.build(
-        patient=_patient_record(metadata), items=lines, prescriber=prescriber, note=note
-    )
-    metadata.update(
-        subject=f"Ordonnance du {order['date']}",
-        author_rpps=prescriber["rpps"],
-        prescription_id=order["id"],
-    )
-    return order, metadata
-
-
-def _prescriber(state: State, rpps: str | None) -> dict[str, str]:
-    """This practice as the prescriber: its profile from the daemon, its RPPS checked."""
-    from p2p.documents.clinical import check_rpps
-
-    me = state.client.get("/v1/identity")
-    prescriber = {key: str(me.get(key) or "") for key in ("name", "profession", "practice")}
-    prescriber["fingerprint"] = str(me.get("fingerprint", ""))
-    given_rpps = rpps or own_rpps(state, None) or str(me.get("rpps") or "")
-    prescriber["rpps"] = check_rpps(given_rpps) if given_rpps else ""
-    return prescriber
-
-
-def _patient_record(metadata: dict[str, str]) -> dict[str, str]:
-    """The patient as the prescription names them, from the checked clinical metadata."""
-    return {
-        "name": metadata.get("patient_name", ""),
-        "family_name": metadata.get("patient_family_name", ""),
-        "given_names": metadata.get("patient_given_names", ""),
-        "birthdate": metadata.get("patient_birthdate", ""),
-        "sex": metadata.get("patient_sex", ""),
-        "ins": metadata.get("patient_ins", ""),
-    }
+    identity = state.client.get("/v1/identity")
+    by = prescribing.prescriber(identity, rpps or own_rpps(state, None))
+    return prescribing.order(metadata, lines, by, note=note)
 
 
 @contextlib.contextmanager

@@ -2,13 +2,14 @@
 
 What lives here:
 
-- ``parse_item``: one ``--item`` typed on the command line,
-  ``"drug; dosage; duration[; quantity[; renewals]]"``, checked;
+- ``ITEM_HELP``: how a line is written (``prescribing.parse_item`` checks one);
 - ``build`` / ``to_bytes``: the prescription as a JSON object (patient, items,
   prescriber with RPPS, date, unique id) and its exact bytes, which go into the
   envelope as ``ordonnance-<date>.json`` (``application/json``) and are signed
   like every document;
 - ``load``: read one back (it may come from a peer: every field is checked);
+- ``render_draft``: the same page before it is signed (the page's preview), its QR
+  code's place marked;
 - ``render_html``: the printable page ``pli export`` writes next to it, with a
   QR code carrying the signature proof (``protocol.Evidence``, base64url). The
   page is a pure function of the prescription bytes and the evidence, so
@@ -45,43 +46,13 @@ QR_PREFIX = "PLI1:"
 #: Fallback when the proof does not fit a QR code (it always has so far): document id,
 #: SHA-256 of the prescription file and signer fingerprint, to look the proof up.
 QR_REF_PREFIX = "PLI1-REF:"
-PAGE_VERSION = "1"
+#: "2": dates written as a French reader reads them (23/05/1984); "1": as ISO 8601.
+#: ``pli verify`` rebuilds a page with the version it says (``page_version``).
+PAGE_VERSION = "2"
+PAGE_VERSIONS = ("1", "2")
 _QR_START, _QR_END = "<!-- qr -->", "<!-- /qr -->"
 _PATIENT_KEYS = ("name", "family_name", "given_names", "birthdate", "sex", "ins")
 _PRESCRIBER_KEYS = ("name", "profession", "rpps", "practice", "fingerprint")
-
-
-def _text(value: str, what: str, *, required: bool = True) -> str:
-    from p2p.documents.clinical import check_text
-
-    value = check_text(value, what)
-    if required and not value:
-        raise BadInput(f"The {what} is missing. {ITEM_HELP}")
-    return value
-
-
-def parse_item(text: str) -> dict[str, Any]:
-    """One ``--item``: ``drug; dosage; duration[; quantity[; renewals]]``. Raises ``BadInput``."""
-    parts = [part.strip() for part in text.split(";")]
-    if len(parts) < 3 or len(parts) > 5:
-        raise BadInput(f"The item “{text}” has {len(parts)} part(s). {ITEM_HELP}")
-    parts += [""] * (5 - len(parts))
-    renewals_text = re.sub(r"(?i)\s*(fois|x)\s*", "", parts[4])
-    if not re.fullmatch(r"\d{0,2}", renewals_text):
-        raise BadInput(
-            f"“{parts[4]}” is not a number of renewals: write a number from 0 to {MAX_RENEWALS} "
-            f"as the 5th part of the item “{text}”."
-        )
-    renewals = int(renewals_text or 0)
-    if renewals > MAX_RENEWALS:
-        raise BadInput(f"{renewals} renewals is more than a prescription allows ({MAX_RENEWALS}).")
-    return {
-        "drug": _text(parts[0], "drug name"),
-        "dosage": _text(parts[1], "dosage"),
-        "duration": _text(parts[2], "duration"),
-        "quantity": _text(parts[3], "quantity", required=False),
-        "renewals": renewals,
-    }
 
 
 def build(
@@ -235,12 +206,23 @@ data-file-index="{file_index}">{content}</script>
 """
 
 
-def _patient_line(patient: Mapping[str, str]) -> str:
+def _shown_date(iso: str, version: str) -> str:
+    """A date of the prescription as the page shows it: 23/05/1984 (version 1: as stored)."""
+    if version == "1":
+        return iso
+    try:
+        return dt.date.fromisoformat(iso).strftime("%d/%m/%Y")
+    except ValueError:
+        return iso
+
+
+def _patient_line(patient: Mapping[str, str], version: str) -> str:
     sex = {"F": "femme", "M": "homme"}.get(patient.get("sex", ""), "")
+    birth = _shown_date(patient.get("birthdate", ""), version)
     parts = [
         patient.get("name")
         or f"{patient.get('family_name', '').upper()} {patient.get('given_names', '')}".strip(),
-        f"né(e) le {patient['birthdate']}" if patient.get("birthdate") else "",
+        f"né(e) le {birth}" if birth else "",
         sex,
         f"INS {patient['ins']}" if patient.get("ins") else "",
     ]
@@ -264,18 +246,13 @@ def render_html(
     document_id: str,
     signer_fingerprint: str,
     file_index: int,
+    version: str = PAGE_VERSION,
 ) -> str:
-    """The printable page of the prescription ``content`` (its exact signed bytes)."""
+    """The printable page of the prescription ``content`` (its exact signed bytes), as
+    page ``version`` lays it out (``pli verify`` rebuilds older pages the way they were)."""
     import hashlib
 
     prescription = load(content)
-    e = html.escape
-    prescriber = prescription["prescriber"]
-    lines = [
-        prescriber.get("profession", ""),
-        prescriber.get("practice", ""),
-        f"RPPS {prescriber['rpps']}" if prescriber.get("rpps") else "",
-    ]
     sha = hashlib.sha256(content).hexdigest()
     reference = f"{QR_REF_PREFIX}{document_id}:{sha}:{signer_fingerprint}"
     qr, full = qr_svg(qr_payload(evidence_wire), reference)
@@ -285,23 +262,85 @@ def render_html(
         else "Le QR code contient la référence du document ; la preuve complète est dans le "
         "fichier .pli.json exporté avec l'ordonnance."
     )
+    return _page(
+        prescription,
+        qr=qr,
+        qr_note=qr_note,
+        document_id=document_id,
+        fingerprint=signer_fingerprint,
+        evidence=qr_payload(evidence_wire),
+        file_index=file_index,
+        content=content,
+        version=version,
+    )
+
+
+_DRAFT_QR = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="117" height="117" role="img" '
+    'aria-label="Emplacement du QR code de signature"><rect x="2" y="2" width="113" '
+    'height="113" fill="none" stroke="#777" stroke-dasharray="6 4"/><text x="58" y="55" '
+    'text-anchor="middle" font-size="11" fill="#555">QR code</text><text x="58" y="71" '
+    'text-anchor="middle" font-size="11" fill="#555">à l\'envoi</text></svg>'
+)
+_DRAFT_BANNER = (
+    '<p style="border: 2px dashed #b45309; padding: .5em">Aperçu avant envoi : cette ordonnance '
+    "n'est pas encore signée. Le QR code de signature est ajouté quand elle est envoyée.</p>\n"
+)
+
+
+def render_draft(content: bytes) -> str:
+    """The printable page of a prescription not signed yet (the page's preview before
+    sending): the same page, its QR code's place marked, a banner saying it is a draft."""
+    page = _page(
+        load(content),
+        qr=_DRAFT_QR,
+        qr_note="Aperçu : pas encore signée.",
+        document_id="(à l'envoi)",
+        fingerprint="(à l'envoi)",
+        evidence="",
+        file_index=0,
+        content=content,
+        version=PAGE_VERSION,
+    )
+    return page.replace("<body>\n", "<body>\n" + _DRAFT_BANNER, 1)
+
+
+def _page(
+    prescription: Mapping[str, Any],
+    *,
+    qr: str,
+    qr_note: str,
+    document_id: str,
+    fingerprint: str,
+    evidence: str,
+    file_index: int,
+    content: bytes,
+    version: str,
+) -> str:
+    e = html.escape
+    prescriber = prescription["prescriber"]
+    lines = [
+        prescriber.get("profession", ""),
+        prescriber.get("practice", ""),
+        f"RPPS {prescriber['rpps']}" if prescriber.get("rpps") else "",
+    ]
     note = prescription.get("note", "")
     return _PAGE.format(
-        version=PAGE_VERSION,
+        version=version,
         pid=e(prescription["id"]),
         prescriber_name=e(prescriber.get("name", "")),
         prescriber_lines="".join(f"<div>{e(line)}</div>" for line in lines if line),
-        date=e(prescription["date"]),
-        patient=_patient_line(prescription["patient"]),
+        date=e(_shown_date(prescription["date"], version)),
+        patient=_patient_line(prescription["patient"], version),
         items="\n".join(_item_html(item) for item in prescription["items"]),
         note=f"<p>{e(note)}</p>" if note else "",
         qr_start=_QR_START,
         qr=qr,
         qr_end=_QR_END,
         doc_id=e(document_id),
-        fingerprint=e(signer_fingerprint),
+        fingerprint=e(fingerprint),
         qr_note=qr_note,
-        evidence=qr_payload(evidence_wire),
+        evidence=evidence,
         file_index=file_index,
         content=base64.b64encode(content).decode("ascii"),
     )
@@ -328,6 +367,14 @@ def read_page(page: str) -> tuple[bytes, bytes, int, str]:
         int(content.group(1)),
         without_qr(page),
     )
+
+
+def page_version(page: str) -> str:
+    """The layout version a page says it was written with (``PAGE_VERSIONS``), or ``ValueError``."""
+    found = re.search(r'<meta name="pli-page" content="(\d{1,3})">', page)
+    if found is None or found.group(1) not in PAGE_VERSIONS:
+        raise ValueError("not a page layout this pli knows")
+    return found.group(1)
 
 
 def without_qr(page: str) -> str:

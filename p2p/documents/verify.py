@@ -345,6 +345,7 @@ def verify_page(page_path: Path) -> Report:
     try:
         page = _read(page_path).decode("utf-8")
         wire, content, index, shown = prescription.read_page(page)
+        version = prescription.page_version(page)
     except (ValueError, binascii.Error):
         raise tampered(f"{page_path.name} is damaged") from None
     evidence, meta = check_evidence(wire)
@@ -357,6 +358,7 @@ def verify_page(page_path: Path) -> Report:
             document_id=report.document_id,
             signer_fingerprint=report.signer_fingerprint,
             file_index=index,
+            version=version,
         )
     except Exception:
         raise tampered(f"{page_path.name} does not hold the signed prescription") from None

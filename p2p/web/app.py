@@ -17,7 +17,7 @@ import jinja2
 from aiohttp import web
 
 from p2p.daemon.weblinks import LoginLinks
-from p2p.web import colleagues, compose, guard, live, settings, views
+from p2p.web import colleagues, compose, guard, live, prescribe, settings, views
 from p2p.web.api import API, Api, ApiError
 from p2p.web.render import render
 from p2p.web.words import inert
@@ -35,6 +35,7 @@ def build_app(api: Api, links: LoginLinks) -> web.Application:
     app[API] = api
     app[guard.LINKS] = links
     app[guard.SESSIONS] = guard.Sessions()
+    app[prescribe.DRAFTS] = prescribe.Drafts()
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -56,6 +57,10 @@ def build_app(api: Api, links: LoginLinks) -> web.Application:
     app.router.add_post("/compose", compose.send)
     colleagues.add_routes(app)
     settings.add_routes(app)
+    app.router.add_get("/prescribe", prescribe.form)
+    app.router.add_post("/prescribe", prescribe.submit)
+    app.router.add_get("/prescribe/draft", prescribe.draft)
+    app.router.add_get("/documents/{doc}/ordonnance", prescribe.ordonnance)
     app.router.add_static("/static", HERE / "static", append_version=False)
     app.on_cleanup.append(_close_api)
     return app

@@ -80,11 +80,7 @@ async def show_form(
     status: int = 200,
     reply_subject: str = "",
 ) -> web.Response:
-    peers = [
-        {"peer_id": p["peer_id"], "label": _label(p)}
-        for p in await request.app[API].get("/v1/peers")
-        if p.get("state") == "paired" and not p.get("revoked_since")
-    ]
+    peers = await peer_choices(request.app[API])
     return await render(
         request,
         "compose.html",
@@ -95,6 +91,15 @@ async def show_form(
         peers=peers,
         reply_subject=reply_subject,
     )
+
+
+async def peer_choices(api: Api) -> list[dict[str, str]]:
+    """The colleagues a document can go to (paired, not revoked), labelled for a choice."""
+    return [
+        {"peer_id": p["peer_id"], "label": _label(p)}
+        for p in await api.get("/v1/peers")
+        if p.get("state") == "paired" and not p.get("revoked_since")
+    ]
 
 
 def _label(peer: dict[str, Any]) -> str:

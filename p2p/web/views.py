@@ -20,6 +20,7 @@ from p2p.documents.filenames import safe_filename
 from p2p.web import guard, preview
 from p2p.web.api import API, ApiError
 from p2p.web.listing import Query, pages_of, shape
+from p2p.web.prescribe import prescription_file
 from p2p.web.render import lang_of, render
 from p2p.web.words import birth_date, when, word
 
@@ -104,6 +105,7 @@ async def document(request: web.Request) -> web.Response:
         "patient_name": meta.get("patient_name", ""),
         "patient_birthdate": birth_date(meta.get("patient_birthdate"), lang),
         "patient_ins": meta.get("patient_ins", ""),
+        "printable": prescription_file(doc) is not None,
     }
     replies, parent = await thread(request, doc["id"], str(meta.get("in_reply_to", "")))
     receipts = [receipt_line(r, names, lang) for r in doc.get("receipts", [])]

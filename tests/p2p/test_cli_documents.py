@@ -18,7 +18,7 @@ import pytest
 from click.testing import Result
 
 from p2p.cli.demo_parts import tiny_pdf
-from p2p.documents import prescription
+from p2p.documents import prescribing, prescription
 from p2p.documents.clinical import check_sex, clinical_metadata
 from protocol import (
     DocumentMeta,
@@ -474,7 +474,7 @@ def test_export_refuses_a_file_that_is_not_the_signed_one(fake_api: Api, tmp_pat
 def _prescription(sender: LocalIdentity, **prescriber: str) -> bytes:
     order = prescription.build(
         patient={"name": "DUPONT Jeanne", "birthdate": "1955-08-14", "sex": "F"},
-        items=[prescription.parse_item(ITEM)],
+        items=[prescribing.parse_item(ITEM)],
         prescriber={
             "name": "Dr Alice",
             "rpps": "10101234567",

@@ -22,8 +22,7 @@ REBOUND = "rebound.example"
 
 
 def launch_args() -> list[str]:
-    # --lang: the browser's own language, as a French practice's (date fields jj/mm/aaaa)
-    return ["--no-sandbox", "--lang=fr-FR", f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1"]
+    return ["--no-sandbox", f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1"]
 
 
 def shoot(page: Any, name: str) -> Path:

@@ -23,7 +23,7 @@ from p2p.web.guard import CSP, Sessions
 from tests.web.conftest import Practice
 from tests.web.visitor import Visitor
 
-PAGES = ("/", "/outbox", "/compose", "/colleagues", "/settings")
+PAGES = ("/", "/outbox", "/compose", "/prescribe", "/colleagues", "/settings")
 
 
 def test_login_link_sets_a_strict_httponly_cookie_and_is_spent(

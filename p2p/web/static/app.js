@@ -73,6 +73,14 @@
     poll();
   }
 
+  // --- print a prescription's own page (its frame), not the page around it
+  document.querySelectorAll("[data-print-frame]").forEach((button) => {
+    const frame = document.getElementById(button.dataset.printFrame);
+    if (!frame) return;
+    button.hidden = false;
+    button.addEventListener("click", () => frame.contentWindow.print());
+  });
+
   // --- compose: drop files, show them, send with progress
   const form = document.querySelector("form.compose");
   if (!form) return;

@@ -22,6 +22,7 @@ from .envelope_reader import (
 )
 from .errors import (
     AuthenticationFailed,
+    ContentChanged,
     FrameTooLarge,
     LocalProtocolError,
     MalformedMessage,
@@ -104,6 +105,7 @@ __all__ = [
     "AuthenticationFailed",
     "BadCode",
     "Content",
+    "ContentChanged",
     "DocumentMeta",
     "EnvelopeReader",
     "Evidence",

@@ -132,6 +132,7 @@ from nacl.public import PublicKey, SealedBox
 from . import codec, limits
 from ._hashing import labelled_hash
 from .errors import (
+    ContentChanged,
     FrameTooLarge,
     LocalProtocolError,
     MalformedMessage,
@@ -563,7 +564,7 @@ def _plaintext_chunks(
         while remaining:
             piece = source.read(min(limits.CHUNK_SIZE - filled, remaining))
             if not piece:
-                raise LocalProtocolError(f"file {entry.name!r} is shorter than its declared size")
+                raise ContentChanged(f"file {entry.name!r} is shorter than its declared size")
             hasher.update(index, piece)
             remaining -= len(piece)
             parts.append(piece)
@@ -573,7 +574,7 @@ def _plaintext_chunks(
                 yield b"".join(parts)
                 parts, filled = [], 0
         if source.read(1):
-            raise LocalProtocolError(f"file {entry.name!r} is longer than its declared size")
+            raise ContentChanged(f"file {entry.name!r} is longer than its declared size")
     if parts:
         yield b"".join(parts)
 
@@ -628,6 +629,18 @@ def padding(size: int) -> Iterator[bytes]:
         yield piece
 
 
+def sealed_size(head: int, inner: int, files: Sequence[FileEntry]) -> int:
+    """The padded envelope size, from the header's length (MAGIC and length prefix
+    included), the inner header's and the files' sizes: the records have fixed
+    overheads and the trailer a fixed length for a given number of files."""
+    content = sum(entry.size for entry in files)
+    records = -(-content // limits.CHUNK_SIZE)  # ceiling: the last record is shorter
+    trailer = len(codec.pack({"hashes": [bytes(32)] * len(files), "sig": bytes(64)}))
+    per_record = _LENGTH_SIZE + _OVERHEAD
+    body = head + (per_record + inner) + (records * per_record + content) + (per_record + trailer)
+    return padded_size(body)
+
+
 def _check_seal_arguments(
     sender: LocalIdentity,
     recipients: Sequence[ProfileCard],
@@ -648,6 +661,9 @@ class SealedEnvelope(Iterator[bytes]):
 
     Iterating seals; once the last piece has been produced, ``digest`` is the
     envelope digest (what the sender stores to check receipts against).
+    ``size`` is known before the first piece: every length in the envelope
+    follows from the header, the inner header and the file sizes, so a transfer
+    can be offered while the envelope is still being sealed.
     ``close()`` abandons sealing and stops the hashing thread at once.
     """
 
@@ -660,6 +676,7 @@ class SealedEnvelope(Iterator[bytes]):
         sources: Sequence[_Source],
     ) -> None:
         self._digest: bytes | None = None
+        self.size = sealed_size(len(writer.head), len(inner), files)
         self._pieces = self._generate(identity, writer, inner, files, sources)
 
     def __next__(self) -> bytes:
@@ -693,7 +710,10 @@ class SealedEnvelope(Iterator[bytes]):
             final = writer.record(_trailer(identity, digest, file_hashes), TAG_FINAL)
             self._digest = digest
             yield final
-            yield from padding(size + len(final))
+            size += len(final)
+            if padded_size(size) != self.size:
+                raise LocalProtocolError("the envelope's size differs from the one announced")
+            yield from padding(size)
         finally:
             hasher.close()
 

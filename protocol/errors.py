@@ -4,6 +4,7 @@
 
     ProtocolError                   base, never raised directly
     ├── LocalProtocolError          we misused the API: a bug on our side
+    │   └── ContentChanged          a file being sealed is not the size declared
     └── RemoteProtocolError(code)   the peer or the input is bad; ``code`` goes on the wire
         ├── MalformedMessage        bytes that do not parse as what was expected
         ├── FrameTooLarge           a length over a limit in ``protocol.limits``
@@ -26,6 +27,11 @@ class ProtocolError(Exception):
 
 class LocalProtocolError(ProtocolError):
     """The caller used the API wrongly (a bug in our code, not in the peer's input)."""
+
+
+class ContentChanged(LocalProtocolError):
+    """A content source gave fewer or more bytes than its ``FileEntry`` declared
+    (the file changed while it was sealed): the envelope produced so far is void."""
 
 
 class RemoteProtocolError(ProtocolError):

@@ -15,7 +15,11 @@ _HEX = re.compile(r"[0-9a-f]{32,64}")
 
 
 async def outbox(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[DAEMON].archive.outbox_view())
+    """Every (document, recipient); ``?id=DOC``: that document's recipients only."""
+    doc = request.query.get("id")
+    if doc is not None and not _HEX.fullmatch(doc := doc.lower()):
+        raise BadInput("Name the document by its full id (GET /v1/outbox lists them).")
+    return web.json_response(await request.app[DAEMON].archive.outbox_view(doc))
 
 
 async def retry(request: web.Request) -> web.Response:

@@ -161,14 +161,17 @@ class Archive:
 
     # --- the local API's views ------------------------------------------------------------
 
-    async def outbox_view(self) -> list[dict[str, Any]]:
-        """One entry per (document, recipient), oldest first (``GET /v1/outbox``)."""
+    async def outbox_view(self, doc_id: str | None = None) -> list[dict[str, Any]]:
+        """One entry per (document, recipient), oldest first (``GET /v1/outbox``);
+        only ``doc_id``'s recipients if given (what ``pli send --wait`` polls)."""
         names = self._names()
         described: dict[str, DocumentMeta] = {}
         entries = []
         posts = self.store.mailbox_posts()
         later = _by_document(self.store.later_received())
         for row in self.store.outbox():
+            if doc_id is not None and row.doc_id != doc_id:
+                continue
             if row.doc_id not in described:
                 path = self.layout.sent_envelope(row.doc_id)
                 described[row.doc_id] = await asyncio.to_thread(self.describe, path)

@@ -18,7 +18,7 @@ import secrets
 import stat
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from p2p.errors import ConfigError, StorageError
 
@@ -82,6 +82,23 @@ class Written(NamedTuple):
     size: int
 
 
+#: Bytes written between two ``WriteProgress.written`` calls.
+PROGRESS_EVERY = 1024 * 1024
+
+
+class WriteProgress(Protocol):
+    """Told where a file is being written and how much of it is readable there.
+
+    Another reader may read the temporary file up to the size last reported
+    (the bytes are in the page cache, not yet durable); after the rename it is
+    the final name that holds them.
+    """
+
+    def opened(self, tmp: Path) -> None: ...
+
+    def written(self, size: int) -> None: ...
+
+
 def write_atomic(
     path: Path,
     chunks: Iterable[bytes | bytearray | memoryview],
@@ -89,6 +106,7 @@ def write_atomic(
     overwrite: bool = True,
     other_names: Iterable[Path] = (),
     sync_dir: bool = True,
+    progress: WriteProgress | None = None,
 ) -> Written:
     """Write ``chunks`` to ``path`` (mode 0600) atomically and durably: the one writer.
 
@@ -98,12 +116,15 @@ def write_atomic(
     exist (``link`` never replaces a file; without hard links, as on FAT or some
     shares, the name is reserved by an exclusive create first). Then the folder
     is fsync'd (unless ``sync_dir`` is false: a caller writing many files into
-    one folder fsyncs it once with ``fsync_dir``). Raises ``StorageError``; a
-    failure before the file has its name leaves nothing, not even the temporary.
+    one folder fsyncs it once with ``fsync_dir``). ``progress`` is told the
+    temporary file's name, then how much of it was written, every
+    ``PROGRESS_EVERY`` bytes and once all is written (before the fsync). Raises
+    ``StorageError``; a failure before the file has its name leaves nothing, not
+    even the temporary.
     """
     tmp = path.with_name(f".{path.name[:64]}.{secrets.token_hex(6)}.tmp")
     try:
-        size = _write_new(tmp, chunks)
+        size = _write_new(tmp, chunks, progress)
         final = _rename(tmp, path) if overwrite else _link(tmp, [path, *other_names])
         if sync_dir:
             fsync_dir(final.parent)
@@ -118,14 +139,23 @@ def write_atomic(
     return Written(final, size)
 
 
-def _write_new(tmp: Path, chunks: Iterable[bytes | bytearray | memoryview]) -> int:
-    size = 0
+def _write_new(
+    tmp: Path, chunks: Iterable[bytes | bytearray | memoryview], progress: WriteProgress | None
+) -> int:
+    size = told = 0
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
+        if progress is not None:
+            progress.opened(tmp)
         for chunk in chunks:
             handle.write(chunk)
             size += len(chunk)
+            if progress is not None and size - told >= PROGRESS_EVERY:
+                handle.flush()  # readable through another descriptor from here on
+                progress.written(told := size)
         handle.flush()
+        if progress is not None:
+            progress.written(size)
         os.fsync(handle.fileno())
     return size
 

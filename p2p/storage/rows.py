@@ -73,6 +73,12 @@ class OutboxRow:
     receipt_time: int | None
     receipt_status: str | None
 
+    @classmethod
+    def new(cls, doc_id: str, peer_id: str, size: int, digest: bytes, created_at: int) -> OutboxRow:
+        """A document just queued for one recipient, as ``Store.queue_many`` stores it."""
+        state = OutboxState.QUEUED
+        return cls(doc_id, peer_id, size, digest, created_at, state, 0, 0.0, None, None, None, None)
+
 
 @dataclass(frozen=True)
 class InboxRow:

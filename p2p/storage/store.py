@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -238,11 +238,15 @@ class Store(ReceivedDocuments, LaterReceiptRows, ApiTokenRows):
     # --- outbox ------------------------------------------------------------------
 
     def queue(self, doc_id: str, peer_ids: list[str], size: int, digest: bytes, now: int) -> None:
+        self.queue_many([OutboxRow.new(doc_id, peer_id, size, digest, now) for peer_id in peer_ids])
+
+    def queue_many(self, rows: Sequence[OutboxRow]) -> None:
+        """New outbox rows (``OutboxRow.new``), several documents' at once, in one commit."""
         with self._tx() as db:
             db.executemany(
                 "INSERT INTO outbox (doc_id, peer_id, size, digest, created_at, state) "
                 "VALUES (?,?,?,?,?,?)",
-                [(doc_id, peer_id, size, digest, now, OutboxState.QUEUED) for peer_id in peer_ids],
+                [(r.doc_id, r.peer_id, r.size, r.digest, r.created_at, r.state) for r in rows],
             )
 
     def outbox(

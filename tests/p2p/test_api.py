@@ -145,6 +145,11 @@ async def test_evidence_and_exported_mark(two: tuple[Running, Running], tmp_path
     assert status == 200
     status, state = await b.api("GET", "/v1/status")
     assert state["inbox_new"] == 0
+    other = await send_file(a, b, letter, kind="letter")
+    _, only = await a.api("GET", f"/v1/outbox?id={other.upper()}")
+    assert [entry["id"] for entry in only] == [other]
+    status, refused = await a.api("GET", "/v1/outbox?id=not-an-id")
+    assert (status, refused["error"]["code"]) == (400, "bad-input")
 
 
 async def test_our_own_bad_file_name_is_bad_input(

@@ -525,6 +525,8 @@ def test_send_wait_in_json_prints_a_line_per_step(
     assert result.exit_code == 0, result.output
     events = [json.loads(line)["event"] for line in result.stdout.splitlines()]
     assert events == ["queued", "delivered"]
+    polled = {path for method, path, _body in server.requests if method == "GET"}
+    assert polled == {f"/v1/outbox?id={DOC}"}  # this document's rows, not the whole outbox
 
 
 def test_send_wait_reports_a_refusal(fake_api: tuple[Path, FakeApi], letter: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,6 +109,51 @@ def test_sender_killed_right_after_queueing(
     wait_until(lambda: a.outbox_state(doc_id) == "delivered", timeout=30)
     assert b.inbox_ids().count(doc_id) == 1
     assert exported_hash(b, doc_id) == sha256(letter)
+
+
+def test_sender_killed_while_sealing_and_sending(
+    practices: tuple[PracticeProcess, PracticeProcess], big_file: Path, tmp_path: Path
+) -> None:
+    """kill -9 while the envelope is both being sealed and already travelling."""
+    a, b = practices
+    letter = tmp_path / "lettre.txt"
+    letter.write_text("Cher confrère,\n")
+    first = a.send(b, letter, kind="letter")  # the connection is up
+    wait_until(lambda: a.outbox_state(first) == "delivered", timeout=30)
+    body = {"to": [b.identity()["peer_id"]], "kind": "file", "files": [{"path": str(big_file)}]}
+    answer: dict[str, object] = {}
+
+    def post() -> None:
+        try:
+            answer["id"] = a.client.post("/v1/documents", body)["id"]
+        except Exception as exc:  # the daemon died under the request
+            answer["error"] = exc
+
+    poster = threading.Thread(target=post)
+    poster.start()
+    sealing = a.home / "documents" / "sent"
+    partial = b.home / "quarantine"
+
+    def both_under_way() -> bool:
+        arrived = any(p.stat().st_size > 0 for p in partial.glob("*.part"))
+        return arrived and any(sealing.glob(".*.tmp"))
+
+    wait_until(both_under_way, timeout=60, interval=0.002)
+    a.kill9()
+    poster.join(30)
+    a.start()
+    assert not list(sealing.glob(".*.tmp"))  # the half-sealed envelope is gone
+    if "id" in answer:  # answered "queued" just before the kill: it must arrive, once
+        doc_id = str(answer["id"])
+        wait_until(lambda: a.outbox_state(doc_id) == "delivered", timeout=120)
+        assert b.inbox_ids().count(doc_id) == 1
+    else:  # never answered: nothing was queued, nothing was delivered
+        assert [e["id"] for e in a.client.get("/v1/outbox")] == [first]
+        assert b.inbox_ids() == [first]
+    again = a.send(b, big_file)  # the next one goes, whole
+    wait_until(lambda: a.outbox_state(again) == "delivered", timeout=120)
+    assert b.inbox_ids().count(again) == 1
+    assert exported_hash(b, again) == sha256(big_file)
 
 
 def test_receiver_down_then_back(

@@ -274,6 +274,32 @@ def test_the_sender_learns_the_digest_once_sealing_is_done() -> None:
     assert list(abandoned) == []
 
 
+@pytest.mark.parametrize(
+    "sizes",
+    [[], [0], [1], [CHUNK - 1], [CHUNK], [CHUNK + 1], [5, CHUNK, 3], [3 * CHUNK + 7] * 3],
+)
+@pytest.mark.parametrize("recipients", [(BOB,), (BOB, CAROL)])
+def test_the_size_is_known_before_sealing(
+    sizes: list[int], recipients: tuple[LocalIdentity, ...]
+) -> None:
+    """What an offer announces while the envelope is still being sealed."""
+    meta = meta_for(ALICE, recipients, sizes)
+    cards = [r.card(1, name="Dr") for r in recipients]
+    sealed = seal(ALICE, cards, meta, [payload(size, i) for i, size in enumerate(sizes)])
+    announced = sealed.size
+    assert len(b"".join(sealed)) == announced
+
+
+@given(st.lists(st.integers(0, 3 * CHUNK), max_size=4), st.integers(1, 3))
+@settings(max_examples=40, deadline=None)
+def test_the_announced_size_matches_for_any_files(sizes: list[int], count: int) -> None:
+    recipients = (BOB, CAROL, MALLORY)[:count]
+    meta = meta_for(ALICE, recipients, sizes)
+    cards = [r.card(1, name="Dr") for r in recipients]
+    sealed = seal(ALICE, cards, meta, [bytes(size) for size in sizes])
+    assert sum(map(len, sealed)) == sealed.size
+
+
 def test_open_envelope_from_file_iterable_and_without_sink() -> None:
     content = payload(2 * CHUNK + 5)
     envelope, meta = seal_bytes([content])

@@ -1,21 +1,10 @@
-"""Sending documents: seal once, queue durably, deliver until a signed receipt is back.
+"""The outbox service: queue (seal, streamed while sealing), schedule one sender per
+peer, offer, stream, collect the receipts, back off.
 
-``queue`` seals the envelope (one for all recipients, written atomically to
-``documents/sent/``) and commits one outbox row per recipient. The scheduler
-runs one sender per peer with due documents: it offers each envelope, streams
-it from the offset the receiver already holds (a cut transfer resumes, it does
-not restart), and marks the row delivered only once the recipient's receipt
-verifies against its key. Failures back off exponentially with jitter; a peer
-that comes back (seen by discovery or dialling us) is retried at once.
-
-A sender does not wait for one receipt before offering the next document (at
-most ``RECEIPT_WINDOW`` are outstanding): the receiver commits the envelopes
-it verified meanwhile as one group, and the receipts that came back together
-are verified and stored in one transaction, off the event loop.
-
-Size (~480 lines): one sender's state machine (queue, offer, stream, collect the
-receipts, back off), whose steps share the outstanding window and the retry
-rules; it reads best whole, and services/ keeps one service per module.
+Size (~470 lines): one sender's state machine, whose steps share the outstanding
+window and the retry rules; it reads best whole. What it is given (recipients,
+attachments) and the refusal words are in ``parts.py``, the streaming of an
+envelope (while sealing or once durable) in ``sealing.py``.
 """
 
 from __future__ import annotations
@@ -23,38 +12,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from p2p.errors import BadInput, DocumentUnknown, PeerUnreachable
 from p2p.events import Link
-from p2p.storage.files import Layout, write_atomic
-from p2p.storage.quota import DISK_FULL, QUOTA_FULL, RATE_LIMITED, STORAGE_FAILED
+from p2p.services.outbox.parts import Attachment, Recipient, refusal_sentence
+from p2p.services.outbox.queueing import NewDocument, Queueing
+from p2p.services.outbox.sealing import Early, SealFailed, Sealing, ShortEnvelope, send_envelope
+from p2p.storage.files import Layout
 from p2p.storage.store import OutboxRow, OutboxState, PeerRow, Store, StoredReceipt
 from protocol import (
-    DocumentMeta,
-    FileEntry,
+    ContentChanged,
     LocalIdentity,
-    ProfileCard,
     PublicIdentity,
     Receipt,
     RemoteProtocolError,
     limits,
     messages,
     new_document_id,
-    seal,
 )
 
 log = logging.getLogger("pli.outbox")
 
-#: Bytes of envelope per BULK frame (plus the type byte).
-BULK_PAYLOAD = 1024 * 1024
+#: What a sender goes through: documents already queued, and documents still sealing.
+_Item = OutboxRow | Early
+
 #: How long to wait for the receiver to answer an offer.
 REPLY_TIMEOUT = 30.0
 #: Receipt wait: verifying on the receiver runs well above this rate.
@@ -65,48 +52,6 @@ RECEIPT_WINDOW = 64
 Connect = Callable[[str], Awaitable[Link]]
 #: When a peer cannot be reached directly: leave its due documents elsewhere (a mailbox).
 Fallback = Callable[[str, Sequence[OutboxRow]], Awaitable[None]]
-
-#: What pli says when a recipient's daemon refuses a document, by refusal code.
-#: The peer's own ``reason`` text is never shown: a peer could write anything there.
-REFUSALS = {
-    DISK_FULL: "Their computer's disk is nearly full; pli will offer the document again later.",
-    QUOTA_FULL: "Their computer already holds as much from this practice as it accepts; "
-    "pli will offer the document again once they free space.",
-    RATE_LIMITED: "Their computer received its hourly limit of documents from this "
-    "practice; pli will offer the document again later.",
-    STORAGE_FAILED: "Their computer could not store the document; pli will try again later.",
-    "too-large": "The document is over the size their computer accepts.",
-    "authentication": "Their computer refused the document: it failed verification (it may "
-    "have been altered on the way); pli will send it again.",
-}
-REFUSED_OTHERWISE = "Their computer refused the document; pli will try again later."
-
-
-def refusal_sentence(code: str) -> str:
-    """pli's own words for a refusal code (the code is the peer's; the words are ours)."""
-    return REFUSALS.get(code, REFUSED_OTHERWISE)
-
-
-@dataclass(frozen=True)
-class Recipient:
-    peer_id: str
-    card: ProfileCard
-
-
-@dataclass(frozen=True)
-class Attachment:
-    name: str
-    path: Path
-    media_type: str = "application/octet-stream"
-
-    def check(self) -> None:
-        """Refuse, in words, a file the daemon could not send: a full path, readable."""
-        if not self.path.is_absolute():
-            raise BadInput(f"The daemon needs a full path, not “{self.path}”.")
-        if not self.path.is_file():
-            raise BadInput(f"The file {self.path} does not exist or is not a file.")
-        if not os.access(self.path, os.R_OK):
-            raise BadInput(f"The daemon cannot read {self.path}: check its permissions.")
 
 
 @dataclass
@@ -142,6 +87,8 @@ class Outbox:
         self._retry_max = retry_max
         self._wake = asyncio.Event()
         self._senders: dict[str, asyncio.Task[None]] = {}
+        self._sealing: dict[str, list[Sealing]] = {}  # by recipient, not yet taken by a sender
+        self._queueing = Queueing(store, layout, me)
         self._replies: dict[tuple[int, bytes], asyncio.Queue[messages.Message]] = {}
         self.progress: dict[tuple[str, str], int] = {}
 
@@ -154,44 +101,39 @@ class Outbox:
         metadata: dict[str, str],
         attachments: Sequence[Attachment],
     ) -> str:
-        """Seal and queue one document for ``recipients``; return its id (hex)."""
+        """Seal and queue one document for ``recipients``; return its id (hex) once durable.
+
+        The recipients' senders stream it while it is sealed (``sealing.py``).
+        """
         doc_id = new_document_id()
-        # Reading the files, sealing and the outbox commit all wait on the disk: one
-        # trip to a worker thread for them, and the event loop keeps serving meanwhile.
-        size = await asyncio.to_thread(
-            self._seal_and_queue, doc_id, kind, metadata, recipients, attachments
-        )
+        peers = [r.peer_id for r in recipients]
+        sealing = Sealing(doc_id.hex(), peers, self._layout.sent_envelope(doc_id.hex()))
+        for peer_id in peers:
+            self._sealing.setdefault(peer_id, []).append(sealing)
+        self.wake()
+        try:
+            # Reading the files and sealing wait on the disk: a worker thread, while the
+            # event loop keeps serving; then the group commit of what was sealed meanwhile.
+            document = NewDocument(doc_id, kind, metadata, recipients, attachments)
+            sealed = await self._queueing(document, sealing)
+        except ContentChanged as exc:
+            sealing.fail(exc)
+            raise BadInput(
+                "A file changed while pli was reading it (its size is no longer the one it "
+                "had): nothing was sent. Send it again once it is complete."
+            ) from None
+        except BaseException as exc:
+            sealing.fail(exc)
+            raise
+        finally:
+            for peer_id in peers:  # not taken by a sender yet: its row is due like any other
+                with contextlib.suppress(KeyError, ValueError):
+                    self._sealing[peer_id].remove(sealing)
+        sealing.committed({row.peer_id: row for row in sealed.rows})
+        size = sealed.rows[0].size
         log.info("queued a document for %d recipient(s) (%d bytes)", len(recipients), size)
         self.wake()
         return doc_id.hex()
-
-    def _seal_and_queue(
-        self,
-        doc_id: bytes,
-        kind: str,
-        metadata: dict[str, str],
-        recipients: Sequence[Recipient],
-        attachments: Sequence[Attachment],
-    ) -> int:
-        meta = DocumentMeta(
-            document_id=doc_id,
-            created_at=int(time.time()),
-            kind=kind,
-            sender=self._me.public,
-            recipients=tuple(r.card.identity for r in recipients),
-            files=tuple(
-                FileEntry(a.name, a.path.stat().st_size, a.media_type) for a in attachments
-            ),
-            metadata=metadata,
-        )
-        doc_hex = meta.document_id.hex()
-        with contextlib.ExitStack() as stack:
-            sources = [stack.enter_context(open(a.path, "rb")) for a in attachments]
-            sealed = seal(self._me, [r.card for r in recipients], meta, sources)
-            size = write_atomic(self._layout.sent_envelope(doc_hex), sealed).size
-        peers = [r.peer_id for r in recipients]
-        self._store.queue(doc_hex, peers, size, sealed.digest, meta.created_at)
-        return size
 
     # --- scheduling ------------------------------------------------------------------
 
@@ -242,7 +184,8 @@ class Outbox:
                 await self._reset_retries()
                 now = time.time()
                 next_due = now + self._retry_max
-                for peer_id, next_attempt in self._store.due_peers():
+                sealing = [(peer, now) for peer, docs in self._sealing.items() if docs]
+                for peer_id, next_attempt in [*self._store.due_peers(), *sealing]:
                     running = self._senders.get(peer_id)
                     if next_attempt <= now and (running is None or running.done()):
                         self._senders[peer_id] = asyncio.create_task(self._send_all(peer_id))
@@ -261,13 +204,18 @@ class Outbox:
     async def _send_all(self, peer_id: str) -> None:
         try:
             while True:
-                due = self._store.due(peer_id, time.time())
-                if not due:
+                # Documents still being sealed first: their senders are waiting for them.
+                early = [Early(s, peer_id) for s in self._sealing.pop(peer_id, [])]
+                taken = {item.doc_id for item in early}
+                due = [r for r in self._store.due(peer_id, time.time()) if r.doc_id not in taken]
+                if not due and not early:
                     return
                 try:
                     link = await self._connect(peer_id)
-                    await self._deliver_all(link, due)
+                    await self._deliver_all(link, [*early, *due])
                 except (PeerUnreachable, ConnectionError, TimeoutError, _Retry) as exc:
+                    # A document not yet durable has no row: once it has, it is due.
+                    due += [i.sealing.rows[peer_id] for i in early if i.sealing.rows is not None]
                     if self._fallback is not None and isinstance(exc, PeerUnreachable):
                         await self._fallback(peer_id, due)
                     error = str(exc) or exc.__class__.__name__
@@ -290,7 +238,7 @@ class Outbox:
 
     # --- one document -------------------------------------------------------------------
 
-    async def _deliver_all(self, link: Link, rows: Sequence[OutboxRow]) -> None:
+    async def _deliver_all(self, link: Link, rows: Sequence[_Item]) -> None:
         """Offer and stream each document in turn, collecting receipts as they come back.
 
         Receipts are verified and stored by one background task at a time, in
@@ -313,33 +261,40 @@ class Outbox:
             await self._collect(link, outstanding, ready, keep=0)
         finally:
             for sent in outstanding:
-                self._forget(link, sent.row)
+                self._forget(link, sent.row.doc_id, sent.row.peer_id)
             if settling is not None:
                 await settling
             if ready:
                 await self._settle(ready)
 
-    def _forget(self, link: Link, row: OutboxRow) -> None:
-        self._replies.pop((id(link), bytes.fromhex(row.doc_id)), None)
-        self.progress.pop((row.doc_id, row.peer_id), None)
+    def _forget(self, link: Link, doc_id: str, peer_id: str) -> None:
+        self._replies.pop((id(link), bytes.fromhex(doc_id)), None)
+        self.progress.pop((doc_id, peer_id), None)
 
-    async def _deliver(self, link: Link, row: OutboxRow) -> _Outstanding | None:
+    async def _deliver(self, link: Link, item: _Item) -> _Outstanding | None:
         """Offer one document and stream it; what to wait for (None: already settled)."""
-        doc_id = bytes.fromhex(row.doc_id)
+        doc_id = bytes.fromhex(item.doc_id)
+        size = item.size if isinstance(item, OutboxRow) else await item.sealing.started()
         # Bounded: a receiver answers an offer once and an accepted transfer once more.
         replies: asyncio.Queue[messages.Message] = asyncio.Queue(limits.MAX_REPLIES_PER_OFFER)
         self._replies[(id(link), doc_id)] = replies
         try:
-            await link.send(messages.Offer(doc_id, row.size))
+            await link.send(messages.Offer(doc_id, size))
             reply = await self._reply(replies, link, REPLY_TIMEOUT)
             if isinstance(reply, messages.Accept):
-                await self._stream(link, row, reply.offset)
+                row = await self._stream(link, item, size, reply.offset)
                 wait = REPLY_TIMEOUT + row.size / SLOWEST_EXPECTED_RATE
                 return _Outstanding(row, replies, asyncio.get_running_loop().time() + wait)
+            row = item if isinstance(item, OutboxRow) else await item.row()
+        except SealFailed:
+            self._forget(link, item.doc_id, item.peer_id)
+            # The receiver holds part of an envelope that will never be whole: a new
+            # offer on this link would be refused, so this attempt ends here.
+            raise _Retry("a document could not be sealed") from None
         except BaseException:
-            self._forget(link, row)
+            self._forget(link, item.doc_id, item.peer_id)
             raise
-        self._forget(link, row)
+        self._forget(link, item.doc_id, item.peer_id)
         try:
             await self._settle([self._answer(row, reply)])
         except _Refused as refused:
@@ -367,7 +322,7 @@ class Outbox:
             head = outstanding[0]
             reply = await self._reply(head.replies, link, max(0.0, head.deadline - loop.time()))
             outstanding.popleft()
-            self._forget(link, head.row)
+            self._forget(link, head.row.doc_id, head.row.peer_id)
             try:
                 ready.append(self._answer(head.row, reply))
             except _Refused as refused:
@@ -387,25 +342,28 @@ class Outbox:
         except TimeoutError:
             raise _Retry("the peer did not answer in time") from None
 
-    async def _stream(self, link: Link, row: OutboxRow, offset: int) -> None:
-        if not 0 <= offset <= row.size:
+    async def _stream(self, link: Link, item: _Item, size: int, offset: int) -> OutboxRow:
+        """Send the envelope from ``offset``; its row (once durable, for an early one)."""
+        if not 0 <= offset <= size:
             raise _Retry("the peer asked for an impossible offset")
-        path = self._layout.sent_envelope(row.doc_id)
-        key = (row.doc_id, row.peer_id)
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            position = offset
-            while position < row.size:
-                length = min(BULK_PAYLOAD, row.size - position)
-                frame = bytearray(1 + length)
-                frame[0] = messages.FrameType.BULK
-                if handle.readinto(memoryview(frame)[1:]) != length:
-                    raise _Retry("the sent envelope is shorter than recorded")
-                await link.send_bulk(frame)
-                position += length
-                self.progress[key] = position
+        key = (item.doc_id, item.peer_id)
+
+        def sent(position: int) -> None:
+            self.progress[key] = position
+
+        try:
+            if isinstance(item, OutboxRow):
+                path = self._layout.sent_envelope(item.doc_id)
+                await send_envelope(link, path, offset, size, sent)
+                row = item
+            else:
+                await item.send(link, offset, sent)
+                row = await item.row()
+        except ShortEnvelope:
+            raise _Retry("the sent envelope is shorter than recorded") from None
         if offset:
-            log.info("resumed a transfer at %d of %d bytes", offset, row.size)
+            log.info("resumed a transfer at %d of %d bytes", offset, size)
+        return row
 
     async def _settle(self, ready: list[tuple[OutboxRow, bytes]]) -> None:
         """Verify receipts and store the valid ones in one commit (off the event loop)."""

@@ -386,7 +386,7 @@ class Pair:
         started = time.perf_counter()
         self.queue_many(path, count, clients)
         queued = time.perf_counter()
-        done = self.wait_delivered(base + count, POLL_LETTER, 60 + count)
+        done = self.wait_delivered(base + count, POLL_FILE, 60 + count)
         return Burst(count, done - started, queued - started, done - queued)
 
     def drain(self, path: Path, count: int, clients: int) -> Burst:
@@ -405,7 +405,7 @@ class Pair:
         self.a.reset_peak()
         woken = time.perf_counter()
         self.a.trust(self.b)
-        done = self.wait_delivered(base + count, POLL_LETTER, 60 + count)
+        done = self.wait_delivered(base + count, POLL_FILE, 60 + count)
         return Burst(count, done - woken, queued - started, done - woken)
 
     def apart(self, path: Path, size: int) -> tuple[float, float]:

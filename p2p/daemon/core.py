@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import ipaddress
 import logging
 import time
@@ -215,6 +216,7 @@ class Daemon:
         self.events.bind(asyncio.get_running_loop())
         paired = [row.peer_id for row in self.store.peers()]
         await asyncio.to_thread(self.quota.sweep, paired)  # before any transfer opens one
+        await asyncio.to_thread(self.outbox.sweep)  # envelopes a crash left unqueued
         cancelled = await asyncio.to_thread(self.store.cancel_unpaired, CANCELLED_REMOVED)
         if cancelled:
             log.info("cancelled %d document(s) queued to peers no longer paired", cancelled)
@@ -551,7 +553,7 @@ class Daemon:
         """Queue one document for the peers named ``targets``: (its id, their peer ids)."""
         rows = [self.peers.find(target) for target in targets]
         await asyncio.to_thread(_check_all, files)  # stat() and access() each file
-        recipients = [Recipient(r.peer_id, ProfileCard.from_wire(r.card)) for r in rows]
+        recipients = [Recipient(r.peer_id, _stored_card(r.card)) for r in rows]
         try:
             doc_id = await self.outbox.queue(recipients, kind, metadata, files)
         except (MalformedMessage, FrameTooLarge) as exc:  # our own document's fields
@@ -560,6 +562,13 @@ class Daemon:
             {"type": "document-queued", "id": doc_id, "to": [r.peer_id for r in rows]}
         )
         return doc_id, [r.peer_id for r in rows]
+
+
+@functools.lru_cache(maxsize=256)
+def _stored_card(wire: bytes) -> ProfileCard:
+    """A paired peer's stored card, parsed (its signature checked) once per version:
+    every ``POST /v1/documents`` needs its recipients' cards."""
+    return ProfileCard.from_wire(wire)
 
 
 def _check_all(files: list[Attachment]) -> None:

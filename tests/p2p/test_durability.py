@@ -156,6 +156,44 @@ def test_sender_killed_while_sealing_and_sending(
     assert exported_hash(b, again) == sha256(big_file)
 
 
+def test_sender_killed_during_a_burst_of_letters(
+    practices: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
+) -> None:
+    """kill -9 while 8 clients queue letters at once (the group commit under way)."""
+    a, b = practices
+    letter = tmp_path / "lettre.txt"
+    letter.write_text("Cher confrère, je vous adresse M. R. pour avis.\n" * 40)
+    body = {"to": [b.identity()["peer_id"]], "kind": "letter", "files": [{"path": str(letter)}]}
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                answered.append(a.client.post("/v1/documents", body)["id"])
+            except Exception:  # the daemon died under the request: not queued, or not told
+                return
+
+    clients = [threading.Thread(target=client) for _ in range(8)]
+    for thread in clients:
+        thread.start()
+    wait_until(lambda: len(answered) >= 40, timeout=60, interval=0.002)
+    a.kill9()
+    stop.set()
+    for thread in clients:
+        thread.join(30)
+    told = list(answered)
+    a.start()
+    queued = {e["id"] for e in a.client.get("/v1/outbox")}
+    assert set(told) <= queued  # every "queued" answer held, even those of the last group
+    wait_until(lambda: all(a.outbox_state(d) == "delivered" for d in queued), timeout=120)
+    received = b.inbox_ids()
+    assert sorted(received) == sorted(queued)  # each exactly once, nothing unknown
+    sent = a.home / "documents" / "sent"
+    assert not list(sent.glob(".*.tmp"))
+    assert {p.stem for p in sent.glob("*.pli")} == queued  # no envelope left unqueued
+
+
 def test_receiver_down_then_back(
     practices: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
 ) -> None:

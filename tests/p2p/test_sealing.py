@@ -142,3 +142,18 @@ async def test_a_file_that_shrinks_while_sealed_queues_nothing_and_the_next_one_
     await wait_for(lambda: delivered(a, doc_id))
     assert doc_id in [row.doc_id for row in b.daemon.store.inbox()]
     assert len(b.daemon.store.inbox()) == 2
+
+
+async def test_envelopes_a_crash_left_unqueued_are_swept_at_start(
+    two: tuple[Running, Running], tmp_path: Path
+) -> None:
+    a, b = two
+    await connected(a, b, tmp_path)
+    sent = a.home / "documents" / "sent"
+    (kept,) = list(sent.glob("*.pli"))  # queued and delivered: stays
+    orphan, sealing_now = sent / f"{'ab' * 16}.pli", sent / f"{'cd' * 16}.pli"
+    for path in (orphan, sealing_now):
+        path.write_bytes(os.urandom(1000))
+    os.utime(orphan, (1_700_000_000, 1_700_000_000))  # from before this daemon started
+    assert await asyncio.to_thread(a.daemon.outbox.sweep) == 1
+    assert sorted(sent.glob("*.pli")) == sorted([kept, sealing_now])

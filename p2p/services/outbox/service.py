@@ -89,6 +89,7 @@ class Outbox:
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._sealing: dict[str, list[Sealing]] = {}  # by recipient, not yet taken by a sender
         self._queueing = Queueing(store, layout, me)
+        self._born = time.time()
         self._replies: dict[tuple[int, bytes], asyncio.Queue[messages.Message]] = {}
         self.progress: dict[tuple[str, str], int] = {}
 
@@ -134,6 +135,24 @@ class Outbox:
         log.info("queued a document for %d recipient(s) (%d bytes)", len(recipients), size)
         self.wake()
         return doc_id.hex()
+
+    def sweep(self) -> int:
+        """Remove sent envelopes that were never queued (worker thread, at start-up).
+
+        A kill -9 after an envelope got its name but before its group commit leaves
+        it without an outbox row: its POST was never answered, nothing refers to it.
+        """
+        queued = {row.doc_id for row in self._store.outbox()}
+        removed = 0
+        for path in self._layout.sent.glob("*.pli"):
+            with contextlib.suppress(FileNotFoundError):
+                # Older than this daemon: not one a request of ours is sealing now.
+                if path.stem not in queued and path.stat().st_mtime < self._born:
+                    path.unlink()
+                    removed += 1
+        if removed:
+            log.info("removed %d envelope(s) sealed but never queued", removed)
+        return removed
 
     # --- scheduling ------------------------------------------------------------------
 
@@ -184,8 +203,13 @@ class Outbox:
                 await self._reset_retries()
                 now = time.time()
                 next_due = now + self._retry_max
-                sealing = [(peer, now) for peer, docs in self._sealing.items() if docs]
-                for peer_id, next_attempt in [*self._store.due_peers(), *sealing]:
+                due = dict(self._store.due_peers())
+                # A document being sealed goes at once, unless its peer is backing off
+                # (unreachable): then it waits for that peer's next attempt, queued.
+                for peer_id, docs in self._sealing.items():
+                    if docs and peer_id not in due:
+                        due[peer_id] = now
+                for peer_id, next_attempt in due.items():
                     running = self._senders.get(peer_id)
                     if next_attempt <= now and (running is None or running.done()):
                         self._senders[peer_id] = asyncio.create_task(self._send_all(peer_id))

@@ -69,6 +69,13 @@ class Integrated(Body):
     }
 
 
+class SignIn(Body):
+    """``POST /v1/web/sign-in``: a person's name and password for the page (``web_tls``)."""
+
+    name: str
+    password: str
+
+
 class NewMailbox(Body):
     """``POST /v1/mailboxes``: join a NATS mailbox (a .creds file's text, if it needs one)."""
 

@@ -32,6 +32,7 @@ from p2p.api import (
     status,
     stream,
     tokens,
+    weblogin,
 )
 from p2p.api.access import access
 from p2p.api.request import API_TCP, DAEMON, MAX_JSON, TcpPort
@@ -95,6 +96,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/v1/uploads", stream.upload)
     app.router.add_get("/v1/events", stream.events)
     app.router.add_post("/v1/web/link", stream.web_link)
+    app.router.add_post("/v1/web/sign-in", weblogin.sign_in)
     app.router.add_get("/v1/outbox", mailbox.outbox)
     app.router.add_post("/v1/outbox/{doc}/{peer}/retry", mailbox.retry)
     app.router.add_post("/v1/outbox/{doc}/{peer}/cancel", mailbox.cancel)

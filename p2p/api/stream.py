@@ -58,5 +58,7 @@ def encode_event(event: dict[str, object]) -> bytes:
 
 
 async def web_link(request: web.Request) -> web.Response:
-    """A one-time login link for the practice's page (``pli open``)."""
-    return web.json_response({"url": request.app[DAEMON].web_links.new_link()}, status=201)
+    """A one-time login link for the practice's page (``pli open``), or its sign-in page."""
+    links = request.app[DAEMON].web_links
+    answer = {"url": links.new_link(), "tls_fingerprint": links.tls_fingerprint}
+    return web.json_response(answer, status=201)

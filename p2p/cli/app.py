@@ -1,8 +1,8 @@
 """The ``pli`` command (contract: ../shared/design/cli.md): the group, ``State``, exit codes.
 
 Every command talks to the daemon through the local API (``client.py``) except
-``init``, ``id``, ``daemon``, ``verify``, ``profile`` (shown) and ``passphrase``, which
-work on the home folder or a file.
+``init``, ``id``, ``daemon``, ``verify``, ``profile`` (shown), ``passphrase`` and
+``web-user``, which work on the home folder or a file.
 
 This module holds only what every command shares; the commands live in one module
 per family and are imported when they are looked up (``COMMANDS`` below), so that
@@ -18,6 +18,7 @@ this module's importers:
 - ``verify.py``: verify;
 - ``page.py``: open (the practice's page);
 - ``profile.py``: profile, profile set, passphrase;
+- ``webusers.py``: web-user, web-user set|remove (the page's sign-in on the network);
 - ``revocation.py``: revoke (and the revocation notes other commands print);
 - ``tokens.py``: api-token create|list|revoke (the local API's scoped tokens).
 
@@ -65,6 +66,7 @@ COMMANDS: Lazy = {
     "open": ("p2p.cli.page:open_page", "Open the practice's page in the browser."),
     "profile": ("p2p.cli.profile:profile", "Show or change your profile (name, RPPS ...)."),
     "passphrase": ("p2p.cli.profile:passphrase", "Add, change or remove the keys' passphrase."),
+    "web-user": ("p2p.cli.webusers:web_user", "Who signs in to the page over the network."),
     "peers": ("p2p.cli.peers:peers", "Your paired peers; pair by fingerprint, remove one."),
     "pair": ("p2p.cli.pairing:pair", "Pair with a colleague using a one-time code."),
     "send": ("p2p.cli.documents:send", "Send files to a peer, encrypted and signed."),

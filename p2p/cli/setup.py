@@ -337,6 +337,7 @@ def _refuse_second_daemon(state: State) -> None:
 @click.pass_obj
 def status(state: State) -> None:
     """Is the daemon up? Fingerprint, peers online, outbox and inbox counts."""
+    from p2p.cli.page import page_lines
     from p2p.cli.render import when
 
     info = state.client.get("/v1/status")
@@ -363,6 +364,7 @@ def status(state: State) -> None:
                 f"{info.get('inbox_new', 0)} not exported yet",
             ),
             *_disk_lines(info),
+            *page_lines(info.get("page")),
         ]
     )
     if info.get("pending_names"):

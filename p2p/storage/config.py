@@ -101,6 +101,10 @@ class Config:
     partial_lifetime: int
     web_host: str = "127.0.0.1"
     web_port: int = DEFAULT_WEB_PORT
+    web_tls: bool = False  # HTTPS and a password sign-in (web/serve.py, docs/operations.md)
+    web_names: tuple[str, ...] = ()
+    web_certificate: str = ""
+    web_private_key: str = ""
     folders: Folders = Folders()
     # Later receipts signed for senders: integrated on, read off (storage/settings.py).
     receipts_integrated: bool = True
@@ -143,7 +147,9 @@ def load(home: Path, *, listen: str | None = None, **overrides: Any) -> Config:
             raise ConfigError(f"The setting “listen” in {path}: {exc.message}") from None
     own = ("listen", "web_listen", "api_listen", "folders")
     fields = {key: getattr(settings, key) for key in settings_mod.KEYS if key not in own}
-    fields["web_host"], fields["web_port"] = parse_web_listen(settings.web_listen, path)
+    fields["web_host"], fields["web_port"] = parse_web_listen(
+        settings.web_listen, path, tls=settings.web_tls
+    )
     fields["api_tcp"] = parse_api_listen(settings.api_listen, path)
     fields["folders"] = check_folders(settings.folders, home, path)
     if settings.interfaces:
@@ -160,23 +166,27 @@ def load(home: Path, *, listen: str | None = None, **overrides: Any) -> Config:
 LOOPBACK_NAMES = ("127.0.0.1", "::1", "localhost")
 
 
-def parse_web_listen(text: str, path: Path) -> tuple[str, int]:
-    """The page's address: on this computer only (127.0.0.1, ::1 or localhost).
+def parse_web_listen(text: str, path: Path, *, tls: bool = False) -> tuple[str, int]:
+    """The page's address: on this computer only (127.0.0.1, ::1 or localhost), unless
+    ``web_tls`` is on.
 
-    The page has no TLS and no password of its own: its one-time login link and
-    session cookie protect it from other programs of this computer, not from the
-    network. So an address other machines could reach is refused in words.
+    Without TLS the page's one-time login link and session cookie protect it from
+    other programs of this computer, not from the network: an address other
+    machines could reach is refused in words. With ``web_tls = true`` the page is
+    HTTPS and asks for a name and password (docs/operations.md, "The page on the
+    practice's network").
     """
     try:
         host, port = parse_address(text, default_port=DEFAULT_WEB_PORT)
     except ConfigError as exc:
         raise ConfigError(f"The setting “web_listen” in {path}: {exc.message}") from None
-    if host not in LOOPBACK_NAMES:
+    if host not in LOOPBACK_NAMES and not tls:
         raise ConfigError(
-            f"The setting “web_listen” in {path} is “{text}”: the practice's page is served "
-            "on this computer only (127.0.0.1, ::1 or localhost), because it has no "
-            "encryption or password for the network. Write e.g. web_listen = "
-            f'"127.0.0.1:{DEFAULT_WEB_PORT}"; other machines of the practice run their own pli.'
+            f"The setting “web_listen” in {path} is “{text}”: without encryption the "
+            "practice's page is served on this computer only (127.0.0.1, ::1 or localhost). "
+            "To open it to the practice's other computers, also set web_tls = true (HTTPS "
+            "and a password for each person: `pli web-user set NAME`); otherwise write "
+            f'web_listen = "127.0.0.1:{DEFAULT_WEB_PORT}".'
         )
     return host, port
 

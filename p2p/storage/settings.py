@@ -44,7 +44,11 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=
     invitation_lifetime: int = 600
     handshake_deadline: float = 10.0
     advertise_addresses: tuple[str, ...] = ()
-    web_listen: str = f"127.0.0.1:{DEFAULT_WEB_PORT}"  # the practice's page; loopback only
+    web_listen: str = f"127.0.0.1:{DEFAULT_WEB_PORT}"  # the practice's page; loopback unless TLS
+    web_tls: bool = False  # HTTPS and a password sign-in: needed for a non-loopback web_listen
+    web_names: tuple[str, ...] = ()  # more names or addresses the page is reached at
+    web_certificate: str = ""  # the practice's own PEM certificate (else pli makes one)
+    web_private_key: str = ""  # and its key
     api_listen: str = ""  # the local API on a loopback TCP port, for tokens; "" = off
     # What one paired peer may make us store, and the disk's reserve (storage/quota.py).
     peer_quota_mib: int = 20 * 1024

@@ -17,7 +17,7 @@ import jinja2
 from aiohttp import web
 
 from p2p.daemon.weblinks import LoginLinks
-from p2p.web import colleagues, compose, guard, live, prescribe, settings, views
+from p2p.web import colleagues, compose, guard, live, prescribe, settings, signin, views
 from p2p.web.api import API, Api, ApiError
 from p2p.web.render import render
 from p2p.web.words import inert
@@ -26,8 +26,11 @@ log = logging.getLogger("pli.web")
 HERE = Path(__file__).parent
 
 
-def build_app(api: Api, links: LoginLinks) -> web.Application:
-    """The page, talking to the daemon through ``api`` and redeeming ``links``."""
+def build_app(
+    api: Api, links: LoginLinks, *, hosts: frozenset[str] | None = None
+) -> web.Application:
+    """The page, talking to the daemon through ``api`` and redeeming ``links``; ``hosts``
+    are the names it answers at, when served to the network (``web_tls``)."""
     app = web.Application(
         middlewares=[guard.headers, guard.allowed_host, errors_as_pages, guard.signed_in],
         client_max_size=64 * 1024,  # forms; files stream through compose.send
@@ -36,6 +39,9 @@ def build_app(api: Api, links: LoginLinks) -> web.Application:
     app[guard.LINKS] = links
     app[guard.SESSIONS] = guard.Sessions()
     app[prescribe.DRAFTS] = prescribe.Drafts()
+    app[signin.TRIES] = signin.tries()
+    if hosts is not None:
+        app[guard.HOSTS] = hosts
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -44,6 +50,8 @@ def build_app(api: Api, links: LoginLinks) -> web.Application:
     )
     env.filters["inert"] = inert
     app.router.add_get("/login/{token}", live.login)
+    app.router.add_get("/signin", signin.form)
+    app.router.add_post("/signin", signin.sign_in)
     app.router.add_post("/logout", live.logout)
     app.router.add_post("/lang", live.language)
     app.router.add_get("/events", live.events)

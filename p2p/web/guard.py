@@ -1,11 +1,14 @@
 """The page's defences, each one a middleware or a small check (docs/threat-model.md).
 
 - **Host allowlist** (DNS rebinding): a request whose Host is not localhost,
-  127.0.0.1 or ::1 is refused (403) before anything else runs.
+  127.0.0.1 or ::1 (or, with ``web_tls``, a name the page is set up with) is
+  refused (403) before anything else runs.
 - **Session**: ``/login/{token}`` redeems a one-time link (``pli open``) and sets an
   HttpOnly, SameSite=Strict cookie naming a session held in memory; a session ends
   after ``IDLE`` seconds unused or ``LIFETIME`` seconds in all. Without one, every
-  page answers 401 with a sentence saying to run ``pli open``.
+  page answers 401 with a sentence saying to run ``pli open``. With ``web_tls`` the
+  page is HTTPS, there are no links, and a person signs in with a name and a
+  password (``signin.py``); the cookie is then also Secure, and HSTS is sent.
 - **Origin and CSRF**: every request that is not GET/HEAD must carry an Origin equal
   to the page's own and the session's CSRF token (header ``X-CSRF-Token``, form
   field or query ``csrf``), compared in constant time.
@@ -37,7 +40,8 @@ CSP = (
     "object-src 'none'"
 )
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-OPEN_PATHS = ("/login/", "/static/")  # reachable without a session
+OPEN_PATHS = ("/login/", "/static/", "/signin")  # reachable without a session
+HSTS = "max-age=31536000"  # with TLS: browsers never fall back to http for this page
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Session:
     lang: str = "fr"
     notes: list[str] = field(default_factory=list)  # one-time messages for the next page
     codes: dict[str, dict[str, str]] = field(default_factory=dict)  # invitations shown here
+    user: str = ""  # the name signed in with (web_tls); "" for a `pli open` link
 
 
 class Sessions:
@@ -89,6 +94,8 @@ class Sessions:
 
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions", Sessions)
 LINKS: web.AppKey[LoginLinks] = web.AppKey("links", LoginLinks)
+#: The names the page answers at (Host): the loopback ones, more with ``web_tls``.
+HOSTS: web.AppKey[frozenset[str]] = web.AppKey("hosts", frozenset)
 SESSION = "pli.session"  # request key: the request's Session
 
 
@@ -118,6 +125,8 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Cache-Control", "no-store")
+    if request.secure:
+        response.headers["Strict-Transport-Security"] = HSTS
     if isinstance(response, web.HTTPException):
         raise response
     return response
@@ -125,7 +134,10 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def allowed_host(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if host_name(request.headers.get("Host", "").lower()) not in ALLOWED_HOSTS:
+    named = request.app.get(HOSTS)
+    if host_name(request.headers.get("Host", "").lower()) not in (named or ALLOWED_HOSTS):
+        if named:
+            return refuse(403, "pli: this page answers only at the names set in web_names.")
         return refuse(403, "pli: this page answers only at http://127.0.0.1 or http://localhost.")
     return await handler(request)
 
@@ -136,6 +148,8 @@ async def signed_in(request: web.Request, handler: Handler) -> web.StreamRespons
     if request.path.startswith(OPEN_PATHS):
         return await handler(request)
     session = request.app[SESSIONS].find(request.cookies.get(COOKIE))
+    if session is None and request.app[LINKS].password_sign_in and request.method == "GET":
+        raise web.HTTPSeeOther("/signin")  # the page on the network: a name and a password
     if session is None:
         return refuse(
             401,
@@ -152,15 +166,40 @@ async def signed_in(request: web.Request, handler: Handler) -> web.StreamRespons
 
 async def _forgery(request: web.Request, session: Session) -> str | None:
     """Why a state-changing request may come from another site, or None."""
-    expected = f"http://{request.headers.get('Host', '')}"
-    if request.headers.get("Origin") != expected:
-        return "pli: this request did not come from pli's own page (Origin), so it was refused."
+    problem = foreign_origin(request)
+    if problem is not None:
+        return problem
     token = request.headers.get("X-CSRF-Token") or request.query.get("csrf")
     if token is None and request.content_type == "application/x-www-form-urlencoded":
         token = str((await request.post()).get("csrf", ""))
     if not token or not hmac.compare_digest(token.encode(), session.csrf.encode()):
         return "pli: this form is out of date or forged (CSRF token): reload the page."
     return None
+
+
+def foreign_origin(request: web.Request) -> str | None:
+    """Why this request's Origin is not the page's own (scheme, Host), or None."""
+    expected = f"{request.scheme}://{request.headers.get('Host', '')}"
+    if request.headers.get("Origin") != expected:
+        return "pli: this request did not come from pli's own page (Origin), so it was refused."
+    return None
+
+
+def start_session(request: web.Request, user: str = "") -> web.StreamResponse:
+    """A new session and its cookie (Secure when the page is HTTPS), then the inbox."""
+    session_id, session = request.app[SESSIONS].new()
+    session.user = user
+    response = web.HTTPSeeOther("/")
+    response.set_cookie(
+        COOKIE,
+        session_id,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/",
+        max_age=int(LIFETIME),
+    )
+    return response
 
 
 def session_of(request: web.Request) -> Session:

@@ -23,20 +23,19 @@ LOGIN_REFUSED = (
 )
 
 
+LINK_NOT_ENOUGH = (
+    "pli : cette page se connecte avec un nom et un mot de passe : allez sur /signin.\n"
+    "pli: this page signs you in with a name and a password: go to /signin."
+)
+
+
 async def login(request: web.Request) -> web.StreamResponse:
-    if not request.app[guard.LINKS].redeem(request.match_info["token"]):
+    links = request.app[guard.LINKS]
+    if links.password_sign_in:
+        return guard.refuse(403, LINK_NOT_ENOUGH)
+    if not links.redeem(request.match_info["token"]):
         return guard.refuse(403, LOGIN_REFUSED)
-    session_id, _session = request.app[guard.SESSIONS].new()
-    response = web.HTTPSeeOther("/")
-    response.set_cookie(
-        guard.COOKIE,
-        session_id,
-        httponly=True,
-        samesite="Strict",
-        path="/",
-        max_age=int(guard.LIFETIME),
-    )
-    return response
+    return guard.start_session(request)
 
 
 async def logout(request: web.Request) -> web.StreamResponse:

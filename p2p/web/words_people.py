@@ -149,6 +149,24 @@ PEOPLE: dict[str, tuple[str, str]] = {
         "Nothing was saved. You can start again with a new code.",
     ),
     "reload": ("Actualiser", "Refresh"),
+    # signing in over the network (web_tls)
+    "signin": ("Connexion", "Sign in"),
+    "signin_hint": (
+        "La page du cabinet sur le réseau : entrez votre nom de connexion et votre mot de passe.",
+        "The practice's page on the network: give your sign-in name and password.",
+    ),
+    "signin_name": ("Nom de connexion", "Sign-in name"),
+    "signin_password": ("Mot de passe", "Password"),
+    "signin_slow_down": (
+        "Trop d'essais : attendez une minute avant de réessayer.",
+        "Too many tries: wait a minute before trying again.",
+    ),
+    "signin_certificate": (
+        "Empreinte du certificat de cette page (à comparer avec celle qu'affiche le "
+        "navigateur et avec `pli status` sur le serveur) :",
+        "This page's certificate fingerprint (compare it with the one the browser shows "
+        "and with `pli status` on the server):",
+    ),
     # settings
     "profile": ("Profil du cabinet", "The practice's profile"),
     "profile_hint": (

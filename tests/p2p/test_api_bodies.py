@@ -31,6 +31,7 @@ from p2p.api.bodies import (
     ProfileChange,
     RequestAnswer,
     RevocationRequest,
+    SignIn,
     decode,
 )
 from p2p.errors import BadInput
@@ -50,6 +51,7 @@ EVERY_BODY: list[type[Body]] = [
     PassphraseChange,
     Integrated,
     NewToken,
+    SignIn,
 ]
 
 
@@ -120,6 +122,7 @@ EVERY_BODY: list[type[Body]] = [
             b'{"name": "LGC", "scopes": ["send"], "expires_at": "soon"}',
             "“expires_at” is a time in seconds since 1970 (UTC), or null.",
         ),
+        (SignIn, b'{"name": "secretariat"}', "“password” must be text."),
     ],
 )
 def test_a_wrong_body_gets_the_sentence_it_always_got(

@@ -214,6 +214,9 @@ def command_lines(tmp: Path) -> dict[tuple[str, ...], tuple[list[str], int]]:
         ("api-token", "create"): (["--name", "LGC", "--scope", "send"], 3),
         ("api-token", "list"): ([], 3),
         ("api-token", "revoke"): (["LGC"], 3),
+        ("web-user",): ([], 0),  # reads web/users.json only
+        ("web-user", "set"): (["secretariat"], 1),  # no password typed: stopped
+        ("web-user", "remove"): (["secretariat"], 1),  # no such name
     }
 
 

@@ -48,9 +48,12 @@ COMMANDS = [
     "demo",
     "profile",
     "passphrase",
+    "web-user",
 ]
 SUBCOMMANDS = [
     "profile set",
+    "web-user set",
+    "web-user remove",
     "peers remove",
     "peers add",
     "peers accept",
@@ -137,6 +140,7 @@ def test_every_command_is_in_a_table() -> None:
     from p2p.cli.peers import PEERS_COMMANDS
     from p2p.cli.profile import PROFILE_COMMANDS
     from p2p.cli.tokens import TOKEN_COMMANDS
+    from p2p.cli.webusers import WEB_USER_COMMANDS
 
     tables = [
         *COMMANDS.values(),
@@ -144,6 +148,7 @@ def test_every_command_is_in_a_table() -> None:
         *MAILBOX_COMMANDS.values(),
         *PROFILE_COMMANDS.values(),
         *TOKEN_COMMANDS.values(),
+        *WEB_USER_COMMANDS.values(),
     ]
     tabled = {target for target, _help in tables}
     found = set()
@@ -159,6 +164,7 @@ def test_every_command_is_in_a_table() -> None:
         "page",
         "profile",
         "tokens",
+        "webusers",
     )
     for module in modules:
         for attr, value in vars(importlib.import_module(f"p2p.cli.{module}")).items():

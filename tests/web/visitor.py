@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import ssl
 import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
@@ -27,10 +28,13 @@ class Answer:
 
 @dataclass
 class Visitor:
-    """One browser profile on the page at ``base`` (``http://127.0.0.1:PORT``)."""
+    """One browser profile on the page at ``base`` (``http://127.0.0.1:PORT``, or
+    ``https://...`` checked against ``tls``)."""
 
     base: str
     cookies: dict[str, str] = field(default_factory=dict)
+    tls: ssl.SSLContext | None = None
+    set_cookies: list[str] = field(default_factory=list)  # every Set-Cookie header seen
 
     @property
     def host(self) -> str:
@@ -40,7 +44,13 @@ class Visitor:
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> Answer:
         parts = urlsplit(self.base)
-        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+        connection: http.client.HTTPConnection
+        if parts.scheme == "https":
+            connection = http.client.HTTPSConnection(
+                parts.hostname or "", parts.port, timeout=30, context=self.tls
+            )
+        else:
+            connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
         sent = {"Host": self.host}
         if self.cookies:
             sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -51,6 +61,7 @@ class Visitor:
             data = response.read()
             for name, value in response.getheaders():
                 if name.lower() == "set-cookie":
+                    self.set_cookies.append(value)
                     key, _, rest = value.partition("=")
                     self.cookies[key] = rest.split(";")[0]
             return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
@@ -71,7 +82,7 @@ class Visitor:
     def post_form(self, path: str, fields: dict[str, str], **headers: str) -> Answer:
         sent = {
             "Content-Type": "application/x-www-form-urlencoded",
-            "Origin": f"http://{self.host}",
+            "Origin": f"{urlsplit(self.base).scheme}://{self.host}",
             **headers,
         }
         return self.request("POST", path, urlencode(fields).encode(), sent)

@@ -107,6 +107,7 @@ class Daemon:
             my_addresses=lambda: list(self.card().addresses),
             store_peer=self._paired,
             on_invitation_change=self._invitation_changed,
+            on_event=lambda event: self.events.publish(event),  # noqa: PLW0108 - made below
         )
         self.transport = Transport(
             self.me,

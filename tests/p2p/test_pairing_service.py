@@ -106,6 +106,7 @@ async def start_practice(name: str, **timeouts: float) -> Practice:
         my_addresses=lambda: [holder["p"].address],
         store_peer=stored.append,
         on_invitation_change=advertise,
+        on_event=None,
         now=clock,
         **timeouts,
     )

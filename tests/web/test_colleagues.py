@@ -4,8 +4,9 @@ Three practices that know nothing of each other. The GP and the cardiologist pai
 by code through their two pages (the wizard: the code shown and typed, then the
 check codes compared side by side and confirmed on both), then the GP renames
 and removes the cardiologist. The physiotherapist pairs with the GP by
-fingerprint (read on the GP's settings page), the GP accepts the request after
-comparing its check code; the GP's new profile reaches the physiotherapist as a
+fingerprint (read on the GP's settings page); the request appears on the GP's
+open colleagues page without a reload, and the GP accepts it after comparing its
+check code; the GP's new profile reaches the physiotherapist as a
 signed card; the physiotherapist revokes its key and the GP's page shows it. The
 state-changing forms refuse a request without the CSRF token. axe-core runs on
 every page; screenshots go to build/screenshots/.
@@ -172,6 +173,9 @@ def test_pairing_by_fingerprint_a_new_profile_and_a_revoked_key(
     fingerprint = str(doctor.get_by_test_id("own-fingerprint").text_content()).strip()
     assert fingerprint == off_loop(gp.daemon.identity)["fingerprint"]
 
+    doctor.goto(doctor.url.replace("/settings", "/colleagues"))
+    doctor.evaluate("window.stillTheSamePage = true")
+
     therapist = signed_in(browser, kine)
     therapist.get_by_test_id("fingerprint-input").fill(fingerprint.lower().replace("-", " "))
     therapist.get_by_test_id("fingerprint-address").fill(gp.daemon.address)
@@ -179,9 +183,9 @@ def test_pairing_by_fingerprint_a_new_profile_and_a_revoked_key(
     wizard(therapist, "waiting-for-peer")
     told = str(therapist.get_by_test_id("check-code").text_content())
 
-    doctor.goto(doctor.url.replace("/settings", "/colleagues"))
     request = doctor.get_by_test_id("pairing-request")
-    expect(request).to_contain_text("Mme Leroy")
+    expect(request).to_contain_text("Mme Leroy")  # it appears on the open page by itself
+    assert doctor.evaluate("window.stillTheSamePage") is True
     assert request.get_by_test_id("check-code").text_content() == told
     shoot(doctor, "pair-request")
     accessible(doctor)

@@ -190,8 +190,10 @@ class Attempts:
         store_peer: Callable[[PairedPeer], None],
         on_sweep: Callable[[float], bool],
         on_forget: Callable[[list[Attempt]], None],
+        on_change: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.now = now
+        self._on_change = on_change  # told {type, id, kind, role, state}: never a name or code
         self._store_peer = store_peer
         self._on_sweep = on_sweep  # fails expired invitations; True if any did
         self._on_forget = on_forget  # unlinks forgotten attempts from their invitations
@@ -230,6 +232,16 @@ class Attempts:
         attempt.state = state
         changed, attempt.changed = attempt.changed, asyncio.Event()
         changed.set()
+        if self._on_change is not None:
+            self._on_change(
+                {
+                    "type": "pairing-changed",
+                    "id": attempt.id,
+                    "kind": str(attempt.kind),
+                    "role": str(attempt.side),
+                    "state": str(state),
+                }
+            )
 
     def finish(
         self, attempt: Attempt, state: State, reason: Reason | None = None, message: str = ""

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Final
+from typing import Any, Final
 
 from p2p.errors import BadInput
 from p2p.services.pairing.attempts import (
@@ -85,6 +85,7 @@ class PairingService:
         my_addresses: Callable[[], Sequence[str]],
         store_peer: Callable[[PairedPeer], None],
         on_invitation_change: Callable[[str | None], Awaitable[None]] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
         now: Callable[[], float] = time.time,
         exchange_timeout: float = EXCHANGE_TIMEOUT,
         confirm_timeout: float = CONFIRM_TIMEOUT,
@@ -94,7 +95,11 @@ class PairingService:
         )
         self._exchange_timeout = exchange_timeout
         self._attempts = Attempts(
-            now=now, store_peer=store_peer, on_sweep=self._expire, on_forget=self._forget
+            now=now,
+            store_peer=store_peer,
+            on_sweep=self._expire,
+            on_forget=self._forget,
+            on_change=on_event,
         )
         self._invitations = Invitations(self._attempts, on_invitation_change)
         self._code = CodePairing(local, self._attempts, self._invitations)

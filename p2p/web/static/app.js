@@ -37,7 +37,8 @@
       clearTimeout(pending);
       pending = setTimeout(refresh, 100);
     };
-    ["document-received", "document-delivered", "document-queued"].forEach(
+    ["document-received", "document-delivered", "document-queued",
+     "pairing-changed", "peer-renamed", "peer-name-waiting"].forEach(
       (type) => source.addEventListener(type, onEvent));
   }
 

@@ -52,6 +52,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("POST", "/v1/uploads"): "send",
     ("GET", "/v1/events"): "events",
     ("POST", "/v1/web/link"): OWNER,
+    ("POST", "/v1/web/sign-in"): OWNER,  # the page checks a person's password
     ("GET", "/v1/outbox"): "outbox:read",
     ("POST", "/v1/outbox/{doc}/{peer}/retry"): "send",
     ("POST", "/v1/outbox/{doc}/{peer}/cancel"): "send",

@@ -16,7 +16,7 @@ typed; a done one redirects with a one-time note (post/redirect/get).
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -122,10 +122,18 @@ async def request_by_fingerprint(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/colleagues/pair/{_q(str(attempt['id']))}")
 
 
-async def pair(request: web.Request, problem: str = "", status: int = 200) -> web.Response:
-    """The wizard's page for one attempt, as it stands now."""
+async def pair(request: web.Request) -> web.Response:
+    """The wizard's page for one attempt, as it stands now.
+
+    ``?differs=CODE``: the code the person typed was not the one on this screen
+    (``confirm``); said only while the check codes are still to compare.
+    """
     attempt = request.match_info["attempt"]
     found = await request.app[API].get(f"/v1/pair/{_q(attempt)}")
+    problem = ""
+    differs = "".join(request.query.get("differs", "").split())[:12]
+    if differs and found.get("state") == "needs-confirmation":
+        problem = word(lang_of(request), "pair_typed_differs", code=spaced(differs))
     invitation = guard.session_of(request).codes.get(attempt, {})
     expires = invitation.get("expires_at", "")
     shown = {
@@ -138,7 +146,6 @@ async def pair(request: web.Request, problem: str = "", status: int = 200) -> we
     return await render(
         request,
         "pair.html",
-        status=status,
         section="colleagues",
         attempt=shown,
         problem=problem,
@@ -163,9 +170,9 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     typed = "".join(form.get("their_code", "").split())
     if same and typed:
         found = await request.app[API].get(f"/v1/pair/{_q(attempt)}")
-        if typed != str(found.get("sas") or ""):
-            mismatch = word(lang_of(request), "pair_typed_differs", code=spaced(typed))
-            return await pair(request, problem=mismatch, status=400)
+        if typed != str(found.get("sas") or ""):  # a typo refuses nothing: compare again
+            where = f"/colleagues/pair/{_q(attempt)}?{urlencode({'differs': typed[:12]})}"
+            raise web.HTTPSeeOther(where)
     await request.app[API].post(f"/v1/pair/{_q(attempt)}/confirm", {"yes": same})
     raise web.HTTPSeeOther(f"/colleagues/pair/{_q(attempt)}")
 

@@ -134,6 +134,8 @@ def test_pairing_by_code_through_both_pages_then_rename_and_remove(
     wizard(doctor, "paired")
     wizard(specialist, "paired")
     expect(doctor.get_by_test_id("paired")).to_contain_text("Dr Durand")
+    expect(specialist.get_by_test_id("problem")).to_have_count(0)  # the typo is not said again
+    assert "/confirm" not in specialist.url  # every step is a page of its own (GET)
     shoot(specialist, "pair-done")
     accessible(specialist)
     assert [p["name"] for p in peers_of(gp)] == ["Dr Durand"]

@@ -57,16 +57,23 @@
   }
 
   // --- pairing wizard: reload the step when the daemon says the attempt moved on
+  // (a GET of the step's own page, never a reload: the page may answer a form)
   const wizard = document.querySelector("[data-pair-poll]");
   if (wizard) {
     const shown = wizard.dataset.state;
     const reload = wizard.querySelector("[data-testid=reload]");
     if (reload) reload.hidden = true;
+    let leaving = false;
+    window.addEventListener("pagehide", () => { leaving = true; });
+    document.addEventListener("submit", () => { leaving = true; });
     const poll = async () => {
       try {
         const url = wizard.dataset.pairPoll + "?shown=" + encodeURIComponent(shown);
         const answer = await fetch(url, { credentials: "same-origin" });
-        if (answer.ok && (await answer.json()).state !== shown) { location.reload(); return; }
+        if (leaving) return;
+        if (answer.ok && (await answer.json()).state !== shown) {
+          location.assign(wizard.dataset.pairPage); return;
+        }
         if (!answer.ok) { if (reload) reload.hidden = false; return; }
       } catch (err) { if (reload) reload.hidden = false; return; }
       setTimeout(poll, 100);

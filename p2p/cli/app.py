@@ -9,7 +9,8 @@ per family and are imported when they are looked up (``COMMANDS`` below), so tha
 ``pli status`` loads only ``setup.py``, ``pli --help`` none of them, and nothing imports
 this module's importers:
 
-- ``setup.py``: init, id, daemon, status, demo;
+- ``setup.py``: init, id, status, demo;
+- ``daemon.py``: daemon (the daemon in the foreground);
 - ``peers.py``: peers, peers add-card|remove;
 - ``pairing.py``: pair invite|accept, peers add|pending|accept;
 - ``documents.py``: send, prescribe (their shared work in ``sending.py``);
@@ -61,7 +62,7 @@ Lazy = dict[str, tuple[str, str | None]]
 COMMANDS: Lazy = {
     "init": ("p2p.cli.setup:init", "Create this practice's identity (no daemon needed)."),
     "id": ("p2p.cli.setup:id_", "Show your name and fingerprint (no daemon needed)."),
-    "daemon": ("p2p.cli.setup:daemon", "Run the daemon in the foreground."),
+    "daemon": ("p2p.cli.daemon:daemon", "Run the daemon in the foreground."),
     "status": ("p2p.cli.setup:status", "Is the daemon running? Peers online, documents waiting."),
     "open": ("p2p.cli.page:open_page", "Open the practice's page in the browser."),
     "profile": ("p2p.cli.profile:profile", "Show or change your profile (name, RPPS ...)."),
@@ -90,6 +91,11 @@ COMMANDS: Lazy = {
         "Watch two practices on this machine pair and exchange documents.",
     ),
 }
+
+
+def passphrase() -> str | None:
+    """The keys' passphrase from ``PLI_PASSPHRASE``, if set (``init``, ``id``, ``daemon``)."""
+    return os.environ.get("PLI_PASSPHRASE") or None
 
 
 class State:

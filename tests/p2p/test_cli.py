@@ -154,6 +154,7 @@ def test_every_command_is_in_a_table() -> None:
     found = set()
     modules = (
         "setup",
+        "daemon",
         "peers",
         "pairing",
         "documents",

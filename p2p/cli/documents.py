@@ -75,10 +75,8 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
     send_document(state, peer, kind, metadata, attachments, in_reply_to=in_reply_to, wait=wait)
 
 
-@click.command()
-@click.argument("peer")
-@patient_options
-@click.option(
+#: ``pli prescribe --item``: one line of the prescription, parsed by ``_order``.
+_ITEM_OPTION = click.option(
     "--item",
     "items",
     multiple=True,
@@ -86,6 +84,12 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
     metavar='"DRUG; DOSAGE; DURATION[; QUANTITY[; RENEWALS]]"',
     help="One line of the prescription; repeat for each drug.",
 )
+
+
+@click.command()
+@click.argument("peer")
+@patient_options
+@_ITEM_OPTION
 @click.option("--note", default="", help="A note printed under the items.")
 @click.option("--rpps", metavar="RPPS", help="Your RPPS, if your profile has none.")
 @delivery_options

@@ -132,41 +132,55 @@ def state_words(row: dict[str, Any]) -> str:
     return clean(words)
 
 
+#: The options of ``pli mailbox server-config``, in the order its --help lists them.
+_SERVER_OPTIONS = [
+    click.option(
+        "--member",
+        "members",
+        multiple=True,
+        required=True,
+        metavar="KEY",
+        help="A member key from `pli mailbox key` (repeat for each practice).",
+    ),
+    click.option("--listen", default="0.0.0.0:4222", show_default=True, metavar="HOST:PORT"),
+    click.option("--store-dir", default="/var/lib/nats/pli", show_default=True, metavar="DIR"),
+    click.option(
+        "--quota",
+        "quota_gb",
+        type=int,
+        default=10,
+        show_default=True,
+        metavar="GB",
+        help="Storage each member's mailbox may take.",
+    ),
+    click.option("--server-name", default="pli-mailbox", show_default=True),
+    click.option(
+        "--cluster",
+        "cluster_name",
+        metavar="NAME",
+        help="Make this node one of a cluster of that name (give --route twice).",
+    ),
+    click.option(
+        "--cluster-listen", default="0.0.0.0:6222", show_default=True, metavar="HOST:PORT"
+    ),
+    click.option(
+        "--route",
+        "routes",
+        multiple=True,
+        metavar="nats-route://HOST:PORT",
+        help="Another node of the cluster.",
+    ),
+]
+
+
+def _server_options(command: Any) -> Any:
+    for option in reversed(_SERVER_OPTIONS):
+        command = option(command)
+    return command
+
+
 @click.command("server-config")
-@click.option(
-    "--member",
-    "members",
-    multiple=True,
-    required=True,
-    metavar="KEY",
-    help="A member key from `pli mailbox key` (repeat for each practice).",
-)
-@click.option("--listen", default="0.0.0.0:4222", show_default=True, metavar="HOST:PORT")
-@click.option("--store-dir", default="/var/lib/nats/pli", show_default=True, metavar="DIR")
-@click.option(
-    "--quota",
-    "quota_gb",
-    type=int,
-    default=10,
-    show_default=True,
-    metavar="GB",
-    help="Storage each member's mailbox may take.",
-)
-@click.option("--server-name", default="pli-mailbox", show_default=True)
-@click.option(
-    "--cluster",
-    "cluster_name",
-    metavar="NAME",
-    help="Make this node one of a cluster of that name (give --route twice).",
-)
-@click.option("--cluster-listen", default="0.0.0.0:6222", show_default=True, metavar="HOST:PORT")
-@click.option(
-    "--route",
-    "routes",
-    multiple=True,
-    metavar="nats-route://HOST:PORT",
-    help="Another node of the cluster.",
-)
+@_server_options
 @click.pass_obj
 def server_config(  # noqa: PLR0917 - one parameter per option, as click passes them
     state: State,

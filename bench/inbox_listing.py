@@ -60,10 +60,10 @@ def meta_for(
     )
 
 
-def fill(daemon: Daemon, sender: LocalIdentity, count: int) -> None:
+async def fill(daemon: Daemon, sender: LocalIdentity, count: int) -> None:
     """``count`` inbox rows with their sealed index rows, in batches of 1,000."""
     me, peer = daemon.me, sender.peer_id.hex
-    daemon.add_peer(sender.card(1, name="Dr Alice Martin").sign(sender.identity), [])
+    await daemon.add_peer(sender.card(1, name="Dr Alice Martin").sign(sender.identity), [])
     for start in range(0, count, 1000):
         rows, sealed = [], []
         for number in range(start, min(count, start + 1000)):
@@ -134,7 +134,7 @@ async def main(documents: int, runs: int, envelopes: int) -> None:
         )
         sender = LocalIdentity.generate(now=int(time.time()))
         started = time.perf_counter()
-        fill(daemon, sender, documents)
+        await fill(daemon, sender, documents)
         print(f"filled {documents} inbox rows in {time.perf_counter() - started:.1f} s")
         await daemon.start()
         runner = await start_api(daemon)

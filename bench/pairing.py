@@ -67,8 +67,8 @@ async def until(predicate: object, timeout: float = 10.0) -> float:
 async def start_to_seen(root: Path) -> tuple[float, float]:
     a, a_task = await start(root / "a", "A")
     b, b_task = await start(root / "b", "B")
-    a.add_peer(b.signed_card(), [], b.keys.discovery_secret)
-    b.add_peer(a.signed_card(), [], a.keys.discovery_secret)
+    await a.add_peer(b.signed_card(), [], b.keys.discovery_secret)
+    await b.add_peer(a.signed_card(), [], a.keys.discovery_secret)
     await stop(b, b_task)
     await asyncio.sleep(1.5)  # B's goodbye is processed; A forgets where B was
     began = time.monotonic()

@@ -67,7 +67,6 @@ def meta_for(sender: LocalIdentity, me: LocalIdentity, number: int, now: int) ->
 def fill(daemon: Daemon, sender: LocalIdentity, count: int) -> None:
     """``count`` inbox rows with their sealed index rows, in batches of 1,000."""
     me, peer, now = daemon.me, sender.peer_id.hex, int(time.time())
-    daemon.add_peer(sender.card(1, name="Dr Alice Martin").sign(sender.identity), [])
     for start in range(0, count, 1000):
         rows, sealed = [], []
         for number in range(start, min(count, start + 1000)):
@@ -159,6 +158,7 @@ async def main(documents: int, runs: int) -> None:
         )
         sender = LocalIdentity.generate(now=int(time.time()))
         begun = time.perf_counter()
+        await daemon.add_peer(sender.card(1, name="Dr Alice Martin").sign(sender.identity), [])
         await asyncio.to_thread(fill, daemon, sender, documents)
         print(f"{documents} documents in the inbox (filled in {time.perf_counter() - begun:.1f} s)")
         await daemon.start()

@@ -33,11 +33,6 @@ ALLOWED: dict[tuple[str, frozenset[str]], str] = {
         "the CLI is a synchronous program of its own; these tests run it in-process "
         "from an async test, so the loop it holds is the test's, not a daemon's"
     ),
-    ("p2p/daemon/core.py", frozenset({"add_peer"})): (
-        "(pairing, cliapi) one commit when a peer is paired: called synchronously by "
-        "the pairing service's store_peer callback and the API's peers handlers, "
-        "both being rewritten now; add_peer becomes async after them"
-    ),
     ("p2p/storage/config.py", frozenset({"load_profile"})): (
         "(hygiene) Daemon.card reads profile.json (a few hundred bytes) on each use; "
         "config.py is being rewritten: the daemon should keep the profile in memory"

@@ -24,7 +24,7 @@ async def add_peer(request: web.Request) -> web.Response:
         card = base64.b64decode(body.card, validate=True)
     except (binascii.Error, ValueError):
         raise BadInput("“card” must be base64.") from None
-    row = daemon.add_peer(card, [body.address] if body.address else [])
+    row = await daemon.add_peer(card, [body.address] if body.address else [])
     return web.json_response(daemon.peers.describe(row), status=201)
 
 

@@ -407,8 +407,8 @@ class Daemon:
         if self.discovery is not None and self.discovery.running:
             await self.discovery.set_invitation(nameplate)
 
-    def _paired(self, peer: PairedPeer) -> None:
-        self.add_peer(peer.card_wire, list(peer.addresses), peer.discovery_secret)
+    async def _paired(self, peer: PairedPeer) -> None:
+        await self.add_peer(peer.card_wire, list(peer.addresses), peer.discovery_secret)
         if self.discovery is not None:
             self.discovery.recheck()
 
@@ -419,10 +419,11 @@ class Daemon:
 
     # --- peers --------------------------------------------------------------------------------
 
-    def add_peer(
+    async def add_peer(
         self, card_wire: bytes, addresses: list[str], discovery_secret: bytes | None = None
     ) -> PeerRow:
-        """Trust a peer (after pairing, or by explicit call with its signed card)."""
+        """Trust a peer (after pairing, or by explicit call with its signed card); its row
+        is committed on a worker thread."""
         card = ProfileCard.from_wire(card_wire)
         if card.identity == self.me.public:
             raise NotPaired("That is this practice's own identity.")
@@ -450,7 +451,7 @@ class Daemon:
             state=PeerState.PAIRED,
             paired_at=int(time.time()),
         )
-        self.store.save_peer(row)
+        await asyncio.to_thread(self.store.save_peer, row)
         log.info("paired with %s", peer_id.short)
         self.outbox.wake(peer_id.hex)
         return row

@@ -61,17 +61,17 @@ async def start_daemon(home: Path, name: str, port: int = 0, **settings: Any) ->
     return Running(daemon, asyncio.create_task(run()), home, started.peer_port)
 
 
-def pair(a: Running, b: Running) -> None:
+async def pair(a: Running, b: Running) -> None:
     """Trust each other by card (what the pairing commands do after PAKE)."""
-    a.daemon.add_peer(b.daemon.signed_card(), [b.address])
-    b.daemon.add_peer(a.daemon.signed_card(), [a.address])
+    await a.daemon.add_peer(b.daemon.signed_card(), [b.address])
+    await b.daemon.add_peer(a.daemon.signed_card(), [a.address])
 
 
 @pytest.fixture
 async def two(tmp_path: Path) -> AsyncIterator[tuple[Running, Running]]:
     a = await start_daemon(tmp_path / "a", "Dr Alice Martin")
     b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
-    pair(a, b)
+    await pair(a, b)
     yield a, b
     await a.stop()
     await b.stop()
@@ -83,8 +83,8 @@ async def three(tmp_path: Path) -> AsyncIterator[tuple[Running, Running, Running
     a = await start_daemon(tmp_path / "a", "Dr Alice Martin")
     b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
     m = await start_daemon(tmp_path / "m", "Dr Mallory Faux")
-    pair(a, b)
-    pair(m, b)
+    await pair(a, b)
+    await pair(m, b)
     yield a, b, m
     for running in (a, b, m):
         await running.stop()

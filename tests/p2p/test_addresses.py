@@ -81,7 +81,7 @@ async def test_a_card_full_of_addresses_gets_few_dials(tmp_path: Path) -> None:
             addresses[0] = "127.0.0.1:999"
         keys = await asyncio.to_thread(keystore.create, tmp_path / "mallory")
         card = keys.identity.card(1, name="Dr Mallory", addresses=tuple(addresses))
-        row = a.daemon.add_peer(card.sign(keys.identity.identity), [])
+        row = await a.daemon.add_peer(card.sign(keys.identity.identity), [])
         letter = tmp_path / "lettre.txt"
         letter.write_text("Cher confrère,\n")
         await a.api(

@@ -115,7 +115,7 @@ async def test_a_refused_document_does_not_hold_back_the_next(tmp_path: Path) ->
     # Long backoffs: a letter caught in another document's backoff would wait seconds.
     a = await start_daemon(tmp_path / "a", "Dr Alice Martin", retry_min=5.0, retry_max=30.0)
     b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
-    pair(a, b)
+    await pair(a, b)
     b.daemon.stop()
     await b.task
     bad, good = tmp_path / "scan.bin", tmp_path / "lettre.txt"

@@ -378,7 +378,7 @@ async def test_spoofed_announcement_gets_a_failed_handshake(tmp_path: Path) -> N
         on_event=events.append,
     )
     try:
-        pair(a, b)
+        await pair(a, b)
         await watcher.start()
         # Mallory copies b's current hint (it is public) and points it at her daemon.
         token = secrets.token_hex(8)

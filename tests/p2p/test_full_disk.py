@@ -50,7 +50,7 @@ async def test_disk_full_during_a_transfer_is_refused_then_delivered(
 ) -> None:
     a = await start_daemon(tmp_path / "a", "Dr Alice Martin")
     b = await start_daemon(small_disk / "b", "Dr Bob Durand", disk_reserve_mib=0)
-    pair(a, b)
+    await pair(a, b)
     scan = tmp_path / "scan.bin"
     scan.write_bytes(os.urandom(8 * 1024 * 1024))
     release = asyncio.Event()

@@ -23,7 +23,7 @@ async def hostile_pair(tmp_path: Path) -> tuple[Running, Running]:
 
     a = await start_daemon(tmp_path / "a", "Dr Alice Martin")
     b = await start_daemon(tmp_path / "b", "Dr Bob Durand", handshake_deadline=DEADLINE)
-    pair(a, b)
+    await pair(a, b)
     return a, b
 
 

@@ -82,9 +82,9 @@ async def test_pairing_refuses_a_card_named_like_a_paired_peer(tmp_path: Path) -
     b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
     m = await start_daemon(tmp_path / "m", "dr alice  MARTIN")
     try:
-        pair(a, b)
+        await pair(a, b)
         with pytest.raises(NotPaired, match="another name"):
-            b.daemon.add_peer(m.daemon.signed_card(), [m.address])
+            await b.daemon.add_peer(m.daemon.signed_card(), [m.address])
         assert b.daemon.store.peer(m.daemon.me.peer_id.hex) is None
     finally:
         for running in (a, b, m):

@@ -99,12 +99,15 @@ async def start_practice(name: str, **timeouts: float) -> Practice:
     async def advertise(nameplate: str | None) -> None:
         adverts.append(nameplate)
 
+    async def store(peer: PairedPeer) -> None:
+        stored.append(peer)
+
     service = PairingService(
         me,
         lambda: card,
         secret,
         my_addresses=lambda: [holder["p"].address],
-        store_peer=stored.append,
+        store_peer=store,
         on_invitation_change=advertise,
         on_event=None,
         now=clock,

@@ -29,7 +29,7 @@ async def test_an_envelope_altered_on_the_way_is_refused_and_nothing_is_kept(
 ) -> None:
     a = await start_daemon(tmp_path / "a", "Dr Alice Martin")
     b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
-    pair(a, b)
+    await pair(a, b)
     port = b.port
     await b.stop()
     try:

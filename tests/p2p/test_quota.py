@@ -31,7 +31,7 @@ def row(a: Running, doc_id: str) -> OutboxRow:
 async def start_pair(tmp_path: Path, **b_settings: int) -> tuple[Running, Running]:
     a = await start_daemon(tmp_path / "a", "Dr Alice Martin")
     b = await start_daemon(tmp_path / "b", "Dr Bob Durand", **b_settings)
-    pair(a, b)
+    await pair(a, b)
     return a, b
 
 
@@ -90,7 +90,7 @@ async def test_peer_quota_counts_stored_and_partial_bytes(tmp_path: Path) -> Non
 async def test_documents_per_hour_per_peer(tmp_path: Path) -> None:
     a, b = await start_pair(tmp_path, peer_documents_per_hour=2)
     c = await start_daemon(tmp_path / "c", "Dr Chloé Petit")
-    pair(c, b)
+    await pair(c, b)
     letter = tmp_path / "lettre.txt"
     letter.write_text("Cher confrère,\n")
     try:

@@ -228,7 +228,7 @@ async def test_the_name_routes_check_their_body(three: Three) -> None:
 async def test_pairing_again_settles_a_waiting_name(three: Three) -> None:
     _, b, m = three
     m_hex = await renamed(m, b)
-    b.daemon.add_peer(m.daemon.signed_card(), [m.address])
+    await b.daemon.add_peer(m.daemon.signed_card(), [m.address])
     assert (await peer_json(b, m_hex))["pending_name"] is None
 
 

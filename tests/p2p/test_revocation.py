@@ -141,7 +141,7 @@ async def test_gossip_reaches_a_peer_never_told_directly(tmp_path: Path) -> None
     a, b, c = [await start_daemon(tmp_path / n, f"Dr {n}") for n in "abc"]
     try:
         for one, other in ((a, b), (a, c), (b, c)):
-            pair(one, other)
+            await pair(one, other)
         a_hex = a.daemon.me.peer_id.hex
         assert await post(b, revocation_of(a).to_wire()) == 201  # B only
         await wait_for(lambda: c.daemon.store.revocation(a_hex) is not None, timeout=10)
@@ -237,7 +237,7 @@ async def test_a_peer_that_was_off_learns_it_when_it_is_back(
     nodes = [a, b, c]
     try:
         for one, other in ((a, b), (a, c), (b, c)):
-            pair(one, other)
+            await pair(one, other)
         await c.stop()  # C is off while B learns it
         a_hex = a.daemon.me.peer_id.hex
         assert await post(b, revocation_of(a).to_wire()) == 201

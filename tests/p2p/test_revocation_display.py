@@ -39,8 +39,8 @@ async def pli(home: Path, *args: str) -> tuple[int, str, str]:
 async def test_peers_inbox_show_and_verify_say_revoked_since(tmp_path: Path) -> None:
     a, b, c = [await start_daemon(tmp_path / n, f"Dr {n.upper()}") for n in "abc"]
     try:
-        pair(a, b)
-        pair(a, c)  # C is not paired with B: B's gossip does not reach it
+        await pair(a, b)
+        await pair(a, c)  # C is not paired with B: B's gossip does not reach it
         letter = tmp_path / "lettre.txt"
         letter.write_text("Cher confrère,\n")
         before = await send_file(a, b, letter)

@@ -201,7 +201,7 @@ async def test_handshake_rate_limit_per_ip(two: tuple[Running, Running]) -> None
 async def test_simultaneous_dials_keep_one_session(tmp_path: Path) -> None:
     a = await start_daemon(tmp_path / "a", "Dr Alice Martin")
     b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
-    pair(a, b)
+    await pair(a, b)
     try:
         a_id, b_id = a.daemon.me.peer_id, b.daemon.me.peer_id
         await asyncio.gather(

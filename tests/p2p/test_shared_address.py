@@ -64,7 +64,7 @@ async def test_paired_peers_on_one_address_are_served_and_a_flood_from_it_is_cap
     try:
         for index in range(PEERS):
             team.append(await start_daemon(tmp_path / f"s{index}", f"Dr {NAMES[index]}"))
-            pair(team[-1], b)
+            await pair(team[-1], b)
         await _letters(team, b, tmp_path, "before")
         guard = b.daemon.transport.guard
         # Every session is open at once and none counts against 127.0.0.1.

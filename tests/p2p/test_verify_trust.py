@@ -37,7 +37,7 @@ ORDER = "ordonnance-2027-01-02.json"
 @pytest.fixture
 async def bob(tmp_path: Path) -> AsyncIterator[Running]:
     bob = await start_daemon(tmp_path / "bob", "Dr Bob Durand")
-    bob.daemon.add_peer(ALICE.card(1, name="Dr Alice Martin").sign(ALICE.identity), [])
+    await bob.daemon.add_peer(ALICE.card(1, name="Dr Alice Martin").sign(ALICE.identity), [])
     yield bob
     await bob.stop()
 

@@ -139,8 +139,8 @@ async def test_relay_records_nothing_of_the_envelope(tmp_path: Path) -> None:
     b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
     try:
         async with relay(b.port) as (relay_port, recording):
-            a.daemon.add_peer(b.daemon.signed_card(), [f"127.0.0.1:{relay_port}"])
-            b.daemon.add_peer(a.daemon.signed_card(), [])
+            await a.daemon.add_peer(b.daemon.signed_card(), [f"127.0.0.1:{relay_port}"])
+            await b.daemon.add_peer(a.daemon.signed_card(), [])
             letter = tmp_path / "lettre.txt"
             letter.write_bytes(os.urandom(150_000))
             doc_id = await send_file(a, b, letter, kind="letter")
@@ -160,8 +160,8 @@ async def test_a_frame_altered_in_transit_closes_the_connection_and_nothing_is_s
     try:
         async with relay(b.port) as (relay_port, recording):
             recording.flip_at = 300_000  # inside the envelope's BULK frames
-            a.daemon.add_peer(b.daemon.signed_card(), [f"127.0.0.1:{relay_port}"])
-            b.daemon.add_peer(a.daemon.signed_card(), [])
+            await a.daemon.add_peer(b.daemon.signed_card(), [f"127.0.0.1:{relay_port}"])
+            await b.daemon.add_peer(a.daemon.signed_card(), [])
             scan = tmp_path / "scan.bin"
             scan.write_bytes(os.urandom(2 * 1024 * 1024))
             doc_id = await send_file(a, b, scan, kind="file")

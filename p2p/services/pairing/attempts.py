@@ -18,7 +18,15 @@ import dataclasses
 import enum
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -187,7 +195,7 @@ class Attempts:
         self,
         *,
         now: Callable[[], float],
-        store_peer: Callable[[PairedPeer], None],
+        store_peer: Callable[[PairedPeer], Awaitable[None]],
         on_sweep: Callable[[float], bool],
         on_forget: Callable[[list[Attempt]], None],
         on_change: Callable[[dict[str, Any]], None] | None = None,
@@ -299,9 +307,9 @@ class Attempts:
         self.set_state(attempt, State.NEEDS_CONFIRMATION)
         return decision
 
-    def store(self, attempt: Attempt, peer: PairedPeer) -> PairingOutcome:
+    async def store(self, attempt: Attempt, peer: PairedPeer) -> PairingOutcome:
         try:
-            self._store_peer(peer)
+            await self._store_peer(peer)
         except PliError as exc:
             raise Abort(Reason.SAVE_FAILED, message=exc.message) from exc
         except Exception as exc:

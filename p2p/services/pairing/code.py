@@ -183,7 +183,7 @@ class CodePairing:
         peer = pairing.result()
         if not pairing.secret_received:  # pragma: no cover - _step raised otherwise
             raise garbled()
-        return self._attempts.store(attempt, with_address(peer, dialled) if dialled else peer)
+        return await self._attempts.store(attempt, with_address(peer, dialled) if dialled else peer)
 
     async def _both_decide(
         self,

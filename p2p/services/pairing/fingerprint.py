@@ -157,7 +157,7 @@ class FingerprintService:
                 raise Abort.tell(Reason.NOT_ACCEPTED) from None
             peer = _paired(answer)
             attempt.peer = peer = with_address(peer, pipe.remote_address)
-            return self._attempts.store(attempt, peer)
+            return await self._attempts.store(attempt, peer)
 
     # --- responder ---------------------------------------------------------------------------
 
@@ -182,7 +182,7 @@ class FingerprintService:
                 await self._play(pipe, machine.decide(yes))
                 if not yes:
                     raise Abort(attempt.reason or Reason.YOU_DECLINED, message=attempt.message)
-                self._attempts.store(attempt, peer)
+                await self._attempts.store(attempt, peer)
 
     @contextmanager
     def _slot(self, remote_address: str) -> Iterator[None]:

@@ -83,7 +83,7 @@ class PairingService:
         discovery_secret: bytes,
         *,
         my_addresses: Callable[[], Sequence[str]],
-        store_peer: Callable[[PairedPeer], None],
+        store_peer: Callable[[PairedPeer], Awaitable[None]],
         on_invitation_change: Callable[[str | None], Awaitable[None]] | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         now: Callable[[], float] = time.time,

@@ -37,10 +37,6 @@ ALLOWED: dict[tuple[str, frozenset[str]], str] = {
         "(hygiene) Daemon.card reads profile.json (a few hundred bytes) on each use; "
         "config.py is being rewritten: the daemon should keep the profile in memory"
     ),
-    (".py", frozenset({"start_api", "document_file", "exported"})): (
-        "(cliapi) the local API's socket set-up, decrypted file streaming and "
-        "mark_exported's commit; matched by function name: the API's modules are new"
-    ),
 }
 
 

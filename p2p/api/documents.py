@@ -3,6 +3,7 @@ what became of a received one (integrated, read: its sender is told by a signed 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from aiohttp import web
@@ -62,13 +63,16 @@ async def document_file(request: web.Request) -> web.StreamResponse:
     try:
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
         await response.prepare(request)
-        with open(tmp, "rb") as handle:
-            while chunk := handle.read(CHUNK):
+        handle = await asyncio.to_thread(open, tmp, "rb")
+        try:
+            while chunk := await asyncio.to_thread(handle.read, CHUNK):
                 await response.write(chunk)
+        finally:
+            await asyncio.to_thread(handle.close)
         await response.write_eof()
         return response
     finally:
-        tmp.unlink(missing_ok=True)
+        await asyncio.to_thread(tmp.unlink, missing_ok=True)
 
 
 async def receipt(request: web.Request) -> web.Response:
@@ -85,7 +89,7 @@ async def evidence(request: web.Request) -> web.Response:
 async def exported(request: web.Request) -> web.Response:
     """Exported: ``pli inbox`` hides it, and it counts as read (a read receipt, if sent)."""
     daemon = request.app[DAEMON]
-    answer = daemon.archive.mark_exported(request.match_info["doc"])
+    answer = await daemon.archive.mark_exported(request.match_info["doc"])
     read = await daemon.mark_read(request.match_info["doc"])
     return web.json_response({**answer, "read_receipt": read["receipt"]})
 

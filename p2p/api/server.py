@@ -14,9 +14,12 @@ no traceback ever leaves the daemon.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -126,24 +129,31 @@ def build_app(daemon: Daemon) -> web.Application:
 async def start_api(daemon: Daemon) -> web.AppRunner:
     """Serve the API on the home's unix socket, readable by this user only, and on
     the loopback TCP port of ``api_listen`` if one is set."""
-    path = daemon.config.api_socket
-    if path.exists():
-        path.unlink()
+    sock = await asyncio.to_thread(_bind_socket, daemon.config.api_socket)
     app = build_app(daemon)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
+    await web.SockSite(runner, sock).start()
+    if daemon.config.api_tcp is not None:
+        await _open_tcp(runner, app, *daemon.config.api_tcp)
+    return runner
+
+
+def _bind_socket(path: Path) -> socket.socket:
+    """The API's unix socket bound at ``path`` (a stale one replaced), mode 0600 from the
+    start; on a worker thread (it touches the home's folder)."""
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_umask = os.umask(0o177)
     try:
-        site = web.UnixSite(runner, str(path))
-        await site.start()
+        sock.bind(str(path))
     except OSError as exc:
+        sock.close()
         raise StorageError(f"Could not open the local API socket {path} ({exc}).") from exc
     finally:
         os.umask(old_umask)
     path.chmod(0o600)
-    if daemon.config.api_tcp is not None:
-        await _open_tcp(runner, app, *daemon.config.api_tcp)
-    return runner
+    return sock
 
 
 async def _open_tcp(runner: web.AppRunner, app: web.Application, host: str, port: int) -> None:

@@ -422,8 +422,8 @@ class Daemon:
     async def add_peer(
         self, card_wire: bytes, addresses: list[str], discovery_secret: bytes | None = None
     ) -> PeerRow:
-        """Trust a peer (after pairing, or by explicit call with its signed card); its row
-        is committed on a worker thread."""
+        """Trust a peer (after pairing, or by explicit call with its signed card); its name
+        is checked and its row committed as one step, on a worker thread."""
         card = ProfileCard.from_wire(card_wire)
         if card.identity == self.me.public:
             raise NotPaired("That is this practice's own identity.")
@@ -433,12 +433,6 @@ class Daemon:
                 "colleague to pair with their new key."
             )
         peer_id = card.identity.peer_id
-        refused = self.peers.name_refused(card.name, peer_id.hex)
-        if refused is not None:
-            raise NotPaired(
-                f"This colleague's card cannot be accepted: {refused}. Ask them to choose "
-                "another name in their profile, then pair again."
-            )
         known = list(dict.fromkeys([*addresses, *card.addresses]))
         row = PeerRow(
             peer_id=peer_id.hex,
@@ -451,7 +445,7 @@ class Daemon:
             state=PeerState.PAIRED,
             paired_at=int(time.time()),
         )
-        await asyncio.to_thread(self.store.save_peer, row)
+        await self.peers.add(row)
         log.info("paired with %s", peer_id.short)
         self.outbox.wake(peer_id.hex)
         return row

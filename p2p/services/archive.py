@@ -339,14 +339,15 @@ class Archive:
             raise BadInput("The file number must be a number.") from None
         return await asyncio.to_thread(self.decrypt_file, found.path, number)
 
-    def mark_exported(self, text: str) -> dict[str, Any]:
-        """Note that a received document was exported (``pli inbox`` then hides it)."""
+    async def mark_exported(self, text: str) -> dict[str, Any]:
+        """Note that a received document was exported (``pli inbox`` then hides it); the
+        commit runs on a worker thread."""
         found = self.find(text)
         now = int(time.time())
         if found.direction == "in":
             for row in self.store.inbox():
                 if row.doc_id == found.doc_id:
-                    self.store.mark_exported(found.doc_id, row.sender, now)
+                    await asyncio.to_thread(self.store.mark_exported, found.doc_id, row.sender, now)
         return {"id": found.doc_id, "exported_at": now}
 
 

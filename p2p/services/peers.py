@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from p2p.documents import peer_names as naming
-from p2p.errors import BadInput, NameRefused
+from p2p.errors import BadInput, NameRefused, NotPaired
 from p2p.storage.store import PeerRow, PeerState, ProposedName, Store
 from protocol import ProfileCard, RemoteProtocolError, limits
 
@@ -98,6 +98,21 @@ class PeerDirectory:
             self.store.update_card(row.peer_id, wire, waiting)
             if proposed:
                 self._tell("peer-name-waiting", row.peer_id)
+
+    async def add(self, row: PeerRow) -> None:
+        """Trust a newly paired peer: its card's name is checked against the others and its
+        row stored as one step (on a worker thread, under the naming lock)."""
+        await asyncio.to_thread(self._add, row)
+
+    def _add(self, row: PeerRow) -> None:
+        with self._naming:
+            refused = self.name_refused(row.name, row.peer_id)
+            if refused is not None:
+                raise NotPaired(
+                    f"This colleague's card cannot be accepted: {refused}. Ask them to choose "
+                    "another name in their profile, then pair again."
+                )
+            self.store.save_peer(row)
 
     async def rename(self, text: str, name: str) -> PeerRow:
         """Address the peer ``text`` as ``name`` from now on (``POST /v1/peers/{PEER}/name``)."""

@@ -8,6 +8,7 @@ An acceptable new name waits for the person: ``test_renames.py``.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from p2p.documents import peer_names as naming
 from p2p.errors import NotPaired
-from protocol import messages
+from protocol import LocalIdentity, messages
 
 from .conftest import Running, pair, start_daemon, wait_for
 
@@ -89,6 +90,26 @@ async def test_pairing_refuses_a_card_named_like_a_paired_peer(tmp_path: Path) -
     finally:
         for running in (a, b, m):
             await running.stop()
+
+
+async def test_pairings_at_the_same_time_cannot_give_two_peers_one_name(tmp_path: Path) -> None:
+    """The name is checked and the peer stored as one step, though the commit runs on a
+    worker thread: of several cards of one name paired at once, one is trusted."""
+    b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
+    try:
+        twins = [LocalIdentity.generate(now=0) for _ in range(4)]
+        names = ["Dr Mallory X", "dr mallory x", "Dr  Mallory X", "DR MALLORY X"]
+        tries = [
+            b.daemon.add_peer(twin.card(1, name=name).sign(twin.identity), [])
+            for twin, name in zip(twins, names, strict=True)
+        ]
+        results = await asyncio.gather(*tries, return_exceptions=True)
+        trusted = [r for r in results if not isinstance(r, BaseException)]
+        assert len(trusted) == 1
+        assert all(isinstance(r, NotPaired) for r in results if r not in trusted)
+        assert [row.name for row in b.daemon.store.peers()] == [trusted[0].name]
+    finally:
+        await b.stop()
 
 
 def test_names_that_look_like_keys() -> None:

@@ -6,10 +6,12 @@ to the outbox sender waiting for it). ``Daemon.run`` runs everything in one
 TaskGroup until ``stop()`` (SIGTERM / SIGINT: ``process.py``); state on disk is
 consistent at every instant, so a stop, clean or not, loses nothing.
 
-Size (~470 lines): ``Daemon`` is the wiring, and every arrow between two
+Size (over 400 lines): ``Daemon`` is the wiring, and every arrow between two
 services is one of its methods here, so that the whole graph reads in one file.
 What is not wiring lives beside it: how a peer is dialled (``dialling.py``),
 pairing's steps for the API (``pairing.py``), the process (``process.py``).
+``Daemon.__init__`` is longer than a screen for the same reason: it builds each
+service once, in the order they depend on one another, and reads as that list.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ per peer), one request per connection with a deadline,
 per-IP handshake rates, throttled logs. One live session per pair of peers:
 when both dial at once, the connection opened by the peer with the smaller
 peer id is kept, on both sides, and the other is closed. ``channel.py`` holds
-the frames and the Noise session of one connection.
+the frames and the Noise session of one connection, ``revoke.py`` the bounded
+POST of a revocation statement, both ways.
 """
 
 from __future__ import annotations
@@ -44,16 +45,23 @@ from protocol import (
 
 from .channel import CLOSE_PROTOCOL, Channel, ChannelClosed, FramePipe
 from .guard import Guard, authenticated, close_after_answer, throttle_logs, upgraded
+from .revoke import REVOKE_PATH, OnRevocation, post_revocation, read_bounded
 
-__all__ = ["PAIR_PATH", "PEER_PATH", "Channel", "ChannelClosed", "FramePipe", "Transport"]
+__all__ = [
+    "PAIR_PATH",
+    "PEER_PATH",
+    "REVOKE_PATH",
+    "Channel",
+    "ChannelClosed",
+    "FramePipe",
+    "Transport",
+    "post_revocation",
+]
 
 log = logging.getLogger("pli.transport")
 
 PEER_PATH = "/pli/1/peer"
 PAIR_PATH = "/pli/1/pair"
-REVOKE_PATH = "/pli/1/revoke"
-#: Seconds a revocation push may take (connect, send 105 bytes, read the answer).
-REVOKE_TIMEOUT = 5.0
 HEARTBEAT = 20.0
 _CLOSE_DUPLICATE = 4000
 #: WebSocket's "try again later": the peer already has its sessions (guard.py).
@@ -63,8 +71,6 @@ _CLOSE_PROTOCOL = CLOSE_PROTOCOL
 Authorize = Callable[[RemotePeer], None]
 OnChannel = Callable[["Channel"], Awaitable[None]]
 OnPairing = Callable[["FramePipe"], Awaitable[None]]
-#: (request body, source IP) -> (HTTP status, short code) for ``REVOKE_PATH``.
-OnRevocation = Callable[[bytes, str], Awaitable[tuple[int, str]]]
 
 
 def _read_whole_frames(transport: asyncio.BaseTransport | None) -> None:
@@ -251,7 +257,7 @@ class Transport:
         """
         if self._on_revocation is None:
             return web.Response(status=404, headers={"Connection": "close"})
-        body = await _read_bounded(request, limits.REVOCATION_SIZE, self._deadline)
+        body = await read_bounded(request, limits.REVOCATION_SIZE, self._deadline)
         if body is None:
             return web.Response(status=413, text="too-large", headers={"Connection": "close"})
         status, code = await self._on_revocation(body, request.remote or "?")
@@ -358,41 +364,6 @@ class Transport:
             if self._channels.get(channel.peer_id) is channel:
                 del self._channels[channel.peer_id]
             log.info("disconnected from %s", channel.peer_id.short)
-
-
-async def _read_bounded(request: web.Request, limit: int, deadline: float) -> bytes | None:
-    """The request body if it is at most ``limit`` bytes and arrives in time, else None."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    body = b""
-    try:
-        async with asyncio.timeout(deadline):
-            while len(body) <= limit:
-                chunk = await request.content.read(limit + 1 - len(body))
-                if not chunk:
-                    return body
-                body += chunk
-    except (TimeoutError, aiohttp.ClientError, ConnectionError):
-        return None
-    return None
-
-
-async def post_revocation(client: aiohttp.ClientSession, address: str, statement: bytes) -> int:
-    """POST a statement to ``host:port``: its HTTP status. Raises ConnectionError, TimeoutError."""
-    host, _, port = address.rpartition(":")
-    try:
-        async with (
-            asyncio.timeout(REVOKE_TIMEOUT),
-            client.post(
-                f"http://{host}:{port}{REVOKE_PATH}",
-                data=statement,
-                headers={"Content-Type": "application/octet-stream"},
-            ) as response,
-        ):
-            await response.read()
-            return response.status
-    except aiohttp.ClientError as exc:
-        raise ConnectionError(str(exc)) from exc
 
 
 def open_files_limit() -> int:

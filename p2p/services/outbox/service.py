@@ -1,7 +1,7 @@
 """The outbox service: queue (seal, streamed while sealing), schedule one sender per
 peer, offer, stream, collect the receipts, back off.
 
-Size (~470 lines): one sender's state machine, whose steps share the outstanding
+Size (over 400 lines): one sender's state machine, whose steps share the outstanding
 window and the retry rules; it reads best whole. What it is given (recipients,
 attachments) and the refusal words are in ``parts.py``, the streaming of an
 envelope (while sealing or once durable) in ``sealing.py``.

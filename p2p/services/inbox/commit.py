@@ -26,7 +26,7 @@ from p2p.documents.describe import describe
 from p2p.errors import StorageError
 from p2p.events import Link
 from p2p.services.inbox.quarantine import Quarantine, Transfer, write_failed
-from p2p.storage.files import Layout, fsync_dir, write_atomic
+from p2p.storage.files import fsync_dir, write_atomic
 from p2p.storage.index import IndexKey
 from p2p.storage.quota import REFUSAL_CODES, Quota
 from p2p.storage.store import InboxRow, Store
@@ -55,7 +55,6 @@ class Committer:
     def __init__(
         self,
         store: Store,
-        layout: Layout,
         me: LocalIdentity,
         quota: Quota,
         quarantine: Quarantine,
@@ -63,7 +62,6 @@ class Committer:
         on_event: Callable[[dict[str, Any]], None] | None,
     ) -> None:
         self._store = store
-        self._layout = layout
         self._me = me
         self._quota = quota
         self._quarantine = quarantine
@@ -151,7 +149,7 @@ class Committer:
             for item in batch:
                 transfer = item.transfer
                 doc_hex = transfer.doc_id.hex()
-                final = self._layout.received_envelope(transfer.sender, doc_hex)
+                final = self._quarantine.layout.received_envelope(transfer.sender, doc_hex)
                 folders.add(final.parent)
                 if transfer.buffer is not None:  # a letter: written whole, the folder fsync'd below
                     write_atomic(final, [transfer.buffer], sync_dir=False)
@@ -159,7 +157,7 @@ class Committer:
                 assert transfer.file is not None  # streamed into quarantine as it came
                 transfer.file.flush()
                 handles.append(transfer.file)
-                moves.append((self._layout.partial(transfer.sender, doc_hex), final))
+                moves.append((self._quarantine.layout.partial(transfer.sender, doc_hex), final))
             for handle in handles:
                 os.fsync(handle.fileno())
         finally:

@@ -58,7 +58,7 @@ class Inbox:
         self._transfers: dict[int, Transfer] = {}
         self._quarantine = Quarantine(layout, me, check_sender)
         # on_event is told of each new document (any thread; ids only).
-        self._committer = Committer(store, layout, me, quota, self._quarantine, on_event=on_event)
+        self._committer = Committer(store, me, quota, self._quarantine, on_event=on_event)
 
     def close(self, *, wait: bool = False) -> None:
         """Stop the worker threads once their queued work is done (a commit under

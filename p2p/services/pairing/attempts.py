@@ -18,15 +18,7 @@ import dataclasses
 import enum
 import logging
 import secrets
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Collection,
-    Coroutine,
-    Iterator,
-    Sequence,
-)
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -195,7 +187,7 @@ class Attempts:
         self,
         *,
         now: Callable[[], float],
-        store_peer: Callable[[PairedPeer], Awaitable[None]],
+        store_peer: Callable[[PairedPeer], Coroutine[Any, Any, None]],
         on_sweep: Callable[[float], bool],
         on_forget: Callable[[list[Attempt]], None],
         on_change: Callable[[dict[str, Any]], None] | None = None,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from typing import Any, Final
 
 from p2p.errors import BadInput
@@ -83,7 +83,7 @@ class PairingService:
         discovery_secret: bytes,
         *,
         my_addresses: Callable[[], Sequence[str]],
-        store_peer: Callable[[PairedPeer], Awaitable[None]],
+        store_peer: Callable[[PairedPeer], Coroutine[Any, Any, None]],
         on_invitation_change: Callable[[str | None], Awaitable[None]] | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         now: Callable[[], float] = time.time,

@@ -8,9 +8,8 @@ belongs on a worker thread (``asyncio.to_thread`` or a service's executor);
 a test's own set-up (keys, homes, files) runs before the loop or in a thread.
 
 The exceptions are in ``ALLOWED``: a file (a path suffix) and the functions of
-that file under which blocking calls are let through, each with its reason.
-An entry marked "(owner)" is work the named helper's module still does on
-the loop and that moves to a thread when that module is rewritten.
+that file under which blocking calls are let through, each with its lasting
+reason. Anything else moves off the loop instead of being added here.
 """
 
 from __future__ import annotations
@@ -32,10 +31,6 @@ ALLOWED: dict[tuple[str, frozenset[str]], str] = {
     ("tests/p2p/clirun.py", frozenset({"run"})): (
         "the CLI is a synchronous program of its own; these tests run it in-process "
         "from an async test, so the loop it holds is the test's, not a daemon's"
-    ),
-    ("p2p/storage/config.py", frozenset({"load_profile"})): (
-        "(hygiene) Daemon.card reads profile.json (a few hundred bytes) on each use; "
-        "config.py is being rewritten: the daemon should keep the profile in memory"
     ),
 }
 

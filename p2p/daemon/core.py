@@ -46,7 +46,7 @@ from p2p.services.peers import PeerDirectory
 from p2p.services.receipts import LaterReceipts
 from p2p.services.revocation import Pushed, RevocationService
 from p2p.storage import keystore
-from p2p.storage.config import Config, load_profile, own_card
+from p2p.storage.config import Config, load_profile, own_card, save_profile
 from p2p.storage.files import Layout, private_home
 from p2p.storage.quota import MIB, Limits, Quota
 from p2p.storage.store import PeerRow, PeerState, Store
@@ -102,6 +102,7 @@ class Daemon:
         self.layout = Layout(config.home)
         self.layout.create()
         self.store = Store(config.home / DATABASE)
+        self.profile = load_profile(config.home)  # read once: card() is built from it
         self.pairing = PairingService(
             self.me,
             self.signed_card,
@@ -188,7 +189,13 @@ class Daemon:
 
     def card(self) -> ProfileCard:
         addresses = list(self.config.advertise_addresses) or self._own_addresses()
-        return own_card(self.me, load_profile(self.config.home), addresses)
+        return own_card(self.me, self.profile, addresses)
+
+    async def save_profile(self, **fields: Any) -> dict[str, Any]:
+        """Change the profile (``profile.json``, on a worker thread) and the card built
+        from it: the one way to change it while the daemon runs, which keeps it in memory."""
+        self.profile = await asyncio.to_thread(save_profile, self.config.home, **fields)
+        return self.profile
 
     def signed_card(self) -> bytes:
         return self.card().sign(self.me.identity)

@@ -22,7 +22,6 @@ import pytest
 from click.testing import Result
 
 from p2p.errors import PeerUnknown
-from p2p.storage.config import save_profile
 from protocol import ProfileCard, messages
 
 from .clirun import no_ambient_home, run  # noqa: F401 - the fixture is autouse
@@ -197,7 +196,7 @@ async def test_rename_refuses_names_that_could_be_another_peer(
 async def test_a_new_name_taken_since_cannot_be_accepted(three: Three) -> None:
     _, b, m = three
     m_hex = await renamed(m, b, "Dr Bob Junior")
-    await asyncio.to_thread(save_profile, b.home, name="dr bob junior")
+    await b.daemon.save_profile(name="dr bob junior")
     refused = await pli(b.home, "peers", "accept-name", m.daemon.me.peer_id.fingerprint)
     assert refused.exit_code == 1
     assert "cannot be used" in refused.stderr

@@ -1,7 +1,8 @@
 """The practice's profile and key passphrase as the local API changes them.
 
 ``update_profile`` checks the fields (``documents/profile.py``), writes
-``profile.json`` with a higher ``seq`` on a worker thread, and has the new signed
+``profile.json`` with a higher ``seq`` on a worker thread (``Daemon.save_profile``,
+which keeps the profile the card is built from in memory), and has the new signed
 card taken to every paired peer (``cards.py``). ``change_passphrase`` writes the
 key file again under a new passphrase (``storage/keystore.py``); the running
 daemon keeps its keys in memory, so only its next start needs the new one.
@@ -15,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from p2p.documents.profile import checked
 from p2p.errors import BadInput
 from p2p.storage import keystore
-from p2p.storage.config import save_profile
 
 if TYPE_CHECKING:
     from p2p.daemon.core import Daemon
@@ -26,7 +26,7 @@ async def update_profile(daemon: Daemon, changes: dict[str, str | None]) -> dict
     fields = checked(**changes, rpps_option="“rpps”")
     if not fields:
         raise BadInput("Say what to change: “name”, “profession”, “rpps” or “practice”.")
-    await asyncio.to_thread(save_profile, daemon.config.home, **fields)
+    await daemon.save_profile(**fields)
     peers = daemon.cards.changed()
     daemon.events.publish({"type": "profile-changed"})
     return {**daemon.identity(), "seq": daemon.card().seq, "sent_to": peers}

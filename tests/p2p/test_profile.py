@@ -106,7 +106,7 @@ async def test_a_bad_profile_is_refused_in_words(
     assert status == 400
     assert words in answer["error"]["message"]
     assert card_of(b, a).seq == seq
-    assert load_profile(a.home)["name"] == "Dr Alice Martin"
+    assert (await asyncio.to_thread(load_profile, a.home))["name"] == "Dr Alice Martin"
 
 
 async def test_pli_profile_shows_and_sets_through_the_daemon(two: tuple[Running, Running]) -> None:

@@ -142,8 +142,8 @@ async def test_read_receipts_only_when_the_practice_sends_them(tmp_path: Path) -
     a = await start_daemon(tmp_path / "a", "Dr Alice Martin")
     b = await start_daemon(tmp_path / "b", "Dr Bob Durand", receipts_read=True)
     c = await start_daemon(tmp_path / "c", "Dr Chloé Petit")  # the default: no read receipts
-    pair(a, b)
-    pair(a, c)
+    await pair(a, b)
+    await pair(a, c)
     try:
         to_b = await letter_to(a, b, tmp_path)
         to_c = await letter_to(a, c, tmp_path)
@@ -171,7 +171,7 @@ async def test_read_receipts_only_when_the_practice_sends_them(tmp_path: Path) -
 async def test_a_revoked_sender_gets_nothing(tmp_path: Path) -> None:
     a = await start_daemon(tmp_path / "a", "Dr Alice Martin")
     b = await start_daemon(tmp_path / "b", "Dr Bob Durand", receipts_read=True)
-    pair(a, b)
+    await pair(a, b)
     try:
         first = await letter_to(a, b, tmp_path)
         second = await letter_to(a, b, tmp_path)
@@ -195,7 +195,7 @@ async def test_a_revoked_sender_gets_nothing(tmp_path: Path) -> None:
 async def test_a_receipt_waits_for_a_sender_away_and_survives_a_restart(tmp_path: Path) -> None:
     a = await start_daemon(tmp_path / "a", "Dr Alice Martin")
     b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
-    pair(a, b)
+    await pair(a, b)
     doc_id = await letter_to(a, b, tmp_path)
     await a.stop()
     _, answer = await b.api("POST", f"/v1/documents/{doc_id}/integrated")

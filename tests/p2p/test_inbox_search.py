@@ -75,7 +75,7 @@ async def practice(tmp_path: Path) -> Any:
     running = await start_daemon(tmp_path / "cardio", "Dr Durand")
     sender = LocalIdentity.generate(now=NOW)
     card = sender.card(1, name="Dr Hélène Martin").sign(sender.identity)
-    await asyncio.to_thread(running.daemon.add_peer, card, [])
+    await running.daemon.add_peer(card, [])
     yield running, sender
     await running.stop()
 

@@ -8,6 +8,9 @@ its nameplate). States: ``waiting`` (invitation open, or machines talking) →
 a reason code and a sentence for a person). ``Attempts`` keeps them, the
 background tasks and timers, and stores a peer once both sides agreed; the code
 and fingerprint exchanges (``code``, ``fingerprint``) drive them.
+
+Size (about 400 lines): the attempt's values and ``Attempts``, the one place that
+changes them (states, tasks, timers, the people's decisions), read best together.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ discovery and the transport); these handlers start an attempt, answer long polls
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import msgspec
 from aiohttp import web
@@ -48,12 +49,8 @@ async def pair_accept(request: web.Request) -> web.Response:
 
 async def pair_status(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
-    try:
-        timeout = min(float(request.query.get("timeout", "0")), MAX_WAIT)
-    except ValueError:
-        raise BadInput("“timeout” is a number of seconds.") from None
-    until = request.query.get("until")
-    states = {State(item) for item in until.split(",")} if until else ACTION_STATES
+    timeout = _timeout(request.query.get("timeout", "0"))
+    states = _states(request.query.get("until"))
     key = request.match_info["key"]
     status = (
         await daemon.pairing.wait(key, timeout, until=states)
@@ -61,6 +58,28 @@ async def pair_status(request: web.Request) -> web.Response:
         else (daemon.pairing.status(key))
     )
     return web.json_response(status.as_dict())
+
+
+def _timeout(text: str) -> float:
+    """``?timeout=``: seconds to wait, 0 to 60 (more waits 60)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:  # also refuses NaN
+        raise BadInput("“timeout” is a number of seconds, from 0 to 60.")
+    return min(seconds, MAX_WAIT)
+
+
+def _states(text: str | None) -> frozenset[State]:
+    """``?until=``: the states to wait for, comma-separated (default: a person must act)."""
+    if not text:
+        return ACTION_STATES
+    try:
+        return frozenset(State(item) for item in text.split(","))
+    except ValueError:
+        known = ", ".join(state.value for state in State)
+        raise BadInput(f"“until” lists states among: {known}.") from None
 
 
 async def pair_confirm(request: web.Request) -> web.Response:

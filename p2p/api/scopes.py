@@ -38,6 +38,7 @@ SCOPES: dict[str, str] = {
 }
 
 ROUTE_SCOPES: dict[tuple[str, str], str] = {
+    ("GET", "/v1/openapi.json"): ANY,
     ("GET", "/v1/status"): "status",
     ("GET", "/v1/identity"): "status",
     ("GET", "/v1/profile"): "status",

@@ -80,11 +80,19 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         )
 
 
+async def description(_request: web.Request) -> web.Response:
+    """``GET /v1/openapi.json``: this API described (OpenAPI 3.1, docs/openapi.json)."""
+    from p2p.api import openapi  # msgspec's schema generation: built on first use
+
+    return web.Response(text=openapi.text(), content_type="application/json")
+
+
 def build_app(daemon: Daemon) -> web.Application:
     app = web.Application(middlewares=[access, errors_as_json], client_max_size=MAX_JSON)
     # ``client_max_size`` bounds only what a handler reads whole; an upload streams.
     app[DAEMON] = daemon
     app[API_TCP] = TcpPort()
+    app.router.add_get("/v1/openapi.json", description)
     app.router.add_get("/v1/status", status.status)
     app.router.add_get("/v1/identity", status.identity)
     app.router.add_get("/v1/profile", profile.show)

@@ -87,6 +87,10 @@ async def test_another_user_is_refused(two: tuple[Running, Running]) -> None:
         ("POST", "/v1/peers", b'{"card": "AAAA"}', 422, "security"),
         ("GET", "/v1/documents/zz", b"", 404, "document-unknown"),
         ("GET", "/v1/nothing-here", b"", 404, "http-404"),
+        # found by schemathesis (tests/p2p/test_openapi_daemon.py): these were 500s
+        ("GET", "/v1/pair/x?until=bogus", b"", 400, "bad-input"),
+        ("GET", "/v1/pair/x?timeout=nan", b"", 400, "bad-input"),
+        ("GET", "/v1/pair/x?timeout=-1", b"", 400, "bad-input"),
         ("DELETE", "/v1/peers/nobody", b"", 404, "peer-unknown"),
     ],
 )

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from p2p.daemon import folders as folder_seam
 from p2p.daemon.bus import EventBus
 from p2p.daemon.cards import CardSender
 from p2p.daemon.dialling import Dialler
@@ -182,6 +183,7 @@ class Daemon:
             on_event=self.events.publish,
         )
         self.later = LaterRouting(self.archive, self.receipts)
+        self.folders = folder_seam.build(self)  # [folders]: None when none is configured
         self._stop = asyncio.Event()
         self.started_at = time.time()
 
@@ -258,6 +260,7 @@ class Daemon:
                 sweeper = group.create_task(self._sweep_forever())
                 receipts = group.create_task(self.receipts.run())
                 group.create_task(self._join_mailboxes())
+                folders = group.create_task(self.folders.run()) if self.folders else None
                 if self.discovery is not None:
                     # Registration probes the LAN for ~1.2 s: not worth delaying readiness.
                     group.create_task(self.discovery.start())
@@ -265,6 +268,8 @@ class Daemon:
                 outbox.cancel()
                 sweeper.cancel()
                 receipts.cancel()
+                if folders is not None:
+                    folders.cancel()
         except* PliError as failed:  # e.g. discovery on an interface that went away since load
             raise _first(failed) from None
         finally:
@@ -553,14 +558,24 @@ class Daemon:
         return await self.later.mark_read(text)
 
     async def send(
-        self, targets: list[str], kind: str, metadata: dict[str, str], files: list[Attachment]
+        self,
+        targets: list[str],
+        kind: str,
+        metadata: dict[str, str],
+        files: list[Attachment],
+        *,
+        doc_id: str | None = None,
     ) -> tuple[str, list[str]]:
-        """Queue one document for the peers named ``targets``: (its id, their peer ids)."""
+        """Queue one document for the peers named ``targets``: (its id, their peer ids).
+
+        ``doc_id`` (hex): an id chosen beforehand (the outbox folder records it first).
+        """
         rows = [self.peers.find(target) for target in targets]
         await asyncio.to_thread(_check_all, files)  # stat() and access() each file
         recipients = [Recipient(r.peer_id, _stored_card(r.card)) for r in rows]
         try:
-            doc_id = await self.outbox.queue(recipients, kind, metadata, files)
+            chosen = bytes.fromhex(doc_id) if doc_id is not None else None
+            doc_id = await self.outbox.queue(recipients, kind, metadata, files, doc_id=chosen)
         except (MalformedMessage, FrameTooLarge) as exc:  # our own document's fields
             raise BadInput(f"This document cannot be sent: {exc}") from None
         self.events.publish(

@@ -81,7 +81,10 @@ def prepare_home(
 ) -> None:
     """A new home: ``config.toml`` from ``settings``, then ``pli init --name NAME ...``."""
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lines = [f"{key} = {json.dumps(value)}\n" for key, value in settings.items()]
+    lines = [f"{key} = {json.dumps(v)}\n" for key, v in settings.items() if not isinstance(v, dict)]
+    for table, values in settings.items():  # a dict is a [table] (e.g. [folders]), last
+        if isinstance(values, dict):
+            lines += [f"[{table}]\n", *(f"{k} = {json.dumps(v)}\n" for k, v in values.items())]
     (home / "config.toml").write_text("".join(lines), encoding="utf-8")
     subprocess.run(  # noqa: S603 - our own interpreter and module
         pli_command(home, "init", "--name", name, *init_args),

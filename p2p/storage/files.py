@@ -16,9 +16,9 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 from p2p.errors import ConfigError, StorageError
 
@@ -158,6 +158,42 @@ def _write_new(
             progress.written(size)
         os.fsync(handle.fileno())
     return size
+
+
+def write_atomic_file(
+    path: Path, fill: Callable[[BinaryIO], int], *, sync_dir: bool = True
+) -> Written:
+    """``write_atomic`` for a writer that needs a file object (a zip): ``fill`` writes
+    into the private temporary file and returns the size; it is fsync'd and renamed
+    over ``path`` as above."""
+    tmp = path.with_name(f".{path.name[:64]}.{secrets.token_hex(6)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            size = fill(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _rename(tmp, path)
+        if sync_dir:
+            fsync_dir(path.parent)
+    except OSError as exc:
+        raise StorageError(
+            f"Could not write {path.name} in {path.parent}: {exc.strerror or exc}. "
+            "Check that the folder is writable and the disk has free space."
+        ) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+    return Written(path, size)
+
+
+def move(source: Path, target: Path) -> None:
+    """Rename a file already written durably to ``target`` (same disk; replaces it).
+
+    The watched folders move whole files between their sub-folders; the caller
+    fsyncs the folders once (``fsync_dir``) after a batch of moves.
+    """
+    os.replace(source, target)
 
 
 def _rename(tmp: Path, final: Path) -> Path:

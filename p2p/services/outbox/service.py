@@ -101,12 +101,16 @@ class Outbox:
         kind: str,
         metadata: dict[str, str],
         attachments: Sequence[Attachment],
+        *,
+        doc_id: bytes | None = None,
     ) -> str:
         """Seal and queue one document for ``recipients``; return its id (hex) once durable.
 
         The recipients' senders stream it while it is sealed (``sealing.py``).
+        ``doc_id``: the id a caller chose and recorded first (the outbox folder's
+        claim), so that queueing again after a crash cannot make a second document.
         """
-        doc_id = new_document_id()
+        doc_id = doc_id or new_document_id()
         peers = [r.peer_id for r in recipients]
         sealing = Sealing(doc_id.hex(), peers, self._layout.sent_envelope(doc_id.hex()))
         for peer_id in peers:

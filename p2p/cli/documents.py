@@ -54,25 +54,27 @@ def send(  # noqa: PLR0917 - click passes each option as an argument
 ) -> None:
     """Send FILE(S) to PEER as one encrypted, signed document (a letter and its attachments).
 
-    PEER is a peer's name, its fingerprint (or the start of it) or its peer id. The
-    clinical details (patient, RPPS, subject, the document answered) travel inside the
-    encrypted envelope and are signed with the files. The document waits in the outbox
-    until PEER's daemon returns a signed receipt.
+    PEER is a peer's name, its fingerprint (or the start of it) or its peer id. An IHE
+    XDM zip among FILES is opened: its documents are sent, with its patient, title and
+    author (the options given win). The clinical details (patient, RPPS, subject, the
+    document answered) travel inside the encrypted envelope and are signed with the
+    files. The document waits in the outbox until PEER's daemon returns a signed receipt.
     """
+    from p2p.cli.xdm import merged_patient, unpacked
     from p2p.documents.clinical import clinical_metadata
 
     paths = [check_file(f) for f in files]
-    metadata = clinical_metadata(
-        subject=subject,
-        **patient,
-        author_rpps=own_rpps(state, author_rpps),
-        recipient_rpps=recipient_rpps,
-    )
-    attachments = [
-        {"path": path, "name": Path(typed).name, "type": media_type(path)}
-        for typed, path in zip(files, paths, strict=True)
-    ]
-    send_document(state, peer, kind, metadata, attachments, in_reply_to=in_reply_to, wait=wait)
+    with unpacked(list(files), paths, media_type) as found:  # an XDM zip: its documents
+        metadata = clinical_metadata(
+            subject=subject or found.metadata.get("subject"),
+            **merged_patient(patient, found.metadata),
+            author_rpps=own_rpps(state, author_rpps or found.metadata.get("author_rpps")),
+            recipient_rpps=recipient_rpps,
+        )
+        attachments = [{"path": p, "name": n, "type": t} for n, p, t in found.files]
+        if found.zips and not state.json:
+            state.out.line(found.summary())
+        send_document(state, peer, kind, metadata, attachments, in_reply_to=in_reply_to, wait=wait)
 
 
 #: ``pli prescribe --item``: one line of the prescription, parsed by ``_order``.

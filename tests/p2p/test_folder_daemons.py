@@ -63,7 +63,7 @@ async def linked(tmp_path: Path) -> Any:
             tmp_path, inbox=str(tmp_path / "in"), inbox_formats=["hprim", "xdm", "fhir"]
         ),
     )
-    pair(a, b)
+    await pair(a, b)
     yield Linked(a, b, tmp_path / "out", tmp_path / "in")
     await a.stop()
     await b.stop()
@@ -259,7 +259,7 @@ async def test_a_claim_left_by_a_crash_is_queued_exactly_once(
     out = tmp_path / "out"
     b = await start_daemon(tmp_path / "b", "Dr Bob Durand")
     first = await start_daemon(tmp_path / "a", "Dr Alice Martin")
-    pair(first, b)
+    await pair(first, b)
     claim = await asyncio.to_thread(_claim, first, out, "lettre.pdf")
     if committed:  # the crash came after the outbox commit, before the move to sent/
         await first.daemon.send(

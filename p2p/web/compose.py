@@ -44,9 +44,11 @@ _TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,100}/[A-Za-z0-9][A-Za-z0-
 
 
 async def form(request: web.Request) -> web.Response:
-    """The empty form, or prefilled to answer ``?reply_to=DOC``."""
+    """The empty form; ``?to=PEER`` chooses the colleague (a colleague's "write to"
+    link), ``?reply_to=DOC`` prefills the answer to a document."""
     values = dict.fromkeys(FIELDS, "")
     values["kind"] = "letter"
+    values["recipient"] = request.query.get("to", "")[:200]
     reply_to = request.query.get("reply_to", "")
     if reply_to:
         doc = await request.app[API].get(f"/v1/documents/{quote(reply_to, safe='')}")

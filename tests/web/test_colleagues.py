@@ -141,7 +141,14 @@ def test_pairing_by_code_through_both_pages_then_rename_and_remove(
     assert [p["name"] for p in peers_of(gp)] == ["Dr Durand"]
     assert [p["name"] for p in peers_of(cardio)] == ["Dr Martin"]
 
-    doctor.goto(doctor.url.split("/colleagues")[0] + "/colleagues")
+    specialist.get_by_test_id("write-to").click()  # "Écrire à ce confrère": compose, for them
+    expect(specialist.get_by_test_id("recipient")).to_have_value(gp.peer_id)
+    colleagues = doctor.url.split("/colleagues")[0] + "/colleagues"
+    doctor.goto(colleagues)
+    doctor.get_by_test_id("colleague-row").get_by_test_id("write-to").click()
+    expect(doctor.get_by_test_id("recipient")).to_have_value(cardio.peer_id)
+
+    doctor.goto(colleagues)
     row = doctor.get_by_test_id("colleague-row").filter(has_text="Dr Durand")
     expect(row).to_be_visible()
     row.get_by_text("Renommer").click()

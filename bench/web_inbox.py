@@ -15,7 +15,9 @@ and its page are served on loopback, the page is signed in by a one-time link,
 and each request is timed until its answer is read (the client is on the same
 machine: this is the server's time plus a loopback round trip): page 1, a
 search, a filter by kind, a date range, page 100; and apart, the local API's
-``GET /v1/inbox/page`` that the page reads, and the whole ``GET /v1/inbox``.
+``GET /v1/inbox/page`` that the page reads, the whole ``GET /v1/inbox``, and the
+lookup of one document by its id or an id prefix (``Archive.find``, what opening a
+document does first), timed in the process.
 Goal (issue 11): ≤ 100 ms of server time for 10,000 documents.
 """
 
@@ -108,14 +110,16 @@ async def timed(
     return wall[1:], cpu[1:]
 
 
-def ms(values: list[float]) -> str:
+def ms(values: list[float], unit: str = "ms") -> str:
+    scale = 1000 if unit == "ms" else 1_000_000
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-    return f"median {1000 * statistics.median(ordered):6.1f} ms  p95 {1000 * p95:6.1f} ms"
+    return f"median {scale * statistics.median(ordered):6.1f} {unit}  p95 {scale * p95:6.1f} {unit}"
 
 
-def row(label: str, path: str, timings: tuple[list[float], list[float]]) -> str:
-    return f"{label:11} {path:40} wall {ms(timings[0])}   cpu {ms(timings[1])}"
+def row(label: str, path: str, timings: tuple[list[float], list[float]], unit: str = "ms") -> str:
+    wall, cpu = ms(timings[0], unit), ms(timings[1], unit)
+    return f"{label:11} {path:40} wall {wall}   cpu {cpu}"
 
 
 def cases(documents: int) -> list[tuple[str, str]]:
@@ -149,6 +153,21 @@ async def measure(daemon: Daemon, documents: int, runs: int) -> None:
             ("API all", "/v1/inbox"),
         ):
             print(row(label, path, await timed(api, "http://pli" + path, runs)))
+    some = daemon.store.inbox()[documents // 2].doc_id  # any one: a lookup does not depend on it
+    for label, needle in (("find id", some), ("find prefix", some[:8])):
+        print(row(label, f"archive.find({needle[:8]}…)", found(daemon, needle, runs), "µs"))
+
+
+def found(daemon: Daemon, needle: str, runs: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of ``runs`` lookups of a document by id or id prefix (what
+    opening a document, its file or its receipt does first), in the process itself."""
+    wall, cpu = [], []
+    for _ in range(runs):
+        begun, begun_cpu = time.perf_counter(), time.process_time()
+        daemon.archive.find(needle)
+        wall.append(time.perf_counter() - begun)
+        cpu.append(time.process_time() - begun_cpu)
+    return wall, cpu
 
 
 async def main(documents: int, runs: int) -> None:

@@ -48,6 +48,8 @@ from protocol import (
 
 _Event = TypeVar("_Event", MetaReceived, Verified)
 MIN_PREFIX = 4  # characters of a document id a person must type
+PREFIX_MATCHES = 20  # documents an ambiguous prefix is counted up to
+_HEX = re.compile(r"[0-9a-f]+")
 _FULL_ID = re.compile(r"[0-9a-f]{32,64}")
 #: Peers whose names documents are shown with.
 KNOWN_STATES = (PeerState.PAIRED, PeerState.REMOVED, PeerState.REVOKED)
@@ -126,23 +128,31 @@ class Archive:
     # --- finding a document -------------------------------------------------------------
 
     def find(self, text: str) -> StoredDocument:
-        """A document by its id or a unique prefix of it (received ones first)."""
+        """A document by its id or a unique prefix of it (received ones first): two range
+        queries on the tables' primary keys, O(log n) however many documents are kept."""
         needle = text.strip().lower()
         found: dict[str, StoredDocument] = {}
-        for row in self.store.inbox():
-            if row.doc_id.startswith(needle):
+        if len(needle) >= MIN_PREFIX and _HEX.fullmatch(needle):  # ids are lowercase hex
+            for row in self.store.inbox_with_prefix(needle, PREFIX_MATCHES):
                 path = self.layout.received_envelope(row.sender, row.doc_id)
-                found[row.doc_id] = StoredDocument("in", row.doc_id, path)
-        for out in self.store.outbox():
-            if out.doc_id.startswith(needle) and out.doc_id not in found:
-                path = self.layout.sent_envelope(out.doc_id)
-                found[out.doc_id] = StoredDocument("out", out.doc_id, path)
-        if len(needle) < MIN_PREFIX or not found:
+                found.setdefault(row.doc_id, StoredDocument("in", row.doc_id, path))
+            for doc_id in self.store.outbox_ids_with_prefix(needle, PREFIX_MATCHES):
+                if doc_id not in found:
+                    path = self.layout.sent_envelope(doc_id)
+                    found[doc_id] = StoredDocument("out", doc_id, path)
+        if not found:
             raise DocumentUnknown(
-                f"No document has the id “{text}”. `pli inbox` and `pli outbox` list them."
+                f"No document has the id “{text}”. `pli inbox` and `pli outbox` list them.",
+                french=f"Aucun document n'a l'identifiant « {text} » : il a peut-être été "
+                "supprimé, ou le lien est incomplet. Retrouvez-le dans la boîte de réception "
+                "ou les envois.",
             )
         if len(found) > 1:
-            raise BadInput(f"“{text}” matches {len(found)} documents; type more of the id.")
+            count = f"{len(found)}" if len(found) < PREFIX_MATCHES else f"{PREFIX_MATCHES} or more"
+            raise BadInput(
+                f"“{text}” matches {count} documents; type more of the id.",
+                french=f"« {text} » désigne plusieurs documents : donnez l'identifiant en entier.",
+            )
         return next(iter(found.values()))
 
     def _revoked(self, meta: DocumentMeta) -> dict[str, Any]:

@@ -123,3 +123,12 @@ class Database:
     @property
     def schema_version(self) -> int:
         return int(self._query("PRAGMA user_version")[0][0])
+
+
+def prefix_range(prefix: str) -> tuple[str, str]:
+    """The bounds ``[low, high)`` of the TEXT values that start with ``prefix`` (non-empty),
+    for ``col >= ? AND col < ?``: a range an index answers in O(log n), where ``LIKE``
+    would scan (it is case-insensitive). SQLite orders TEXT by its UTF-8 bytes, which is
+    code-point order, so the next value after every ``prefix…`` is the prefix with its
+    last character one higher."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)

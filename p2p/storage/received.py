@@ -12,7 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from p2p.errors import StorageError
-from p2p.storage.database import Database
+from p2p.storage.database import Database, prefix_range
 from p2p.storage.index import IdRow, ListingRow
 from p2p.storage.rows import InboxRow, PeerState, columns, from_row, marks
 from p2p.storage.search import InboxQuery
@@ -173,6 +173,16 @@ class ReceivedDocuments(Database):
             (doc_id, sender),
         )
         return from_row(InboxRow, rows[0]) if rows else None
+
+    def inbox_with_prefix(self, prefix: str, limit: int) -> list[InboxRow]:
+        """Up to ``limit`` received documents whose id starts with ``prefix`` (the
+        primary key's index: O(log n), however many documents are stored)."""
+        rows = self._query(
+            f"SELECT {_INBOX} FROM inbox WHERE doc_id >= ? AND doc_id < ? "  # noqa: S608
+            "ORDER BY doc_id LIMIT ?",
+            (*prefix_range(prefix), limit),
+        )
+        return [from_row(InboxRow, row) for row in rows]
 
     def inbox(self) -> list[InboxRow]:
         rows = self._query(f"SELECT {_INBOX} FROM inbox ORDER BY received_at")  # noqa: S608

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
-from p2p.storage.database import Database
+from p2p.storage.database import Database, prefix_range
 from p2p.storage.rows import OutboxRow, OutboxState, PeerState, StoredReceipt, columns, from_row
 
 _OUTBOX = columns(OutboxRow)
@@ -44,6 +44,16 @@ class SentDocuments(Database):
             sql, args = sql + " AND peer_id=?", [*args, peer_id]
         rows = self._query(sql + " ORDER BY created_at, doc_id", tuple(args))
         return [from_row(OutboxRow, row) for row in rows]
+
+    def outbox_ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` sent documents' ids that start with ``prefix`` (the primary
+        key's index: O(log n))."""
+        rows = self._query(
+            "SELECT DISTINCT doc_id FROM outbox WHERE doc_id >= ? AND doc_id < ? "
+            "ORDER BY doc_id LIMIT ?",
+            (*prefix_range(prefix), limit),
+        )
+        return [str(row["doc_id"]) for row in rows]
 
     def outbox_entry(self, doc_id: str, peer_id: str) -> OutboxRow | None:
         rows = self._query(

@@ -110,7 +110,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Store a file's bytes, streamed, for POST /v1/documents.", shapes.Upload, 201, raw_body=True
     ),
     ("GET", "/v1/events"): Op(
-        "Server-sent events: documents received, queued, delivered; names.",
+        "Server-sent events: documents received, queued, delivered, integrated, read; names.",
         None,
         media="text/event-stream",
     ),

@@ -88,6 +88,10 @@ class Status(Shape):
     delivered: int
     inbox: int
     inbox_new: int
+    integrated: int
+    not_integrated: int
+    read: int
+    receipts_unsent: int
     revoked_since: int | None
     revocation_made_at: int | None
     mailboxes: list[MailboxState]

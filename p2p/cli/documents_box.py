@@ -127,6 +127,24 @@ def later_receipts(row: dict[str, Any]) -> str:
     return ", ".join(said)
 
 
+def later_lines(receipt: dict[str, Any]) -> list[str]:
+    """``pli show``'s lines for what one recipient said after delivery, each signed."""
+    lines = []
+    integrated = receipt.get("integrated")
+    if isinstance(integrated, dict) and integrated.get("status") == "integrated":
+        lines.append(f"Integrated into their software: {when(integrated.get('time'))} (signed)")
+    elif isinstance(integrated, dict):
+        reason = clean(integrated.get("label_en") or "")
+        lines.append(
+            f"Not integrated: {when(integrated.get('time'))}, error {integrated.get('code')} "
+            f"{reason} (signed)"
+        )
+    read = receipt.get("read")
+    if isinstance(read, dict):
+        lines.append(f"Read: {when(read.get('time'))} (signed)")
+    return lines
+
+
 def _peer_names(client: Client) -> dict[str, str]:
     names = {str(p["peer_id"]): str(p["name"]) for p in client.get("/v1/peers")}
     me = client.get("/v1/identity")
@@ -206,6 +224,8 @@ def _show_details(
     for receipt in info.get("receipts", []):
         got = f"signed receipt {when(receipt['time'])}" if receipt.get("time") else "no receipt yet"
         out.line(f"To {who(receipt['peer'])}: {receipt.get('state')}, {got}")
+        for line in later_lines(receipt):
+            out.line(f"  {line}")
     for receipt in receipts if incoming else []:
         out.line(f"Our signed receipt: {clean(receipt.get('status'))}, {when(receipt.get('time'))}")
 

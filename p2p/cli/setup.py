@@ -194,6 +194,7 @@ def status(state: State) -> None:
             ("Peer port", info.get("peer_port")),
             ("Peers", f"{info.get('peers', 0)} paired, {info.get('peers_online', 0)} online"),
             ("Outbox", f"{info.get('queued', 0)} waiting, {info.get('delivered', 0)} delivered"),
+            ("Then", _later_line(info)),
             (
                 "Inbox",
                 f"{_count(info.get('inbox', 0), 'document')}, "
@@ -217,6 +218,18 @@ def status(state: State) -> None:
             "This practice's identity is revoked: colleagues refuse it. Create a new identity "
             "in a new home (`pli init`) and pair again."
         )
+
+
+def _later_line(info: dict[str, Any]) -> str:
+    """What recipients said after delivery (signed receipts), and ours still to send."""
+    said = (
+        f"{info.get('integrated', 0)} integrated, {info.get('not_integrated', 0)} not "
+        f"integrated, {info.get('read', 0)} read (recipients' signed receipts)"
+    )
+    unsent = int(info.get("receipts_unsent") or 0)
+    if unsent:
+        said += f"; {unsent} of ours not with their sender yet"
+    return said
 
 
 #: How ``pli status`` names each refusal code of the quota (storage/quota.py).

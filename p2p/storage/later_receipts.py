@@ -177,3 +177,22 @@ class LaterReceiptRows(Database):
         else:
             rows = self._query(f"SELECT {_IN} FROM later_in WHERE doc_id=?", (doc_id,))  # noqa: S608
         return [_in(row) for row in rows]
+
+    # --- counted, for ``pli status`` ------------------------------------------------------
+
+    def later_counts(self) -> dict[str, int]:
+        """As sender: the recipients that said integrated, not integrated, read; as
+        recipient: the later receipts this practice signed that its senders do not hold yet."""
+        rows = self._query(
+            "SELECT CASE WHEN status LIKE ? THEN 'not_integrated' ELSE status END AS said, "
+            "count(*) AS n FROM later_in GROUP BY said",
+            (_NOT_INTEGRATED,),
+        )
+        said = {row["said"]: row["n"] for row in rows}
+        unsent = self._query("SELECT count(*) AS n FROM later_out WHERE sent_at IS NULL")[0]
+        return {
+            "integrated": said.get("integrated", 0),
+            "not_integrated": said.get("not_integrated", 0),
+            "read": said.get("read", 0),
+            "receipts_unsent": unsent["n"],
+        }

@@ -217,4 +217,5 @@ class Store(SentDocuments, ReceivedDocuments, LaterReceiptRows, ApiTokenRows):
             "delivered": by_state.get(OutboxState.DELIVERED, 0),
             "inbox": inbox["n"],
             "inbox_new": inbox["new"],
+            **self.later_counts(),
         }

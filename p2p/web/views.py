@@ -10,6 +10,7 @@ HTML, SVG and scripts included, are shown escaped inside a ``<pre>`` (``preview`
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from typing import Any
 from urllib.parse import quote
@@ -18,13 +19,15 @@ from aiohttp import web
 
 from p2p.documents.filenames import safe_filename
 from p2p.web import guard, preview
-from p2p.web.api import API, ApiError
+from p2p.web.api import API, Api, ApiError
 from p2p.web.listing import Query, pages_of, shape
 from p2p.web.prescribe import prescription_file
+from p2p.web.receipts import receipt_lines
 from p2p.web.render import lang_of, render
 from p2p.web.words import birth_date, when, word
 
 _FULL_ID = re.compile(r"[0-9a-f]{32,64}")
+log = logging.getLogger("pli.web")
 
 
 async def inbox(request: web.Request) -> web.Response:
@@ -52,26 +55,17 @@ async def inbox(request: web.Request) -> web.Response:
 
 
 async def outbox(request: web.Request) -> web.Response:
+    """The sent documents, newest first, each recipient with its receipt lines."""
     lang = lang_of(request)
-    rows = []
-    for row in reversed(await request.app[API].get("/v1/outbox")):
-        state = str(row.get("state", ""))
-        receipt = ""
-        if row.get("receipt_time"):
-            receipt = word(
-                lang,
-                "receipt_ok",
-                name=row.get("to_name", ""),
-                time=when(row.get("receipt_time"), lang),
-            )
-        rows.append(
-            {
-                **row,
-                "created": when(row.get("created_at"), lang),
-                "receipt": receipt,
-                "state_text": _state(lang, state),
-            }
-        )
+    rows = [
+        {
+            **row,
+            "created": when(row.get("created_at"), lang),
+            "receipts": receipt_lines(row, lang),
+            "state_text": _state(lang, str(row.get("state", ""))),
+        }
+        for row in reversed(await request.app[API].get("/v1/outbox"))
+    ]
     return await render(request, "outbox.html", section="outbox", rows=rows)
 
 
@@ -87,6 +81,8 @@ async def document(request: web.Request) -> web.Response:
     api = request.app[API]
     lang = lang_of(request)
     doc = await api.get(f"/v1/documents/{quote(request.match_info['doc'], safe='')}")
+    if doc["direction"] == "in":
+        await opened(api, str(doc["id"]))
     peers = {str(p["peer_id"]): p for p in await api.get("/v1/peers")}
     me = await api.get("/v1/identity")
     names = {**{k: str(p.get("name", "")) for k, p in peers.items()}, me["peer_id"]: me["name"]}
@@ -108,7 +104,7 @@ async def document(request: web.Request) -> web.Response:
         "printable": prescription_file(doc) is not None,
     }
     replies, parent = await thread(request, doc["id"], str(meta.get("in_reply_to", "")))
-    receipts = [receipt_line(r, names, lang) for r in doc.get("receipts", [])]
+    receipts = [recipient_receipts(r, names, lang) for r in doc.get("receipts", [])]
     return await render(
         request,
         "document.html",
@@ -119,6 +115,17 @@ async def document(request: web.Request) -> web.Response:
         parent=parent,
         receipts=receipts,
     )
+
+
+async def opened(api: Api, doc_id: str) -> None:
+    """A person opened a received document on the page: the daemon signs a read receipt
+    for its sender when this practice sends them (``receipts_read``) and the sender is
+    still paired and not revoked, once (``daemon/later.py``). The document is shown
+    whatever the answer: a receipt that could not be noted is only logged."""
+    try:
+        await api.post(f"/v1/documents/{doc_id}/read")
+    except ApiError as exc:
+        log.warning("read receipt not noted (%s)", exc.code)
 
 
 async def thread(
@@ -150,13 +157,15 @@ async def thread(
     return replies, {"id": parent_id, "subject": (parent.get("metadata") or {}).get("subject")}
 
 
-def receipt_line(row: dict[str, Any], names: dict[str, str], lang: str) -> dict[str, str]:
-    name = names.get(str(row.get("peer")), "?")
-    if row.get("time"):
-        text = word(lang, "receipt_ok", name=name, time=when(row.get("time"), lang))
-    else:
-        text = f"{name} : {_state(lang, str(row.get('state')))}"
-    return {"state": str(row.get("state", "")), "text": text}
+def recipient_receipts(row: dict[str, Any], names: dict[str, str], lang: str) -> dict[str, Any]:
+    """One recipient of a sent document: its name, state and receipt lines."""
+    state = str(row.get("state", ""))
+    return {
+        "name": names.get(str(row.get("peer")), "?"),
+        "state": state,
+        "state_text": _state(lang, state),
+        "lines": receipt_lines(row, lang),
+    }
 
 
 def trust_line(

@@ -102,10 +102,23 @@ WORDS: dict[str, tuple[str, str]] = {
     "reply_to": ("Réponse à", "Reply to"),
     "no_replies": ("Pas encore de réponse.", "No reply yet."),
     "receipts": ("Accusés de réception", "Receipts"),
-    "receipt_ok": (
-        "Reçu par {name} le {time} (accusé signé)",
-        "Received by {name} on {time} (signed receipt)",
+    "rc_delivered": (
+        "Remis le {time} (accusé signé)",
+        "Delivered on {time} (signed receipt)",
     ),
+    "rc_integrated": (
+        "Intégré le {time} dans le logiciel du cabinet",
+        "Integrated on {time} into the practice software",
+    ),
+    "rc_not_integrated": (
+        "Non intégré le {time} : erreur {code} — {label}",
+        "Not integrated on {time}: error {code} — {label}",
+    ),
+    "rc_not_integrated_bare": (
+        "Non intégré le {time} : erreur {code}",
+        "Not integrated on {time}: error {code}",
+    ),
+    "rc_read": ("Lu le {time}", "Read on {time}"),
     "recipient": ("Destinataire", "Recipient"),
     "choose": ("Choisir un confrère…", "Choose a colleague…"),
     "no_peers": (

@@ -125,7 +125,8 @@ def test_a_letter_and_its_reply_between_two_pages(
     delivered(gp, doc_id)
     doctor.goto(doctor.url)  # the GP's letter, where the reply is threaded
     expect(doctor.get_by_test_id("thread-reply")).to_contain_text(f"Re: {SUBJECT}")
-    expect(doctor.get_by_test_id("receipt")).to_contain_text("Reçu par Dr Durand")
+    expect(doctor.get_by_test_id("receipt-recipient")).to_contain_text("Dr Durand : Remis")
+    expect(doctor.get_by_test_id("receipt")).to_contain_text("Remis le ")
     chromium.shoot(doctor, "sent-letter-with-reply")
     accessible(doctor)
     doctor.get_by_role("link", name="Envoyés").click()

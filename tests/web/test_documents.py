@@ -56,7 +56,8 @@ def test_a_letter_written_on_the_page_reaches_the_colleague(
     assert list((gp.daemon.home / "uploads").iterdir()) == []  # the upload went with it
     sent = page.get(f"/documents/{doc}").text
     assert 'data-testid="receipt"' in sent
-    assert "Reçu par Dr Durand" in sent
+    assert "Dr Durand : Remis" in sent
+    assert "Remis le " in sent
     inbox = cardio.visitor().get("/").text
     row = inbox.split(f'data-id="{doc}"')[1].split("</tr>")[0]
     assert f'data-id="{doc}" class="unread"' in inbox

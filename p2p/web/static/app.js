@@ -37,7 +37,9 @@
       clearTimeout(pending);
       pending = setTimeout(refresh, 100);
     };
+    // a sent document's receipts: delivered, then integrated (or not) and read
     ["document-received", "document-delivered", "document-queued",
+     "document-integrated", "document-read",
      "pairing-changed", "peer-renamed", "peer-name-waiting"].forEach(
       (type) => source.addEventListener(type, onEvent));
   }

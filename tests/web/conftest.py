@@ -65,6 +65,22 @@ def practices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Practi
         kill_all(gp, cardio)
 
 
+@pytest.fixture(scope="module")
+def reading_practices(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Practice, Practice]]:
+    """The GP, and the cardiologist whose practice sends read receipts (``receipts_read``)."""
+    root: Path = tmp_path_factory.mktemp("receipts")
+    gp = PracticeProcess(root / "gp", "Dr Martin").start()
+    cardio = PracticeProcess(root / "cardio", "Dr Durand", receipts_read=True).start()
+    try:
+        gp.trust(cardio)
+        cardio.trust(gp)
+        yield Practice(gp), Practice(cardio)
+    finally:
+        kill_all(gp, cardio)
+
+
 def delivered(practice: Practice, doc_id: str, timeout: float = 30.0) -> None:
     """Wait until ``doc_id`` has its receipt in ``practice``'s outbox."""
     off_loop(wait_until, lambda: practice.daemon.outbox_state(doc_id) == "delivered", timeout)

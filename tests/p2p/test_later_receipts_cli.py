@@ -1,0 +1,98 @@
+"""The sender's CLI shows what its recipients said after delivery: two ``pli daemon``
+processes, ``pli`` run as a person runs it.
+
+``pli show DOC`` prints, under each recipient, « integrated » (or the error's code
+and words) and « read »; ``pli status`` (and ``--json``) counts them, and the
+recipient's status counts its later receipts not yet with their sender;
+``pli outbox --json`` carries them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from p2p.cli.practice import PracticeProcess, kill_all, wait_until
+
+
+@pytest.fixture
+def practices(tmp_path: Path) -> Iterator[tuple[PracticeProcess, PracticeProcess]]:
+    a = PracticeProcess(tmp_path / "a", "Dr Alice Martin").start()
+    b = PracticeProcess(tmp_path / "b", "Dr Bob Durand", receipts_read=True).start()
+    a.trust(b)
+    b.trust(a)
+    yield a, b
+    kill_all(a, b)
+
+
+def letters(a: PracticeProcess, b: PracticeProcess, tmp_path: Path, count: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        path = tmp_path / f"lettre-{n}.txt"
+        path.write_text(f"Compte rendu {n}.\n", encoding="utf-8")
+        ids.append(a.send(b, path, kind="letter"))
+    wait_until(lambda: all(a.outbox_state(doc) == "delivered" for doc in ids), 30)
+    return ids
+
+
+def outbox(a: PracticeProcess) -> dict[str, dict[str, Any]]:
+    """``pli --json outbox``: document id -> its (only) recipient's entry."""
+    listed = a.pli("--json", "outbox").stdout.splitlines()
+    return {row["id"]: row for row in map(json.loads, listed)}
+
+
+def test_show_status_and_outbox_carry_integrated_and_read(
+    practices: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
+) -> None:
+    a, b = practices
+    first, second, third = letters(a, b, tmp_path, 3)
+    b.client.post(f"/v1/documents/{first}/integrated", {})
+    b.client.post(f"/v1/documents/{first}/read", {})
+    b.client.post(f"/v1/documents/{second}/integrated", {"error_code": 902})
+    wait_until(lambda: outbox(a)[first]["read"] is not None, 20)
+    wait_until(lambda: outbox(a)[second]["integrated"] is not None, 20)
+
+    shown = a.pli("show", first).stdout
+    assert "To Dr Bob Durand: delivered, signed receipt" in shown
+    assert "  Integrated into their software: " in shown
+    assert "  Read: " in shown
+    failed = a.pli("show", second).stdout
+    assert "  Not integrated: " in failed
+    assert ", error 902 Unknown patient (signed)" in failed
+    untouched = a.pli("show", third).stdout
+    assert "Integrated" not in untouched
+    assert "Read:" not in untouched
+
+    rows = outbox(a)
+    assert rows[first]["integrated"]["status"] == "integrated"
+    assert rows[second]["integrated"]["code"] == 902
+    assert rows[third]["integrated"] is None
+    assert rows[third]["read"] is None
+
+    counted = json.loads(a.pli("--json", "status").stdout)
+    assert (counted["integrated"], counted["not_integrated"], counted["read"]) == (1, 1, 1)
+    status = a.pli("status").stdout
+    assert "1 integrated, 1 not integrated, 1 read (recipients' signed receipts)" in status
+    recipient = json.loads(b.pli("--json", "status").stdout)
+    assert recipient["receipts_unsent"] == 0  # all three are with their sender
+    assert (recipient["integrated"], recipient["read"]) == (0, 0)  # it sent nothing itself
+
+
+def test_status_counts_the_receipts_waiting_for_a_sender_away(
+    practices: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
+) -> None:
+    a, b = practices
+    (doc,) = letters(a, b, tmp_path, 1)
+    a.stop()
+    answer = b.client.post(f"/v1/documents/{doc}/integrated", {})
+    assert answer["receipt"] == "queued"
+    assert json.loads(b.pli("--json", "status").stdout)["receipts_unsent"] == 1
+    assert "1 of ours not with their sender yet" in b.pli("status").stdout
+    a.start()
+    a.send(b, tmp_path / "lettre-0.txt", kind="letter")  # a session: B sends what waited
+    wait_until(lambda: json.loads(b.pli("--json", "status").stdout)["receipts_unsent"] == 0, 30)
+    assert json.loads(a.pli("--json", "status").stdout)["integrated"] == 1

@@ -5,6 +5,9 @@ page: ``file`` serves a PDF or an image inline only if its first bytes say so (t
 sender's declared type is not trusted), always with nosniff and a sandboxing CSP;
 anything else is a download (``application/octet-stream``, attachment). Text files,
 HTML, SVG and scripts included, are shown escaped inside a ``<pre>`` (``preview``).
+Showing a received document is a read: the daemon is asked for a read receipt
+(``opened``), which it signs only where the practice sends them. A sent document
+shows each recipient's receipt lines (``receipts.py``).
 """
 
 from __future__ import annotations

@@ -107,8 +107,8 @@ WORDS: dict[str, tuple[str, str]] = {
         "Delivered on {time} (signed receipt)",
     ),
     "rc_integrated": (
-        "Intégré le {time} dans le logiciel du cabinet",
-        "Integrated on {time} into the practice software",
+        "Intégré le {time} dans le logiciel du destinataire",
+        "Integrated on {time} into the recipient's software",
     ),
     "rc_not_integrated": (
         "Non intégré le {time} : erreur {code} — {label}",

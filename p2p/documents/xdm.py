@@ -9,7 +9,9 @@ the ``Letter``; ``write`` streams the zip to a file object, the files' bytes rea
 from the openers it is handed (memory does not grow with their size).
 
 Codes used: class and type codes from LOINC by kind, confidentiality ``N``
-(HL7 v3 Confidentiality), format ``urn:ihe:iti:xds:2017:mimeTypeSufficient``; the
+(HL7 v3 Confidentiality), format ``urn:ihe:iti:xds:2017:mimeTypeSufficient``,
+facility type ``SA07`` and practice setting ``AMBULATOIRE`` (CI-SIS value sets, see
+``FACILITY_TYPE``); the
 patient id is the INS (NIR, OID 1.2.250.1.213.1.4.8), the author's id ``8`` + RPPS
 (OID 1.2.250.1.71.4.2.1), as the French CI-SIS writes them. ``xdm_import.py`` reads
 such a zip back.
@@ -38,6 +40,8 @@ SCHEME = {
     "confidentialityCode": "urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f",
     "formatCode": "urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d",
     "typeCode": "urn:uuid:f0306f51-975f-434e-a61c-c59651d33983",
+    "healthcareFacilityTypeCode": "urn:uuid:f33fb8ac-18af-42cc-ae0e-ed0b0bdb91e1",
+    "practiceSettingCode": "urn:uuid:cccf5598-8b07-4b77-a05e-ae952c785ead",
     "patientId": "urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427",
     "uniqueId": "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab",
     "set.author": "urn:uuid:a7058bb9-b4e4-4307-ba5b-e3f0ab85e12d",
@@ -58,6 +62,16 @@ CLASS_CODES = {
     "report": ("11506-3", "Compte rendu"),
     "file": ("55107-7", "Document"),
 }
+#: Where the document was written, both required on a DocumentEntry (IHE ITI TF-3
+#: Table 4.2.3.2-1), from the French CI-SIS value sets ("Volet Partage de Documents de
+#: Santé"): the facility type from JDV_J02-HealthcareFacilityTypeCode-CISIS, code system
+#: TRE_R02-SecteurActivite (OID 1.2.250.1.71.4.2.4), ``SA07`` "Cabinet individuel"; the
+#: practice setting from JDV_J04-XdsPracticeSettingCode-CISIS, code system
+#: TRE_A01-CadreExercice (OID 1.2.250.1.213.1.1.4.9), ``AMBULATOIRE``. pli runs in a
+#: "cabinet de ville" and its profile does not say whether the practice is a group
+#: (``SA08``): the individual practice is the common case.
+FACILITY_TYPE = ("SA07", "1.2.250.1.71.4.2.4", "Cabinet individuel")
+PRACTICE_SETTING = ("AMBULATOIRE", "1.2.250.1.213.1.1.4.9", "Ambulatoire")
 #: File name extensions by media type inside the zip (others keep their own).
 EXTENSIONS = {"application/pdf": ".PDF", "text/plain": ".TXT", "application/json": ".JSON"}
 
@@ -185,6 +199,11 @@ def _document_entry(
         system="2.16.840.1.113883.5.25",
         display="Normal",
     )
+    for scheme, (setting, system, words) in (
+        ("healthcareFacilityTypeCode", FACILITY_TYPE),
+        ("practiceSettingCode", PRACTICE_SETTING),
+    ):
+        _classify(entry, scheme, entry_id, setting, system=system, display=words)
     _classify(
         entry,
         "formatCode",

@@ -107,6 +107,26 @@ def test_xdm_metadata_parsed_back_field_by_field() -> None:
     assert "PID-5|DUPONT^Marie^Claire^^^^L" in slots["sourcePatientInfo"]
     schemes = {c.get("classificationScheme"): c for c in entries[1].findall(f"{rim}Classification")}
     assert schemes[xdm.SCHEME["classCode"]].get("nodeRepresentation") == "11488-4"
+    settings = {
+        scheme: (
+            node.get("nodeRepresentation"),
+            [v.text for v in node.iter(f"{rim}Value")],
+            [s.get("value") for s in node.iter(f"{rim}LocalizedString")],
+        )
+        for scheme in ("healthcareFacilityTypeCode", "practiceSettingCode")
+        for node in [schemes[xdm.SCHEME[scheme]]]
+    }
+    assert settings == {  # CI-SIS: TRE_R02-SecteurActivite, TRE_A01-CadreExercice
+        "healthcareFacilityTypeCode": ("SA07", ["1.2.250.1.71.4.2.4"], ["Cabinet individuel"]),
+        "practiceSettingCode": ("AMBULATOIRE", ["1.2.250.1.213.1.1.4.9"], ["Ambulatoire"]),
+    }
+    for entry in entries:  # on every DocumentEntry, classifying that entry
+        classified = {
+            c.get("classificationScheme"): c.get("classifiedObject")
+            for c in entry.findall(f"{rim}Classification")
+        }
+        assert classified[xdm.SCHEME["healthcareFacilityTypeCode"]] == entry.get("id")
+        assert classified[xdm.SCHEME["practiceSettingCode"]] == entry.get("id")
     author = schemes[xdm.SCHEME["author"]].find(f".//{rim}Value")
     assert author is not None
     assert author.text == "810003456789^Dr Claire Martin^^^^^^^&1.2.250.1.71.4.2.1&ISO"

@@ -10,7 +10,7 @@ line  content
 1     the document's title (read as its index by the software)
 2     patient's family name (capitals)
 3     patient's given names
-4     address, line 1 (pli does not know it: empty)
+4     address, line 1 (empty: no document carries one, docs/folders.md)
 5     address, line 2 (empty)
 6     postcode and town (empty)
 7     birth date, DD/MM/YYYY

@@ -41,6 +41,7 @@ def test_hprim_golden_and_header_lines() -> None:
     golden("letter.hpr", data)
     lines = data.decode("cp1252").split("\r\n")
     assert lines[1:3] == ["DUPONT", "Marie Claire"]
+    assert lines[3:6] == ["", "", ""]  # the address: no document carries one (docs/folders.md)
     assert lines[6:12] == [
         "14/08/1955",
         "255081416802538",

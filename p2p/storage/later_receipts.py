@@ -128,6 +128,13 @@ class LaterReceiptRows(Database):
         rows = self._query(f"SELECT {_OUT} FROM later_out WHERE doc_id=?", (doc_id,))  # noqa: S608
         return [_out(row) for row in rows]
 
+    def integrated_documents(self) -> set[str]:
+        """The received documents this practice signed "integrated" for (their ids)."""
+        rows = self._query(
+            "SELECT DISTINCT doc_id FROM later_out WHERE layer='integrated' AND status='integrated'"
+        )
+        return {row["doc_id"] for row in rows}
+
     def later_unsent(self) -> list[LaterOut]:
         """The later receipts still to send, oldest first."""
         rows = self._query(

@@ -1,14 +1,20 @@
 """The inbox folder: each received document written there once, as files and formats.
 
-For a document received since the folder was configured, the inbox folder gets
-``<date>-<FAMILY>-<id8>-<file>`` for each of its files, and, as ``inbox_formats``
-says, ``<date>-<FAMILY>-<id8>.hpr`` (HPRIM), ``.xdm.zip`` (IHE XDM) and
-``.fhir.json`` (FHIR R4 bundle). The practice software sees each file whole or
-not at all: everything is first written (fsync'd) into ``.pli/<doc>/`` inside the
-folder, then a manifest, then each file is renamed into place, then the home's
-record ``folders/inbox/<doc>.json`` says it was delivered. After a crash, a
-staged document with its manifest is finished (each file renamed once: it is
-either still staged or already in place), one without is written again.
+Each received document gets, once, ``<date>-<FAMILY>-<id8>-<file>`` for each of its
+files, and, as ``inbox_formats`` says, ``<date>-<FAMILY>-<id8>.hpr`` (HPRIM),
+``.xdm.zip`` (IHE XDM) and ``.fhir.json`` (FHIR R4 bundle). The practice software
+sees each file whole or not at all: everything is first written (fsync'd) into
+``.pli/<doc>/`` inside the folder, then a manifest, then each file is renamed into
+place, then the home's record ``folders/inbox/<doc>.json`` says it was delivered.
+After a crash, a staged document with its manifest is finished (each file renamed
+once: it is either still staged or already in place), one without is written
+again, and the staged copy of one already recorded is removed.
+
+The documents received before the folder was configured are written too, when
+the daemon starts with it (the records say which are written). The records are
+about one folder (``folders/inbox/folder`` names it): when ``inbox`` names another
+one, the documents not integrated yet are written again there, since the practice
+software now looks there; a document it already took (integrated) is not.
 
 When every file of a document has left the folder (moved or deleted by the
 practice software), the document is "integrated": ``integrated()`` returns it
@@ -38,6 +44,8 @@ from p2p.storage.rows import InboxRow
 from protocol import DocumentMeta
 
 MANIFEST = "manifest.json"
+#: In the records: the folder they are about (its absolute path, UTF-8).
+FOLDER_FILE = "folder"
 #: The practice software reads what pli writes: owner and group (the folder's, when the
 #: folder is setgid to the software's group), nobody else (docs/folders.md).
 SHARED_MODE = 0o640
@@ -68,29 +76,51 @@ class InboxFolder:
         self.staging = root / ".pli"
         self.records = records
         self.formats = formats
-        self.since_file = records / "since"
         self.done: dict[str, Written] = {}
 
-    def create(self, now: int) -> int:
-        """Make the folders; the time from which received documents are written here."""
+    def create(self) -> None:
+        """Make the folders, read the records, and follow a change of folder."""
         self.root.mkdir(parents=True, exist_ok=True)
         make_private_dir(self.staging)
         make_private_dir(self.records)
         for stale in self.records.glob(".*.tmp"):  # left by a kill inside write_atomic
             stale.unlink(missing_ok=True)
-        try:
-            since = int(self.since_file.read_text(encoding="ascii"))
-        except (OSError, ValueError):
-            since = now
-            write_atomic(self.since_file, [str(since).encode()])
+        (self.records / "since").unlink(missing_ok=True)  # older homes: not used any more
         for path in self.records.glob("*.json"):
             with contextlib.suppress(OSError, ValueError, TypeError):
                 record = Written(**json.loads(path.read_text(encoding="utf-8")))
                 self.done[record.doc_id] = record
-        return since
+        for staged in self.staging.iterdir():  # recorded, then killed before its removal
+            if staged.name in self.done:
+                shutil.rmtree(staged, ignore_errors=True)
+        self._follow_folder()
 
-    def wanted(self, rows: list[InboxRow], since: int) -> list[InboxRow]:
-        return [r for r in rows if r.received_at >= since and r.doc_id not in self.done]
+    def _follow_folder(self) -> None:
+        """Records of another folder: forget those not integrated, so they are written here.
+
+        The records go first and the folder's name last, so that a kill in between
+        forgets the rest at the next start. A home without the name (before it was
+        kept) has records of this folder.
+        """
+        here = str(self.root.absolute())
+        named = self.records / FOLDER_FILE
+        try:
+            recorded: str | None = named.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            recorded = None
+        if recorded == here:
+            return
+        if recorded is not None:
+            for record in [r for r in self.done.values() if not r.integrated]:
+                (self.records / f"{record.doc_id}.json").unlink(missing_ok=True)
+                del self.done[record.doc_id]
+            fsync_dir(self.records)
+        write_atomic(named, [here.encode("utf-8")])
+
+    def wanted(self, rows: list[InboxRow], taken: set[str]) -> list[InboxRow]:
+        """The received documents not written here yet, but those ``taken`` otherwise
+        (integrated through the API before the folder was configured)."""
+        return [r for r in rows if r.doc_id not in self.done and r.doc_id not in taken]
 
     # --- writing one document -----------------------------------------------------------
 

@@ -76,7 +76,7 @@ class FolderService:
             else None
         )
         self.counts = Counts()
-        self._since = 0
+        self._taken: set[str] = set()  # integrated before this start: not written again
         self._waiting: dict[str, tuple[str, Path]] = {}  # sent/ states to settle
 
     async def run(self) -> None:
@@ -88,7 +88,8 @@ class FolderService:
 
     async def _start(self) -> None:
         if self.inbox is not None:
-            self._since = await asyncio.to_thread(self.inbox.create, int(time.time()))
+            await asyncio.to_thread(self.inbox.create)
+            self._taken = await asyncio.to_thread(self._store.integrated_documents)
         if self.outbox is not None:
             await asyncio.to_thread(self.outbox.create)
             self._waiting = await asyncio.to_thread(self.outbox.waiting)
@@ -248,7 +249,7 @@ class FolderService:
         if self.inbox is None:
             return
         rows = await asyncio.to_thread(self._store.inbox)
-        for row in self.inbox.wanted(rows, self._since):
+        for row in self.inbox.wanted(rows, self._taken):
             try:
                 await asyncio.to_thread(self._write, row)
             except (OSError, PliError, RemoteProtocolError) as exc:  # the others go on

@@ -134,10 +134,11 @@ class Confirmation(Body):
 
 
 class FingerprintRequest(Body):
-    """``POST /v1/peers/add``: ask the practice at ``address`` to pair, if it is ``fingerprint``."""
+    """``POST /v1/peers/add``: ask the practice at ``address`` (none: through the
+    mailboxes) to pair, if it is ``fingerprint``."""
 
     fingerprint: str
-    address: str
+    address: str | None = None
 
 
 class RequestAnswer(Body):

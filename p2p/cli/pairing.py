@@ -241,7 +241,7 @@ def pair_accept(state: State, code: str, address: str | None, yes: bool) -> None
     if address is not None:
         body["address"] = _address(address)
     elif not state.json:
-        state.out.line("Looking for the invitation on the local network…")
+        state.out.line("Looking for the invitation on the local network and in the mailboxes…")
     attempt = state.client.post("/v1/pair/accept", body, timeout=60)
     if state.json:
         state.out.emit(
@@ -273,21 +273,25 @@ def check_fingerprint(text: str) -> str:
 @click.command("add")
 @click.argument("fingerprint")
 @click.option(
-    "--address", required=True, metavar="HOST:PORT", help="Where the colleague's daemon listens."
+    "--address",
+    metavar="HOST:PORT",
+    help="Where the colleague's daemon listens (default: through the mailboxes joined).",
 )
 @click.pass_obj
-def peers_add(state: State, fingerprint: str, address: str) -> None:
-    """Ask the practice at HOST:PORT to pair, if its key is FINGERPRINT (from its letterhead).
+def peers_add(state: State, fingerprint: str, address: str | None) -> None:
+    """Ask the practice at HOST:PORT (or in a shared mailbox) to pair, if its key is
+    FINGERPRINT (from its letterhead).
 
     Shows a check code to read to the colleague, who accepts with `pli peers accept`.
     """
     typed = check_fingerprint(fingerprint)
     where = _address(address)
-    attempt = state.client.post("/v1/peers/add", {"fingerprint": typed, "address": where})
+    body = {"fingerprint": typed, **({"address": where} if where else {})}
+    attempt = state.client.post("/v1/peers/add", body, timeout=60)
     if state.json:
         state.out.emit({"event": "requested", "id": attempt.get("id"), "address": where})
     else:
-        state.out.line(f"Asking {where} to pair (fingerprint {typed})…")
+        state.out.line(f"Asking {where or 'through the mailboxes'} to pair (fingerprint {typed})…")
     try:
         follow(state, str(attempt["id"]), yes=True, show_check_code=True)
     except KeyboardInterrupt:

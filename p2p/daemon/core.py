@@ -40,6 +40,7 @@ from p2p.net.transport import Channel, ChannelClosed, Transport
 from p2p.ratelimit import TokenBucket
 from p2p.services.archive import Archive
 from p2p.services.inbox import Inbox, TransferRefused
+from p2p.services.mailbox.rendezvous import Rendezvous
 from p2p.services.mailbox.service import MailboxService
 from p2p.services.outbox import Attachment, Outbox, Recipient, TooManyReplies
 from p2p.services.pairing.service import PairingService
@@ -171,6 +172,12 @@ class Daemon:
         self.mailboxes = MailboxService(
             config.home, self.me, self._peer_cards, self.mailbox_routing.handle
         )
+        self.rendezvous = Rendezvous(  # pairing through the mailboxes
+            self.mailboxes.connected,
+            lambda: self.mailboxes.box,
+            self.pairing.serve,
+            self.me.peer_id.fingerprint,
+        )
         self.peers = PeerDirectory(self.store, self.online, self._known_me, self.events.publish)
         self.archive = Archive(self.store, self.layout, self.me, self.outbox.progress)
         self.receipts = LaterReceipts(
@@ -260,6 +267,7 @@ class Daemon:
                 sweeper = group.create_task(self._sweep_forever())
                 receipts = group.create_task(self.receipts.run())
                 group.create_task(self._join_mailboxes())
+                rendezvous = group.create_task(self.rendezvous.run())
                 folders = group.create_task(self.folders.run()) if self.folders else None
                 if self.discovery is not None:
                     # Registration probes the LAN for ~1.2 s: not worth delaying readiness.
@@ -268,6 +276,7 @@ class Daemon:
                 outbox.cancel()
                 sweeper.cancel()
                 receipts.cancel()
+                rendezvous.cancel()
                 if folders is not None:
                     folders.cancel()
         except* PliError as failed:  # e.g. discovery on an interface that went away since load
@@ -418,6 +427,7 @@ class Daemon:
             self.dialler.seen.pop(event.peer_id, None)
 
     async def _invitation_changed(self, nameplate: str | None) -> None:
+        self.rendezvous.listen_code(nameplate)
         if self.discovery is not None and self.discovery.running:
             await self.discovery.set_invitation(nameplate)
 

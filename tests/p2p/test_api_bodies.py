@@ -84,7 +84,7 @@ EVERY_BODY: list[type[Body]] = [
         (Invitation, b'{"yes": "yes"}', "“yes” must be true or false."),
         (Confirmation, b'{"yes": null}', "“yes” must be true or false."),
         (Acceptance, b'{"code": 12}', "“code” must be text."),
-        (FingerprintRequest, b'{"fingerprint": "x"}', "“address” must be text."),
+        (FingerprintRequest, b'{"fingerprint": "x", "address": 5}', "“address” must be text."),
         (RequestAnswer, b"{}", "“peer” must be text."),
         (PeerName, b"{}", "Give the new name as text in “name”."),
         (PeerName, b'{"name": ["Dr A"]}', "Give the new name as text in “name”."),

@@ -224,8 +224,14 @@ def test_peers_add_catches_typos_before_any_network_call(
     assert server.requests == []
 
 
-def test_peers_add_needs_an_address(tmp_path: Path) -> None:
-    assert run("--home", tmp_path, "peers", "add", FINGERPRINT).exit_code == 2
+def test_peers_add_without_an_address_asks_through_the_mailboxes(fake_api: Api) -> None:
+    home, server = fake_api
+    server.answers["POST", "/v1/peers/add"] = (202, {"id": "a1"})
+    server.answers["GET", "/v1/pair/a1"] = [status("waiting-for-peer"), status("paired")]
+    result = run("--home", home, "peers", "add", FINGERPRINT)
+    assert result.exit_code == 0, result.output
+    assert "through the mailboxes" in result.stdout
+    assert ("/v1/peers/add", {"fingerprint": FINGERPRINT}) in posted(server)
 
 
 def test_peers_add_shows_the_check_code_and_waits(fake_api: Api) -> None:

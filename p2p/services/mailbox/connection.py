@@ -61,6 +61,14 @@ class Ack:
         await connection.raw_publish(self.reply, b"+TERM" if drop else b"+ACK")
 
 
+#: Ends a core subscription (``Connection.subscribe``).
+Unsubscribe = Callable[[], Awaitable[None]]
+#: (subject, data) -> None: one core NATS message.
+OnMessage = Callable[[str, bytes], Awaitable[None]]
+#: Core messages one subscription may hold unread (more: the server drops them).
+SUBSCRIPTION_PENDING = 64
+SUBSCRIPTION_BYTES = 4 * 1024 * 1024
+
 #: (the connection, the peer, the frame, its ack) -> None.
 Handler = Callable[["Connection", str, frames.Frame, Ack], Awaitable[None]]
 #: Our incoming tag -> (peer id hex, the direction that opens its frames).
@@ -224,6 +232,35 @@ class Connection:
     async def raw_publish(self, reply: str, data: bytes) -> None:
         if self._nc is not None and self._nc.is_connected:
             await self._nc.publish(reply, data)
+
+    @property
+    def session(self) -> object | None:
+        """The server session now (a new object after each reconnection), if connected."""
+        return self._nc if self.connected else None
+
+    async def subscribe(self, subject: str, on_message: OnMessage) -> Unsubscribe | None:
+        """A core (not JetStream) subscription, for the pairing rendezvous; None when
+        not connected. It lasts as long as this server session."""
+        nc = self._nc
+        if nc is None or not self.connected:
+            return None
+
+        async def deliver(msg: Msg) -> None:
+            await on_message(msg.subject, msg.data)
+
+        sub = await nc.subscribe(
+            subject,
+            cb=deliver,
+            pending_msgs_limit=SUBSCRIPTION_PENDING,
+            pending_bytes_limit=SUBSCRIPTION_BYTES,
+        )
+        await nc.flush(timeout=int(PUBLISH_TIMEOUT))  # the server has it before we publish
+
+        async def end() -> None:
+            with contextlib.suppress(Exception):  # the session may be gone already
+                await sub.unsubscribe()
+
+        return end
 
     async def _close(self) -> None:
         nc, self._nc = self._nc, None

@@ -5,7 +5,10 @@ and at most one JetStream stream, its mailbox, capturing ``pli.box.<box>.>``.
 The account *exports* that subject as a service and every other member's account
 *imports* it: a member can publish into the others' mailboxes (and get the
 server's acknowledgement back), but it sees nothing of another account — not its
-stream, its consumers nor its messages. A client without one of the listed nkeys
+stream, its consumers nor its messages. For pairing through the mailbox each
+account also exports ``pli.pair.<box>.>`` as a stream that every other member
+imports: a member publishes there under its own box only, and hears the others'
+(core NATS messages, never stored; ``rendezvous.py``). A client without one of the listed nkeys
 is not let in: there is no anonymous user.
 
 Limits written here are enforced by the server: the message size, the storage
@@ -25,6 +28,8 @@ from p2p.errors import BadInput
 
 #: The mailbox subject of a member: ``pli.box.<box>.<pairwise tag>``.
 SUBJECT_ROOT = "pli.box"
+#: Pairing through the mailbox: ``pli.pair.<box>.<rendezvous>[.<session>]``, core NATS only.
+PAIRING_ROOT = "pli.pair"
 MAX_PAYLOAD = 1024 * 1024
 DEFAULT_LISTEN = "0.0.0.0:4222"
 DEFAULT_STORE_DIR = "/var/lib/nats/pli"
@@ -71,6 +76,11 @@ def _valid_nkey(text: str) -> bool:
 
 def subject(box: str, tag: str = ">") -> str:
     return f"{SUBJECT_ROOT}.{box}.{tag}"
+
+
+def pairing_subject(box: str) -> str:
+    """What a member publishes when pairing through the mailbox (``rendezvous.py``)."""
+    return f"{PAIRING_ROOT}.{box}.>"
 
 
 @dataclass(frozen=True)
@@ -128,19 +138,24 @@ def render(
 
 def _account(member: Member, others: list[Member], quota_gb: int) -> list[str]:
     q = json.dumps
+    # Pairing: a member publishes under its own box only, and hears every member's
+    # pairing subjects (a stream export each, imported by all the others).
+    pairing = pairing_subject(member.box)
     permissions = (
-        '{ publish: { allow: ["pli.box.*.>", "$JS.API.>", "$JS.ACK.>"] }, '
-        'subscribe: { allow: ["_INBOX.>"] } }'
+        f'{{ publish: {{ allow: ["pli.box.*.>", {q(pairing)}, "$JS.API.>", "$JS.ACK.>"] }}, '
+        f'subscribe: {{ allow: ["_INBOX.>", {q(PAIRING_ROOT + ".>")}] }} }}'
     )
     lines = [
         f"  {member.account}: {{",
         f"    jetstream: {{ max_mem: 0, max_file: {quota_gb}G, max_streams: 1, max_consumers: 2 }}",
         f"    users: [ {{ nkey: {q(member.nkey)}, permissions: {permissions} }} ]",
-        f"    exports: [ {{ service: {q(subject(member.box))} }} ]",
+        f"    exports: [ {{ service: {q(subject(member.box))} }}, {{ stream: {q(pairing)} }} ]",
         "    imports: [",
     ]
-    lines += [
-        f"      {{ service: {{ account: {q(o.account)}, subject: {q(subject(o.box))} }} }}"
-        for o in others
-    ]
+    for o in others:
+        account = q(o.account)
+        lines += [
+            f"      {{ service: {{ account: {account}, subject: {q(subject(o.box))} }} }}",
+            f"      {{ stream: {{ account: {account}, subject: {q(pairing_subject(o.box))} }} }}",
+        ]
     return [*lines, "    ]", "  }"]

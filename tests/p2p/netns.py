@@ -29,6 +29,12 @@ manager for another scope::
         netns_lan.link_down(netns_lan.b)   # cable pulled (bridge side down)
         netns_lan.link_up(netns_lan.b)
 
+``routed()`` / ``netns_routed`` build another shape: A and B each on a link of
+their own to the middle namespace (``lan.bridge``), which holds ``SERVER_IP`` and
+forwards nothing — both reach the server there, never each other::
+
+    pli-a 10.231.8.1 ── 10.231.8.254 [pli-br: SERVER_IP on lo] 10.231.9.254 ── 10.231.9.1 pli-b
+
 Needs root and iproute2 (``apt-get install -y iproute2``); the fixture skips
 with the reason otherwise.
 """
@@ -51,6 +57,7 @@ SUBNET = "10.231.7"  # /24, only ever inside the namespaces below
 PREFIX = 24
 IFACE = "eth0"  # each namespace's end of its veth pair
 BRIDGE = "br0"
+SERVER_IP = "10.231.10.1"  # the middle namespace's own address in ``routed()``
 _STALE = re.compile(r"^pli-(?:a|b|br)-(\d+)-\d+$")
 _counter = itertools.count(1)
 
@@ -224,4 +231,50 @@ def netns_lan() -> Iterator[Lan]:
     if reason is not None:
         pytest.skip(reason)
     with lan() as network:
+        yield network
+
+
+@contextlib.contextmanager
+def routed() -> Iterator[Lan]:
+    """A and B routed only to the middle namespace (``bridge``), which holds ``SERVER_IP``."""
+    cleanup_stale()
+    tag = f"{os.getpid()}-{next(_counter)}"
+    middle = f"pli-br-{tag}"
+    a = Namespace(f"pli-a-{tag}", "10.231.8.1", bridge_port="veth-a")
+    b = Namespace(f"pli-b-{tag}", "10.231.9.1", bridge_port="veth-b")
+    created: list[str] = []
+    network = Lan(a, b, middle)
+    try:
+        for name in (middle, a.name, b.name):
+            ip("netns", "add", name)
+            created.append(name)
+        ip("-n", middle, "link", "set", "lo", "up")
+        ip("-n", middle, "addr", "add", f"{SERVER_IP}/32", "dev", "lo")
+        forwarding = ["ip", "netns", "exec", middle, "sh", "-c"]
+        subprocess.run([*forwarding, "echo 0 > /proc/sys/net/ipv4/ip_forward"], check=True)
+        for ns in (a, b):
+            gateway = ns.ip.rpartition(".")[0] + ".254"
+            port = ns.bridge_port
+            ip("-n", middle, "link", "add", port, "type", "veth", "peer", "name", ns.iface)
+            ip("-n", middle, "link", "set", ns.iface, "netns", ns.name)
+            ip("-n", middle, "addr", "add", f"{gateway}/{PREFIX}", "dev", port)
+            ip("-n", middle, "link", "set", port, "up")
+            ip("-n", ns.name, "link", "set", "lo", "up")
+            ip("-n", ns.name, "addr", "add", f"{ns.ip}/{PREFIX}", "dev", ns.iface)
+            ip("-n", ns.name, "link", "set", ns.iface, "up")
+            ip("-n", ns.name, "route", "add", "default", "via", gateway)
+        yield network
+    finally:
+        network.stop_processes()
+        for name in reversed(created):
+            ip("netns", "delete", name, check=False)
+
+
+@pytest.fixture
+def netns_routed() -> Iterator[Lan]:
+    """A and B that reach only the middle namespace (skips unless root with iproute2)."""
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    with routed() as network:
         yield network

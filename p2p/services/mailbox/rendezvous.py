@@ -40,10 +40,10 @@ import hashlib
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, Protocol
 
-from p2p.services.mailbox.connection import Connection, Unsubscribe
+from p2p.services.mailbox.connection import OnMessage, Unsubscribe
 from p2p.services.mailbox.server_config import PAIRING_ROOT
 from protocol import RemoteProtocolError, codec, limits, normalize_fingerprint
 
@@ -56,6 +56,23 @@ RECONCILE_EVERY: Final = 0.5  # seconds between checks that every mailbox listen
 _TOKEN = re.compile(r"[0-9a-f]{20,64}")
 
 Serve = Callable[["MailboxPipe"], Awaitable[None]]
+
+
+class Connection(Protocol):
+    """What the rendezvous needs of a mailbox connection (``connection.Connection``)."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def session(self) -> object | None: ...
+
+    async def raw_publish(self, reply: str, data: bytes) -> None: ...
+
+    async def subscribe(self, subject: str, on_message: OnMessage) -> Unsubscribe | None: ...
 
 
 class PipeClosed(ConnectionError):
@@ -199,7 +216,7 @@ class Rendezvous:
 
     def __init__(
         self,
-        connections: Callable[[], list[Connection]],
+        connections: Callable[[], Sequence[Connection]],
         my_box: Callable[[], str],
         serve: Serve,
         fingerprint: str,

@@ -74,6 +74,13 @@ class Page(Shape):
     failure: str | None = None
 
 
+class SignsReceipts(Shape):
+    """Which later receipts this practice signs for its senders (config.toml)."""
+
+    integrated: bool
+    read: bool
+
+
 class Status(Shape):
     running: bool
     name: str
@@ -92,6 +99,7 @@ class Status(Shape):
     not_integrated: int
     read: int
     receipts_unsent: int
+    signs_receipts: SignsReceipts
     revoked_since: int | None
     revocation_made_at: int | None
     mailboxes: list[MailboxState]

@@ -194,12 +194,13 @@ def status(state: State) -> None:
             ("Peer port", info.get("peer_port")),
             ("Peers", f"{info.get('peers', 0)} paired, {info.get('peers_online', 0)} online"),
             ("Outbox", f"{info.get('queued', 0)} waiting, {info.get('delivered', 0)} delivered"),
-            ("Then", _later_line(info)),
+            ("Then", _said_after(info)),
             (
                 "Inbox",
                 f"{_count(info.get('inbox', 0), 'document')}, "
                 f"{info.get('inbox_new', 0)} not exported yet",
             ),
+            *_our_receipts(info),
             *_disk_lines(info),
             *page_lines(info.get("page")),
         ]
@@ -220,16 +221,25 @@ def status(state: State) -> None:
         )
 
 
-def _later_line(info: dict[str, Any]) -> str:
-    """What recipients said after delivery (signed receipts), and ours still to send."""
-    said = (
+def _said_after(info: dict[str, Any]) -> str:
+    """What recipients said after delivery, by their signed receipts."""
+    return (
         f"{info.get('integrated', 0)} integrated, {info.get('not_integrated', 0)} not "
         f"integrated, {info.get('read', 0)} read (recipients' signed receipts)"
     )
+
+
+def _our_receipts(info: dict[str, Any]) -> list[tuple[str, str]]:
+    """Which later receipts this practice sends (config.toml's receipts_integrated,
+    receipts_read), and how many wait for their sender."""
+    signs = info.get("signs_receipts")
+    if not isinstance(signs, dict):
+        return []  # an older daemon
+    ours = ", ".join(f"{k} {'on' if signs.get(k) else 'off'}" for k in ("integrated", "read"))
     unsent = int(info.get("receipts_unsent") or 0)
     if unsent:
-        said += f"; {unsent} of ours not with their sender yet"
-    return said
+        ours += f"; {unsent} not with their sender yet"
+    return [("Our receipts", ours)]
 
 
 #: How ``pli status`` names each refusal code of the quota (storage/quota.py).

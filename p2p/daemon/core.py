@@ -529,6 +529,9 @@ class Daemon:
             "uptime": round(time.time() - self.started_at, 1),
             **self.store.counts(),
             **self.peers.revocation(self.me.peer_id.hex),
+            "signs_receipts": {
+                layer: self.receipts.enabled(layer) for layer in ("integrated", "read")
+            },
             "mailboxes": [
                 {"url": m["url"], "state": m["state"], "message": m["message"]}
                 for m in self.mailboxes.status()

@@ -1,5 +1,6 @@
 """The practice's settings: its profile (a new signed card for every colleague) and the
-passphrase of its keys, through the local API (``/v1/profile``, ``/v1/passphrase``).
+passphrase of its keys, through the local API (``/v1/profile``, ``/v1/passphrase``);
+which later receipts its senders get (shown: they are set in config.toml).
 
 The checks are the daemon's (``documents/profile.py``, ``storage/keystore.py``), so
 the page and ``pli profile set`` / ``pli passphrase`` say the same things. The
@@ -23,6 +24,7 @@ PROFILE_FIELDS = ("name", "profession", "rpps", "practice")
 
 async def page(request: web.Request, status: int = 200, **problems: Any) -> web.Response:
     profile = await request.app[API].get("/v1/profile")
+    signs = (await request.app[API].get("/v1/status")).get("signs_receipts") or {}
     typed = problems.get("typed") or {}
     values = {key: typed.get(key, profile.get(key, "")) for key in PROFILE_FIELDS}
     return await render(
@@ -31,6 +33,7 @@ async def page(request: web.Request, status: int = 200, **problems: Any) -> web.
         status=status,
         section="settings",
         profile=profile,
+        signs=signs,
         values=values,
         profile_problem=problems.get("profile_problem", ""),
         passphrase_problem=problems.get("passphrase_problem", ""),

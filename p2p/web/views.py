@@ -25,7 +25,7 @@ from p2p.web import guard, preview
 from p2p.web.api import API, Api, ApiError
 from p2p.web.listing import Query, pages_of, shape
 from p2p.web.prescribe import prescription_file
-from p2p.web.receipts import receipt_lines
+from p2p.web.receipts import our_lines, receipt_lines
 from p2p.web.render import lang_of, render
 from p2p.web.words import birth_date, when, word
 
@@ -107,7 +107,7 @@ async def document(request: web.Request) -> web.Response:
         "printable": prescription_file(doc) is not None,
     }
     replies, parent = await thread(request, doc["id"], str(meta.get("in_reply_to", "")))
-    receipts = [recipient_receipts(r, names, lang) for r in doc.get("receipts", [])]
+    receipts = await receipts_shown(api, doc, names, str(me["peer_id"]), lang)
     return await render(
         request,
         "document.html",
@@ -158,6 +158,17 @@ async def thread(
     if parent.get("id") != parent_id:
         return replies, None
     return replies, {"id": parent_id, "subject": (parent.get("metadata") or {}).get("subject")}
+
+
+async def receipts_shown(
+    api: Api, doc: dict[str, Any], names: dict[str, str], me: str, lang: str
+) -> list[dict[str, Any]]:
+    """A sent document: each recipient and its receipt lines. A received one: the lines
+    of what this practice told its sender (the receipts it signed)."""
+    if doc["direction"] == "out":
+        return [recipient_receipts(r, names, lang) for r in doc.get("receipts", [])]
+    signed = await api.get(f"/v1/documents/{doc['id']}/receipts")
+    return our_lines([r for r in signed if r.get("recipient") == me], lang)
 
 
 def recipient_receipts(row: dict[str, Any], names: dict[str, str], lang: str) -> dict[str, Any]:

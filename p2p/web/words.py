@@ -119,6 +119,15 @@ WORDS: dict[str, tuple[str, str]] = {
         "Not integrated on {time}: error {code}",
     ),
     "rc_read": ("Lu le {time}", "Read on {time}"),
+    "told_sender": ("Signalé à l'expéditeur", "Told the sender"),
+    "our_delivered": (
+        "Reçu le {time} (accusé signé par ce cabinet)",
+        "Received on {time} (receipt signed by this practice)",
+    ),
+    "our_integrated": (
+        "Intégré le {time} dans votre logiciel",
+        "Integrated on {time} into your software",
+    ),
     "recipient": ("Destinataire", "Recipient"),
     "choose": ("Choisir un confrère…", "Choose a colleague…"),
     "no_peers": (

@@ -195,6 +195,35 @@ PEOPLE: dict[str, tuple[str, str]] = {
         "en-tête.",
         "Read it to a colleague who pairs by fingerprint, or print it on your letterhead.",
     ),
+    "told_title": ("Ce que vos correspondants apprennent", "What your correspondents learn"),
+    "told_integrated_on": (
+        "Quand votre logiciel intègre un document reçu, ou ne le peut pas (avec le code "
+        "d'erreur, par exemple 902 patient inconnu), son expéditeur en reçoit un accusé signé.",
+        "When your practice software takes a received document in, or cannot (with the "
+        "error code, e.g. 902 unknown patient), its sender gets a signed receipt.",
+    ),
+    "told_integrated_off": (
+        "Les expéditeurs ne sont pas prévenus quand votre logiciel intègre leurs documents.",
+        "Senders are not told when your practice software takes their documents in.",
+    ),
+    "told_read_on": (
+        "Quand quelqu'un ici ouvre un document reçu sur cette page, ou l'exporte, son "
+        "expéditeur reçoit un accusé de lecture signé, avec l'heure.",
+        "When someone here opens a received document on this page, or exports it, its "
+        "sender gets a signed read receipt, with the time.",
+    ),
+    "told_read_off": (
+        "Les expéditeurs ne sont pas prévenus quand un document est ouvert ou exporté ici.",
+        "Senders are not told when a document is opened or exported here.",
+    ),
+    "told_how": (
+        "Ces deux réglages sont dans le fichier config.toml du cabinet (receipts_integrated, "
+        "receipts_read) et prennent effet au redémarrage du service pli. Rien n'est jamais "
+        "envoyé à un confrère dont la clé est révoquée.",
+        "Both are set in the practice's config.toml (receipts_integrated, receipts_read) and "
+        "take effect when the pli service restarts. Nothing is ever sent to a colleague "
+        "whose key is revoked.",
+    ),
     "passphrase": ("Phrase secrète des clés", "The keys' passphrase"),
     "passphrase_on": (
         "Les clés de ce cabinet sont protégées par une phrase secrète.",

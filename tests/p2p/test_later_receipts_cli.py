@@ -77,7 +77,10 @@ def test_show_status_and_outbox_carry_integrated_and_read(
     assert (counted["integrated"], counted["not_integrated"], counted["read"]) == (1, 1, 1)
     status = a.pli("status").stdout
     assert "1 integrated, 1 not integrated, 1 read (recipients' signed receipts)" in status
+    assert "Our receipts" in status
+    assert "integrated on, read off" in status  # A keeps its reads to itself (the default)
     recipient = json.loads(b.pli("--json", "status").stdout)
+    assert recipient["signs_receipts"] == {"integrated": True, "read": True}
     assert recipient["receipts_unsent"] == 0  # all three are with their sender
     assert (recipient["integrated"], recipient["read"]) == (0, 0)  # it sent nothing itself
 
@@ -91,7 +94,7 @@ def test_status_counts_the_receipts_waiting_for_a_sender_away(
     answer = b.client.post(f"/v1/documents/{doc}/integrated", {})
     assert answer["receipt"] == "queued"
     assert json.loads(b.pli("--json", "status").stdout)["receipts_unsent"] == 1
-    assert "1 of ours not with their sender yet" in b.pli("status").stdout
+    assert "integrated on, read on; 1 not with their sender yet" in b.pli("status").stdout
     a.start()
     a.send(b, tmp_path / "lettre-0.txt", kind="letter")  # a session: B sends what waited
     wait_until(lambda: json.loads(b.pli("--json", "status").stdout)["receipts_unsent"] == 0, 30)

@@ -4,7 +4,8 @@ The GP's page stays open on the sent documents, then on the letter: the lines
 « Remis le … », « Non intégré … erreur 902 — Patient inconnu », « Intégré le … »
 and « Lu le … » appear as the cardiologist's practice says so (server-sent
 events, no reload); « Lu » comes from the cardiologist opening the letter in a
-browser of their own. Screenshots in build/screenshots/, axe-core on each page.
+browser of their own, whose page then says what was told to the sender, as does
+the settings page. Screenshots in build/screenshots/, axe-core on each page.
 """
 
 from __future__ import annotations
@@ -96,3 +97,13 @@ def test_receipt_lines_appear_live_on_the_senders_page(
     assert doctor.evaluate("window.stillTheSamePage") is True
     chromium.shoot(doctor, "sent-letter-receipts")
     accessible(doctor)
+
+    told = specialist.locator("[data-testid=our-receipt]")  # what the reader's page says
+    expect(told).to_have_count(3)
+    expect(told.last).to_have_text(re.compile(r"^Lu le "))
+    chromium.shoot(specialist, "received-letter-told-sender")
+    accessible(specialist)
+    specialist.get_by_role("link", name="Réglages").click()
+    expect(specialist.get_by_test_id("told-read")).to_have_attribute("data-on", "yes")
+    chromium.shoot(specialist, "settings-receipts")
+    accessible(specialist)

@@ -19,6 +19,7 @@ from p2p.cli.practice import PracticeProcess, kill_all, wait_until
 from tests.web.conftest import Practice, delivered, off_loop
 
 _LINE = re.compile(r'data-testid="receipt" data-layer="(\w+)">([^<]*)<')
+_OURS = re.compile(r'data-testid="our-receipt" data-layer="(\w+)">([^<]*)<')
 
 
 def letter(sender: Practice, to: Practice, tmp_path: Path, name: str = "lettre.txt") -> str:
@@ -89,8 +90,14 @@ def test_the_sender_sees_delivered_not_integrated_integrated_then_read(
     assert off_loop(said, gp, doc_id, "read") is None
 
     reader = cardio.visitor()
-    assert reader.get(f"/documents/{doc_id}").status == 200  # opened on the page: read
+    opened = reader.get(f"/documents/{doc_id}")  # opened on the page: read
+    assert opened.status == 200
     assert off_loop(signed_by_us, cardio, doc_id) == ["delivered", "integrated", "read"]
+    told = dict(_OURS.findall(html.unescape(opened.text)))  # what the reader's page says
+    assert told["delivered"].startswith("Reçu le ")
+    assert told["integrated"].startswith("Intégré le ")
+    assert told["integrated"].endswith(" dans votre logiciel")
+    assert told["read"].startswith("Lu le ")
     wait_until(lambda: off_loop(said, gp, doc_id, "read") is not None, 20)
     page = doctor.get(f"/documents/{doc_id}").text
     on_page = lines(page)
@@ -134,6 +141,22 @@ def test_a_practice_that_sends_no_read_receipts_signs_none_when_it_opens_a_lette
     assert doctor.post_form(f"/documents/{doc_id}/read", {"csrf": token}).status == 303
     assert off_loop(signed_by_us, gp, doc_id) == ["delivered"]
     assert lines(cardio.visitor().get("/outbox").text, doc_id).keys() == {"delivered"}
+    told = dict(_OURS.findall(doctor.get(f"/documents/{doc_id}").text))
+    assert told.keys() == {"delivered"}
+
+
+def test_the_settings_page_says_what_correspondents_learn(
+    reading_practices: tuple[Practice, Practice],
+) -> None:
+    gp, cardio = reading_practices
+    keeps = gp.visitor().get("/settings").text
+    assert 'data-testid="told-read" data-on="no"' in keeps
+    assert "ne sont pas prévenus quand un document est ouvert" in html.unescape(keeps)
+    assert 'data-testid="told-integrated" data-on="yes"' in keeps
+    tells = html.unescape(cardio.visitor().get("/settings").text)
+    assert 'data-testid="told-read" data-on="yes"' in tells
+    assert "reçoit un accusé de lecture signé" in tells
+    assert "receipts_read" in tells
 
 
 def test_no_read_receipt_for_a_revoked_sender(
@@ -154,5 +177,6 @@ def test_no_read_receipt_for_a_revoked_sender(
         assert "est révoquée" in html.unescape(page.text)
         assert off_loop(signed_by_us, cardio, doc_id) == ["delivered"]
         assert off_loop(said, sender, doc_id, "read") is None
+        assert dict(_OURS.findall(page.text)).keys() == {"delivered"}
     finally:
         kill_all(stranger)

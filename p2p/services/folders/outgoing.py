@@ -179,8 +179,17 @@ class OutboxFolder:
         return self.work / claim.doc_id / name
 
     def finish(self, claim: Claim) -> Path:
-        """Queued: the dropped files to ``sent/`` with their state (its path), the claim removed."""
+        """Queued: the dropped files to ``sent/`` with their state (its path), the claim removed.
+
+        Again after a power cut that lost the claim's removal: the files are in
+        ``sent/`` already, and so is their state file, which is kept.
+        """
         work = self.work / claim.doc_id
+        if not any((work / name).exists() for name in claim.originals):
+            written = self._state_file(claim.doc_id)
+            if written is not None:
+                self._drop_claim(claim)
+                return written
         state = {
             "document": claim.doc_id,
             "state": "queued",
@@ -189,11 +198,19 @@ class OutboxFolder:
             "queued_at": claim.claimed_at,
             "files": [name for name, _path, _type in claim.attachments],
         }
-        first = self._move_out(work, claim.originals, self.sent)
+        first = self._move_out(work, claim.originals, self.sent, sync=False)
         data = json.dumps(state, ensure_ascii=False, indent=1).encode("utf-8")
-        path = write_atomic(self.sent / f"{first}{STATE}", [data]).path
+        path = write_atomic(self.sent / f"{first}{STATE}", [data]).path  # syncs sent/ for both
         self._drop_claim(claim)
         return path
+
+    def _state_file(self, doc_id: str) -> Path | None:
+        """The state file in ``sent/`` of document ``doc_id``, if there is one."""
+        for path in self.sent.glob(f"*{STATE}"):
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                if json.loads(path.read_text(encoding="utf-8"))["document"] == doc_id:
+                    return path
+        return None
 
     def waiting(self) -> dict[str, tuple[str, Path]]:
         """The state files in ``sent/`` still saying "queued": doc id → (peer id, path)."""
@@ -211,14 +228,16 @@ class OutboxFolder:
         fields = json.loads(path.read_text(encoding="utf-8"))
         fields.update(state=state, receipt_time=receipt_time, reason=why)
         data = json.dumps(fields, ensure_ascii=False, indent=1).encode("utf-8")
-        write_atomic(path, [data])
+        # The file is whole (fsync'd before its rename); its new name need not survive a
+        # power cut: the old one says "queued", and the next start settles it again.
+        write_atomic(path, [data], sync_dir=False)
 
     def fail_claim(self, claim: Claim, refused: Refused) -> None:
         """Not queued after all (the daemon refused it): to ``errors/``, the claim removed."""
         work = self.work / claim.doc_id
         first = self._move_out(work, claim.originals, self.errors)
         write_atomic(self.errors / f"{first}{ERROR}", [refused.text(claim.originals[0]).encode()])
-        self._drop_claim(claim)
+        self._drop_claim(claim, sync=True)
 
     def fail(self, unit: Unit, refused: Refused) -> None:
         """Refused before any claim: the files to ``errors/`` with the reason beside them."""
@@ -227,8 +246,11 @@ class OutboxFolder:
         for path in unit.files:
             self.stability.forget(path.name)
 
-    def _move_out(self, source: Path, names: list[str], target: Path) -> str:
-        """Move ``names`` from ``source`` to ``target`` under free names; the first's name."""
+    def _move_out(self, source: Path, names: list[str], target: Path, *, sync: bool = True) -> str:
+        """Move ``names`` from ``source`` to ``target`` under free names; the first's name.
+
+        ``sync``: fsync ``target`` (else the caller's next write there does).
+        """
         first = names[0]
         for index, name in enumerate(names):
             with contextlib.suppress(FileNotFoundError):
@@ -236,13 +258,19 @@ class OutboxFolder:
                 move(source / name, final)
                 if index == 0:
                     first = final.name
-        fsync_dir(target)
+        if sync:
+            fsync_dir(target)
         return first
 
-    def _drop_claim(self, claim: Claim) -> None:
+    def _drop_claim(self, claim: Claim, *, sync: bool = False) -> None:
+        """The claim goes. A queued one's removal is not fsync'd: a claim that a power
+        cut brings back is finished again (``finish`` finds the files and their state in
+        ``sent/``), queued once. A refused one's is (``sync``): tried again, it would
+        find its files gone and write another reason over the first."""
         shutil.rmtree(self.work / claim.doc_id, ignore_errors=True)
         (self.claims / f"{claim.doc_id}.json").unlink(missing_ok=True)
-        fsync_dir(self.claims)
+        if sync:
+            fsync_dir(self.claims)
 
 
 def _free_name(folder: Path, name: str) -> Path:

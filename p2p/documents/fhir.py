@@ -7,22 +7,32 @@ one ``Binary`` per file with its bytes. It is built and checked with
 ``fhir.resources``' R4B models, whose DocumentReference, List, Binary and Bundle
 have the same fields as R4's; what is written is plain FHIR R4 JSON.
 
-A file over ``INLINE_MAX`` is not copied into the bundle: its DocumentReference
-points at the file written next to the bundle (``attachment.url``, a relative
-name) so that memory does not grow with the size of a document.
+``write`` streams: the bundle is built and validated with a short mark in place
+of each Binary's data, and each file's base64 is written where its mark is, read
+from the file 768 KiB at a time, so pli's memory does not grow with the files.
+The software that reads the bundle holds it whole, though (a FHIR JSON resource is
+one JSON object, a Binary's data one string): the files are inlined up to
+``INLINE_MAX`` in all, and a file past it is not copied into the bundle, its
+DocumentReference pointing at the file written next to the bundle
+(``attachment.url``, a relative name) instead.
 """
 
 from __future__ import annotations
 
 import base64
+import io
+import re
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from p2p.documents.letter import Letter, Party, media_base
 from p2p.documents.xdm import CLASS_CODES, INS_OID, RPPS_OID, oid
 
+#: The most file bytes one bundle carries inline (their base64 is a third more).
 INLINE_MAX = 16 * 1024 * 1024
+#: Bytes of a file read and base64-encoded at once (a multiple of 3: no padding inside).
+CHUNK = 3 * 256 * 1024
 MINIMAL = "https://profiles.ihe.net/ITI/MHD/StructureDefinition/IHE.MHD.Minimal.ProvideBundle"
 LIST_TYPES = "https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes"
 LOINC = "http://loinc.org"
@@ -150,11 +160,13 @@ def _entry(full_url: str, resource: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def bundle_dict(letter: Letter, read_part: Callable[[int], bytes]) -> dict[str, Any]:
-    """The bundle as JSON-ready data; ``read_part(i)`` gives file ``i``'s bytes when inlined."""
+def bundle_dict(letter: Letter, data: Callable[[int], str]) -> dict[str, Any]:
+    """The bundle as JSON-ready data; ``data(i)``: file ``i``'s base64 (or its mark), inlined."""
     entries = [_entry(_urn(letter.doc_id, "submission-set"), _submission_set(letter))]
+    budget = INLINE_MAX
     for index, part in enumerate(letter.parts):
-        inline = part.size <= INLINE_MAX
+        inline = part.size <= budget
+        budget -= part.size if inline else 0
         entries.append(
             _entry(_urn(letter.doc_id, f"reference-{index}"), _reference(letter, index, inline))
         )
@@ -162,7 +174,7 @@ def bundle_dict(letter: Letter, read_part: Callable[[int], bytes]) -> dict[str, 
             binary = {
                 "resourceType": "Binary",
                 "contentType": media_base(part.media_type),
-                "data": base64.b64encode(read_part(index)).decode(),
+                "data": data(index),
             }
             entries.append(_entry(_urn(letter.doc_id, f"binary-{index}"), binary))
     return {
@@ -174,9 +186,35 @@ def bundle_dict(letter: Letter, read_part: Callable[[int], bytes]) -> dict[str, 
     }
 
 
-def render(letter: Letter, read_part: Callable[[int], bytes]) -> bytes:
-    """The bundle of ``letter`` as FHIR JSON, validated by the library's models."""
+def _mark(index: int) -> str:
+    """What stands for file ``index``'s data until it is streamed: valid base64, and
+    unlike any other text of the bundle (its bytes start with a NUL)."""
+    return base64.b64encode(f"\0pli-binary-{index:06d}\0".encode()).decode()
+
+
+Opener = Callable[[int], IO[bytes]]
+
+
+def write(letter: Letter, open_part: Opener, out: IO[bytes]) -> None:
+    """Write the bundle of ``letter`` (FHIR JSON, validated by the library's models) to
+    ``out``; ``open_part(i)`` gives file ``i``'s bytes, streamed as base64."""
     from fhir.resources.R4B.bundle import Bundle  # ~0.2 s: only when a bundle is written
 
-    model = Bundle.model_validate(bundle_dict(letter, read_part))
-    return model.model_dump_json(exclude_none=True, indent=1).encode("utf-8") + b"\n"
+    marks = {_mark(index): index for index in range(len(letter.parts))}
+    model = Bundle.model_validate(bundle_dict(letter, _mark))
+    text = model.model_dump_json(exclude_none=True, indent=1)
+    position = 0
+    for found in re.finditer("|".join(map(re.escape, marks)), text):
+        out.write(text[position : found.start()].encode("utf-8"))
+        with open_part(marks[found.group()]) as source:
+            while chunk := source.read(CHUNK):
+                out.write(base64.b64encode(chunk))
+        position = found.end()
+    out.write(text[position:].encode("utf-8") + b"\n")
+
+
+def render(letter: Letter, read_part: Callable[[int], bytes]) -> bytes:
+    """The bundle of ``letter`` in memory (for small documents and the tests)."""
+    out = io.BytesIO()
+    write(letter, lambda index: io.BytesIO(read_part(index)), out)
+    return out.getvalue()

@@ -8,8 +8,10 @@ field by field, and the FHIR bundle is validated by fhir.resources' models.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -186,12 +188,36 @@ def test_fhir_bundle_golden_and_valid() -> None:
     assert binary.data == FILES["courrier.txt"]
 
 
-def test_fhir_large_file_is_referenced_not_inlined(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fhir, "INLINE_MAX", 10)
-    bundle = fhir.bundle_dict(LETTER, read_part)
+def test_fhir_files_past_the_inline_budget_are_referenced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The budget is for the whole bundle: the first file fits, the second does not."""
+    monkeypatch.setattr(fhir, "INLINE_MAX", len(FILES["courrier.txt"]) + 10)
+    data = fhir.render(LETTER, read_part)
+    bundle = json.loads(data)
     resources = [entry["resource"]["resourceType"] for entry in bundle["entry"]]
-    assert resources == ["List", "DocumentReference", "DocumentReference"]
-    assert bundle["entry"][2]["resource"]["content"][0]["attachment"]["url"] == "bilan.pdf"
+    assert resources == ["List", "DocumentReference", "Binary", "DocumentReference"]
+    assert base64.b64decode(bundle["entry"][2]["resource"]["data"]) == FILES["courrier.txt"]
+    assert bundle["entry"][3]["resource"]["content"][0]["attachment"]["url"] == "bilan.pdf"
+
+
+def test_fhir_binary_is_streamed_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file read in many chunks gives the same base64 as one read: the bundle is valid."""
+    from fhir.resources.R4B.bundle import Bundle
+
+    monkeypatch.setattr(fhir, "CHUNK", 3)
+    reads: list[int] = []
+
+    class Counted(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            reads.append(size if size is not None else -1)
+            return super().read(size)
+
+    out = io.BytesIO()
+    fhir.write(LETTER, lambda index: Counted(read_part(index)), out)
+    assert out.getvalue() == (GOLDEN / "bundle.fhir.json").read_bytes()
+    assert set(reads) == {3}
+    assert len(reads) > len(FILES["bilan.pdf"]) // 3
+    bundle: Any = Bundle.model_validate_json(out.getvalue())
+    assert bundle.entry[4].resource.data == FILES["bilan.pdf"]
 
 
 def test_golden_folder_is_complete() -> None:

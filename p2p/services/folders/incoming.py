@@ -186,8 +186,12 @@ class InboxFolder:
             write_atomic_file(target, fill, sync_dir=False)
             names.append(target.name)
         if "fhir" in self.formats:
-            bundle = fhir.render(letter, lambda i: (staged / letter.parts[i].name).read_bytes())
-            write_atomic(staged / f"{base}.fhir.json", [bundle], sync_dir=False)
+
+            def bundle(out: BinaryIO) -> int:
+                fhir.write(letter, lambda i: open(staged / letter.parts[i].name, "rb"), out)  # noqa: SIM115 - fhir.write closes each
+                return out.tell()
+
+            write_atomic_file(staged / f"{base}.fhir.json", bundle, sync_dir=False)
             names.append(f"{base}.fhir.json")
         return names
 

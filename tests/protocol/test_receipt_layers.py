@@ -23,31 +23,13 @@ from protocol import (
     receipt_layer,
 )
 from tests.fuzzing import check_parses_or_refuses
+from tests.protocol.people import ALICE, BOB, CAROL, DIGEST, DOC, NOW, receipt
 
-
-def person(n: int) -> LocalIdentity:
-    return LocalIdentity.from_secrets(
-        bytes([n]) * 32, bytes([n + 1]) * 32, bytes([n + 2]) * 32, not_after=2_000_000_000
-    )
-
-
-ALICE, BOB, CAROL = person(10), person(20), person(30)
-DOC = bytes(range(16))
-DIGEST = bytes(range(32, 64))
-NOW = 1_764_000_000
 SENT = SentDocument(DOC, DIGEST, BOB.public, {})
 
 
 def signed(status: str, *, by: LocalIdentity = BOB, now: int = NOW, doc: bytes = DOC) -> bytes:
-    receipt = Receipt.create(
-        by.identity,
-        document_id=doc,
-        envelope_digest=DIGEST,
-        sender=ALICE.public,
-        status=status,
-        now=now,
-    )
-    return receipt.to_wire()
+    return receipt(status, by=by, now=now, doc=doc).to_wire()
 
 
 def accept(wire: bytes, sent: SentDocument | None = SENT, peer: LocalIdentity = BOB) -> object:

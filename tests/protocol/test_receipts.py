@@ -14,7 +14,6 @@ from nacl.signing import VerifyKey
 from protocol import (
     RECEIPT_STATUSES,
     AuthenticationFailed,
-    LocalIdentity,
     LocalProtocolError,
     MalformedMessage,
     Receipt,
@@ -24,29 +23,7 @@ from protocol import (
     is_receipt_status,
     limits,
 )
-
-
-def person(n: int) -> LocalIdentity:
-    return LocalIdentity.from_secrets(
-        bytes([n]) * 32, bytes([n + 1]) * 32, bytes([n + 2]) * 32, not_after=2_000_000_000
-    )
-
-
-ALICE, BOB, CAROL = person(10), person(20), person(30)
-DOC = bytes(range(16))
-DIGEST = bytes(range(32, 64))
-NOW = 1_764_000_000
-
-
-def receipt(status: str = "delivered", now: int = NOW) -> Receipt:
-    return Receipt.create(
-        BOB.identity,
-        document_id=DOC,
-        envelope_digest=DIGEST,
-        sender=ALICE.public,
-        status=status,
-        now=now,
-    )
+from tests.protocol.people import ALICE, BOB, CAROL, DIGEST, DOC, NOW, receipt
 
 
 def verify(r: Receipt, **changes: object) -> None:

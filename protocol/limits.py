@@ -22,6 +22,13 @@ CHUNK_OVERHEAD: Final = 32
 #: 1 MiB keeps the receive buffer small while amortising per-frame costs.
 MAX_FRAME: Final = 1024 * 1024 + 64
 
+#: Largest envelope a sender may push: offer it and send its bytes at once,
+#: without waiting for an accept (``Offer.push``). A letter then costs no round
+#: trip; a receiver holds at most this much it did not ask for per connection
+#: (it reads one frame at a time), and keeps such an envelope in memory until
+#: its commit instead of opening a quarantine file.
+MAX_PUSHED_ENVELOPE: Final = 64 * 1024
+
 #: Largest Noise transport message (control messages). The Noise specification
 #: caps messages at 65535 bytes; we keep that cap so the handshake and control
 #: traffic stay within what any Noise library accepts.

@@ -9,7 +9,12 @@ Every WebSocket message after the handshake is one sealed frame
 
 Control messages (``to_wire`` / ``from_wire``, strict, bounded):
 
-- ``Offer(document_id, size)``: the sender proposes an envelope of ``size`` bytes.
+- ``Offer(document_id, size, push)``: the sender proposes an envelope of ``size``
+  bytes. ``push`` (envelopes of at most ``limits.MAX_PUSHED_ENVELOPE``): the
+  whole envelope follows at once in BULK frames, without waiting for an accept
+  (a letter costs no round trip); the receiver answers only with the receipt or
+  a refusal, and discards the pushed bytes of a document it already holds or
+  refuses.
 - ``Accept(document_id, offset)``: send from ``offset`` (bytes already stored).
 - ``Delivered(document_id, receipt)``: the signed receipt (also for a duplicate).
 - ``Refuse(document_id, code, reason)``: the receiver will not take it now.
@@ -51,16 +56,22 @@ class Offer:
     TYPE: ClassVar[str] = "offer"
     document_id: bytes
     size: int
+    #: The envelope's bytes follow at once, unasked (at most ``MAX_PUSHED_ENVELOPE``).
+    push: bool = False
 
     def fields(self) -> dict[str, Any]:
-        return {"id": self.document_id, "size": self.size}
+        pushed = {"push": True} if self.push else {}
+        return {"id": self.document_id, "size": self.size, **pushed}
 
     @classmethod
     def parse(cls, fields: Any) -> Offer:
         size = codec.uint(fields, "size", "offer")
         if size > limits.MAX_ENVELOPE_SIZE:
             raise FrameTooLarge("offered document is over the size limit")
-        return cls(_doc_id(fields, "offer"), size)
+        push = codec.optional(fields, "push", bool, "offer") or False
+        if push and size > limits.MAX_PUSHED_ENVELOPE:
+            raise FrameTooLarge("a pushed envelope is over the push limit")
+        return cls(_doc_id(fields, "offer"), size, push)
 
 
 @dataclass(frozen=True)

@@ -78,29 +78,34 @@ async def test_bytes_travel_before_the_commit_and_the_last_waits_for_it(
     assert await fetch(b, doc_id) == scan.read_bytes()
 
 
-async def test_a_letter_is_offered_while_its_row_commits(
+async def test_a_letter_is_pushed_only_once_its_row_is_committed(
     two: tuple[Running, Running], tmp_path: Path
 ) -> None:
+    # A letter is pushed whole (Offer.push, tests/p2p/test_push.py): it waits for
+    # durable instead of streaming while sealed, so nothing of it travels before.
     a, b = two
     letter = tmp_path / "lettre.txt"
     letter.write_text("Cher confrère, je vous adresse Mme D.\n")
-    offered = asyncio.Event()
+    offers: list[messages.Offer] = []
     on_offer = b.daemon.inbox.on_offer
 
     async def noting(channel: Link, sender: PublicIdentity, offer: messages.Offer) -> None:
-        offered.set()
+        offers.append(offer)
         await on_offer(channel, sender, offer)
 
     await connected(a, b, tmp_path)
     b.daemon.inbox.on_offer = noting  # type: ignore[method-assign]
     with commits_held(a.daemon.store):
         posting = asyncio.create_task(send_file(a, b, letter, kind="letter"))
-        await asyncio.wait_for(offered.wait(), 20)
-        await asyncio.sleep(0.2)
-        assert not posting.done()
-        assert len(b.daemon.store.inbox()) == 1  # a whole envelope, but its last byte waits
+        sent = a.home / "documents" / "sent"
+        await wait_for(lambda: len(list(sent.glob("*.pli"))) == 2, timeout=20)  # sealed
+        await asyncio.sleep(0.3)  # whatever else would travel has had time to
+        assert not posting.done()  # "queued" only once durable
+        assert offers == []
+        assert len(b.daemon.store.inbox()) == 1
     doc_id = await posting
     await wait_for(lambda: delivered(a, doc_id))
+    assert [offer.push for offer in offers] == [True]
     assert await fetch(b, doc_id) == letter.read_bytes()
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import FrameTooLarge, MalformedMessage, messages
+from protocol import FrameTooLarge, MalformedMessage, codec, limits, messages
 from tests.fuzzing import check_parses_or_refuses
 
 DOC = bytes(range(16))
@@ -16,6 +16,7 @@ DOC = bytes(range(16))
     "message",
     [
         messages.Offer(DOC, 123),
+        messages.Offer(DOC, limits.MAX_PUSHED_ENVELOPE, push=True),
         messages.Accept(DOC, 65536),
         messages.Delivered(DOC, b"receipt"),
         messages.Refuse(DOC, "busy", "try later"),
@@ -43,6 +44,19 @@ def test_refusals() -> None:
         messages.decode(messages.encode(messages.LaterReceipt(DOC, b"")))
     with pytest.raises(MalformedMessage):
         messages.decode(messages.encode(messages.Noted(DOC, "seen")))
+
+
+def test_a_push_is_a_letter_and_says_so_with_a_boolean() -> None:
+    with pytest.raises(FrameTooLarge):
+        messages.decode(messages.encode(messages.Offer(DOC, limits.MAX_PUSHED_ENVELOPE + 1, True)))
+    with pytest.raises(MalformedMessage):
+        messages.decode(codec.pack({"t": "offer", "id": DOC, "size": 10, "push": 1}))
+    # An offer that does not push says nothing of it: the bytes of pli/2's first offers.
+    plain = messages.encode(messages.Offer(DOC, 10))
+    assert plain == codec.pack({"t": "offer", "id": DOC, "size": 10})
+    assert messages.decode(codec.pack({"t": "offer", "id": DOC, "size": 10, "push": False})) == (
+        messages.Offer(DOC, 10)
+    )
 
 
 @given(st.binary(max_size=300))

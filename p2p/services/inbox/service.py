@@ -4,6 +4,10 @@ An offer is answered with the stored receipt (offered again), a refusal (too
 large, over quota, a failed write) or an accept from the bytes already in
 quarantine. Its frames go to the verifier (``quarantine.py``); a verified
 envelope goes to the group commit (``commit.py``), which sends the receipt.
+
+A pushed offer (a letter, ``Offer.push``) is followed by its bytes unasked: it
+gets no accept, and the bytes of one answered at once (held already, refused)
+are read and dropped.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ class Inbox:
         self._quota = quota
         self._max_size = max_size
         self._transfers: dict[int, Transfer] = {}
+        #: Pushed bytes still to drop, by channel: their offer was answered at once.
+        self._dropping: dict[int, int] = {}
         self._quarantine = Quarantine(layout, me, check_sender)
         # on_event is told of each new document (any thread; ids only).
         self._committer = Committer(store, me, quota, self._quarantine, on_event=on_event)
@@ -69,7 +75,7 @@ class Inbox:
     async def on_offer(self, channel: Link, sender: PublicIdentity, offer: messages.Offer) -> None:
         """Answer an offer: resend the receipt, refuse, or accept from an offset."""
         key = id(channel)
-        if key in self._transfers:
+        if key in self._transfers or key in self._dropping:
             self._abandon(key)
             raise TransferRefused("a new offer arrived before the previous envelope was complete")
         sender_hex = sender.peer_id.hex
@@ -80,22 +86,31 @@ class Inbox:
                 await asyncio.shield(committing)
         stored = self._store.inbox_entry(doc_hex, sender_hex)
         if stored is not None:
+            self._drop_pushed(key, offer)
             await channel.send(messages.Delivered(offer.document_id, stored.receipt))
             return
         if offer.size > self._max_size:
             reason = "the document is over this practice's limit"
+            self._drop_pushed(key, offer)
             await channel.send(messages.Refuse(offer.document_id, "too-large", reason))
             return
         transfer = await self._start(sender, offer)
         if isinstance(transfer, str):
+            self._drop_pushed(key, offer)
             await channel.send(
                 messages.Refuse(offer.document_id, transfer, REFUSAL_CODES[transfer])
             )
             return
         self._transfers[key] = transfer
-        await channel.send(messages.Accept(offer.document_id, transfer.received))
+        if not offer.push:  # pushed bytes come unasked
+            await channel.send(messages.Accept(offer.document_id, transfer.received))
         if transfer.received == transfer.size:
             await self._finish(channel, key)
+
+    def _drop_pushed(self, key: int, offer: messages.Offer) -> None:
+        """The offer is answered already: its pushed bytes, still coming, are dropped."""
+        if offer.push and offer.size:
+            self._dropping[key] = offer.size
 
     async def _start(self, sender: PublicIdentity, offer: messages.Offer) -> Transfer | str:
         """A new or resumed transfer for an admitted offer, or the refusal's code."""
@@ -132,6 +147,9 @@ class Inbox:
 
     async def on_bulk(self, channel: Link, data: memoryview) -> None:
         key = id(channel)
+        if key in self._dropping:
+            self._drop(key, len(data))
+            return
         transfer = self._transfers.get(key)
         if transfer is None or transfer.received + len(data) > transfer.size:
             self._abandon(key)
@@ -148,7 +166,7 @@ class Inbox:
             while pending and (last or len(pending) > _IN_FLIGHT or pending[0].done()):
                 await pending[0]
                 pending.popleft()
-            if last:
+            if last and transfer.buffer is None:  # a letter in memory has no writes to wait for
                 await quarantine.run(False, quarantine.drain_writes, transfer)
         except RemoteProtocolError as exc:
             await self._refuse(channel, key, exc)
@@ -200,7 +218,18 @@ class Inbox:
         del self._transfers[key]
         await self._committer.commit(transfer, verified, channel)
 
+    def _drop(self, key: int, length: int) -> None:
+        left = self._dropping[key] - length
+        if left < 0:
+            del self._dropping[key]
+            raise TransferRefused("envelope bytes that were not offered")
+        if left:
+            self._dropping[key] = left
+        else:
+            del self._dropping[key]
+
     def _abandon(self, key: int) -> None:
+        self._dropping.pop(key, None)
         transfer = self._transfers.pop(key, None)
         if transfer is None:
             return

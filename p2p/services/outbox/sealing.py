@@ -6,7 +6,9 @@ runs on a worker thread into a private temporary file next to the envelope's
 final name (``write_atomic``) and reports how much of it is written; a sender
 connected to a recipient offers the envelope at once (its size is known
 before the first byte is sealed: ``SealedEnvelope.size``) and streams what is
-written, while the rest is sealed.
+written, while the rest is sealed. (A letter, at most
+``limits.MAX_PUSHED_ENVELOPE``, is not: it is pushed whole once durable,
+``Outbox._push``, which saves it the accept's round trip.)
 
 Nothing lost, nothing twice, exactly as when sealing came first:
 

@@ -84,6 +84,8 @@ class Written(NamedTuple):
 
 #: Bytes written between two ``WriteProgress.written`` calls.
 PROGRESS_EVERY = 1024 * 1024
+#: Bytes written between two drops of the cached pages nobody reads any more.
+DROP_EVERY = 32 * 1024 * 1024
 
 
 class WriteProgress(Protocol):
@@ -91,12 +93,16 @@ class WriteProgress(Protocol):
 
     Another reader may read the temporary file up to the size last reported
     (the bytes are in the page cache, not yet durable); after the rename it is
-    the final name that holds them.
+    the final name that holds them. ``droppable(size)``, asked every
+    ``DROP_EVERY`` bytes, says below which offset no reader needs the written
+    bytes in memory any more (see ``_drop_cached``).
     """
 
     def opened(self, tmp: Path) -> None: ...
 
     def written(self, size: int) -> None: ...
+
+    def droppable(self, size: int) -> int: ...
 
 
 def write_atomic(
@@ -142,7 +148,7 @@ def write_atomic(
 def _write_new(
     tmp: Path, chunks: Iterable[bytes | bytearray | memoryview], progress: WriteProgress | None
 ) -> int:
-    size = told = 0
+    size = told = dropped = 0
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         if progress is not None:
@@ -153,11 +159,28 @@ def _write_new(
             if progress is not None and size - told >= PROGRESS_EVERY:
                 handle.flush()  # readable through another descriptor from here on
                 progress.written(told := size)
+                if size - dropped >= DROP_EVERY:
+                    _drop_cached(fd, progress.droppable(dropped := size))
         handle.flush()
         if progress is not None:
             progress.written(size)
         os.fsync(handle.fileno())
     return size
+
+
+def _drop_cached(fd: int, end: int) -> None:
+    """Start writing out ``[0, end)`` of the file and let the page cache drop it.
+
+    Why: on the virtual machines measured here (free page reporting) a page the
+    cache takes for the first time costs ~20 µs; writing a new 1 GiB envelope
+    cost 2 to 3.5 s of CPU, against ~0.6 s when the pages behind the readers are
+    given back every ``DROP_EVERY`` bytes (they are reused at once). It also
+    spreads the disk's work over the write instead of the final fsync.
+    ``POSIX_FADV_DONTNEED`` never loses data: dirty pages are written first.
+    """
+    if end > 0 and hasattr(os, "posix_fadvise"):
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(fd, 0, end, os.POSIX_FADV_DONTNEED)
 
 
 def write_atomic_file(

@@ -21,7 +21,7 @@ import pytest
 
 from p2p.cli.export import write_new_file
 from p2p.errors import StorageError
-from p2p.storage import config, keystore
+from p2p.storage import config, files, keystore
 from p2p.storage.files import Layout, write_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,3 +166,41 @@ def test_only_the_writer_renames_links_or_fsyncs() -> None:
             if called in FINISHING and called not in ALLOWED.get(name, set()):
                 offences.append(f"{name}:{node.lineno} {ast.unparse(node.func)}")
     assert not offences, "write files with storage.files.write_atomic: " + ", ".join(offences)
+
+
+def test_written_pages_leave_the_cache_only_behind_the_readers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ``DROP_EVERY`` bytes the writer asks how far the readers are and drops only
+    the pages below that (POSIX_FADV_DONTNEED, which writes dirty pages first)."""
+    monkeypatch.setattr(files, "DROP_EVERY", 2 * files.PROGRESS_EVERY)
+    dropped: list[tuple[int, int]] = []
+    real_fadvise = os.posix_fadvise
+
+    def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        dropped.append((offset, length))
+        real_fadvise(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+
+    class Reader:
+        def __init__(self) -> None:
+            self.asked: list[int] = []
+
+        def opened(self, tmp: Path) -> None:
+            pass
+
+        def written(self, size: int) -> None:
+            pass
+
+        def droppable(self, size: int) -> int:
+            self.asked.append(size)
+            return size // 2  # a reader halfway
+
+    block = os.urandom(files.PROGRESS_EVERY)
+    path = tmp_path / "envelope.pli"
+    reader = Reader()
+    write_atomic(path, [block] * 7, progress=reader)
+    assert reader.asked == [2 * len(block), 4 * len(block), 6 * len(block)]
+    assert dropped == [(0, size // 2) for size in reader.asked]
+    assert path.read_bytes() == block * 7

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from p2p.events import Link
-from p2p.services.outbox.sealing import BULK_PAYLOAD
+from p2p.services.outbox.sealing import BULK_PAYLOAD, CACHE_BEHIND, Sealing
 from p2p.storage.store import Store
 from protocol import PublicIdentity, messages
 
@@ -162,3 +162,20 @@ async def test_envelopes_a_crash_left_unqueued_are_swept_at_start(
     os.utime(orphan, (1_700_000_000, 1_700_000_000))  # from before this daemon started
     assert await asyncio.to_thread(a.daemon.outbox.sweep) == 1
     assert sorted(sent.glob("*.pli")) == sorted([kept, sealing_now])
+
+
+async def test_the_sealed_bytes_stay_cached_until_every_sender_has_streamed_them(
+    tmp_path: Path,
+) -> None:
+    sealing = Sealing("00" * 16, ["bruno", "chloe"], tmp_path / "envelope.pli")
+    mib = 1024 * 1024
+    assert sealing.droppable(10 * mib) == 0  # no sender yet: the start stays for them
+    assert sealing.droppable(CACHE_BEHIND + 10 * mib) == 10 * mib
+    bruno, chloe = object(), object()
+    sealing.reading(bruno, 5 * mib)
+    sealing.reading(chloe, 3 * mib)
+    assert sealing.droppable(10 * mib) == 3 * mib  # the slower sender's position
+    sealing.reading(chloe, None)
+    assert sealing.droppable(10 * mib) == 5 * mib
+    sealing.reading(bruno, None)
+    assert sealing.droppable(CACHE_BEHIND + mib) == mib

@@ -45,6 +45,10 @@ from protocol import messages
 #: Bytes of envelope per BULK frame (plus the type byte).
 BULK_PAYLOAD = 1024 * 1024
 
+#: With no sender streaming the envelope, the sealed bytes further behind the
+#: write than this leave the page cache (``droppable``).
+CACHE_BEHIND = 64 * 1024 * 1024
+
 #: How far a sender at a position may stream (it waits until it may send a frame).
 Limit = Callable[[int, int], Awaitable[int]]
 
@@ -69,6 +73,10 @@ class Sealing:
         self.readable = 0  # bytes written to the temporary file, readable there
         self.rows: Mapping[str, OutboxRow] | None = None  # once durable
         self.error: BaseException | None = None
+        #: The lowest position of the senders streaming now (None: none is), read by
+        #: the sealing thread; ``_readers`` (on the loop) holds each one's position.
+        self.read_floor: int | None = None
+        self._readers: dict[object, int] = {}
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
 
@@ -86,6 +94,17 @@ class Sealing:
     def committed(self, rows: Mapping[str, OutboxRow]) -> None:
         self._tell(self._update, "rows", dict(rows))
 
+    def droppable(self, size: int) -> int:
+        """Sealing thread: the bytes below this offset may leave the page cache.
+
+        Those behind every sender streaming the envelope now; with none, those
+        more than ``CACHE_BEHIND`` behind the write (a sender about to start
+        finds the start of the envelope in memory). A sender that falls further
+        behind reads from the disk: slower, never wrong.
+        """
+        floor = self.read_floor
+        return max(0, size - CACHE_BEHIND) if floor is None else min(floor, size)
+
     def _tell(self, update: Callable[..., None], *args: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is gone: the daemon is stopping
             self._loop.call_soon_threadsafe(update, *args)
@@ -96,6 +115,14 @@ class Sealing:
         setattr(self, name, value)
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()  # every waiter, whichever recipient it streams to
+
+    def reading(self, reader: object, position: int | None) -> None:
+        """``reader`` streams the envelope and is at ``position`` (None: it stopped)."""
+        if position is None:
+            self._readers.pop(reader, None)
+        else:
+            self._readers[reader] = position
+        self.read_floor = min(self._readers.values(), default=None)
 
     def fail(self, error: BaseException) -> None:
         """Sealing stopped (the caller is told why): the transfers under way stop too."""
@@ -161,9 +188,19 @@ class Early:
 
     async def send(self, link: Link, offset: int, sent: Callable[[int], None]) -> None:
         """Stream from ``offset`` as the seal goes; the last frame once durable."""
-        size = await self.sealing.started()
-        with self.sealing.open() as handle:
-            await _frames(link, handle, offset, size, limit=self.sealing.limit, sent=sent)
+        sealing = self.sealing
+
+        def reached(position: int) -> None:
+            sealing.reading(self, position)
+            sent(position)
+
+        sealing.reading(self, offset)
+        try:
+            size = await sealing.started()
+            with sealing.open() as handle:
+                await _frames(link, handle, offset, size, limit=sealing.limit, sent=reached)
+        finally:
+            sealing.reading(self, None)
 
 
 async def send_envelope(

@@ -155,8 +155,8 @@ def _wire_targets() -> dict[str, tuple[Target, list[bytes]]]:
     frame = messages.encode(messages.Offer(bytes(16), 1234))
     fingerprint = ALICE.public.peer_id.fingerprint
     revocation = Revocation.issue(ALICE.identity, now=NOW)
-    control_frame = FrameSealer(FRAME_KEY).control(frame)
-    bulk_frame = FrameSealer(FRAME_KEY).seal(b"\x02" + bytes(64))
+    control_frame = bytes(FrameSealer(FRAME_KEY).control(frame))
+    bulk_frame = bytes(FrameSealer(FRAME_KEY).seal(b"\x02" + bytes(64)))
 
     def frame_open(data: bytes) -> object:
         return FrameOpener(FRAME_KEY).open(data)

@@ -429,12 +429,12 @@ class _FileHasher:
         self._inline = True
         self._inline_bytes = 0
         self._executor: ThreadPoolExecutor | None = None
-        self._batch: list[tuple[int, bytes]] = []
+        self._batch: list[tuple[int, bytes | memoryview]] = []
         self._batch_bytes = 0
-        self._pending: deque[tuple[Future[None], list[tuple[int, bytes]]]] = deque()
-        self._hashed: list[tuple[int, bytes]] = []
+        self._pending: deque[tuple[Future[None], list[tuple[int, bytes | memoryview]]]] = deque()
+        self._hashed: list[tuple[int, bytes | memoryview]] = []
 
-    def update(self, index: int, data: bytes) -> None:
+    def update(self, index: int, data: bytes | memoryview) -> None:
         if self._inline:
             self._inline_bytes += len(data)
             if self._inline_bytes <= _HASH_THREAD_AFTER:
@@ -474,7 +474,7 @@ class _FileHasher:
             future.result()
             self._hashed.extend(batch)
 
-    def _hash_batch(self, batch: list[tuple[int, bytes]]) -> None:
+    def _hash_batch(self, batch: list[tuple[int, bytes | memoryview]]) -> None:
         hashes = self._hashes
         for index, data in batch:
             hashes[index].update(data)

@@ -14,11 +14,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
-from nacl import bindings
 from nacl import exceptions as nacl_exceptions
 from nacl.public import PrivateKey, SealedBox
 
-from . import codec, limits
+from . import _aegis, codec, limits
 from ._hashing import constant_time_equal, labelled_hash
 from .envelope import (
     _COMMITMENT_SIZE,
@@ -224,9 +223,12 @@ class EnvelopeReader:
                 # Refuse a non-envelope at its first wrong byte, not after 12.
                 self._check_magic(bytes(self._buffer) + bytes(view[position : position + 8]))
             take = min(self._need - len(self._buffer), end - position)
+            item: bytes | memoryview
             if not self._buffer and take == self._need:
                 if take == end and isinstance(data, bytes):
                     item = data  # fed exactly one item (a record, say): no copy
+                elif self._phase == _Phase.RECORD:
+                    item = view[position : position + take]  # decrypted from where it is
                 else:
                     item = bytes(view[position : position + take])
             else:
@@ -239,13 +241,13 @@ class EnvelopeReader:
             self._consumed += len(item)
             self._consume(item, events)
 
-    def _consume(self, item: bytes, events: list[Event]) -> None:
+    def _consume(self, item: bytes | memoryview, events: list[Event]) -> None:
         if self._phase == _Phase.PREFIX:
-            self._read_prefix(item)
+            self._read_prefix(bytes(item))
         elif self._phase == _Phase.HEADER:
-            self._read_header(item)
+            self._read_header(bytes(item))
         elif self._phase == _Phase.LENGTH:
-            self._read_length(item)
+            self._read_length(bytes(item))
         else:
             self._read_record(item, events)
 
@@ -326,13 +328,13 @@ class EnvelopeReader:
     def _next_content_size(self) -> int:
         return min(limits.CHUNK_SIZE, self._remaining)
 
-    def _read_record(self, item: bytes, events: list[Event]) -> None:
+    def _read_record(self, item: bytes | memoryview, events: list[Event]) -> None:
         # Which record is the last follows from the inner header: the one after the
         # content. Its nonce carries the final flag, so a stream cut, extended or
         # reordered around it fails to authenticate.
         final = TAG_FINAL if self._records > 0 and not self._remaining else TAG_MESSAGE
         try:
-            plaintext: bytes = bindings.crypto_aead_aegis256_decrypt(
+            plaintext = _aegis.decrypt(
                 item, self._header_hash, record_nonce(self._records, final), self._key
             )
         except (nacl_exceptions.CryptoError, ValueError, TypeError) as exc:
@@ -340,11 +342,11 @@ class EnvelopeReader:
         self._records += 1
         self._phase, self._need = _Phase.LENGTH, _LENGTH_SIZE
         if self._records == 1:
-            self._read_inner(plaintext, events)
+            self._read_inner(bytes(plaintext), events)
         elif final == TAG_MESSAGE:
             self._read_content(plaintext, events)
         else:
-            self._read_trailer(plaintext, events)
+            self._read_trailer(bytes(plaintext), events)
 
     def _read_inner(self, plaintext: bytes, events: list[Event]) -> None:
         meta = DocumentMeta.from_wire(plaintext)
@@ -376,7 +378,7 @@ class EnvelopeReader:
             if self._file_left == 0:
                 self._file_index += 1
 
-    def _read_content(self, plaintext: bytes, events: list[Event]) -> None:
+    def _read_content(self, plaintext: memoryview, events: list[Event]) -> None:
         assert self._hasher is not None
         if len(plaintext) != self._next_content_size():
             raise AuthenticationFailed()
@@ -387,7 +389,7 @@ class EnvelopeReader:
             piece = plaintext if take == len(plaintext) else plaintext[offset : offset + take]
             self._hasher.update(self._file_index, piece)
             if self._want_plaintext:
-                events.append(Content(self._file_index, piece))
+                events.append(Content(self._file_index, bytes(piece)))
             offset += take
             self._file_left -= take
             if self._file_left == 0:

@@ -36,7 +36,9 @@ Why AEGIS-256 (bench/envelope.py measures it next to ChaCha20-Poly1305 and
 AES-256-GCM): libsodium's AEGIS-256 is correct on every CPU (a portable
 implementation where AES instructions are missing), its 256-bit nonce and key
 leave no birthday bound to track, and on this machine it runs at several GB/s,
-so sealing every byte costs a small share of a transfer.
+so sealing every byte costs a small share of a transfer. The cipher is called
+through ``_aegis`` (libsodium's functions without PyNaCl's copies): a frame is
+sealed from any buffer and opened into a buffer of its own, one pass each.
 """
 
 from __future__ import annotations
@@ -44,10 +46,9 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
-from nacl import bindings
 from nacl import exceptions as nacl_exceptions
 
-from . import limits
+from . import _aegis, limits
 from .errors import AuthenticationFailed, FrameTooLarge, LocalProtocolError, MalformedMessage
 from .messages import FrameType
 from .noise import Session
@@ -56,9 +57,9 @@ LABEL_INITIATOR_TO_RESPONDER: Final = b"pli/2/frames/initiator-to-responder"
 LABEL_RESPONDER_TO_INITIATOR: Final = b"pli/2/frames/responder-to-initiator"
 LABEL_REKEY: Final = b"pli/2/frames/rekey"
 
-KEY_SIZE: Final[int] = bindings.crypto_aead_aegis256_KEYBYTES
-TAG_SIZE: Final[int] = bindings.crypto_aead_aegis256_ABYTES
-_NONCE_SIZE: Final[int] = bindings.crypto_aead_aegis256_NPUBBYTES
+KEY_SIZE: Final[int] = _aegis.KEY_SIZE
+TAG_SIZE: Final[int] = _aegis.TAG_SIZE
+_NONCE_SIZE: Final[int] = _aegis.NONCE_SIZE
 _NONCE_PAD: Final = bytes(_NONCE_SIZE - 8)
 _MAX_COUNTER: Final = 2**64 - 1
 
@@ -108,20 +109,18 @@ class FrameSealer:
         """The counter the next frame will use."""
         return self._state.counter
 
-    def seal(self, plaintext: bytes) -> bytes:
-        """One frame; ``plaintext`` starts with its type byte."""
+    def seal(self, plaintext: bytes | bytearray | memoryview) -> memoryview:
+        """One frame; ``plaintext`` (any buffer, not kept) starts with its type byte."""
         state = self._state
         if not plaintext or len(plaintext) > MAX_PLAINTEXT:
             raise LocalProtocolError(f"a frame carries 1 to {MAX_PLAINTEXT} bytes")
         if state.counter >= _MAX_COUNTER:
             raise LocalProtocolError("frame counter exhausted: start a new session")
-        frame: bytes = bindings.crypto_aead_aegis256_encrypt(
-            plaintext, None, frame_nonce(state.counter), state.key
-        )
+        frame = _aegis.encrypt(plaintext, None, frame_nonce(state.counter), state.key)
         state.advance()
         return frame
 
-    def control(self, payload: bytes) -> bytes:
+    def control(self, payload: bytes) -> memoryview:
         """A CONTROL frame around an encoded control message."""
         return self.seal(bytes([FrameType.CONTROL]) + payload)
 
@@ -141,7 +140,7 @@ class FrameOpener:
         """The counter the next frame must have been sealed with."""
         return self._state.counter
 
-    def open(self, frame: bytes) -> tuple[FrameType, memoryview]:
+    def open(self, frame: bytes | bytearray | memoryview) -> tuple[FrameType, memoryview]:
         """The type and payload of one received frame. Raises ``RemoteProtocolError``."""
         state = self._state
         if state.dead:
@@ -152,9 +151,9 @@ class FrameOpener:
         except BaseException:
             state.dead = True  # the caller closes the connection
             raise
-        return kind, memoryview(plaintext)[1:]
+        return kind, plaintext[1:]
 
-    def _decrypt(self, frame: bytes) -> bytes:
+    def _decrypt(self, frame: bytes | bytearray | memoryview) -> memoryview:
         state = self._state
         if len(frame) > limits.MAX_FRAME:
             raise FrameTooLarge("frame over the size limit")
@@ -163,9 +162,7 @@ class FrameOpener:
         if state.counter >= _MAX_COUNTER:
             raise AuthenticationFailed()
         try:
-            plaintext: bytes = bindings.crypto_aead_aegis256_decrypt(
-                bytes(frame), None, frame_nonce(state.counter), state.key
-            )
+            plaintext = _aegis.decrypt(frame, None, frame_nonce(state.counter), state.key)
         except (nacl_exceptions.CryptoError, ValueError, TypeError) as exc:
             raise AuthenticationFailed() from exc
         state.advance()
@@ -176,7 +173,7 @@ class FrameOpener:
         self._state.key = next_key(self._state.key)
 
 
-def _frame_type(plaintext: bytes) -> FrameType:
+def _frame_type(plaintext: memoryview) -> FrameType:
     if not plaintext:
         raise MalformedMessage("empty frame")
     try:

@@ -91,7 +91,7 @@ class Channel:
     def closed(self) -> bool:
         return self._pipe.closed
 
-    def _control_frame(self, message: messages.Message) -> bytes:
+    def _control_frame(self, message: messages.Message) -> memoryview:
         return self._sealer.control(messages.encode(message))
 
     async def _rekey_if_old(self) -> None:
@@ -118,7 +118,7 @@ class Channel:
             raise ValueError("a BULK frame starts with its type byte")
         async with self._send_lock:
             await self._rekey_if_old()
-            await self._pipe.send(self._sealer.seal(bytes(plaintext)))
+            await self._pipe.send(self._sealer.seal(plaintext))
 
     async def receive(self) -> messages.Message | memoryview:
         """The next control message, or a BULK payload. Raises ``ChannelClosed``."""

@@ -13,19 +13,14 @@ from aiohttp import web
 
 from p2p.api.bodies import NewMailbox
 from p2p.api.request import DAEMON, read_body
+from p2p.daemon.mailbox import mailbox_rows
 from p2p.errors import BadInput
 from p2p.storage import mailboxes as stored
 
 
 async def listing(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
-    waiting_out: dict[str, int] = {}
-    queued = {(r.doc_id, r.peer_id) for r in daemon.store.outbox() if r.state == "queued"}
-    for key, (url, _via) in daemon.store.mailbox_posts().items():
-        if key in queued:
-            waiting_out[url] = waiting_out.get(url, 0) + 1
-    rows = [{**m, "waiting_out": waiting_out.get(m["url"], 0)} for m in daemon.mailboxes.status()]
-    return web.json_response(rows)
+    return web.json_response(mailbox_rows(daemon.store, daemon.mailboxes))
 
 
 async def member_key(request: web.Request) -> web.Response:

@@ -53,12 +53,6 @@ class Refusals(Shape):
     last_at: float | None
 
 
-class MailboxState(Shape):
-    url: str
-    state: str
-    message: str
-
-
 class TcpPort(Shape):
     address: str | None
     error: str | None
@@ -79,6 +73,15 @@ class SignsReceipts(Shape):
 
     integrated: bool
     read: bool
+
+
+class Mailbox(Shape):
+    url: str
+    state: str
+    message: str
+    waiting_in: int
+    waiting_out: int
+    credentials: bool
 
 
 class Status(Shape):
@@ -102,7 +105,7 @@ class Status(Shape):
     signs_receipts: SignsReceipts
     revoked_since: int | None
     revocation_made_at: int | None
-    mailboxes: list[MailboxState]
+    mailboxes: list[Mailbox]
     disk: Disk
     limits: Limits
     refusals: Refusals
@@ -377,15 +380,6 @@ class HeldRevocation(Shape):
     made_at: int
     revoked_since: int
     source: str
-
-
-class Mailbox(Shape):
-    url: str
-    state: str
-    message: str
-    waiting_in: int
-    waiting_out: int
-    credentials: bool
 
 
 class MemberKey(Shape):

@@ -32,6 +32,7 @@ _STATES = {
     "connecting": "connecting…",
     "unreachable": "cannot be reached",
     "refused": "refused this practice's key",
+    "unusable": "its credentials file cannot be used",
 }
 
 
@@ -125,8 +126,13 @@ def _cells(row: dict[str, Any]) -> list[object]:
 def state_words(row: dict[str, Any]) -> str:
     """A mailbox's state for a person: connected, or what is wrong and what to do."""
     words = _STATES.get(str(row.get("state")), str(row.get("state")))
-    if row.get("state") == "refused":
+    if row.get("state") == "refused" and row.get("credentials"):
+        words = "refused this practice's credentials (ask the server's admin for a new "
+        words += ".creds file, then `pli mailbox add URL --credentials FILE`)"
+    elif row.get("state") == "refused":
         words += " (give `pli mailbox key` to the server's admin again)"
+    elif row.get("state") == "unusable":
+        words += " (add the mailbox again: `pli mailbox add URL --credentials FILE`)"
     elif row.get("state") == "unreachable":
         words += " (letters still go directly; check the address or the server)"
     return clean(words)

@@ -213,7 +213,11 @@ def status(state: State) -> None:
     from p2p.cli.mailbox import state_words
 
     for mailbox in info.get("mailboxes", []):
-        out.fields([("Mailbox", f"{mailbox.get('url')}: {state_words(mailbox)}")])
+        waiting = (
+            f"; {mailbox.get('waiting_in', 0)} waiting to be read here, "
+            f"{mailbox.get('waiting_out', 0)} left there for colleagues"
+        )
+        out.fields([("Mailbox", f"{mailbox.get('url')}: {state_words(mailbox)}{waiting}")])
     if info.get("revoked_since"):
         out.line(
             "This practice's identity is revoked: colleagues refuse it. Create a new identity "

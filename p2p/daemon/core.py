@@ -31,7 +31,7 @@ from p2p.daemon.bus import EventBus
 from p2p.daemon.cards import CardSender
 from p2p.daemon.dialling import Dialler
 from p2p.daemon.later import LaterRouting
-from p2p.daemon.mailbox import MailboxRouting
+from p2p.daemon.mailbox import MailboxRouting, mailbox_rows
 from p2p.daemon.weblinks import LoginLinks
 from p2p.documents import peer_names as naming
 from p2p.errors import BadInput, NotPaired, PliError, StorageError
@@ -532,10 +532,7 @@ class Daemon:
             "signs_receipts": {
                 layer: self.receipts.enabled(layer) for layer in ("integrated", "read")
             },
-            "mailboxes": [
-                {"url": m["url"], "state": m["state"], "message": m["message"]}
-                for m in self.mailboxes.status()
-            ],
+            "mailboxes": mailbox_rows(self.store, self.mailboxes),
         }
 
     def usage(self) -> dict[str, Any]:

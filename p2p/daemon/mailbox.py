@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from p2p.services.inbox import Inbox, TransferRefused
 from p2p.services.mailbox.connection import Ack, Connection
@@ -241,6 +242,18 @@ class MailboxRouting:
     def close(self) -> None:
         for key in list(self._arriving):
             self._drop(key)
+
+
+def mailbox_rows(store: Store, service: MailboxService) -> list[dict[str, Any]]:
+    """Each mailbox joined: its state in words and the documents waiting each way —
+    ``waiting_in`` for us to read, ``waiting_out`` left there by us, receipt awaited
+    (``GET /v1/mailboxes``, ``GET /v1/status``)."""
+    waiting_out: dict[str, int] = {}
+    queued = {(r.doc_id, r.peer_id) for r in store.outbox() if r.state == "queued"}
+    for key, (url, _via) in store.mailbox_posts().items():
+        if key in queued:
+            waiting_out[url] = waiting_out.get(url, 0) + 1
+    return [{**m, "waiting_out": waiting_out.get(m["url"], 0)} for m in service.status()]
 
 
 def _later(frame: frames.ReceiptFrame) -> bool:

@@ -130,8 +130,7 @@ def add(home: Path, url: str, credentials: bytes | None) -> Mailbox:
         raise BadInput(f"pli uses at most {MAX_MAILBOXES} mailboxes: remove one first.")
     name = None
     if credentials is not None:
-        if not credentials.strip() or len(credentials) > MAX_CREDENTIALS:
-            raise BadInput("This credentials file is empty or too large to be a NATS .creds file.")
+        check_credentials(credentials)
         name = hashlib.blake2b(url.encode(), digest_size=8).hexdigest() + ".creds"
         folder = home / CREDENTIALS_DIR
         folder.mkdir(mode=0o700, exist_ok=True)
@@ -139,6 +138,38 @@ def add(home: Path, url: str, credentials: bytes | None) -> Mailbox:
     mailbox = Mailbox(url, name, int(time.time()))
     _save(home, [*kept, mailbox])
     return mailbox
+
+
+def check_credentials(data: bytes) -> None:
+    """Refuse what is not a NATS user ``.creds`` file, as nats-py reads one.
+
+    nats-py takes the line after ``BEGIN NATS USER JWT`` and the one after ``BEGIN
+    USER NKEY SEED``; on a file without the first it loops forever, so a file is
+    checked when it is added and again before each connection.
+    """
+    import nkeys
+
+    if not data.strip() or len(data) > MAX_CREDENTIALS:
+        raise BadInput("This credentials file is empty or too large to be a NATS .creds file.")
+    lines = data.splitlines()
+    jwt = _line_after(lines, b"BEGIN NATS USER JWT")
+    seed = _line_after(lines, b"BEGIN USER NKEY SEED")
+    try:
+        if not jwt or not seed or not seed.startswith(b"SU"):
+            raise ValueError
+        nkeys.from_seed(bytearray(seed))
+    except (ValueError, nkeys.NkeysError):
+        raise BadInput(
+            "This file is not a NATS .creds file: it needs a user JWT and a user seed, "
+            "as the server's admin hands them out (e.g. `nsc generate creds`)."
+        ) from None
+
+
+def _line_after(lines: list[bytes], mark: bytes) -> bytes | None:
+    for index, line in enumerate(lines[:-1]):
+        if mark in line:
+            return lines[index + 1].strip()
+    return None
 
 
 def remove(home: Path, url: str) -> Mailbox:

@@ -17,6 +17,7 @@ from p2p.cli.practice import PracticeProcess as DaemonProcess
 from p2p.cli.practice import wait_until
 from p2p.storage import mailboxes
 from tests.p2p.natsserver import NatsServer, mailbox_pair, mailbox_state, messages_in
+from tests.p2p.test_mailbox_connection import creds_text
 
 pytestmark = pytest.mark.slow
 
@@ -153,3 +154,30 @@ def test_an_integrated_receipt_through_the_mailbox_survives_kill_9(
     wait_until(lambda: messages_in(server, seed) == 0, timeout=30)  # acknowledged, deleted
     receipts = a.client.get(f"/v1/documents/{doc_id}/receipts")
     assert sorted(r["status"] for r in receipts) == ["delivered", "not-integrated:902"]
+
+
+def test_refused_credentials_are_said_in_words(group: Group, tmp_path: Path) -> None:
+    """A second mailbox (the same server by another name) whose .creds it refuses."""
+    a, _b, server = group
+    junk = tmp_path / "junk.creds"
+    junk.write_text("not a creds file\n")
+    other = f"nats://localhost:{server.port}"
+    bad = a.pli("mailbox", "add", other, "--credentials", str(junk), check=False)
+    assert bad.returncode == 1
+    assert "not a NATS .creds file" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    creds = tmp_path / "practice.creds"
+    creds.write_text(creds_text(mailboxes.nkey_seed(a.home)))
+    a.pli("mailbox", "add", other, "--credentials", str(creds))
+
+    def states() -> dict[str, str]:
+        return {m["url"]: m["state"] for m in a.client.get("/v1/status")["mailboxes"]}
+
+    wait_until(lambda: states() == {server.url: "connected", other: "refused"}, timeout=20)
+    row = next(m for m in a.client.get("/v1/status")["mailboxes"] if m["url"] == other)
+    assert row["message"] == "the mailbox server refused this practice's credentials"
+    assert (row["credentials"], row["waiting_in"], row["waiting_out"]) == (True, 0, 0)
+    for shown in (a.pli("mailbox", "status").stdout, a.pli("status").stdout):
+        assert "refused this practice's credentials" in shown
+        assert "--credentials FILE" in shown
+        assert "Authorization" not in shown

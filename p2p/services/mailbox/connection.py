@@ -30,7 +30,9 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import api
 
+from p2p.errors import BadInput
 from p2p.services.mailbox.server_config import subject
+from p2p.storage import mailboxes
 from protocol import RemoteProtocolError
 from protocol import mailbox as frames
 
@@ -48,6 +50,8 @@ DEDUP_WINDOW = 24 * 3600.0
 ACK_WAIT = 300.0
 FETCH_BATCH = 16
 PUBLISH_TIMEOUT = 10.0
+#: Seconds between the two attempts at one node when connecting.
+CONNECT_RETRY = 0.5
 
 
 @dataclass
@@ -76,7 +80,12 @@ Directions = Callable[[], dict[str, tuple[str, frames.Direction]]]
 
 
 class Refused(Exception):
-    """The server refused our key or credentials: retrying soon will not help."""
+    """The server refused our key or credentials (``refused``), or our credentials file
+    cannot be read (``unusable``): retrying soon will not help."""
+
+    def __init__(self, message: str, *, state: str = "refused") -> None:
+        super().__init__(message)
+        self.state = state
 
 
 class Connection:
@@ -99,6 +108,11 @@ class Connection:
         self.waiting_in = 0
 
     @property
+    def _what(self) -> str:
+        """What the server checks: a ``.creds`` file, or the practice's own nkey."""
+        return "credentials" if "user_credentials" in self._credentials else "key"
+
+    @property
     def connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected and self.state == "connected"
 
@@ -109,7 +123,7 @@ class Connection:
             try:
                 await self._session()
             except Refused as exc:
-                self.state, self.message = "refused", str(exc)
+                self.state, self.message = exc.state, str(exc)
                 delay = 60.0
             except (OSError, TimeoutError, nats.errors.Error) as exc:
                 self.state = "unreachable"
@@ -127,13 +141,20 @@ class Connection:
         async def quiet(*_args: Any) -> None:
             """nats-py reports errors here; ours are raised to ``run`` instead."""
 
+        creds = self._credentials.get("user_credentials")
+        if creds is not None:
+            await asyncio.to_thread(_check_credentials, Path(creds))
         try:
             self._nc = await nats.connect(
                 self.url.split(","),
                 allow_reconnect=False,
                 dont_randomize=True,
                 connect_timeout=5,
-                max_reconnect_attempts=0,
+                # nats-py tries the servers of the list in a loop until one answers, and
+                # 0 here means no limit: a server down at start kept us "connecting"
+                # forever. 1: each node twice at most, then ``run`` says unreachable.
+                max_reconnect_attempts=1,
+                reconnect_time_wait=CONNECT_RETRY,
                 error_cb=quiet,
                 disconnected_cb=quiet,
                 closed_cb=quiet,
@@ -141,8 +162,9 @@ class Connection:
                 **self._credentials,
             )
         except nats.errors.Error as exc:
-            if "authorization" in str(exc).lower():
-                raise Refused("the mailbox server refused this practice's key") from None
+            said = str(exc).lower()  # 'Authorization Violation', 'User Authentication Expired'
+            if "authorization" in said or "authentication" in said:
+                raise Refused(f"the mailbox server refused this practice's {self._what}") from None
             raise
         js = self._nc.jetstream(timeout=PUBLISH_TIMEOUT)
         await self._ensure_stream(js)
@@ -267,6 +289,19 @@ class Connection:
         if nc is not None:
             with contextlib.suppress(Exception):  # closing a broken connection
                 await nc.close()
+
+
+def _check_credentials(path: Path) -> None:
+    """Worker thread: a stored ``.creds`` file nats-py can read, else ``Refused``."""
+    try:
+        with path.open("rb") as handle:
+            mailboxes.check_credentials(handle.read(mailboxes.MAX_CREDENTIALS + 1))
+    except (OSError, BadInput):
+        raise Refused(
+            "the credentials file of this mailbox cannot be used: add the mailbox again "
+            "with a new one",
+            state="unusable",
+        ) from None
 
 
 def credential_options(seed: str, creds: Path | None) -> dict[str, Any]:

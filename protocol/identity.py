@@ -271,6 +271,9 @@ class ProfileCard:
     rpps: str = ""
     practice: str = ""
     addresses: tuple[str, ...] = field(default_factory=tuple)
+    #: The mailboxes the practice joined (URLs); ``None``: the card does not say
+    #: (written before cards listed them), ``()``: none.
+    mailboxes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.doc_key) != KEY_SIZE:
@@ -286,21 +289,27 @@ class ProfileCard:
             raise MalformedMessage("card: too many addresses")
         for address in self.addresses:
             codec.check_text(address, "card address", max_len=260)
+        if self.mailboxes is not None:
+            if len(self.mailboxes) > limits.MAX_CARD_MAILBOXES:
+                raise MalformedMessage("card: too many mailboxes")
+            for url in self.mailboxes:
+                codec.check_text(url, "card mailbox", max_len=limits.MAX_MAILBOX_URL)
 
     def _body(self) -> bytes:
-        return codec.pack(
-            {
-                "v": 1,
-                "id": self.identity.key,
-                "doc_key": self.doc_key,
-                "seq": self.seq,
-                "name": self.name,
-                "profession": self.profession,
-                "rpps": self.rpps,
-                "practice": self.practice,
-                "addresses": list(self.addresses),
-            }
-        )
+        body: dict[str, object] = {
+            "v": 1,
+            "id": self.identity.key,
+            "doc_key": self.doc_key,
+            "seq": self.seq,
+            "name": self.name,
+            "profession": self.profession,
+            "rpps": self.rpps,
+            "practice": self.practice,
+            "addresses": list(self.addresses),
+        }
+        if self.mailboxes is not None:  # absent, as on older cards: unknown
+            body["mailboxes"] = list(self.mailboxes)
+        return codec.pack(body)
 
     def sign(self, identity: IdentityKey) -> bytes:
         """The signed card as sent on the wire."""
@@ -323,6 +332,9 @@ class ProfileCard:
         addresses = codec.field(fields, "addresses", list, "card")
         if not all(isinstance(a, str) for a in addresses):
             raise MalformedMessage("card: addresses must be text")
+        listed = codec.optional(fields, "mailboxes", list, "card")  # absent: an older card
+        if listed is not None and not all(isinstance(url, str) for url in listed):
+            raise MalformedMessage("card: mailboxes must be text")
         return cls(
             identity=identity,
             doc_key=codec.fixed_bytes(fields, "doc_key", KEY_SIZE, "card"),
@@ -332,6 +344,7 @@ class ProfileCard:
             rpps=codec.field(fields, "rpps", str, "card"),
             practice=codec.text(fields, "practice", "card"),
             addresses=tuple(addresses),
+            mailboxes=tuple(listed) if listed is not None else None,
         )
 
     def replaces(self, older: ProfileCard | None) -> bool:

@@ -81,6 +81,11 @@ MAX_TEXT_FIELD: Final = 512
 #: Addresses listed in a profile card.
 MAX_ADDRESSES: Final = 8
 
+#: Mailboxes listed in a profile card (as many as a practice may join), and the
+#: length of one's URL (a cluster's nodes, comma-separated, are one mailbox).
+MAX_CARD_MAILBOXES: Final = 8
+MAX_MAILBOX_URL: Final = 1024
+
 # --- time --------------------------------------------------------------------
 
 #: Seconds a peer has to finish the Noise handshake: slowloris defence.

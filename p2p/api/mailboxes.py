@@ -1,8 +1,9 @@
 """``/v1/mailboxes``: the NATS mailboxes this practice joined (issue 12, docs/mailbox.md).
 
 ``GET`` lists them with their state and what waits each way, ``POST`` joins one
-(it takes effect at once), ``DELETE ?url=`` leaves one; ``GET /v1/mailboxes/key``
-is this practice's member key for whoever runs the server.
+(it takes effect at once), ``DELETE ?url=`` leaves one — either way our signed card,
+which lists them, goes to every paired peer (``card``: its ``seq``, ``sent_to``);
+``GET /v1/mailboxes/key`` is this practice's member key for whoever runs the server.
 """
 
 from __future__ import annotations
@@ -33,16 +34,20 @@ async def member_key(request: web.Request) -> web.Response:
 async def join(request: web.Request) -> web.Response:
     body = await read_body(request, NewMailbox)
     creds = body.credentials.encode() if body.credentials is not None else None
-    mailbox = await request.app[DAEMON].mailboxes.join(body.url, creds)
-    return web.json_response({"url": mailbox.url, "credentials": creds is not None}, status=201)
+    daemon = request.app[DAEMON]
+    mailbox = await daemon.mailboxes.join(body.url, creds)
+    card = await daemon.card_mailboxes()
+    answer = {"url": mailbox.url, "credentials": creds is not None, "card": card}
+    return web.json_response(answer, status=201)
 
 
 async def leave(request: web.Request) -> web.Response:
     url = request.query.get("url")
     if not url:
         raise BadInput("Say which mailbox to leave: ?url=nats://HOST:PORT")
-    mailbox = await request.app[DAEMON].mailboxes.leave(url)
-    return web.json_response({"removed": mailbox.url})
+    daemon = request.app[DAEMON]
+    mailbox = await daemon.mailboxes.leave(url)
+    return web.json_response({"removed": mailbox.url, "card": await daemon.card_mailboxes()})
 
 
 def add_routes(app: web.Application) -> None:

@@ -151,6 +151,7 @@ class Peer(Shape):
     state: str
     online: bool
     addresses: list[str]
+    mailboxes: list[str] | None
     last_seen: int | None
     paired_at: int
     revoked_since: int | None
@@ -388,13 +389,22 @@ class MemberKey(Shape):
     member: str
 
 
+class CardSent(Shape):
+    """Our new signed card (it lists the mailboxes joined) and how many peers it goes to."""
+
+    seq: int
+    sent_to: int
+
+
 class Joined(Shape):
     url: str
     credentials: bool
+    card: CardSent
 
 
 class Left(Shape):
     removed: str
+    card: CardSent
 
 
 class Token(Shape):

@@ -102,13 +102,25 @@ def outbox(state: State) -> None:
         note = row.get("last_error") if with_error else row.get("receipt_status")
         line = [row["id"][:12], row.get("to_name"), st, when(row.get("receipt_time"))]
         line.append(later_receipts(row))
+        line.append(path_words(row.get("via")))
         line.append("" if note in (None, row.get("state")) else note)
         return [*line[:2], row.get("kind", ""), *line[2:]] if with_kind else line
 
-    headers = ["ID", "To", "Kind", "State", "Receipt", "Then", "Note"]
+    headers = ["ID", "To", "Kind", "State", "Receipt", "Then", "Via", "Note"]
     if not with_kind:
         headers.remove("Kind")
     state.out.listing(rows, headers, cells, empty="Nothing sent yet.")
+
+
+def path_words(via: object) -> str:
+    """Which way a document went: ``direct``, ``mailbox HOST:PORT``, or nothing yet."""
+    from p2p.storage.mailboxes import servers
+
+    if not isinstance(via, str):
+        return ""
+    if via.startswith("mailbox "):
+        return "mailbox " + ", ".join(f"{h}:{p}" for h, p in sorted(servers(via[8:])))
+    return via
 
 
 def later_receipts(row: dict[str, Any]) -> str:

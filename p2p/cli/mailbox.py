@@ -89,6 +89,7 @@ def add(state: State, url: str, creds: Path | None) -> None:
     state.out.line(
         f"Joined the mailbox {answer['url']}. `pli mailbox status` shows when it is connected."
     )
+    _card_line(state, answer)
 
 
 @click.command()
@@ -103,6 +104,17 @@ def remove(state: State, url: str) -> None:
         state.out.emit(answer)
         return
     state.out.line(f"Left the mailbox {answer['removed']}.")
+    _card_line(state, answer)
+
+
+def _card_line(state: State, answer: dict[str, Any]) -> None:
+    """Colleagues learn the mailboxes from our signed card: say who it goes to."""
+    sent_to = int(answer.get("card", {}).get("sent_to", 0))
+    if sent_to:
+        state.out.line(
+            f"Your card, which lists your mailboxes, goes to your {sent_to} colleague(s): "
+            "letters to you go to the mailboxes you share."
+        )
 
 
 @click.command()

@@ -105,6 +105,7 @@ class Daemon:
         self.layout.create()
         self.store = Store(config.home / DATABASE)
         self.profile = load_profile(config.home)  # read once: card() is built from it
+        self._profile_lock = asyncio.Lock()
         self.pairing = PairingService(
             self.me,
             self.signed_card,
@@ -202,9 +203,24 @@ class Daemon:
 
     async def save_profile(self, **fields: Any) -> dict[str, Any]:
         """Change the profile (``profile.json``, on a worker thread) and the card built
-        from it: the one way to change it while the daemon runs, which keeps it in memory."""
-        self.profile = await asyncio.to_thread(save_profile, self.config.home, **fields)
+        from it: the one way to change it while the daemon runs, which keeps it in memory.
+        One change at a time: each reads the file and writes it whole."""
+        async with self._profile_lock:
+            self.profile = await asyncio.to_thread(save_profile, self.config.home, **fields)
         return self.profile
+
+    async def card_mailboxes(self) -> dict[str, int]:
+        """Our card lists the mailboxes joined: when the list changed (``pli mailbox
+        add|remove``, or while the daemon was off) a new card goes to every paired peer,
+        whose ``CardSender.sent`` records. The card's ``seq`` and the peers it goes to."""
+        joined = self.mailboxes.joined()
+        listed = self.profile.get("mailboxes")
+        if listed == joined or (listed is None and not joined):  # nothing joined, ever
+            return {"seq": self.card().seq, "sent_to": 0}
+        await self.save_profile(mailboxes=joined)
+        peers = self.cards.changed()
+        log.info("our card lists %d mailbox(es): sent to %d peer(s)", len(joined), peers)
+        return {"seq": self.card().seq, "sent_to": peers}
 
     def signed_card(self) -> bytes:
         return self.card().sign(self.me.identity)
@@ -323,6 +339,8 @@ class Daemon:
             await self.mailboxes.reload()
         except PliError as exc:  # a damaged list or key: direct delivery goes on
             log.warning("mailboxes not joined: %s", exc)
+            return
+        await self.card_mailboxes()  # the list may have changed while we were off
 
     def _authorize(self, remote: RemotePeer) -> None:
         """Called inside the handshake, before anything more is sent to ``remote``."""

@@ -123,7 +123,7 @@ class MailboxRouting:
         if row is None:
             return False
         card = ProfileCard.from_wire(row.card)
-        for connection in service.connected():
+        for connection in service.routes(card):
             try:
                 if await service.send_receipt(connection, card, doc_id, receipt, index=index):
                     return True

@@ -186,6 +186,7 @@ class PeerDirectory:
             "state": row.state,
             "online": row.peer_id in self.online(),
             "addresses": list(row.addresses),
+            "mailboxes": list(card.mailboxes) if card.mailboxes is not None else None,
             "last_seen": row.last_seen,
             "paired_at": row.paired_at,
             **self.revocation(row.peer_id),

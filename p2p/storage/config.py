@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from p2p.errors import ConfigError
 from p2p.storage.files import make_private_dir, write_atomic
 from p2p.storage.ports import DEFAULT_API_PORT, DEFAULT_PORT, DEFAULT_WEB_PORT
+from protocol import limits
 
 if TYPE_CHECKING:
     from p2p.storage.settings import FolderSettings
@@ -351,7 +352,16 @@ def own_card(
         rpps=str(profile.get("rpps", "")),
         practice=str(profile.get("practice", "")),
         addresses=tuple(addresses),
+        mailboxes=_mailboxes(profile.get("mailboxes")),
     )
+
+
+def _mailboxes(listed: object) -> tuple[str, ...] | None:
+    """The mailboxes the card lists (``Daemon.card_mailboxes`` keeps them in the
+    profile); ``None``, the card says nothing, until the daemon first wrote them."""
+    if not isinstance(listed, list) or not all(isinstance(url, str) for url in listed):
+        return None
+    return tuple(listed[: limits.MAX_CARD_MAILBOXES])
 
 
 def save_profile(home: Path, **fields: Any) -> dict[str, Any]:

@@ -15,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from p2p.errors import BadInput, ConfigError
 from p2p.storage.files import write_atomic
+from protocol import limits
 
 NKEY_FILE = "mailbox.nkey"
 LIST_FILE = "mailboxes.json"
@@ -49,7 +51,34 @@ def normalize_url(text: str) -> str:
     nodes = [node for node in text.split(",") if node.strip()]
     if not 1 <= len(nodes) <= MAX_NODES:
         raise BadInput(f"A mailbox is one address, or up to {MAX_NODES} separated by commas.")
-    return ",".join(_normalize_node(node) for node in nodes)
+    url = ",".join(_normalize_node(node) for node in nodes)
+    if len(url) > limits.MAX_MAILBOX_URL:  # the card that lists it allows no more
+        raise BadInput(f"A mailbox address is at most {limits.MAX_MAILBOX_URL} characters.")
+    return url
+
+
+def servers(url: str) -> frozenset[tuple[str, int]]:
+    """The (host, port) of each node of a mailbox URL; a node that cannot be read is
+    left out. ``url`` may come from a colleague's card: it is only parsed, never dialled."""
+    found = set()
+    for node in url.split(",")[:MAX_NODES]:
+        try:
+            parts = urlsplit(node.strip())
+            port = parts.port or DEFAULT_NATS_PORT
+        except ValueError:
+            continue
+        if parts.hostname:
+            found.add((parts.hostname.lower(), port))
+    return frozenset(found)
+
+
+def shared(ours: Iterable[str], theirs: Iterable[str] | None) -> list[str]:
+    """Our mailboxes a colleague's card lists too (a server in common, by host and
+    port), in our order; all of ours when its card does not say (an older card)."""
+    if theirs is None:
+        return list(ours)
+    their_servers = set().union(*(servers(url) for url in theirs))
+    return [url for url in ours if servers(url) & their_servers]
 
 
 def _normalize_node(text: str) -> str:

@@ -124,12 +124,23 @@ class MailboxService:
 
     # --- posting ------------------------------------------------------------------------
 
+    def joined(self) -> list[str]:
+        """The URLs of the mailboxes joined, in the order they were (what our card lists)."""
+        return [mailbox.url for mailbox in self._joined]
+
     def connected(self) -> list[Connection]:
         return [c for c in self._connections.values() if c.connected]
 
+    def routes(self, card: ProfileCard) -> list[Connection]:
+        """The connected mailboxes the peer's card lists too, in our order (all of them
+        when its card does not say): a server where it left its stream, but no longer
+        reads, would keep a letter a month for nothing."""
+        wanted = set(mailboxes.shared(self._connections, card.mailboxes))
+        return [c for c in self.connected() if c.url in wanted]
+
     async def post(self, card: ProfileCard, doc_id: bytes, path: Path, size: int) -> str | None:
         """Leave one envelope in the peer's mailbox; the mailbox's URL, or None if none took it."""
-        for connection in self.connected():
+        for connection in self.routes(card):
             if await self._post_one(connection, card, doc_id, path, size):
                 log.info("left a document of %d bytes in the mailbox %s", size, connection.url)
                 return connection.url

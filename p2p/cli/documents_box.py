@@ -114,12 +114,12 @@ def outbox(state: State) -> None:
 
 def path_words(via: object) -> str:
     """Which way a document went: ``direct``, ``mailbox HOST:PORT``, or nothing yet."""
-    from p2p.storage.mailboxes import servers
+    from p2p.storage.mailboxes import host_words
 
     if not isinstance(via, str):
         return ""
     if via.startswith("mailbox "):
-        return "mailbox " + ", ".join(f"{h}:{p}" for h, p in sorted(servers(via[8:])))
+        return "mailbox " + host_words(via.removeprefix("mailbox "))
     return via
 
 

@@ -57,10 +57,10 @@ def normalize_url(text: str) -> str:
     return url
 
 
-def servers(url: str) -> frozenset[tuple[str, int]]:
-    """The (host, port) of each node of a mailbox URL; a node that cannot be read is
-    left out. ``url`` may come from a colleague's card: it is only parsed, never dialled."""
-    found = set()
+def nodes(url: str) -> list[tuple[str, int]]:
+    """The (host, port) of each node of a mailbox URL, in order; a node that cannot be
+    read is left out. ``url`` may come from a colleague's card: only parsed, never dialled."""
+    found = []
     for node in url.split(",")[:MAX_NODES]:
         try:
             parts = urlsplit(node.strip())
@@ -68,8 +68,19 @@ def servers(url: str) -> frozenset[tuple[str, int]]:
         except ValueError:
             continue
         if parts.hostname:
-            found.add((parts.hostname.lower(), port))
-    return frozenset(found)
+            found.append((parts.hostname.lower(), port))
+    return found
+
+
+def servers(url: str) -> frozenset[tuple[str, int]]:
+    """The nodes of a mailbox URL as a set, to compare two practices' mailboxes."""
+    return frozenset(nodes(url))
+
+
+def host_words(url: str) -> str:
+    """A mailbox as a person reads it: ``host:port`` of each node (``[v6]:port``)."""
+    shown = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in nodes(url))
+    return ", ".join(shown)
 
 
 def shared(ours: Iterable[str], theirs: Iterable[str] | None) -> list[str]:

@@ -1,6 +1,7 @@
 """The practice's settings: its profile (a new signed card for every colleague) and the
 passphrase of its keys, through the local API (``/v1/profile``, ``/v1/passphrase``);
-which later receipts its senders get (shown: they are set in config.toml).
+which later receipts its senders get (shown: they are set in config.toml); the
+mailboxes joined, their state and what waits each way (``mailboxes.py``).
 
 The checks are the daemon's (``documents/profile.py``, ``storage/keystore.py``), so
 the page and ``pli profile set`` / ``pli passphrase`` say the same things. The
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from p2p.web import guard
 from p2p.web.api import API, ApiError
+from p2p.web.mailboxes import mailbox_rows
 from p2p.web.render import lang_of, render
 from p2p.web.words import word
 
@@ -24,7 +26,8 @@ PROFILE_FIELDS = ("name", "profession", "rpps", "practice")
 
 async def page(request: web.Request, status: int = 200, **problems: Any) -> web.Response:
     profile = await request.app[API].get("/v1/profile")
-    signs = (await request.app[API].get("/v1/status")).get("signs_receipts") or {}
+    running = await request.app[API].get("/v1/status")
+    signs = running.get("signs_receipts") or {}
     typed = problems.get("typed") or {}
     values = {key: typed.get(key, profile.get(key, "")) for key in PROFILE_FIELDS}
     return await render(
@@ -34,6 +37,7 @@ async def page(request: web.Request, status: int = 200, **problems: Any) -> web.
         section="settings",
         profile=profile,
         signs=signs,
+        mailboxes=mailbox_rows(running.get("mailboxes") or [], lang_of(request)),
         values=values,
         profile_problem=problems.get("profile_problem", ""),
         passphrase_problem=problems.get("passphrase_problem", ""),

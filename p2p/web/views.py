@@ -24,6 +24,7 @@ from p2p.documents.filenames import safe_filename
 from p2p.web import guard, preview
 from p2p.web.api import API, Api, ApiError
 from p2p.web.listing import Query, pages_of, shape
+from p2p.web.mailboxes import path_text
 from p2p.web.prescribe import prescription_file
 from p2p.web.receipts import our_lines, receipt_lines
 from p2p.web.render import lang_of, render
@@ -66,6 +67,7 @@ async def outbox(request: web.Request) -> web.Response:
             "created": when(row.get("created_at"), lang),
             "receipts": receipt_lines(row, lang),
             "state_text": _state(lang, str(row.get("state", ""))),
+            "path": path_text(row.get("via"), lang),
         }
         for row in reversed(await request.app[API].get("/v1/outbox"))
     ]

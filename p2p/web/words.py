@@ -12,6 +12,7 @@ import datetime as dt
 import unicodedata
 
 from p2p.errors import PliError
+from p2p.web.words_mailbox import MAILBOX
 from p2p.web.words_people import PEOPLE
 
 LANGS = ("fr", "en")
@@ -224,6 +225,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "yesterday": ("hier {time}", "yesterday {time}"),
 }
 WORDS.update(PEOPLE)  # the colleagues, pairing and settings pages (words_people.py)
+WORDS.update(MAILBOX)  # the mailboxes' states, the way each document went (words_mailbox.py)
 
 
 def word(lang: str, key: str, **values: object) -> str:

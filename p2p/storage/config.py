@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from p2p.errors import ConfigError
 from p2p.storage.files import make_private_dir, write_atomic
 from p2p.storage.ports import DEFAULT_API_PORT, DEFAULT_PORT, DEFAULT_WEB_PORT
-from protocol import limits
 
 if TYPE_CHECKING:
     from p2p.storage.settings import FolderSettings
@@ -359,6 +358,8 @@ def own_card(
 def _mailboxes(listed: object) -> tuple[str, ...] | None:
     """The mailboxes the card lists (``Daemon.card_mailboxes`` keeps them in the
     profile); ``None``, the card says nothing, until the daemon first wrote them."""
+    from protocol import limits  # here: `pli status` reads this module, not the protocol
+
     if not isinstance(listed, list) or not all(isinstance(url, str) for url in listed):
         return None
     return tuple(listed[: limits.MAX_CARD_MAILBOXES])

@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 from p2p.errors import BadInput, ConfigError
 from p2p.storage.files import write_atomic
-from protocol import limits
 
 NKEY_FILE = "mailbox.nkey"
 LIST_FILE = "mailboxes.json"
@@ -48,10 +47,12 @@ def normalize_url(text: str) -> str:
 
     A cluster's nodes are one mailbox: ``nats://a:4222,nats://b:4222,nats://c:4222``.
     """
-    nodes = [node for node in text.split(",") if node.strip()]
-    if not 1 <= len(nodes) <= MAX_NODES:
+    typed = [node for node in text.split(",") if node.strip()]
+    if not 1 <= len(typed) <= MAX_NODES:
         raise BadInput(f"A mailbox is one address, or up to {MAX_NODES} separated by commas.")
-    url = ",".join(_normalize_node(node) for node in nodes)
+    from protocol import limits  # here: the CLI reads this module without the protocol
+
+    url = ",".join(_normalize_node(node) for node in typed)
     if len(url) > limits.MAX_MAILBOX_URL:  # the card that lists it allows no more
         raise BadInput(f"A mailbox address is at most {limits.MAX_MAILBOX_URL} characters.")
     return url

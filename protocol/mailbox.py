@@ -3,14 +3,16 @@
 A mailbox server (NATS JetStream, run by a practice group) holds messages for
 members that are offline. It must learn as little as possible, so everything a
 practice puts there is wrapped once more with a key only the two peers of a
-pair can derive, and published on a subject only they can compute:
+pair can derive:
 
 - ``box_name(identity)``: the member's mailbox, a public label derived from its
-  identity key (the server's configuration names it; peers compute it);
+  identity key (the server's configuration names it; peers compute it). A sender
+  publishes under the recipient's box and its own (the server authenticates it as
+  that member anyway, and caps what each sender may leave);
 - ``PairKeys.derive(me, peer_card, ...)``: X25519 between our document key and
   the peer's (from its signed card, exchanged at pairing), then BLAKE2b with a
-  label per use and the direction (sender id ‖ recipient id) as data. One tag
-  (the last subject token) and one secretbox key per direction;
+  label per use and the direction (sender id ‖ recipient id) as data. One
+  secretbox key per direction;
 - ``encode_frame`` / ``decode_frame``: a chunk of a sealed envelope, or a signed
   receipt, as ``nonce ‖ secretbox(kind ‖ doc id ‖ ...)``; the server sees neither document
   ids nor receipts, only opaque ids, sizes and times.
@@ -46,7 +48,6 @@ _DOC_ID = 16
 _HEAD = struct.Struct(">QQ")
 
 _LABEL_BOX = b"pli/mbox/box"
-_LABEL_TAG = b"pli/mbox/tag"
 _LABEL_KEY = b"pli/mbox/key"
 _LABEL_MSGID = b"pli/mbox/msgid"
 _NONCE = secret.SecretBox.NONCE_SIZE
@@ -64,13 +65,12 @@ def _derive(shared: bytes, label: bytes, data: bytes, size: int) -> bytes:
 
 @dataclass(frozen=True)
 class Direction:
-    """One direction of a pair: the subject tag and the key that wraps its frames."""
+    """One direction of a pair: the key that wraps its frames."""
 
-    tag: str
     key: bytes
 
     def __repr__(self) -> str:
-        return f"Direction({self.tag[:8]}…)"
+        return "Direction(…)"
 
     def message_id(self, kind: str, doc_id: bytes, index: int) -> str:
         """``Nats-Msg-Id``: the server de-duplicates on it but cannot link it to a document."""
@@ -97,8 +97,7 @@ class PairKeys:
 
 
 def _direction(shared: bytes, data: bytes) -> Direction:
-    tag = _derive(shared, _LABEL_TAG, data, 16).hex()
-    return Direction(tag, _derive(shared, _LABEL_KEY, data, 32))
+    return Direction(_derive(shared, _LABEL_KEY, data, 32))
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any
 
 from p2p.services.inbox import Inbox, TransferRefused
 from p2p.services.mailbox.connection import Ack, Connection
-from p2p.services.mailbox.service import MailboxService
+from p2p.services.mailbox.service import MailboxFull, MailboxService
 from p2p.services.outbox import Outbox
 from p2p.storage.files import Layout
 from p2p.storage.store import OutboxRow, PeerRow, Store
@@ -91,12 +91,14 @@ class MailboxRouting:
 
     # --- sending ------------------------------------------------------------------------
 
-    async def post(self, peer_hex: str, rows: Sequence[OutboxRow]) -> None:
-        """The outbox's fallback: leave what is not in a mailbox yet in one the peer shares."""
+    async def post(self, peer_hex: str, rows: Sequence[OutboxRow]) -> str | None:
+        """The outbox's fallback: leave what is not in a mailbox yet in one the peer shares.
+
+        Returns a sentence for the outbox when a mailbox refused a document (full)."""
         service = self._mailboxes()
         row_peer = self._peer(peer_hex)
         if row_peer is None or not service.connected():
-            return
+            return None
         card = ProfileCard.from_wire(row_peer.card)
         posted = self._store.mailbox_posts()
         for row in rows:
@@ -105,16 +107,24 @@ class MailboxRouting:
             path = self._layout.sent_envelope(row.doc_id)
             try:
                 url = await service.post(card, bytes.fromhex(row.doc_id), path, row.size)
+            except MailboxFull as exc:
+                log.info("a mailbox is full for a colleague: the document waits in the outbox")
+                return (
+                    f"The mailbox {exc.url} is full for this colleague: the document stays "
+                    "here and goes as soon as the colleague can be reached or the mailbox "
+                    "has room again."
+                )
             except (OSError, TimeoutError, ConnectionError) as exc:
                 log.info("could not leave a document in a mailbox: %s", type(exc).__name__)
-                return
-            except Exception as exc:  # nats-py's own errors: the server said no (full, limits)
+                return None
+            except Exception as exc:  # nats-py's own errors: the server said no (limits)
                 log.info("a mailbox did not take a document: %s", type(exc).__name__)
-                return
+                return None
             if url is None:
-                return  # no mailbox shared with this peer is reachable now
+                return None  # no mailbox shared with this peer is reachable now
             now = int(time.time())
             await asyncio.to_thread(self._store.mailbox_posted, row.doc_id, peer_hex, url, now)
+        return None
 
     async def post_receipt(self, peer_hex: str, doc_id: bytes, receipt: bytes, index: int) -> bool:
         """Leave a later receipt in the peer's mailbox; False if no mailbox took it now."""

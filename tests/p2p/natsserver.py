@@ -176,3 +176,23 @@ def mailbox_pair(folder: Path) -> Iterator[tuple[DaemonProcess, DaemonProcess, N
     finally:
         kill_all(a, b)
         server.stop()
+
+
+def restrict_mailbox(server: NatsServer, seed: str, box: str, **limits: float) -> None:
+    """Recreate the stream of ``box`` (its member's ``seed``) with tighter limits, as its
+    daemon would with other values (``connection.stream_config``): the daemon must be down."""
+    asyncio.run(_restrict_mailbox(server.url, seed, box, limits))
+
+
+async def _restrict_mailbox(url: str, seed: str, box: str, limits: dict[str, float]) -> None:
+    import nats
+
+    from p2p.services.mailbox.connection import STREAM, stream_config
+
+    client = await nats.connect(url, nkeys_seed_str=seed, allow_reconnect=False)
+    try:
+        js = client.jetstream()
+        await js.delete_stream(STREAM)
+        await js.add_stream(stream_config(box, 1, **limits))  # type: ignore[arg-type]
+    finally:
+        await client.close()

@@ -22,7 +22,7 @@ from nats.aio.client import Client as NATS
 from nats.js import api
 
 from p2p.services.mailbox import server_config
-from p2p.services.mailbox.connection import STREAM
+from p2p.services.mailbox.connection import STREAM, full, stream_config
 from p2p.storage import mailboxes
 from tests.p2p.natsserver import NatsServer, server_for
 
@@ -91,12 +91,12 @@ async def test_members_in_nobody_else(
         )
 
     b = await connect("b")
-    b_box = keys["b"]["box"]
+    a_box, b_box = keys["a"]["box"], keys["b"]["box"]
     await b.jetstream().add_stream(
         api.StreamConfig(name=STREAM, subjects=[server_config.subject(b_box)])
     )
     a = await connect("a")
-    ack = await a.jetstream().publish(server_config.subject(b_box, "t1"), b"sealed")
+    ack = await a.jetstream().publish(server_config.subject(b_box, a_box), b"sealed")
     assert ack.stream == STREAM
     assert ack.seq == 1
 
@@ -113,10 +113,43 @@ async def test_members_in_nobody_else(
     with pytest.raises(nats.js.errors.NotFoundError):
         await x.jetstream().stream_info(STREAM)
     spy = await x.subscribe(server_config.subject(b_box))
-    await a.jetstream().publish(server_config.subject(b_box, "t2"), b"sealed too")
+    await a.jetstream().publish(server_config.subject(b_box, a_box), b"sealed too")
     with pytest.raises(nats.errors.TimeoutError):
         await spy.next_msg(timeout=1)
     info = await b.jetstream().stream_info(STREAM)
     assert info.state.messages == 2  # both reached B's mailbox, and only there
+    for client in (a, b, x):
+        await client.close()
+
+
+async def test_a_member_publishes_as_itself_only_and_within_its_share(group: Group) -> None:
+    """The stream B's daemon creates caps each sender: A cannot go past its share by
+    writing under another sender's box or a made-up one, and its refusal is "full"."""
+    server, keys, homes = group
+    a_box, b_box, x_box = (keys[name]["box"] for name in ("a", "b", "x"))
+
+    async def quiet(*_args: object) -> None:
+        pass
+
+    async def connect(name: str) -> NATS:
+        seed = await asyncio.to_thread(mailboxes.nkey_seed, homes[name])
+        return await nats.connect(
+            server.url, nkeys_seed_str=seed, error_cb=quiet, allow_reconnect=False
+        )
+
+    b, a, x = await connect("b"), await connect("a"), await connect("x")
+    await b.jetstream().add_stream(stream_config(b_box, 1, per_sender=2))
+    js = a.jetstream(timeout=2)
+    for n in range(2):
+        await js.publish(server_config.subject(b_box, a_box), b"sealed %d" % n)
+    with pytest.raises(nats.js.errors.APIError) as refused:
+        await js.publish(server_config.subject(b_box, a_box), b"one too many")
+    assert full(refused.value), refused.value
+    for other in (x_box, "0" * 20, "made-up"):  # another sender's share, or none
+        with pytest.raises((nats.errors.NoRespondersError, nats.errors.TimeoutError)):
+            await js.publish(server_config.subject(b_box, other), b"sealed")
+    await x.jetstream().publish(server_config.subject(b_box, x_box), b"sealed by x")
+    info = await b.jetstream().stream_info(STREAM)
+    assert info.state.messages == 3  # two of A's, one of X's, nothing else
     for client in (a, b, x):
         await client.close()

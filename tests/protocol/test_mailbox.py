@@ -21,16 +21,15 @@ BA = mailbox.PairKeys.derive(B, A.card(1, name="A"))
 def test_both_sides_derive_the_same_two_directions() -> None:
     assert AB.outgoing == BA.incoming
     assert AB.incoming == BA.outgoing
-    assert AB.outgoing.tag != AB.incoming.tag
     assert AB.outgoing.key != AB.incoming.key
 
 
-def test_a_third_peer_knows_neither_tag_nor_key() -> None:
-    """C is paired with both A and B: it still cannot compute A's tag towards B."""
+def test_a_third_peer_knows_no_key_of_the_pair() -> None:
+    """C is paired with both A and B: it still cannot compute A's key towards B."""
     ca = mailbox.PairKeys.derive(C, A.card(1, name="A"))
     cb = mailbox.PairKeys.derive(C, B.card(1, name="B"))
-    ours = {AB.outgoing.tag, AB.incoming.tag}
-    assert ours.isdisjoint({ca.outgoing.tag, ca.incoming.tag, cb.outgoing.tag, cb.incoming.tag})
+    ours = {AB.outgoing.key, AB.incoming.key}
+    assert ours.isdisjoint({ca.outgoing.key, ca.incoming.key, cb.outgoing.key, cb.incoming.key})
 
 
 def test_box_name_is_stable_and_opaque() -> None:

@@ -42,8 +42,10 @@ STREAM = "PLI"
 CONSUMER = "pli"
 #: How long the server keeps a message nobody read (a practice on holiday).
 RETENTION = 30 * 24 * 3600.0
-#: Messages one sender may leave waiting in our mailbox (= 4 GiB of chunks).
-PER_SENDER_MESSAGES = 16384
+#: What one sender may leave waiting in our mailbox; beyond, the server refuses its
+#: messages (they share one subject, ``server_config.subject``, so this is per sender).
+PER_SENDER_BYTES = 4 * 1024**3
+PER_SENDER_MESSAGES = PER_SENDER_BYTES // frames.CHUNK_SIZE
 #: The server drops a second copy of a message id seen within this window.
 DEDUP_WINDOW = 24 * 3600.0
 #: A message read but not acknowledged comes again after this long.
@@ -75,7 +77,7 @@ SUBSCRIPTION_BYTES = 4 * 1024 * 1024
 
 #: (the connection, the peer, the frame, its ack) -> None.
 Handler = Callable[["Connection", str, frames.Frame, Ack], Awaitable[None]]
-#: Our incoming tag -> (peer id hex, the direction that opens its frames).
+#: A sender's box -> (its peer id hex, the direction that opens its frames).
 Directions = Callable[[], dict[str, tuple[str, frames.Direction]]]
 
 
@@ -195,19 +197,7 @@ class Connection:
         raise nats.errors.ConnectionClosedError
 
     async def _ensure_stream(self, js: Any) -> None:
-        config = api.StreamConfig(
-            name=STREAM,
-            subjects=[subject(self._my_box)],
-            storage=api.StorageType.FILE,
-            retention=api.RetentionPolicy.WORK_QUEUE,
-            max_age=RETENTION,
-            max_msg_size=frames.MAX_FRAME,
-            duplicate_window=DEDUP_WINDOW,
-            discard=api.DiscardPolicy.NEW,
-            max_msgs_per_subject=PER_SENDER_MESSAGES,
-            discard_new_per_subject=True,
-            num_replicas=self._replicas(),
-        )
+        config = stream_config(self._my_box, self._replicas())
         try:
             await js.add_stream(config)
         except nats.js.errors.BadRequestError:  # it exists with other settings: ours win
@@ -221,9 +211,9 @@ class Connection:
 
     async def _dispatch(self, msg: Msg) -> None:
         ack = Ack(msg.reply)
-        tag = msg.subject.rsplit(".", 1)[-1]
-        known = self._directions().get(tag)
-        if known is None:  # no paired peer writes there: not ours to keep
+        sender = msg.subject.rsplit(".", 1)[-1]  # the server vouches for it (server_config)
+        known = self._directions().get(sender)
+        if known is None:  # not a paired peer: not ours to keep
             log.info("mailbox %s: dropped a message for no paired peer", self.url)
             await ack.send(self, drop=True)
             return
@@ -240,13 +230,16 @@ class Connection:
             self.waiting_in = msg.metadata.num_pending
         await self._handler(self, peer_hex, frame, ack)
 
-    async def publish(self, box: str, tag: str, data: bytes, msg_id: str) -> bool:
-        """Store ``data`` in ``box``'s mailbox; False when that member is not on this server."""
+    async def publish(self, box: str, data: bytes, msg_id: str) -> bool:
+        """Store ``data`` in ``box``'s mailbox; False when that member is not on this server.
+
+        Raises ``nats.js.errors.APIError`` when the server refuses it (our share of
+        that mailbox, or the mailbox itself, is full: ``full``)."""
         if self._nc is None or not self.connected:
             return False
         js = self._nc.jetstream(timeout=PUBLISH_TIMEOUT)
         try:
-            await js.publish(subject(box, tag), data, headers={"Nats-Msg-Id": msg_id})
+            await js.publish(subject(box, self._my_box), data, headers={"Nats-Msg-Id": msg_id})
         except nats.errors.NoRespondersError:
             return False
         return True
@@ -302,6 +295,35 @@ def _check_credentials(path: Path) -> None:
             "with a new one",
             state="unusable",
         ) from None
+
+
+def stream_config(
+    box: str, replicas: int, *, per_sender: int = PER_SENDER_MESSAGES, max_age: float = RETENTION
+) -> api.StreamConfig:
+    """Our mailbox: every sender's messages, each sender capped, deleted once acknowledged."""
+    return api.StreamConfig(
+        name=STREAM,
+        subjects=[subject(box)],
+        storage=api.StorageType.FILE,
+        retention=api.RetentionPolicy.WORK_QUEUE,
+        max_age=max_age,
+        max_msg_size=frames.MAX_FRAME,
+        duplicate_window=min(DEDUP_WINDOW, max_age),
+        discard=api.DiscardPolicy.NEW,
+        max_msgs_per_subject=per_sender,
+        discard_new_per_subject=True,
+        num_replicas=replicas,
+    )
+
+
+def full(exc: Exception) -> bool:
+    """Whether the server refused a message because a mailbox (or our share of it) is full."""
+    return isinstance(exc, nats.js.errors.APIError) and exc.err_code in _FULL
+
+
+#: JetStream's codes for "maximum messages per subject exceeded" (our share), "resource
+#: limits exceeded for account" (the member's quota) and "insufficient resources" (the disk).
+_FULL = frozenset({10077, 10002, 10047})
 
 
 def credential_options(seed: str, creds: Path | None) -> dict[str, Any]:

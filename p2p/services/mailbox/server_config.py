@@ -1,11 +1,13 @@
 """``pli mailbox server-config``: one ready nats-server configuration for a practice group.
 
 Each member is a NATS account of its own, holding one user (the practice's nkey)
-and at most one JetStream stream, its mailbox, capturing ``pli.box.<box>.>``.
-The account *exports* that subject as a service and every other member's account
-*imports* it: a member can publish into the others' mailboxes (and get the
-server's acknowledgement back), but it sees nothing of another account — not its
-stream, its consumers nor its messages. For pairing through the mailbox each
+and at most one JetStream stream, its mailbox, capturing ``pli.box.<box>.*``.
+For each other member S the account *exports* ``pli.box.<box>.<box of S>`` as a
+service to S's account alone, and S's account *imports* it: a member can publish
+into the others' mailboxes (and get the server's acknowledgement back) under its
+own box only — so the recipient's stream can cap what each sender leaves there
+(its messages share one subject) — but it sees nothing of another account: not
+its stream, its consumers nor its messages. For pairing through the mailbox each
 account also exports ``pli.pair.<box>.>`` as a stream that every other member
 imports: a member publishes there under its own box only, and hears the others'
 (core NATS messages, never stored; ``rendezvous.py``). A client without one of the listed nkeys
@@ -14,8 +16,8 @@ is not let in: there is no anonymous user.
 Limits written here are enforced by the server: the message size, the storage
 each member's mailbox may take (``--quota``), one stream and two consumers per
 account. The retention time and the per-sender cap are settings of the stream,
-which the member's own daemon creates with pli's values (``services/mailbox``);
-docs/mailbox.md lists them.
+which the member's own daemon creates with pli's values (``connection.py``
+``stream_config``); docs/mailbox.md lists them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 
 from p2p.errors import BadInput
 
-#: The mailbox subject of a member: ``pli.box.<box>.<pairwise tag>``.
+#: The mailbox subject of a member: ``pli.box.<recipient box>.<sender box>``.
 SUBJECT_ROOT = "pli.box"
 #: Pairing through the mailbox: ``pli.pair.<box>.<rendezvous>[.<session>]``, core NATS only.
 PAIRING_ROOT = "pli.pair"
@@ -74,8 +76,9 @@ def _valid_nkey(text: str) -> bool:
     return True
 
 
-def subject(box: str, tag: str = ">") -> str:
-    return f"{SUBJECT_ROOT}.{box}.{tag}"
+def subject(box: str, sender: str = "*") -> str:
+    """What ``sender`` publishes into ``box``'s mailbox (``*``: every sender, for the stream)."""
+    return f"{SUBJECT_ROOT}.{box}.{sender}"
 
 
 def pairing_subject(box: str) -> str:
@@ -141,21 +144,29 @@ def _account(member: Member, others: list[Member], quota_gb: int) -> list[str]:
     # Pairing: a member publishes under its own box only, and hears every member's
     # pairing subjects (a stream export each, imported by all the others).
     pairing = pairing_subject(member.box)
+    # Mailboxes: a member publishes as itself only; each other member's mailbox takes
+    # it through an export to this account alone (the recipient caps each sender).
+    mailboxes = subject("*", member.box)
     permissions = (
-        f'{{ publish: {{ allow: ["pli.box.*.>", {q(pairing)}, "$JS.API.>", "$JS.ACK.>"] }}, '
+        f'{{ publish: {{ allow: [{q(mailboxes)}, {q(pairing)}, "$JS.API.>", "$JS.ACK.>"] }}, '
         f'subscribe: {{ allow: ["_INBOX.>", {q(PAIRING_ROOT + ".>")}] }} }}'
     )
     lines = [
         f"  {member.account}: {{",
         f"    jetstream: {{ max_mem: 0, max_file: {quota_gb}G, max_streams: 1, max_consumers: 2 }}",
         f"    users: [ {{ nkey: {q(member.nkey)}, permissions: {permissions} }} ]",
-        f"    exports: [ {{ service: {q(subject(member.box))} }}, {{ stream: {q(pairing)} }} ]",
-        "    imports: [",
+        "    exports: [",
+        f"      {{ stream: {q(pairing)} }}",
     ]
     for o in others:
-        account = q(o.account)
+        lines.append(
+            f"      {{ service: {q(subject(member.box, o.box))}, accounts: [{q(o.account)}] }}"
+        )
+    lines += ["    ]", "    imports: ["]
+    for o in others:
+        account, theirs = q(o.account), q(subject(o.box, member.box))
         lines += [
-            f"      {{ service: {{ account: {account}, subject: {q(subject(o.box))} }} }}",
+            f"      {{ service: {{ account: {account}, subject: {theirs} }} }}",
             f"      {{ stream: {{ account: {account}, subject: {q(pairing_subject(o.box))} }} }}",
         ]
     return [*lines, "    ]", "  }"]

@@ -21,12 +21,20 @@ from typing import Any, BinaryIO
 
 import nacl.utils
 
-from p2p.services.mailbox.connection import Connection, Handler, credential_options
+from p2p.services.mailbox.connection import Connection, Handler, credential_options, full
 from p2p.storage import mailboxes
 from protocol import LocalIdentity, ProfileCard, RemoteProtocolError
 from protocol import mailbox as frames
 
 log = logging.getLogger("pli.mailbox")
+
+
+class MailboxFull(Exception):
+    """A mailbox refused a document: the colleague's share there (or its quota) is full."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
 
 
 class MailboxService:
@@ -44,7 +52,7 @@ class MailboxService:
         self.box = frames.box_name(me.public)
         self._connections: dict[str, Connection] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._keys: dict[str, tuple[bytes, frames.PairKeys]] = {}  # peer -> (card, keys)
+        self._keys: dict[str, tuple[bytes, frames.PairKeys, str]] = {}  # peer -> (card, keys, box)
         self._joined: list[mailboxes.Mailbox] = []
 
     # --- which mailboxes ----------------------------------------------------------
@@ -90,18 +98,18 @@ class MailboxService:
         return frames.PairKeys.derive(self._me, card)
 
     def _directions(self) -> dict[str, tuple[str, frames.Direction]]:
-        """Our incoming tag of each paired peer; cards are parsed once per version."""
+        """Each paired peer's box, whose messages our stream files apart; cards parsed once."""
         known = {}
         for peer_hex, wire in self._cards().items():
             cached = self._keys.get(peer_hex)
             if cached is None or cached[0] != wire:
                 try:
-                    cached = (wire, self.keys(ProfileCard.from_wire(wire)))
+                    card = ProfileCard.from_wire(wire)
+                    cached = (wire, self.keys(card), frames.box_name(card.identity))
                 except RemoteProtocolError:
                     continue
                 self._keys[peer_hex] = cached
-            incoming = cached[1].incoming
-            known[incoming.tag] = (peer_hex, incoming)
+            known[cached[2]] = (peer_hex, cached[1].incoming)
         return known
 
     # --- joining and leaving -------------------------------------------------------------
@@ -139,11 +147,23 @@ class MailboxService:
         return [c for c in self.connected() if c.url in wanted]
 
     async def post(self, card: ProfileCard, doc_id: bytes, path: Path, size: int) -> str | None:
-        """Leave one envelope in the peer's mailbox; the mailbox's URL, or None if none took it."""
+        """Leave one envelope in the peer's mailbox; the mailbox's URL, or None if none took it.
+
+        Raises ``MailboxFull`` when the mailboxes that have the peer are all full."""
+        refused = None
         for connection in self.routes(card):
-            if await self._post_one(connection, card, doc_id, path, size):
+            try:
+                stored = await self._post_one(connection, card, doc_id, path, size)
+            except Exception as exc:
+                if not full(exc):
+                    raise
+                refused = refused or MailboxFull(connection.url)
+                continue  # another mailbox the peer shares may have room
+            if stored:
                 log.info("left a document of %d bytes in the mailbox %s", size, connection.url)
                 return connection.url
+        if refused is not None:
+            raise refused
         return None
 
     async def _post_one(
@@ -157,7 +177,7 @@ class MailboxService:
             for index in range(frames.chunk_count(size)):
                 wire = await asyncio.to_thread(_sealed_chunk, handle, outgoing, doc_id, index, size)
                 msg_id = outgoing.message_id(frames.KIND_CHUNK, doc_id, index)
-                if not await connection.publish(box, outgoing.tag, wire, msg_id):
+                if not await connection.publish(box, wire, msg_id):
                     return False
         finally:
             await asyncio.to_thread(handle.close)
@@ -182,7 +202,7 @@ class MailboxService:
             outgoing, frames.ReceiptFrame(doc_id, receipt), nonce=nacl.utils.random(24)
         )
         msg_id = outgoing.message_id(frames.KIND_RECEIPT, doc_id, index)
-        return await connection.publish(frames.box_name(card.identity), outgoing.tag, wire, msg_id)
+        return await connection.publish(frames.box_name(card.identity), wire, msg_id)
 
     # --- state ----------------------------------------------------------------------------
 

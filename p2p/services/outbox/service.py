@@ -50,8 +50,9 @@ SLOWEST_EXPECTED_RATE = 5_000_000
 RECEIPT_WINDOW = 64
 
 Connect = Callable[[str], Awaitable[Link]]
-#: When a peer cannot be reached directly: leave its due documents elsewhere (a mailbox).
-Fallback = Callable[[str, Sequence[OutboxRow]], Awaitable[None]]
+#: When a peer cannot be reached directly: leave its due documents elsewhere (a mailbox);
+#: a sentence for the outbox when that place refused them too, else None.
+Fallback = Callable[[str, Sequence[OutboxRow]], Awaitable[str | None]]
 
 
 @dataclass
@@ -244,9 +245,10 @@ class Outbox:
                 except (PeerUnreachable, ConnectionError, TimeoutError, _Retry) as exc:
                     # A document not yet durable has no row: once it has, it is due.
                     due += [i.sealing.rows[peer_id] for i in early if i.sealing.rows is not None]
-                    if self._fallback is not None and isinstance(exc, PeerUnreachable):
-                        await self._fallback(peer_id, due)
                     error = str(exc) or exc.__class__.__name__
+                    if self._fallback is not None and isinstance(exc, PeerUnreachable):
+                        note = await self._fallback(peer_id, due)
+                        error = error if note is None else f"{error} {note}"
                     await asyncio.to_thread(self._backoff, due, error)
                     return
         finally:

@@ -171,7 +171,11 @@ class Daemon:
             later=lambda *arrived: self.receipts.received(*arrived),  # noqa: PLW0108 - built below
         )
         self.mailboxes = MailboxService(
-            config.home, self.me, self._peer_cards, self.mailbox_routing.handle
+            config.home,
+            self.me,
+            self._peer_cards,
+            self.mailbox_routing.handle,
+            retention=float(config.mailbox_retention),
         )
         self.rendezvous = Rendezvous(  # pairing through the mailboxes
             self.mailboxes.connected,

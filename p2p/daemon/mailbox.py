@@ -3,7 +3,8 @@
 Sending: when a peer cannot be reached directly, the outbox calls ``post`` with
 its due documents; each one not yet in a mailbox is left in the first mailbox
 the peer shares with us, and recorded (``mailbox_posts``) once every chunk is
-stored by the server. The row stays in the outbox until a signed receipt is
+stored by the server. One left longer ago than the mailbox's retention has been
+dropped by the server unread, and is left again. The row stays in the outbox until a signed receipt is
 back, and direct delivery keeps being tried: whichever path delivers first
 wins, and the receiver stores a document once whatever path it took.
 
@@ -100,9 +101,11 @@ class MailboxRouting:
         if row_peer is None or not service.connected():
             return None
         card = ProfileCard.from_wire(row_peer.card)
-        posted = self._store.mailbox_posts()
+        # Left earlier than the retention: the server has dropped it; leave it again.
+        since = int(time.time() - service.retention)
+        posted = await asyncio.to_thread(self._store.mailbox_posted_since, peer_hex, since)
         for row in rows:
-            if (row.doc_id, peer_hex) in posted:
+            if row.doc_id in posted:
                 continue
             path = self._layout.sent_envelope(row.doc_id)
             try:

@@ -99,6 +99,7 @@ class Config:
     peer_documents_per_hour: int
     disk_reserve_mib: int
     partial_lifetime: int
+    mailbox_retention: int = 30 * 24 * 3600  # seconds (services/mailbox/connection.py)
     web_host: str = "127.0.0.1"
     web_port: int = DEFAULT_WEB_PORT
     web_tls: bool = False  # HTTPS and a password sign-in (web/serve.py, docs/operations.md)
@@ -256,10 +257,16 @@ def parse_api_listen(text: str, path: Path) -> tuple[str, int] | None:
 
 
 def _check_quota(config: Config, path: Path) -> None:
-    if min(config.peer_quota_mib, config.peer_documents_per_hour, config.partial_lifetime) < 1:
+    lowest = min(
+        config.peer_quota_mib,
+        config.peer_documents_per_hour,
+        config.partial_lifetime,
+        config.mailbox_retention,
+    )
+    if lowest < 1:
         raise ConfigError(
-            f"The settings in {path}: peer_quota_mib, peer_documents_per_hour and "
-            "partial_lifetime must be at least 1."
+            f"The settings in {path}: peer_quota_mib, peer_documents_per_hour, "
+            "partial_lifetime and mailbox_retention must be at least 1."
         )
     if config.disk_reserve_mib < 0:
         raise ConfigError(

@@ -152,6 +152,13 @@ class SentDocuments(Database):
                 (doc_id, peer_id, url, now),
             )
 
+    def mailbox_posted_since(self, peer_id: str, since: int) -> set[str]:
+        """The documents left in ``peer_id``'s mailbox at ``since`` or later."""
+        rows = self._query(
+            "SELECT doc_id FROM mailbox_posts WHERE peer_id=? AND posted_at>=?", (peer_id, since)
+        )
+        return {r["doc_id"] for r in rows}
+
     def mailbox_receipt(self, doc_id: str, peer_id: str) -> None:
         """Its receipt came back through the mailbox."""
         with self._tx() as db:

@@ -55,6 +55,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=
     peer_documents_per_hour: int = 1000
     disk_reserve_mib: int = 1024
     partial_lifetime: int = 24 * 3600
+    # How long our mailbox keeps a letter nobody read; ours older than this are left again.
+    mailbox_retention: int = 30 * 24 * 3600
     folders: FolderSettings = FolderSettings()
     # Which later receipts this practice signs for its senders (privacy: docs/threat-model.md).
     receipts_integrated: bool = True  # the practice software took the document in (or not)

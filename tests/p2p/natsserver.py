@@ -159,10 +159,12 @@ def mailbox_state(daemon: DaemonProcess) -> str:
 
 
 @contextlib.contextmanager
-def mailbox_pair(folder: Path) -> Iterator[tuple[DaemonProcess, DaemonProcess, NatsServer]]:
+def mailbox_pair(
+    folder: Path, **settings: object
+) -> Iterator[tuple[DaemonProcess, DaemonProcess, NatsServer]]:
     """Two paired daemons, both members of one real server and connected to it."""
-    a = DaemonProcess(folder / "a", "Dr A")
-    b = DaemonProcess(folder / "b", "Dr B")
+    a = DaemonProcess(folder / "a", "Dr A", **settings)
+    b = DaemonProcess(folder / "b", "Dr B", **settings)
     server = server_for(folder / "nats", [member_key(a), member_key(b)]).start()
     try:
         for daemon in (a, b):

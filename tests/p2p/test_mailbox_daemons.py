@@ -8,6 +8,7 @@ receipt comes back the same way — even when the two are never up together.
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,3 +182,24 @@ def test_refused_credentials_are_said_in_words(group: Group, tmp_path: Path) -> 
         assert "refused this practice's credentials" in shown
         assert "--credentials FILE" in shown
         assert "Authorization" not in shown
+
+
+def test_a_frozen_mailbox_never_blocks_direct_delivery(group: Group, tmp_path: Path) -> None:
+    """The server stops answering but keeps its connections (SIGSTOP: a hung machine):
+    a letter to a colleague who was off goes directly once it is back, and the
+    daemon still stops cleanly."""
+    a, b, server = group
+    assert server.proc is not None
+    b.identity()
+    b.stop()
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        doc_id = send_letter(a, b, tmp_path)
+        wait_until(lambda: outbox_entry(a, doc_id)["attempts"] >= 2, timeout=60)
+        b.start()
+        wait_until(lambda: outbox_entry(a, doc_id)["state"] == "delivered", timeout=60)
+        assert outbox_entry(a, doc_id)["via"] == "direct"
+        assert b.inbox_ids() == [doc_id]
+        assert a.stop() == 0  # not killed: closing a hung connection did not hang
+    finally:
+        server.proc.send_signal(signal.SIGCONT)

@@ -3,6 +3,8 @@
 Each recipient's stream caps what one sender may leave in it (``stream_config``);
 a sender over its share is refused by the server and keeps the document in its
 outbox, saying why, until it can deliver it directly or the mailbox has room.
+What waits longer than the retention is dropped by the server and left again
+by its sender.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from tests.p2p.natsserver import (
 pytestmark = pytest.mark.slow
 
 Group = tuple[DaemonProcess, DaemonProcess, NatsServer]
+#: A short mailbox retention (seconds) for the test of what the server drops.
+RETENTION = 10
 
 
 @pytest.fixture
@@ -70,3 +74,24 @@ def test_a_sender_over_its_share_keeps_the_document_and_says_why(
     assert outbox_entry(a, second)["via"] == "direct"
     wait_until(lambda: messages_in(server, b_seed) == 0, timeout=30)
     assert sorted(b.inbox_ids()) == sorted([first, second])  # once each
+
+
+def test_a_letter_dropped_unread_is_left_again(tmp_path: Path) -> None:
+    """The server drops what waited longer than the retention; the sender's outbox
+    still has it and leaves it again, so practices never online together still meet."""
+    with mailbox_pair(tmp_path, mailbox_retention=RETENTION) as (a, b, server):
+        b_seed = mailboxes.nkey_seed(b.home)
+        b.stop()
+        doc_id = letter(a, b, tmp_path, 1)
+        wait_until(lambda: messages_in(server, b_seed) == 1, timeout=30)
+        a.stop()
+        wait_until(lambda: messages_in(server, b_seed) == 0, timeout=4 * RETENTION)  # dropped
+        a.start()
+        wait_until(lambda: messages_in(server, b_seed) == 1, timeout=30)  # left again
+        a.stop()
+        b.start()
+        wait_until(lambda: b.inbox_ids() == [doc_id], timeout=RETENTION)
+        b.stop()
+        a.start()
+        wait_until(lambda: outbox_entry(a, doc_id)["state"] == "delivered", timeout=30)
+        assert outbox_entry(a, doc_id)["receipt_via"] == "mailbox"

@@ -40,7 +40,8 @@ log = logging.getLogger("pli.mailbox")
 
 STREAM = "PLI"
 CONSUMER = "pli"
-#: How long the server keeps a message nobody read (a practice on holiday).
+#: How long the server keeps a message nobody read (a practice on holiday); the
+#: setting ``mailbox_retention`` may change it. The sender leaves it again after that.
 RETENTION = 30 * 24 * 3600.0
 #: What one sender may leave waiting in our mailbox; beyond, the server refuses its
 #: messages (they share one subject, ``server_config.subject``, so this is per sender).
@@ -98,8 +99,11 @@ class Connection:
         my_box: str,
         handler: Handler,
         directions: Directions,
+        *,
+        retention: float = RETENTION,
     ) -> None:
         self.url = url
+        self._retention = retention
         self._credentials = credentials
         self._my_box = my_box
         self._handler = handler
@@ -197,7 +201,7 @@ class Connection:
         raise nats.errors.ConnectionClosedError
 
     async def _ensure_stream(self, js: Any) -> None:
-        config = stream_config(self._my_box, self._replicas())
+        config = stream_config(self._my_box, self._replicas(), max_age=self._retention)
         try:
             await js.add_stream(config)
         except nats.js.errors.BadRequestError:  # it exists with other settings: ours win

@@ -21,7 +21,13 @@ from typing import Any, BinaryIO
 
 import nacl.utils
 
-from p2p.services.mailbox.connection import Connection, Handler, credential_options, full
+from p2p.services.mailbox.connection import (
+    RETENTION,
+    Connection,
+    Handler,
+    credential_options,
+    full,
+)
 from p2p.storage import mailboxes
 from protocol import LocalIdentity, ProfileCard, RemoteProtocolError
 from protocol import mailbox as frames
@@ -44,8 +50,11 @@ class MailboxService:
         me: LocalIdentity,
         cards: Callable[[], dict[str, bytes]],
         handler: Handler,
+        *,
+        retention: float = RETENTION,
     ) -> None:
         self._home = home
+        self.retention = retention
         self._me = me
         self._cards = cards
         self._handler = handler
@@ -72,7 +81,9 @@ class MailboxService:
                 continue
             creds = mailboxes.credentials_path(self._home, mailbox)
             options = credential_options(seed, creds)
-            connection = Connection(url, options, self.box, self._handler, self._directions)
+            connection = Connection(
+                url, options, self.box, self._handler, self._directions, retention=self.retention
+            )
             self._connections[url] = connection
             self._tasks[url] = asyncio.create_task(connection.run(), name=f"mailbox {url}")
 

@@ -4,8 +4,8 @@ Sending: when a peer cannot be reached directly, the outbox calls ``post`` with
 its due documents; each one not yet in a mailbox is left in the first mailbox
 the peer shares with us, and recorded (``mailbox_posts``) once every chunk is
 stored by the server. One left longer ago than the mailbox's retention has been
-dropped by the server unread, and is left again. The row stays in the outbox until a signed receipt is
-back, and direct delivery keeps being tried: whichever path delivers first
+dropped by the server unread, and is left again. The row stays in the outbox
+until a signed receipt is back, and direct delivery keeps being tried: whichever path delivers first
 wins, and the receiver stores a document once whatever path it took.
 
 Receiving: the chunks of an envelope are fed, in order, to the inbox through a

@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,7 +161,7 @@ def mailbox_state(daemon: DaemonProcess) -> str:
 
 @contextlib.contextmanager
 def mailbox_pair(
-    folder: Path, **settings: object
+    folder: Path, **settings: Any
 ) -> Iterator[tuple[DaemonProcess, DaemonProcess, NatsServer]]:
     """Two paired daemons, both members of one real server and connected to it."""
     a = DaemonProcess(folder / "a", "Dr A", **settings)

@@ -18,6 +18,7 @@ import nats
 import nats.errors
 import nats.js.errors
 import pytest
+from nacl.secret import SecretBox
 
 from p2p.cli.practice import wait_until
 from p2p.services.mailbox.server_config import subject
@@ -36,7 +37,7 @@ def hostile(direction: frames.Direction) -> list[tuple[bytes, dict[str, str] | N
     doc = os.urandom(16)
 
     def sealed(plain: bytes) -> bytes:
-        box = frames.secret.SecretBox(direction.key)
+        box = SecretBox(direction.key)
         return bytes(box.encrypt(plain, os.urandom(24)))
 
     good = frames.encode_frame(
@@ -54,7 +55,9 @@ def hostile(direction: frames.Direction) -> list[tuple[bytes, dict[str, str] | N
     ]
 
 
-async def publish_all(url: str, seed: str, b_box: str, a_box: str, direction: frames.Direction):
+async def publish_all(
+    url: str, seed: str, b_box: str, a_box: str, direction: frames.Direction
+) -> None:
     async def quiet(*_args: object) -> None:
         pass
 

@@ -195,7 +195,7 @@ def test_a_frozen_mailbox_never_blocks_direct_delivery(group: Group, tmp_path: P
     server.proc.send_signal(signal.SIGSTOP)
     try:
         doc_id = send_letter(a, b, tmp_path)
-        wait_until(lambda: outbox_entry(a, doc_id)["attempts"] >= 2, timeout=60)
+        wait_until(lambda: int(str(outbox_entry(a, doc_id)["attempts"])) >= 2, timeout=60)
         b.start()
         wait_until(lambda: outbox_entry(a, doc_id)["state"] == "delivered", timeout=60)
         assert outbox_entry(a, doc_id)["via"] == "direct"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import AuthenticationFailed, LocalIdentity, MalformedMessage, mailbox
+from protocol import AuthenticationFailed, FrameTooLarge, LocalIdentity, MalformedMessage, mailbox
 from tests.fuzzing import check_parses_or_refuses
 
 A = LocalIdentity.generate(now=0)
@@ -93,3 +93,14 @@ def test_any_plaintext_parses_or_is_refused(data: bytes) -> None:
 @given(st.binary(max_size=300))
 def test_any_message_parses_or_is_refused(data: bytes) -> None:
     check_parses_or_refuses(lambda raw: mailbox.decode_frame(BA.incoming, raw), data)
+
+
+def test_the_largest_chunk_fits_and_one_byte_more_is_refused_unopened() -> None:
+    full = mailbox.Chunk(bytes(16), 0, mailbox.CHUNK_SIZE, bytes(mailbox.CHUNK_SIZE))
+    wire = mailbox.encode_frame(AB.outgoing, full, nonce=os.urandom(24))
+    assert len(wire) <= mailbox.MAX_FRAME
+    assert mailbox.decode_frame(BA.incoming, wire) == full
+    with pytest.raises(FrameTooLarge):
+        mailbox.decode_frame(BA.incoming, wire + bytes(mailbox.MAX_FRAME - len(wire) + 1))
+    with pytest.raises(AuthenticationFailed):  # within the limit, but not sealed by the pair
+        mailbox.decode_frame(BA.incoming, bytes(mailbox.MAX_FRAME))

@@ -87,8 +87,8 @@ def test_certificate_pushed_to_one_peer_reaches_all_and_the_old_key_is_refused(
         ),
         timeout=30,
     )
-    assert a.outbox_state(to_b) == "queued"
-    assert a.outbox_state(to_c) == "queued"
+    for refused in (to_b, to_c):  # still in A's outbox ("sending" during a retry)
+        assert a.outbox_state(refused) in ("queued", "sending")
     assert b.inbox_ids() == b_inbox  # nothing new stored
     assert c.inbox_ids() == c_inbox
     assert first in c.inbox_ids()  # what came before the revocation is kept

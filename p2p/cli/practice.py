@@ -10,11 +10,13 @@ lives in ``cli/`` because it speaks to the daemon with the CLI's ``Client``.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +120,18 @@ def kill_all(*daemons: PracticeProcess) -> None:
     """SIGKILL every daemon still running (the clean-up of a test or a benchmark)."""
     for daemon in daemons:
         daemon.kill()
+
+
+@contextlib.contextmanager
+def paired(*practices: PracticeProcess) -> Iterator[None]:
+    """Start each practice (if it is not running) and make each trust every other
+    by card; SIGKILL them all at the end, whatever happened inside."""
+    try:
+        for practice in practices:
+            if not practice.running:
+                practice.start()
+        for one, other in itertools.permutations(practices, 2):
+            one.trust(other)
+        yield
+    finally:
+        kill_all(*practices)

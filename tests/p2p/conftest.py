@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from p2p.api.server import start_api
+from p2p.cli.practice import PracticeProcess, paired, wait_until
 from p2p.daemon import harness
 from p2p.daemon.core import Daemon
 
@@ -88,6 +89,26 @@ async def three(tmp_path: Path) -> AsyncIterator[tuple[Running, Running, Running
     yield a, b, m
     for running in (a, b, m):
         await running.stop()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[tuple[PracticeProcess, PracticeProcess]]:
+    """Two paired ``pli daemon`` processes; the second also signs read receipts."""
+    a = PracticeProcess(tmp_path / "a", "Dr Alice Martin")
+    b = PracticeProcess(tmp_path / "b", "Dr Bob Durand", receipts_read=True)
+    with paired(a, b):
+        yield a, b
+
+
+def send_letters(a: PracticeProcess, b: PracticeProcess, folder: Path, count: int) -> list[str]:
+    """``count`` short letters from ``a`` to ``b`` (lettre-N.txt in ``folder``), delivered."""
+    ids = []
+    for n in range(count):
+        path = folder / f"lettre-{n}.txt"
+        path.write_text(f"Compte rendu {n}.\n", encoding="utf-8")
+        ids.append(a.send(b, path, kind="letter"))
+    wait_until(lambda: all(a.outbox_state(doc) == "delivered" for doc in ids), 30)
+    return ids
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:

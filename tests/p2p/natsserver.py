@@ -16,13 +16,16 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from p2p.cli.practice import PracticeProcess as DaemonProcess
 from p2p.cli.practice import kill_all, wait_until
 from p2p.daemon.harness import free_port
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as NATS
 
 
 def nats_binary() -> str:
@@ -146,6 +149,22 @@ async def _messages_in(url: list[str], seed: str) -> int:
     finally:
         await client.close()
     return info.state.messages
+
+
+async def connect_member(server: NatsServer, home: Path) -> NATS:
+    """A plain NATS client signed in with the nkey of the practice at ``home``
+    (no reconnection, connection errors kept quiet: a test reads what it refuses)."""
+    import nats
+
+    from p2p.storage import mailboxes
+
+    async def quiet(*_args: object) -> None:
+        pass
+
+    seed = await asyncio.to_thread(mailboxes.nkey_seed, home)
+    return await nats.connect(
+        server.url, nkeys_seed_str=seed, error_cb=quiet, allow_reconnect=False
+    )
 
 
 def member_key(daemon: DaemonProcess) -> str:

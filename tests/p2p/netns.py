@@ -180,43 +180,20 @@ class Lan:
 
 
 @contextlib.contextmanager
-def lan() -> Iterator[Lan]:
-    """Build the two namespaces and the bridge; tear everything down on exit."""
+def _three_namespaces(a_ip: str, b_ip: str) -> Iterator[Lan]:
+    """A, B and the middle namespace, named after this process, with ``lo`` up in the
+    middle; on exit the processes started in them are stopped and all three deleted."""
     cleanup_stale()
     tag = f"{os.getpid()}-{next(_counter)}"
-    bridge = f"pli-br-{tag}"
-    a = Namespace(f"pli-a-{tag}", f"{SUBNET}.1", bridge_port="veth-a")
-    b = Namespace(f"pli-b-{tag}", f"{SUBNET}.2", bridge_port="veth-b")
+    a = Namespace(f"pli-a-{tag}", a_ip, bridge_port="veth-a")
+    b = Namespace(f"pli-b-{tag}", b_ip, bridge_port="veth-b")
+    network = Lan(a, b, f"pli-br-{tag}")
     created: list[str] = []
-    network = Lan(a, b, bridge)
     try:
-        for name in (bridge, a.name, b.name):
+        for name in (network.bridge, a.name, b.name):
             ip("netns", "add", name)
             created.append(name)
-        ip("-n", bridge, "link", "set", "lo", "up")
-        ip("-n", bridge, "link", "add", BRIDGE, "type", "bridge", "mcast_snooping", "0")
-        ip("-n", bridge, "link", "set", BRIDGE, "up")
-        for ns in (a, b):
-            ip(
-                "-n",
-                bridge,
-                "link",
-                "add",
-                ns.bridge_port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                ns.iface,
-                "netns",
-                ns.name,
-            )
-            ip("-n", bridge, "link", "set", ns.bridge_port, "master", BRIDGE)
-            ip("-n", bridge, "link", "set", ns.bridge_port, "up")
-            ip("-n", ns.name, "link", "set", "lo", "up")
-            ip("-n", ns.name, "addr", "add", f"{ns.ip}/{PREFIX}", "dev", ns.iface)
-            ip("-n", ns.name, "link", "set", ns.iface, "up")
-            ip("-n", ns.name, "route", "add", "224.0.0.0/4", "dev", ns.iface)
+        ip("-n", network.bridge, "link", "set", "lo", "up")
         yield network
     finally:
         network.stop_processes()
@@ -224,12 +201,40 @@ def lan() -> Iterator[Lan]:
             ip("netns", "delete", name, check=False)
 
 
-@pytest.fixture
-def netns_lan() -> Iterator[Lan]:
-    """Two namespaces on a private bridge (skips unless root with iproute2)."""
+def _bring_up(ns: Namespace) -> None:
+    """``lo`` and ``eth0`` up in ``ns``, with its address (its veth end is already in it)."""
+    ip("-n", ns.name, "link", "set", "lo", "up")
+    ip("-n", ns.name, "addr", "add", f"{ns.ip}/{PREFIX}", "dev", ns.iface)
+    ip("-n", ns.name, "link", "set", ns.iface, "up")
+
+
+def _skip_without_namespaces() -> None:
     reason = unavailable()
     if reason is not None:
         pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def lan() -> Iterator[Lan]:
+    """Build the two namespaces and the bridge; tear everything down on exit."""
+    with _three_namespaces(f"{SUBNET}.1", f"{SUBNET}.2") as network:
+        bridge = network.bridge
+        ip("-n", bridge, "link", "add", BRIDGE, "type", "bridge", "mcast_snooping", "0")
+        ip("-n", bridge, "link", "set", BRIDGE, "up")
+        for ns in network.namespaces:
+            veth = ["link", "add", ns.bridge_port, "type", "veth", "peer", "name", ns.iface]
+            ip("-n", bridge, *veth, "netns", ns.name)
+            ip("-n", bridge, "link", "set", ns.bridge_port, "master", BRIDGE)
+            ip("-n", bridge, "link", "set", ns.bridge_port, "up")
+            _bring_up(ns)
+            ip("-n", ns.name, "route", "add", "224.0.0.0/4", "dev", ns.iface)
+        yield network
+
+
+@pytest.fixture
+def netns_lan() -> Iterator[Lan]:
+    """Two namespaces on a private bridge (skips unless root with iproute2)."""
+    _skip_without_namespaces()
     with lan() as network:
         yield network
 
@@ -237,44 +242,26 @@ def netns_lan() -> Iterator[Lan]:
 @contextlib.contextmanager
 def routed() -> Iterator[Lan]:
     """A and B routed only to the middle namespace (``bridge``), which holds ``SERVER_IP``."""
-    cleanup_stale()
-    tag = f"{os.getpid()}-{next(_counter)}"
-    middle = f"pli-br-{tag}"
-    a = Namespace(f"pli-a-{tag}", "10.231.8.1", bridge_port="veth-a")
-    b = Namespace(f"pli-b-{tag}", "10.231.9.1", bridge_port="veth-b")
-    created: list[str] = []
-    network = Lan(a, b, middle)
-    try:
-        for name in (middle, a.name, b.name):
-            ip("netns", "add", name)
-            created.append(name)
-        ip("-n", middle, "link", "set", "lo", "up")
+    with _three_namespaces("10.231.8.1", "10.231.9.1") as network:
+        middle = network.bridge
         ip("-n", middle, "addr", "add", f"{SERVER_IP}/32", "dev", "lo")
         forwarding = ["ip", "netns", "exec", middle, "sh", "-c"]
         subprocess.run([*forwarding, "echo 0 > /proc/sys/net/ipv4/ip_forward"], check=True)
-        for ns in (a, b):
+        for ns in network.namespaces:
             gateway = ns.ip.rpartition(".")[0] + ".254"
             port = ns.bridge_port
             ip("-n", middle, "link", "add", port, "type", "veth", "peer", "name", ns.iface)
             ip("-n", middle, "link", "set", ns.iface, "netns", ns.name)
             ip("-n", middle, "addr", "add", f"{gateway}/{PREFIX}", "dev", port)
             ip("-n", middle, "link", "set", port, "up")
-            ip("-n", ns.name, "link", "set", "lo", "up")
-            ip("-n", ns.name, "addr", "add", f"{ns.ip}/{PREFIX}", "dev", ns.iface)
-            ip("-n", ns.name, "link", "set", ns.iface, "up")
+            _bring_up(ns)
             ip("-n", ns.name, "route", "add", "default", "via", gateway)
         yield network
-    finally:
-        network.stop_processes()
-        for name in reversed(created):
-            ip("netns", "delete", name, check=False)
 
 
 @pytest.fixture
 def netns_routed() -> Iterator[Lan]:
     """A and B that reach only the middle namespace (skips unless root with iproute2)."""
-    reason = unavailable()
-    if reason is not None:
-        pytest.skip(reason)
+    _skip_without_namespaces()
     with routed() as network:
         yield network

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from p2p.cli.practice import PracticeProcess, kill_all, wait_until
+from p2p.cli.practice import PracticeProcess, paired, wait_until
 
 BIG = 200 * 1024 * 1024
 
@@ -34,14 +34,10 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def practices(tmp_path: Path) -> Iterator[tuple[PracticeProcess, PracticeProcess]]:
-    a = PracticeProcess(tmp_path / "a", "Dr Alice Martin").start()
-    b = PracticeProcess(tmp_path / "b", "Dr Bob Durand").start()
-    a.trust(b)
-    b.trust(a)
-    yield a, b
-    a.stop()
-    b.stop()
-    kill_all(a, b)
+    a = PracticeProcess(tmp_path / "a", "Dr Alice Martin")
+    b = PracticeProcess(tmp_path / "b", "Dr Bob Durand")
+    with paired(a, b):
+        yield a, b
 
 
 def sha256(path: Path) -> bytes:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from p2p.cli.practice import PracticeProcess, kill_all, wait_until
+from p2p.cli.practice import PracticeProcess, paired, wait_until
 from protocol import limits
 
 from .flood import REFUSED, STALLED, close_all, flood, sources, still_open
@@ -28,14 +28,8 @@ NOFILE = 256
 def pair_of_processes(tmp_path: Path) -> Iterator[tuple[PracticeProcess, PracticeProcess]]:
     a = PracticeProcess(tmp_path / "a", "Dr Alice Martin")
     b = PracticeProcess(tmp_path / "b", "Dr Bob Durand", nofile=NOFILE)
-    try:
-        a.start()
-        b.start()
-        a.trust(b)
-        b.trust(a)
+    with paired(a, b):
         yield a, b
-    finally:
-        kill_all(a, b)
 
 
 def letters(a: PracticeProcess, b: PracticeProcess, folder: Path, count: int) -> list[str]:

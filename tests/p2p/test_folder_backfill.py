@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from p2p.cli.practice import PracticeProcess, kill_all, wait_until
+from p2p.cli.practice import PracticeProcess, paired, wait_until
 from p2p.services.outbox import Attachment
 
 from .conftest import Running, pair, start_daemon, wait_for
@@ -88,14 +88,8 @@ LETTERS = 60
 def practices(tmp_path: Path) -> Iterator[tuple[PracticeProcess, PracticeProcess]]:
     a = PracticeProcess(tmp_path / "a", "Dr Alice Martin")
     b = PracticeProcess(tmp_path / "b", "Dr Bob Durand")
-    a.start()
-    b.start()
-    a.trust(b)
-    b.trust(a)
-    yield a, b
-    a.stop()
-    b.stop()
-    kill_all(a, b)
+    with paired(a, b):
+        yield a, b
 
 
 def test_kill9_while_writing_the_earlier_letters_writes_each_once(

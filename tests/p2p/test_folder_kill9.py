@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from p2p.cli.practice import PracticeProcess, kill_all, wait_until
+from p2p.cli.practice import PracticeProcess, paired, wait_until
 
 LETTERS = 60
 FOLDERS = {"stable_seconds": 0, "poll_seconds": 0.05}
@@ -31,14 +31,8 @@ def practices(tmp_path: Path) -> Iterator[tuple[PracticeProcess, PracticeProcess
         "Dr Bob Durand",
         folders={**FOLDERS, "inbox": str(inbox), "inbox_formats": ["hprim"]},
     )
-    a.start()
-    b.start()
-    a.trust(b)
-    b.trust(a)
-    yield a, b
-    a.stop()
-    b.stop()
-    kill_all(a, b)
+    with paired(a, b):
+        yield a, b
 
 
 def drop_letters(out: Path) -> None:

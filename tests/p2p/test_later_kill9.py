@@ -12,27 +12,18 @@ some still wait at B, and differently from run to run.)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from p2p.cli.practice import PracticeProcess, kill_all, wait_until
+from p2p.cli.practice import PracticeProcess, wait_until
+
+from .conftest import send_letters
 
 LETTERS = 8
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def practices(tmp_path: Path) -> Iterator[tuple[PracticeProcess, PracticeProcess]]:
-    a = PracticeProcess(tmp_path / "a", "Dr Alice Martin").start()
-    b = PracticeProcess(tmp_path / "b", "Dr Bob Durand", receipts_read=True).start()
-    a.trust(b)
-    b.trust(a)
-    yield a, b
-    kill_all(a, b)
 
 
 def signed(practice: PracticeProcess, doc_id: str, signer: str) -> dict[str, str]:
@@ -49,15 +40,10 @@ def said(a: PracticeProcess, layer: str) -> dict[str, Any]:
 
 
 def test_kill9_of_either_side_around_later_receipts_loses_and_duplicates_nothing(
-    practices: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
+    processes: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
 ) -> None:
-    a, b = practices
-    ids = []
-    for n in range(LETTERS):
-        path = tmp_path / f"lettre-{n}.txt"
-        path.write_text(f"Compte rendu {n}.\n", encoding="utf-8")
-        ids.append(a.send(b, path, kind="letter"))
-    wait_until(lambda: all(a.outbox_state(doc) == "delivered" for doc in ids), 30)
+    a, b = processes
+    ids = send_letters(a, b, tmp_path, LETTERS)
     b_id = b.identity()["peer_id"]
 
     # B signs "integrated" (902 for the first letter) and dies at once.

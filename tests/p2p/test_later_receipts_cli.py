@@ -10,33 +10,12 @@ recipient's status counts its later receipts not yet with their sender;
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
+from p2p.cli.practice import PracticeProcess, wait_until
 
-from p2p.cli.practice import PracticeProcess, kill_all, wait_until
-
-
-@pytest.fixture
-def practices(tmp_path: Path) -> Iterator[tuple[PracticeProcess, PracticeProcess]]:
-    a = PracticeProcess(tmp_path / "a", "Dr Alice Martin").start()
-    b = PracticeProcess(tmp_path / "b", "Dr Bob Durand", receipts_read=True).start()
-    a.trust(b)
-    b.trust(a)
-    yield a, b
-    kill_all(a, b)
-
-
-def letters(a: PracticeProcess, b: PracticeProcess, tmp_path: Path, count: int) -> list[str]:
-    ids = []
-    for n in range(count):
-        path = tmp_path / f"lettre-{n}.txt"
-        path.write_text(f"Compte rendu {n}.\n", encoding="utf-8")
-        ids.append(a.send(b, path, kind="letter"))
-    wait_until(lambda: all(a.outbox_state(doc) == "delivered" for doc in ids), 30)
-    return ids
+from .conftest import send_letters
 
 
 def outbox(a: PracticeProcess) -> dict[str, dict[str, Any]]:
@@ -46,10 +25,10 @@ def outbox(a: PracticeProcess) -> dict[str, dict[str, Any]]:
 
 
 def test_show_status_and_outbox_carry_integrated_and_read(
-    practices: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
+    processes: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
 ) -> None:
-    a, b = practices
-    first, second, third = letters(a, b, tmp_path, 3)
+    a, b = processes
+    first, second, third = send_letters(a, b, tmp_path, 3)
     b.client.post(f"/v1/documents/{first}/integrated", {})
     b.client.post(f"/v1/documents/{first}/read", {})
     b.client.post(f"/v1/documents/{second}/integrated", {"error_code": 902})
@@ -86,10 +65,10 @@ def test_show_status_and_outbox_carry_integrated_and_read(
 
 
 def test_status_counts_the_receipts_waiting_for_a_sender_away(
-    practices: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
+    processes: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
 ) -> None:
-    a, b = practices
-    (doc,) = letters(a, b, tmp_path, 1)
+    a, b = processes
+    (doc,) = send_letters(a, b, tmp_path, 1)
     a.stop()
     answer = b.client.post(f"/v1/documents/{doc}/integrated", {})
     assert answer["receipt"] == "queued"

@@ -15,7 +15,6 @@ import nats.errors
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from nats.aio.client import Client as NATS
 
 from p2p.services.mailbox import rendezvous
 from p2p.services.mailbox.rendezvous import (
@@ -27,8 +26,8 @@ from p2p.services.mailbox.rendezvous import (
     knock_subject,
     session_subject,
 )
-from p2p.storage import mailboxes
 from protocol import LocalIdentity, codec
+from tests.p2p.natsserver import connect_member
 from tests.p2p.test_mailbox_server import Group, group  # noqa: F401 - the fixture
 
 A, B, C = "a" * 20, "b" * 20, "c" * 20
@@ -225,17 +224,7 @@ async def test_the_server_vouches_for_the_box_of_a_pairing_message(
     group: Group,  # noqa: F811 - the fixture
 ) -> None:
     server, keys, homes = group
-
-    async def quiet(*_args: object) -> None:
-        pass
-
-    async def connect(name: str) -> NATS:
-        seed = await asyncio.to_thread(mailboxes.nkey_seed, homes[name])
-        return await nats.connect(
-            server.url, nkeys_seed_str=seed, error_cb=quiet, allow_reconnect=False
-        )
-
-    a, b, x = [await connect(name) for name in ("a", "b", "x")]
+    a, b, x = [await connect_member(server, homes[name]) for name in ("a", "b", "x")]
     a_box, where = keys["a"]["box"], code_rendezvous("123")
     heard = await b.subscribe(f"pli.pair.*.{where}")
     await b.flush()

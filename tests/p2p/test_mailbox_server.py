@@ -7,7 +7,6 @@ read B's mailbox, neither through JetStream nor by subscribing.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -18,13 +17,12 @@ import nats
 import nats.errors
 import nats.js.errors
 import pytest
-from nats.aio.client import Client as NATS
 from nats.js import api
 
 from p2p.services.mailbox import server_config
 from p2p.services.mailbox.connection import STREAM, full, stream_config
 from p2p.storage import mailboxes
-from tests.p2p.natsserver import NatsServer, server_for
+from tests.p2p.natsserver import NatsServer, connect_member, server_for
 
 
 def pli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -80,22 +78,12 @@ async def test_members_in_nobody_else(
     group: Group,
 ) -> None:
     server, keys, homes = group
-
-    async def quiet(*_args: object) -> None:
-        pass
-
-    async def connect(name: str) -> NATS:
-        seed = await asyncio.to_thread(mailboxes.nkey_seed, homes[name])
-        return await nats.connect(
-            server.url, nkeys_seed_str=seed, error_cb=quiet, allow_reconnect=False
-        )
-
-    b = await connect("b")
+    b = await connect_member(server, homes["b"])
     a_box, b_box = keys["a"]["box"], keys["b"]["box"]
     await b.jetstream().add_stream(
         api.StreamConfig(name=STREAM, subjects=[server_config.subject(b_box)])
     )
-    a = await connect("a")
+    a = await connect_member(server, homes["a"])
     ack = await a.jetstream().publish(server_config.subject(b_box, a_box), b"sealed")
     assert ack.stream == STREAM
     assert ack.seq == 1
@@ -105,11 +93,10 @@ async def test_members_in_nobody_else(
             server.url,
             allow_reconnect=False,
             max_reconnect_attempts=0,
-            error_cb=quiet,
             connect_timeout=2,
         )
 
-    x = await connect("x")
+    x = await connect_member(server, homes["x"])
     with pytest.raises(nats.js.errors.NotFoundError):
         await x.jetstream().stream_info(STREAM)
     spy = await x.subscribe(server_config.subject(b_box))
@@ -128,16 +115,7 @@ async def test_a_member_publishes_as_itself_only_and_within_its_share(group: Gro
     server, keys, homes = group
     a_box, b_box, x_box = (keys[name]["box"] for name in ("a", "b", "x"))
 
-    async def quiet(*_args: object) -> None:
-        pass
-
-    async def connect(name: str) -> NATS:
-        seed = await asyncio.to_thread(mailboxes.nkey_seed, homes[name])
-        return await nats.connect(
-            server.url, nkeys_seed_str=seed, error_cb=quiet, allow_reconnect=False
-        )
-
-    b, a, x = await connect("b"), await connect("a"), await connect("x")
+    b, a, x = [await connect_member(server, homes[name]) for name in ("b", "a", "x")]
     await b.jetstream().add_stream(stream_config(b_box, 1, per_sender=2))
     js = a.jetstream(timeout=2)
     for n in range(2):

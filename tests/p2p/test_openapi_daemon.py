@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 
 from p2p.api import openapi
 from p2p.api.scopes import SCOPES
-from p2p.cli.practice import PracticeProcess, kill_all, wait_until
+from p2p.cli.practice import PracticeProcess, paired, wait_until
 
 #: Examples per operation: 12 keep ~45 operations to seconds. A deeper, random run by
 #: hand: PLI_API_EXAMPLES=500 pytest tests/p2p/test_openapi_daemon.py
@@ -79,11 +79,7 @@ def alice(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alice]:
     root = tmp_path_factory.mktemp("contract")
     a = PracticeProcess(root / "a", "Dr Alice Martin", api_listen="127.0.0.1:0")
     b = PracticeProcess(root / "b", "Dr Bob Durand")
-    try:
-        a.start()
-        b.start()
-        a.trust(b)
-        b.trust(a)
+    with paired(a, b):
         letter = root / "lettre.txt"
         letter.write_text("Cher confrère,\n", encoding="utf-8")
         sent, received = a.send(b, letter, "letter"), b.send(a, letter, "letter")
@@ -96,8 +92,6 @@ def alice(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alice]:
         address = a.client.get("/v1/status")["api_tcp"]["address"]
         headers = {"Authorization": f"Bearer {made['token']}"}
         yield Alice(f"http://{address}", headers, sent, received, b.identity()["peer_id"])
-    finally:
-        kill_all(a, b)
 
 
 @schema.parametrize()

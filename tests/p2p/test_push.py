@@ -8,6 +8,7 @@ than it offered, or offers again mid-push, is closed and nothing is stored.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from pathlib import Path
 
@@ -41,6 +42,15 @@ def session(a: Running, b: Running) -> Channel:
     return channel
 
 
+async def first_letter(a: Running, b: Running, tmp_path: Path) -> tuple[str, Path]:
+    """A 10 kB letter sent from ``a`` to ``b`` and delivered: (its id, its file)."""
+    letter = tmp_path / "lettre.txt"
+    letter.write_bytes(os.urandom(10_000))
+    doc_id = await send_file(a, b, letter, kind="letter")
+    await wait_for(lambda: delivered(a, doc_id))
+    return doc_id, letter
+
+
 async def push(channel: Channel, doc_id: bytes, envelope: bytes, size: int) -> None:
     await channel.send(messages.Offer(doc_id, size, push=True))
     await channel.send_bulk(bytes([messages.FrameType.BULK]) + envelope)
@@ -51,10 +61,7 @@ async def test_a_letter_is_pushed_and_a_file_is_accepted_first(
 ) -> None:
     a, b = two
     seen = record_replies(a)
-    letter = tmp_path / "lettre.txt"
-    letter.write_bytes(os.urandom(10_000))
-    doc_id = await send_file(a, b, letter, kind="letter")
-    await wait_for(lambda: delivered(a, doc_id))
+    doc_id, _ = await first_letter(a, b, tmp_path)
     assert [type(m) for m in seen if m.document_id.hex() == doc_id] == [messages.Delivered]
     scan = tmp_path / "scan.bin"
     scan.write_bytes(os.urandom(limits.MAX_PUSHED_ENVELOPE + 1))
@@ -68,10 +75,7 @@ async def test_a_letter_pushed_again_gets_the_stored_receipt_and_the_session_goe
     two: tuple[Running, Running], tmp_path: Path
 ) -> None:
     a, b = two
-    letter = tmp_path / "lettre.txt"
-    letter.write_bytes(os.urandom(10_000))
-    doc_id = await send_file(a, b, letter, kind="letter")
-    await wait_for(lambda: delivered(a, doc_id))
+    doc_id, letter = await first_letter(a, b, tmp_path)
     stored = b.daemon.store.inbox_entry(doc_id, a.daemon.me.peer_id.hex)
     assert stored is not None
     seen = record_replies(a)
@@ -93,21 +97,20 @@ async def test_a_refused_push_drops_its_bytes_and_keeps_the_session(
 ) -> None:
     a, b = two
     seen = record_replies(a)
-    letter = tmp_path / "lettre.txt"
-    letter.write_bytes(os.urandom(10_000))
-    first = await send_file(a, b, letter, kind="letter")
-    await wait_for(lambda: delivered(a, first))
+    first, letter = await first_letter(a, b, tmp_path)
     channel = session(a, b)
-    b.daemon.inbox._max_size = 100  # this practice takes nothing over 100 bytes now
+    limits_before = b.daemon.quota.limits
+    # This practice takes no more documents from a this hour: the first one counts.
+    b.daemon.quota.limits = dataclasses.replace(limits_before, peer_documents_per_hour=1)
     envelope = a.daemon.layout.sent_envelope(first).read_bytes()
     other = os.urandom(16)
     await push(channel, other, envelope, len(envelope))
     await wait_for(lambda: any(m.document_id == other for m in seen))
     refusals = [m for m in seen if m.document_id == other]
     assert [(type(m), getattr(m, "code", None)) for m in refusals] == [
-        (messages.Refuse, "too-large")
+        (messages.Refuse, "rate-limited")
     ]
-    b.daemon.inbox._max_size = limits.MAX_ENVELOPE_SIZE
+    b.daemon.quota.limits = limits_before
     second = await send_file(a, b, letter, kind="letter")
     await wait_for(lambda: delivered(a, second))
     assert session(a, b) is channel
@@ -118,10 +121,7 @@ async def test_more_bytes_than_pushed_close_the_connection_and_nothing_is_stored
     two: tuple[Running, Running], tmp_path: Path
 ) -> None:
     a, b = two
-    letter = tmp_path / "lettre.txt"
-    letter.write_bytes(os.urandom(10_000))
-    first = await send_file(a, b, letter, kind="letter")
-    await wait_for(lambda: delivered(a, first))
+    first, _ = await first_letter(a, b, tmp_path)
     envelope = a.daemon.layout.sent_envelope(first).read_bytes()
     before = len(b.daemon.store.inbox())
     channel = session(a, b)
@@ -140,10 +140,7 @@ async def test_an_offer_before_the_pushed_bytes_closes_the_connection(
     two: tuple[Running, Running], tmp_path: Path
 ) -> None:
     a, b = two
-    letter = tmp_path / "lettre.txt"
-    letter.write_bytes(os.urandom(10_000))
-    first = await send_file(a, b, letter, kind="letter")
-    await wait_for(lambda: delivered(a, first))
+    await first_letter(a, b, tmp_path)
     channel = session(a, b)
     await channel.send(messages.Offer(os.urandom(16), 5000, push=True))
     await channel.send(messages.Offer(os.urandom(16), 5000, push=True))

@@ -9,7 +9,6 @@ still believes it is paired, delivers nothing more.
 
 from __future__ import annotations
 
-import itertools
 import json
 import subprocess
 import sys
@@ -19,20 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from p2p.cli.practice import PracticeProcess, kill_all, wait_until
+from p2p.cli.practice import PracticeProcess, paired, wait_until
 
 
 @pytest.fixture
 def three(tmp_path: Path) -> Iterator[tuple[PracticeProcess, PracticeProcess, PracticeProcess]]:
     nodes = [PracticeProcess(tmp_path / name, f"Dr {name.upper()}") for name in "abc"]
-    try:
-        for node in nodes:
-            node.start()
-        for one, other in itertools.permutations(nodes, 2):
-            one.trust(other)
+    with paired(*nodes):
         yield nodes[0], nodes[1], nodes[2]
-    finally:
-        kill_all(*nodes)
 
 
 def revoked(node: PracticeProcess, who: PracticeProcess) -> bool:

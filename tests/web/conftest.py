@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from p2p.cli.practice import PracticeProcess, kill_all, wait_until
+from p2p.cli.practice import PracticeProcess, paired, wait_until
 from tests.web.visitor import Visitor
 
 T = TypeVar("T")
@@ -55,14 +55,10 @@ class Practice:
 def practices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Practice, Practice]]:
     """The GP (Dr Martin) and the cardiologist (Dr Durand), paired."""
     root: Path = tmp_path_factory.mktemp("web")
-    gp = PracticeProcess(root / "gp", "Dr Martin").start()
-    cardio = PracticeProcess(root / "cardio", "Dr Durand").start()
-    try:
-        gp.trust(cardio)
-        cardio.trust(gp)
+    gp = PracticeProcess(root / "gp", "Dr Martin")
+    cardio = PracticeProcess(root / "cardio", "Dr Durand")
+    with paired(gp, cardio):
         yield Practice(gp), Practice(cardio)
-    finally:
-        kill_all(gp, cardio)
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +67,10 @@ def reading_practices(
 ) -> Iterator[tuple[Practice, Practice]]:
     """The GP, and the cardiologist whose practice sends read receipts (``receipts_read``)."""
     root: Path = tmp_path_factory.mktemp("receipts")
-    gp = PracticeProcess(root / "gp", "Dr Martin").start()
-    cardio = PracticeProcess(root / "cardio", "Dr Durand", receipts_read=True).start()
-    try:
-        gp.trust(cardio)
-        cardio.trust(gp)
+    gp = PracticeProcess(root / "gp", "Dr Martin")
+    cardio = PracticeProcess(root / "cardio", "Dr Durand", receipts_read=True)
+    with paired(gp, cardio):
         yield Practice(gp), Practice(cardio)
-    finally:
-        kill_all(gp, cardio)
 
 
 def delivered(practice: Practice, doc_id: str, timeout: float = 30.0) -> None:

@@ -164,8 +164,6 @@ class MailboxRouting:
         if isinstance(frame, frames.ReceiptFrame):
             doc_hex = frame.doc_id.hex()
             settled = await self._outbox.receipt_arrived(doc_hex, peer_hex, frame.receipt)
-            if settled == "stored":
-                await asyncio.to_thread(self._store.mailbox_receipt, doc_hex, peer_hex)
             await ack.send(connection, drop=settled == "refused")  # refused: never again
             return
         await self._chunk(connection, row, frame, ack)

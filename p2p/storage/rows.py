@@ -111,6 +111,8 @@ class StoredReceipt:
     receipt: bytes
     time: int
     status: str
+    #: The receipt came through a mailbox (shown as the way it came back).
+    by_mailbox: bool = False
 
     @property
     def state(self) -> OutboxState:

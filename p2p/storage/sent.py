@@ -63,12 +63,17 @@ class SentDocuments(Database):
         return from_row(OutboxRow, rows[0]) if rows else None
 
     def delivered_many(self, receipts: list[StoredReceipt]) -> None:
-        """Store several verified receipts in one commit."""
+        """Store several verified receipts in one commit, with the way each came: a
+        reader never sees a document delivered before it knows its receipt's path."""
         with self._tx() as db:
             db.executemany(
                 "UPDATE outbox SET state=:state, receipt=:receipt, receipt_time=:time, "
                 "receipt_status=:status, last_error=NULL WHERE doc_id=:doc_id AND peer_id=:peer_id",
                 [{**asdict(receipt), "state": receipt.state} for receipt in receipts],
+            )
+            db.executemany(
+                "UPDATE mailbox_posts SET receipt_via='mailbox' WHERE doc_id=? AND peer_id=?",
+                [(r.doc_id, r.peer_id) for r in receipts if r.by_mailbox],
             )
 
     def due(self, peer_id: str, now: float) -> list[OutboxRow]:
@@ -158,14 +163,6 @@ class SentDocuments(Database):
             "SELECT doc_id FROM mailbox_posts WHERE peer_id=? AND posted_at>=?", (peer_id, since)
         )
         return {r["doc_id"] for r in rows}
-
-    def mailbox_receipt(self, doc_id: str, peer_id: str) -> None:
-        """Its receipt came back through the mailbox."""
-        with self._tx() as db:
-            db.execute(
-                "UPDATE mailbox_posts SET receipt_via='mailbox' WHERE doc_id=? AND peer_id=?",
-                (doc_id, peer_id),
-            )
 
     def mailbox_posts(self) -> dict[tuple[str, str], tuple[str, str | None]]:
         """(doc, peer) -> (mailbox URL, how its receipt came) for every document posted."""

@@ -419,13 +419,17 @@ class Outbox:
             log.info("resumed a transfer at %d of %d bytes", offset, size)
         return row
 
-    async def _settle(self, ready: list[tuple[OutboxRow, bytes]]) -> None:
+    async def _settle(
+        self, ready: list[tuple[OutboxRow, bytes]], *, by_mailbox: bool = False
+    ) -> None:
         """Verify receipts and store the valid ones in one commit (off the event loop)."""
-        failure = await asyncio.to_thread(self._store_receipts, ready)
+        failure = await asyncio.to_thread(self._store_receipts, ready, by_mailbox)
         if failure is not None:
             raise failure
 
-    def _store_receipts(self, ready: list[tuple[OutboxRow, bytes]]) -> _Retry | None:
+    def _store_receipts(
+        self, ready: list[tuple[OutboxRow, bytes]], by_mailbox: bool
+    ) -> _Retry | None:
         valid: list[StoredReceipt] = []
         failure: _Retry | None = None
         now = int(time.time())
@@ -453,7 +457,10 @@ class Outbox:
                 )
                 failure = _Retry("the receipt did not verify")
                 continue
-            valid.append(StoredReceipt(row.doc_id, row.peer_id, wire, receipt.time, receipt.status))
+            stored = StoredReceipt(
+                row.doc_id, row.peer_id, wire, receipt.time, receipt.status, by_mailbox
+            )
+            valid.append(stored)
             log.info("delivered a document to %s", peer.fingerprint[:5])
         if valid:
             self._store.delivered_many(valid)
@@ -481,7 +488,7 @@ class Outbox:
         if row is None or row.state != OutboxState.QUEUED:
             return "known"
         try:
-            await self._settle([(row, wire)])
+            await self._settle([(row, wire)], by_mailbox=True)
         except _Retry:
             return "refused"
         return "stored"

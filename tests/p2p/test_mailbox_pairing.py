@@ -127,7 +127,8 @@ def test_pair_by_fingerprint_through_the_mailbox(strangers: Strangers, tmp_path:
     assert requester["sas"] == pending["sas"]  # the check code the colleagues compare
     a.client.post("/v1/peers/accept", {"peer": pending["id"], "yes": True})
     assert settled(b, asked["id"])["state"] == "paired"
-    assert peer_names(a) == ["Dr B Durand"]
+    # A stores the new colleague when its own side ends, which may be just after B's.
+    wait_until(lambda: peer_names(a) == ["Dr B Durand"], timeout=30)
     assert peer_names(b) == ["Dr A Martin"]
     doc_id = send_letter(b, a, tmp_path)
     wait_until(lambda: outbox_entry(b, doc_id)["state"] == "delivered", timeout=60)

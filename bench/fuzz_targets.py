@@ -208,7 +208,10 @@ def _mailbox_targets() -> dict[str, tuple[Target, list[bytes]]]:
     plain = b"C" + bytes(16) + (0).to_bytes(8, "big") + (5).to_bytes(8, "big") + b"hello"
     sealed = mailbox.encode_frame(keys.incoming, chunk, nonce=bytes(24))
     return {
-        "mailbox.parse_frame": (mailbox.parse_frame, [plain, b"R" + bytes(16) + b"receipt"]),
+        "mailbox.parse_frame": (
+            mailbox.parse_frame,
+            [plain, b"R" + bytes(16) + b"receipt", b"K" + bytes(16) + b"card"],
+        ),
         "mailbox.decode_frame": (lambda data: mailbox.decode_frame(keys.incoming, data), [sealed]),
     }
 

@@ -13,9 +13,10 @@ pair can derive:
   the peer's (from its signed card, exchanged at pairing), then BLAKE2b with a
   label per use and the direction (sender id ‖ recipient id) as data. One
   secretbox key per direction;
-- ``encode_frame`` / ``decode_frame``: a chunk of a sealed envelope, or a signed
-  receipt, as ``nonce ‖ secretbox(kind ‖ doc id ‖ ...)``; the server sees neither document
-  ids nor receipts, only opaque ids, sizes and times.
+- ``encode_frame`` / ``decode_frame``: a chunk of a sealed envelope, a signed
+  receipt, or the sender's newer signed card, as ``nonce ‖ secretbox(kind ‖ doc
+  id ‖ ...)``; the server sees neither document ids nor receipts, only opaque ids,
+  sizes and times.
 
 The envelope and receipt inside are exactly those of the direct path: the
 receiver verifies them as if they had come over a session. Sans-IO.
@@ -41,9 +42,15 @@ MAX_ENVELOPE = 64 * 1024 * 1024 * 1024
 #: A receipt is small; anything larger is refused before it is parsed.
 MAX_RECEIPT = 4096
 
+#: A signed profile card is small (its fields are bounded, protocol.md §5).
+MAX_CARD = 32 * 1024
+
 KIND_CHUNK = "chunk"
 KIND_RECEIPT = "receipt"
-_CHUNK, _RECEIPT = b"C", b"R"
+KIND_CARD = "card"
+_CHUNK, _RECEIPT, _CARD = b"C", b"R", b"K"
+#: The document id field of a card frame, which names no document.
+NO_DOCUMENT = bytes(16)
 _DOC_ID = 16
 _HEAD = struct.Struct(">QQ")
 
@@ -126,7 +133,15 @@ class ReceiptFrame:
     receipt: bytes
 
 
-Frame = Chunk | ReceiptFrame
+@dataclass(frozen=True)
+class CardFrame:
+    """The sender's newer signed card (it lists its mailboxes), for a peer that no
+    session reaches; the receiver verifies it as a ``card`` message (§7)."""
+
+    card: bytes
+
+
+Frame = Chunk | ReceiptFrame | CardFrame
 
 
 def chunk_count(total: int) -> int:
@@ -138,7 +153,8 @@ def encode_frame(direction: Direction, frame: Frame, *, nonce: bytes) -> bytes:
     """``nonce ‖ secretbox(kind ‖ doc id ‖ ...)``; ``nonce`` is 24 random bytes from the caller.
 
     A chunk's plaintext is ``C ‖ doc id (16) ‖ index (8) ‖ total (8) ‖ bytes``, a
-    receipt's ``R ‖ doc id (16) ‖ receipt``; integers are big-endian.
+    receipt's ``R ‖ doc id (16) ‖ receipt``, a card's ``K ‖ 16 zero bytes ‖ signed
+    card``; integers are big-endian.
     """
     if len(nonce) != _NONCE:
         raise LocalProtocolError("a mailbox nonce is 24 bytes")
@@ -147,6 +163,10 @@ def encode_frame(direction: Direction, frame: Frame, *, nonce: bytes) -> bytes:
             raise LocalProtocolError("a chunk outside its envelope")
         head = _CHUNK + frame.doc_id + _HEAD.pack(frame.index, frame.total)
         plain = head + frame.data
+    elif isinstance(frame, CardFrame):
+        if not 0 < len(frame.card) <= MAX_CARD:
+            raise LocalProtocolError("a card of an impossible size")
+        plain = _CARD + NO_DOCUMENT + frame.card
     else:
         plain = _RECEIPT + frame.doc_id + frame.receipt
     return bytes(secret.SecretBox(direction.key).encrypt(plain, nonce))
@@ -174,6 +194,10 @@ def parse_frame(plain: bytes) -> Frame:
         if not 0 < len(rest) <= MAX_RECEIPT:
             raise MalformedMessage("a mailbox receipt of an impossible size")
         return ReceiptFrame(doc_id, rest)
+    if kind == _CARD:
+        if doc_id != NO_DOCUMENT or not 0 < len(rest) <= MAX_CARD:
+            raise MalformedMessage("a mailbox card of an impossible size")
+        return CardFrame(rest)
     if kind != _CHUNK or len(rest) < _HEAD.size:
         raise MalformedMessage("a mailbox frame of an unknown kind")
     index, total = _HEAD.unpack_from(rest)

@@ -169,6 +169,7 @@ class Daemon:
             mailboxes=lambda: self.mailboxes,
             peer=self._paired_hex,
             later=lambda *arrived: self.receipts.received(*arrived),  # noqa: PLW0108 - built below
+            card_arrived=lambda *arrived: self.peers.card_updated(*arrived),  # noqa: PLW0108
         )
         self.mailboxes = MailboxService(
             config.home,
@@ -223,6 +224,10 @@ class Daemon:
             return {"seq": self.card().seq, "sent_to": 0}
         await self.save_profile(mailboxes=joined)
         peers = self.cards.changed()
+        card = self.card()
+        self.mailbox_routing.post_card_soon(
+            self.store.peers(), card.sign(self.me.identity), card.seq
+        )
         log.info("our card lists %d mailbox(es): sent to %d peer(s)", len(joined), peers)
         return {"seq": self.card().seq, "sent_to": peers}
 

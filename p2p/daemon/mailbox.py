@@ -42,6 +42,8 @@ COMMIT_TIMEOUT = 120.0
 
 #: A later receipt handed to the receipts service: (peer, doc id, receipt, via) -> how it went.
 Later = Callable[[PublicIdentity, bytes, bytes, str], Awaitable[tuple[str, str | None]]]
+#: A signed card a peer left in our mailbox: (peer id hex, card, its wire) -> None.
+CardArrived = Callable[[str, ProfileCard, bytes], None]
 
 
 class LoopLink:
@@ -80,6 +82,7 @@ class MailboxRouting:
         mailboxes: Callable[[], MailboxService],
         peer: Callable[[str], PeerRow | None],
         later: Later | None = None,
+        card_arrived: CardArrived | None = None,
     ) -> None:
         self._store = store
         self._layout = layout
@@ -88,7 +91,9 @@ class MailboxRouting:
         self._mailboxes = mailboxes
         self._peer = peer
         self._later = later
+        self._card_arrived = card_arrived
         self._arriving: dict[tuple[str, bytes], _Arriving] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- sending ------------------------------------------------------------------------
 
@@ -146,6 +151,27 @@ class MailboxRouting:
                 log.info("a mailbox did not take a receipt: %s", type(exc).__name__)
         return False
 
+    def post_card_soon(self, peers: Sequence[PeerRow], wire: bytes, seq: int) -> None:
+        """Leave our new card in each peer's mailbox, in the background: a peer that only
+        a mailbox reaches learns the mailboxes we share now (sessions carry it to the others)."""
+        task = asyncio.create_task(self._post_cards(peers, wire, seq), name="cards by mailbox")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _post_cards(self, peers: Sequence[PeerRow], wire: bytes, seq: int) -> None:
+        service = self._mailboxes()
+        for row in peers:
+            try:
+                url = await service.send_card(ProfileCard.from_wire(row.card), wire, seq)
+            except (OSError, TimeoutError, ConnectionError, RemoteProtocolError) as exc:
+                log.info("could not leave our card in a mailbox: %s", type(exc).__name__)
+                continue
+            except Exception as exc:  # nats-py's own errors: the server said no (full, limits)
+                log.info("a mailbox did not take our card: %s", type(exc).__name__)
+                continue
+            if url is not None:
+                log.info("left our card (seq %d) for %s in %s", seq, row.fingerprint[:5], url)
+
     # --- receiving ----------------------------------------------------------------------
 
     async def handle(
@@ -155,6 +181,9 @@ class MailboxRouting:
         row = self._peer(peer_hex)
         if row is None:
             await ack.send(connection, drop=True)
+            return
+        if isinstance(frame, frames.CardFrame):
+            await ack.send(connection, drop=not self._card(row, frame.card))
             return
         if isinstance(frame, frames.ReceiptFrame) and self._later is not None and _later(frame):
             identity = PublicIdentity(row.identity)
@@ -245,6 +274,20 @@ class MailboxRouting:
         for ack in acks:
             await ack.send(connection, drop=True)
 
+    def _card(self, row: PeerRow, wire: bytes) -> bool:
+        """A card the peer left: stored as one a session carried (if newer); False if
+        it does not verify or names another identity."""
+        try:
+            card = ProfileCard.from_wire(wire)
+        except RemoteProtocolError:
+            return False
+        if card.identity != PublicIdentity(row.identity):
+            log.warning("a card left in a mailbox by %s names another key", row.fingerprint[:5])
+            return False
+        if self._card_arrived is not None:
+            self._card_arrived(row.peer_id, card, wire)
+        return True
+
     def _drop(self, key: tuple[str, bytes]) -> None:
         arriving = self._arriving.pop(key, None)
         if arriving is not None:
@@ -253,6 +296,8 @@ class MailboxRouting:
     def close(self) -> None:
         for key in list(self._arriving):
             self._drop(key)
+        for task in list(self._tasks):
+            task.cancel()
 
 
 def mailbox_rows(store: Store, service: MailboxService) -> list[dict[str, Any]]:

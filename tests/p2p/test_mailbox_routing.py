@@ -99,3 +99,25 @@ def test_shared_mailboxes_are_those_with_a_server_in_common() -> None:
     assert shared(ours, ("nats://n3.msp.fr:4222", one)) == [one, cluster]
     assert shared(ours, ("not a url", "nats://[::1", "nats://h:99999", "")) == []
     assert servers(cluster) == {("n1.msp.fr", 4222), ("n2.msp.fr", 4222), ("n3.msp.fr", 4222)}
+
+
+@pytest.mark.slow
+def test_a_colleague_no_session_reaches_gets_the_new_card_through_a_mailbox(
+    group: Group,
+) -> None:
+    """A leaves the first mailbox while B is off, then goes off itself: B, started
+    alone, learns from the card waiting in the second that A reads only that one."""
+    a, b, first, second = group
+    b.identity()
+    b.stop()
+    left = json.loads(a.pli("--json", "mailbox", "remove", first.url).stdout)
+    b_seed = mailboxes.nkey_seed(b.home)
+    wait_until(lambda: messages_in(second, b_seed) == 1, timeout=30)  # A's card, sealed
+    assert messages_in(first, b_seed) == 0
+    a.stop()
+    b.start()
+    wait_until(lambda: card_mailboxes(b, a) == [second.url], timeout=30)
+    wait_until(lambda: messages_in(second, b_seed) == 0, timeout=30)  # read, acknowledged
+    shown = next(p for p in b.client.get("/v1/peers") if p["peer_id"] == a.identity()["peer_id"])
+    assert shown["online"] is False
+    assert left["card"]["seq"] > 0

@@ -104,3 +104,21 @@ def test_the_largest_chunk_fits_and_one_byte_more_is_refused_unopened() -> None:
         mailbox.decode_frame(BA.incoming, wire + bytes(mailbox.MAX_FRAME - len(wire) + 1))
     with pytest.raises(AuthenticationFailed):  # within the limit, but not sealed by the pair
         mailbox.decode_frame(BA.incoming, bytes(mailbox.MAX_FRAME))
+
+
+def test_a_card_round_trips_and_is_bounded() -> None:
+    card = mailbox.CardFrame(A.card(2, name="A", mailboxes=("nats://h:4222",)).sign(A.identity))
+    wire = mailbox.encode_frame(AB.outgoing, card, nonce=os.urandom(24))
+    assert mailbox.decode_frame(BA.incoming, wire) == card
+    with pytest.raises(MalformedMessage):
+        mailbox.parse_frame(b"K" + bytes(16))  # no card
+    with pytest.raises(MalformedMessage):
+        mailbox.parse_frame(b"K" + bytes(16) + b"x" * (mailbox.MAX_CARD + 1))
+    with pytest.raises(MalformedMessage):
+        mailbox.parse_frame(b"K" + b"\x01" * 16 + b"card")  # a card names no document
+    assert mailbox.parse_frame(b"K" + bytes(16) + b"card") == mailbox.CardFrame(b"card")
+
+
+@given(st.binary(max_size=300))
+def test_any_card_frame_parses_or_is_refused(data: bytes) -> None:
+    check_parses_or_refuses(mailbox.parse_frame, b"K" + bytes(16) + data)

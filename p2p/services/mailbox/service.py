@@ -215,6 +215,17 @@ class MailboxService:
         msg_id = outgoing.message_id(frames.KIND_RECEIPT, doc_id, index)
         return await connection.publish(frames.box_name(card.identity), wire, msg_id)
 
+    async def send_card(self, peer: ProfileCard, wire: bytes, seq: int) -> str | None:
+        """Leave our signed card ``wire`` in the peer's mailbox on the first server we
+        share that takes it (one message id per ``seq``); its URL, or None."""
+        outgoing = self.keys(peer).outgoing
+        frame = frames.encode_frame(outgoing, frames.CardFrame(wire), nonce=nacl.utils.random(24))
+        msg_id = outgoing.message_id(frames.KIND_CARD, frames.NO_DOCUMENT, seq)
+        for connection in self.routes(peer):
+            if await connection.publish(frames.box_name(peer.identity), frame, msg_id):
+                return connection.url
+        return None
+
     # --- state ----------------------------------------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:

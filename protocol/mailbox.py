@@ -12,11 +12,12 @@ pair can derive:
 - ``PairKeys.derive(me, peer_card, ...)``: X25519 between our document key and
   the peer's (from its signed card, exchanged at pairing), then BLAKE2b with a
   label per use and the direction (sender id ‖ recipient id) as data. One
-  secretbox key per direction;
+  AEGIS-256 key per direction;
 - ``encode_frame`` / ``decode_frame``: a chunk of a sealed envelope, a signed
-  receipt, or the sender's newer signed card, as ``nonce ‖ secretbox(kind ‖ doc
-  id ‖ ...)``; the server sees neither document ids nor receipts, only opaque ids,
-  sizes and times.
+  receipt, or the sender's newer signed card, as ``nonce ‖ AEGIS-256(kind ‖ doc
+  id ‖ ...)`` (libsodium, as the session frames: about ten times the speed of
+  secretbox, which cost each side a second per GiB); the server sees neither
+  document ids nor receipts, only opaque ids, sizes and times.
 
 The envelope and receipt inside are exactly those of the direct path: the
 receiver verifies them as if they had come over a session. Sans-IO.
@@ -28,14 +29,16 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from nacl import bindings, exceptions, secret
+from nacl import bindings, exceptions
 
 from .errors import AuthenticationFailed, FrameTooLarge, LocalProtocolError, MalformedMessage
 from .identity import LocalIdentity, ProfileCard, PublicIdentity
 
-#: Envelope bytes per mailbox message (the server's max_payload is well above).
-CHUNK_SIZE = 256 * 1024
-#: The largest frame accepted from a mailbox: a chunk plus its small header and MAC.
+#: Envelope bytes per mailbox message, as a BULK frame of the direct path: the
+#: receiver's inbox takes it in one step, and the server stores 4x fewer messages
+#: than with 256 KiB. The server's ``max_payload`` (2 MiB, ``server_config``) is above.
+CHUNK_SIZE = 1024 * 1024
+#: The largest frame accepted from a mailbox: a chunk plus its small header, nonce and tag.
 MAX_FRAME = CHUNK_SIZE + 1024
 #: The largest envelope announced in a chunk (as the direct path's limit).
 MAX_ENVELOPE = 64 * 1024 * 1024 * 1024
@@ -57,7 +60,9 @@ _HEAD = struct.Struct(">QQ")
 _LABEL_BOX = b"pli/mbox/box"
 _LABEL_KEY = b"pli/mbox/key"
 _LABEL_MSGID = b"pli/mbox/msgid"
-_NONCE = secret.SecretBox.NONCE_SIZE
+#: A mailbox message's nonce: random, 32 bytes (AEGIS-256's nonce is as large as its key).
+NONCE_SIZE: int = bindings.crypto_aead_aegis256_NPUBBYTES
+_TAG_SIZE: int = bindings.crypto_aead_aegis256_ABYTES
 
 
 def box_name(identity: PublicIdentity) -> str:
@@ -150,14 +155,15 @@ def chunk_count(total: int) -> int:
 
 
 def encode_frame(direction: Direction, frame: Frame, *, nonce: bytes) -> bytes:
-    """``nonce ‖ secretbox(kind ‖ doc id ‖ ...)``; ``nonce`` is 24 random bytes from the caller.
+    """``nonce ‖ AEGIS-256(kind ‖ doc id ‖ ...) ‖ tag``; ``nonce`` is ``NONCE_SIZE`` random
+    bytes from the caller.
 
     A chunk's plaintext is ``C ‖ doc id (16) ‖ index (8) ‖ total (8) ‖ bytes``, a
     receipt's ``R ‖ doc id (16) ‖ receipt``, a card's ``K ‖ 16 zero bytes ‖ signed
     card``; integers are big-endian.
     """
-    if len(nonce) != _NONCE:
-        raise LocalProtocolError("a mailbox nonce is 24 bytes")
+    if len(nonce) != NONCE_SIZE:
+        raise LocalProtocolError("a mailbox nonce is 32 bytes")
     if isinstance(frame, Chunk):
         if frame.index >= chunk_count(frame.total) or len(frame.data) > CHUNK_SIZE:
             raise LocalProtocolError("a chunk outside its envelope")
@@ -169,17 +175,21 @@ def encode_frame(direction: Direction, frame: Frame, *, nonce: bytes) -> bytes:
         plain = _CARD + NO_DOCUMENT + frame.card
     else:
         plain = _RECEIPT + frame.doc_id + frame.receipt
-    return bytes(secret.SecretBox(direction.key).encrypt(plain, nonce))
+    sealed: bytes = bindings.crypto_aead_aegis256_encrypt(plain, None, nonce, direction.key)
+    return nonce + sealed
 
 
 def decode_frame(direction: Direction, data: bytes) -> Frame:
     """Open and check one mailbox message. Raises ``RemoteProtocolError``."""
     if len(data) > MAX_FRAME:
         raise FrameTooLarge("a mailbox message is over the size limit")
-    if len(data) < _NONCE + secret.SecretBox.MACBYTES + 1 + _DOC_ID:
+    if len(data) < NONCE_SIZE + _TAG_SIZE + 1 + _DOC_ID:
         raise MalformedMessage("a mailbox message is too short")
+    nonce, sealed = data[:NONCE_SIZE], data[NONCE_SIZE:]
     try:
-        plain = secret.SecretBox(direction.key).decrypt(bytes(data))
+        plain: bytes = bindings.crypto_aead_aegis256_decrypt(
+            bytes(sealed), None, bytes(nonce), direction.key
+        )
     except exceptions.CryptoError:
         raise AuthenticationFailed("a mailbox message did not open") from None
     return parse_frame(plain)

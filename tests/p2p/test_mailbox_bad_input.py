@@ -18,7 +18,7 @@ import nats
 import nats.errors
 import nats.js.errors
 import pytest
-from nacl.secret import SecretBox
+from nacl import bindings
 
 from p2p.cli.practice import wait_until
 from p2p.services.mailbox.server_config import subject
@@ -37,11 +37,13 @@ def hostile(direction: frames.Direction) -> list[tuple[bytes, dict[str, str] | N
     doc = os.urandom(16)
 
     def sealed(plain: bytes) -> bytes:
-        box = SecretBox(direction.key)
-        return bytes(box.encrypt(plain, os.urandom(24)))
+        nonce = os.urandom(frames.NONCE_SIZE)  # sealed by the pair, as encode_frame does
+        return nonce + bindings.crypto_aead_aegis256_encrypt(plain, None, nonce, direction.key)
 
     good = frames.encode_frame(
-        direction, frames.Chunk(doc, 0, 300, MARK * 14 + bytes(6)), nonce=os.urandom(24)
+        direction,
+        frames.Chunk(doc, 0, 300, MARK * 14 + bytes(6)),
+        nonce=os.urandom(frames.NONCE_SIZE),
     )
     return [
         (MARK * 20, None),  # garbage

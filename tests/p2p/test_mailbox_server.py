@@ -22,6 +22,7 @@ from nats.js import api
 from p2p.services.mailbox import server_config
 from p2p.services.mailbox.connection import STREAM, full, stream_config
 from p2p.storage import mailboxes
+from protocol import mailbox as frames
 from tests.p2p.natsserver import NatsServer, connect_member, server_for
 
 
@@ -87,6 +88,8 @@ async def test_members_in_nobody_else(
     ack = await a.jetstream().publish(server_config.subject(b_box, a_box), b"sealed")
     assert ack.stream == STREAM
     assert ack.seq == 1
+    largest = bytes(frames.MAX_FRAME)  # a full 1 MiB chunk: under the server's max_payload
+    assert (await a.jetstream().publish(server_config.subject(b_box, "t1"), largest)).seq == 2
 
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
         await nats.connect(
@@ -104,7 +107,7 @@ async def test_members_in_nobody_else(
     with pytest.raises(nats.errors.TimeoutError):
         await spy.next_msg(timeout=1)
     info = await b.jetstream().stream_info(STREAM)
-    assert info.state.messages == 2  # both reached B's mailbox, and only there
+    assert info.state.messages == 3  # all reached B's mailbox, and only there
     for client in (a, b, x):
         await client.close()
 

@@ -51,7 +51,7 @@ def test_chunk_and_receipt_round_trip() -> None:
     doc = os.urandom(16)
     size = mailbox.CHUNK_SIZE + 10
     last = mailbox.Chunk(doc, 1, size, b"x" * 10)
-    wire = mailbox.encode_frame(AB.outgoing, last, nonce=os.urandom(24))
+    wire = mailbox.encode_frame(AB.outgoing, last, nonce=os.urandom(mailbox.NONCE_SIZE))
     assert doc not in wire
     opened = mailbox.decode_frame(BA.incoming, wire)
     assert opened == last
@@ -60,7 +60,8 @@ def test_chunk_and_receipt_round_trip() -> None:
     receipt = mailbox.ReceiptFrame(doc, b"signed receipt")
     assert (
         mailbox.decode_frame(
-            BA.incoming, mailbox.encode_frame(AB.outgoing, receipt, nonce=os.urandom(24))
+            BA.incoming,
+            mailbox.encode_frame(AB.outgoing, receipt, nonce=os.urandom(mailbox.NONCE_SIZE)),
         )
         == receipt
     )
@@ -69,7 +70,9 @@ def test_chunk_and_receipt_round_trip() -> None:
 def test_a_changed_byte_or_the_wrong_direction_is_refused() -> None:
     wire = bytearray(
         mailbox.encode_frame(
-            AB.outgoing, mailbox.Chunk(bytes(16), 0, 3, b"abc"), nonce=os.urandom(24)
+            AB.outgoing,
+            mailbox.Chunk(bytes(16), 0, 3, b"abc"),
+            nonce=os.urandom(mailbox.NONCE_SIZE),
         )
     )
     with pytest.raises(AuthenticationFailed):
@@ -97,7 +100,7 @@ def test_any_message_parses_or_is_refused(data: bytes) -> None:
 
 def test_the_largest_chunk_fits_and_one_byte_more_is_refused_unopened() -> None:
     full = mailbox.Chunk(bytes(16), 0, mailbox.CHUNK_SIZE, bytes(mailbox.CHUNK_SIZE))
-    wire = mailbox.encode_frame(AB.outgoing, full, nonce=os.urandom(24))
+    wire = mailbox.encode_frame(AB.outgoing, full, nonce=os.urandom(mailbox.NONCE_SIZE))
     assert len(wire) <= mailbox.MAX_FRAME
     assert mailbox.decode_frame(BA.incoming, wire) == full
     with pytest.raises(FrameTooLarge):

@@ -51,7 +51,11 @@ PER_SENDER_MESSAGES = PER_SENDER_BYTES // frames.CHUNK_SIZE
 DEDUP_WINDOW = 24 * 3600.0
 #: A message read but not acknowledged comes again after this long.
 ACK_WAIT = 300.0
-FETCH_BATCH = 16
+#: Messages fetched at once while busy: 8 MiB of chunks, opened together on a worker
+#: thread while the next batch arrives (the server's ``max_pending`` holds well more).
+FETCH_BATCH = 8
+#: A batch smaller than this is opened on the event loop (a letter: no thread hop).
+OPEN_ON_LOOP = 64 * 1024
 PUBLISH_TIMEOUT = 10.0
 #: Seconds between the two attempts at one node when connecting.
 CONNECT_RETRY = 0.5
@@ -80,6 +84,8 @@ SUBSCRIPTION_BYTES = 4 * 1024 * 1024
 Handler = Callable[["Connection", str, frames.Frame, Ack], Awaitable[None]]
 #: A sender's box -> (its peer id hex, the direction that opens its frames).
 Directions = Callable[[], dict[str, tuple[str, frames.Direction]]]
+#: A fetched message, its peer and its frame or why it failed (``_open_all``).
+_Opened = tuple[Msg, str | None, "frames.Frame | RemoteProtocolError | None"]
 
 
 class Refused(Exception):
@@ -109,6 +115,7 @@ class Connection:
         self._handler = handler
         self._directions = directions
         self._nc: NATS | None = None
+        self._js: Any = None  # one JetStream context per session: it holds the async acks
         self.state = "connecting"
         self.message = ""
         self.waiting_in = 0
@@ -172,7 +179,7 @@ class Connection:
             if "authorization" in said or "authentication" in said:
                 raise Refused(f"the mailbox server refused this practice's {self._what}") from None
             raise
-        js = self._nc.jetstream(timeout=PUBLISH_TIMEOUT)
+        js = self._js = self._nc.jetstream(timeout=PUBLISH_TIMEOUT)
         await self._ensure_stream(js)
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_consumer(STREAM, CONSUMER)
@@ -196,8 +203,13 @@ class Connection:
                 self.waiting_in, size = 0, 1
                 continue
             size = FETCH_BATCH  # busy: take what is there, up to a batch
-            for msg in batch:
-                await self._dispatch(msg)
+            directions = self._directions()  # once per batch: it reads every paired card
+            if sum(len(msg.data) for msg in batch) <= OPEN_ON_LOOP:
+                opened = _open_all(directions, batch)
+            else:  # 1 MiB chunks: libsodium releases the GIL, the loop reads on meanwhile
+                opened = await asyncio.to_thread(_open_all, directions, batch)
+            for msg, peer_hex, frame in opened:
+                await self._dispatch(msg, peer_hex, frame)
         raise nats.errors.ConnectionClosedError
 
     async def _ensure_stream(self, js: Any) -> None:
@@ -213,20 +225,18 @@ class Connection:
         info = self._nc._server_info
         return 3 if info.get("cluster") and len(info.get("connect_urls") or []) >= 3 else 1
 
-    async def _dispatch(self, msg: Msg) -> None:
+    async def _dispatch(
+        self, msg: Msg, peer_hex: str | None, frame: frames.Frame | RemoteProtocolError | None
+    ) -> None:
+        """Hand one opened message to the handler, or terminate it (no peer, bad check)."""
         ack = Ack(msg.reply)
-        sender = msg.subject.rsplit(".", 1)[-1]  # the server vouches for it (server_config)
-        known = self._directions().get(sender)
-        if known is None:  # not a paired peer: not ours to keep
+        if peer_hex is None or frame is None:  # no paired peer writes there: not ours to keep
             log.info("mailbox %s: dropped a message for no paired peer", self.url)
             await ack.send(self, drop=True)
             return
-        peer_hex, direction = known
-        try:
-            frame = frames.decode_frame(direction, msg.data)
-        except RemoteProtocolError as exc:
+        if isinstance(frame, RemoteProtocolError):
             log.warning(
-                "mailbox %s: dropped a message that failed its check (%s)", self.url, exc.code
+                "mailbox %s: dropped a message that failed its check (%s)", self.url, frame.code
             )
             await ack.send(self, drop=True)
             return
@@ -239,14 +249,18 @@ class Connection:
 
         Raises ``nats.js.errors.APIError`` when the server refuses it (our share of
         that mailbox, or the mailbox itself, is full: ``full``)."""
-        if self._nc is None or not self.connected:
-            return False
-        js = self._nc.jetstream(timeout=PUBLISH_TIMEOUT)
-        try:
-            await js.publish(subject(box, self._my_box), data, headers={"Nats-Msg-Id": msg_id})
-        except nats.errors.NoRespondersError:
-            return False
-        return True
+        stored = await self.publish_async(box, data, msg_id)
+        return stored is not None and await stored_in_time(stored)
+
+    async def publish_async(self, box: str, data: bytes, msg_id: str) -> asyncio.Future[Any] | None:
+        """Send ``data`` to ``box``'s mailbox without waiting for the server to store it:
+        the future is its acknowledgement (``stored_in_time``). None when not connected."""
+        if self._nc is None or self._js is None or not self.connected:
+            return None
+        future: asyncio.Future[Any] = await self._js.publish_async(
+            subject(box, self._my_box), data, headers={"Nats-Msg-Id": msg_id}
+        )
+        return future
 
     async def raw_publish(self, reply: str, data: bytes) -> None:
         if self._nc is not None and self._nc.is_connected:
@@ -282,7 +296,7 @@ class Connection:
         return end
 
     async def _close(self) -> None:
-        nc, self._nc = self._nc, None
+        nc, self._nc, self._js = self._nc, None, None
         if nc is not None:
             with contextlib.suppress(Exception):  # closing a broken connection
                 await nc.close()
@@ -328,6 +342,37 @@ def full(exc: Exception) -> bool:
 #: JetStream's codes for "maximum messages per subject exceeded" (our share), "resource
 #: limits exceeded for account" (the member's quota) and "insufficient resources" (the disk).
 _FULL = frozenset({10077, 10002, 10047})
+
+
+async def stored_in_time(stored: asyncio.Future[Any]) -> bool:
+    """Whether the server stored a message sent with ``publish_async``: True, False when
+    that member is not on this server; raises what the server said (full, limits) or
+    ``TimeoutError`` after ``PUBLISH_TIMEOUT`` (the future is then cancelled)."""
+    try:
+        await asyncio.wait_for(stored, PUBLISH_TIMEOUT)
+    except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError):
+        return False
+    return True
+
+
+def _open_all(
+    directions: dict[str, tuple[str, frames.Direction]], batch: list[Msg]
+) -> list[_Opened]:
+    """Each message with its peer and its frame, or why it failed its check (both None:
+    no paired peer writes there). Pure: runs on a worker thread for a batch of chunks."""
+    opened: list[_Opened] = []
+    for msg in batch:
+        sender = msg.subject.rsplit(".", 1)[-1]  # the server vouches for it (server_config)
+        known = directions.get(sender)
+        if known is None:
+            opened.append((msg, None, None))
+            continue
+        peer_hex, direction = known
+        try:
+            opened.append((msg, peer_hex, frames.decode_frame(direction, msg.data)))
+        except RemoteProtocolError as exc:
+            opened.append((msg, peer_hex, exc))
+    return opened
 
 
 def credential_options(seed: str, creds: Path | None) -> dict[str, Any]:

@@ -32,7 +32,12 @@ from p2p.errors import BadInput
 SUBJECT_ROOT = "pli.box"
 #: Pairing through the mailbox: ``pli.pair.<box>.<rendezvous>[.<session>]``, core NATS only.
 PAIRING_ROOT = "pli.pair"
-MAX_PAYLOAD = 1024 * 1024
+#: Above a mailbox message (``protocol.mailbox.MAX_FRAME``, a 1 MiB chunk and its header).
+MAX_PAYLOAD = 2 * 1024 * 1024
+#: What the server buffers for one client: a fetch of ``FETCH_BATCH`` 1 MiB chunks and
+#: the acknowledgements of a sender's ``PUBLISH_WINDOW`` fit with room, or the server
+#: would cut a busy reader as a slow consumer.
+MAX_PENDING = "64MB"
 DEFAULT_LISTEN = "0.0.0.0:4222"
 DEFAULT_STORE_DIR = "/var/lib/nats/pli"
 DEFAULT_QUOTA_GB = 10
@@ -116,7 +121,7 @@ def render(
         f"server_name: {q(server_name)}",
         f"listen: {q(listen)}",
         f"max_payload: {MAX_PAYLOAD}",
-        "max_pending: 16MB",
+        f"max_pending: {MAX_PENDING}",
         'write_deadline: "10s"',
         "jetstream {",
         f"  store_dir: {q(store_dir)}",

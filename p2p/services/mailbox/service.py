@@ -3,7 +3,8 @@
 ``MailboxService`` keeps one ``Connection`` per mailbox in ``mailboxes.json``
 and follows that file (``reload``: joining or leaving needs no restart). It
 posts a sealed envelope to a peer's mailbox chunk by chunk, reading the file as
-it goes (memory stays constant in the file size), each chunk with a
+it goes (memory stays constant in the file size: ``PUBLISH_WINDOW`` chunks in
+flight at most), each chunk with a
 ``Nats-Msg-Id`` the server de-duplicates on, so a post cut by a crash and done
 again stores each chunk once. What arrives in our own mailbox goes to the
 handler the daemon gives (``daemon/mailbox.py``), which feeds the inbox and the
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,12 +29,17 @@ from p2p.services.mailbox.connection import (
     Handler,
     credential_options,
     full,
+    stored_in_time,
 )
 from p2p.storage import mailboxes
 from protocol import LocalIdentity, ProfileCard, RemoteProtocolError
 from protocol import mailbox as frames
 
 log = logging.getLogger("pli.mailbox")
+
+#: Chunks sent whose storing the server has not acknowledged yet (16 MiB in flight):
+#: the sender streams at the server's pace instead of waiting a round trip per chunk.
+PUBLISH_WINDOW = 16
 
 
 class MailboxFull(Exception):
@@ -180,17 +187,44 @@ class MailboxService:
     async def _post_one(
         self, connection: Connection, card: ProfileCard, doc_id: bytes, path: Path, size: int
     ) -> bool:
-        """Chunk by chunk: each is read and sealed on a worker thread, then published."""
+        """Chunk by chunk, pipelined: while chunk n goes to the server, chunk n + 1 is
+        read and sealed on a worker thread, and up to ``PUBLISH_WINDOW`` chunks wait for
+        the server's acknowledgement at once (not one round trip per chunk)."""
         outgoing = self.keys(card).outgoing
         box = frames.box_name(card.identity)
+        count = frames.chunk_count(size)
         handle = await asyncio.to_thread(path.open, "rb")
+        stored: deque[asyncio.Future[Any]] = deque()
+
+        def seal(index: int) -> asyncio.Future[bytes]:
+            return asyncio.ensure_future(
+                asyncio.to_thread(_sealed_chunk, handle, outgoing, doc_id, index, size)
+            )
+
+        sealing = seal(0)
         try:
-            for index in range(frames.chunk_count(size)):
-                wire = await asyncio.to_thread(_sealed_chunk, handle, outgoing, doc_id, index, size)
+            for index in range(count):
+                wire = await sealing
+                if index + 1 < count:
+                    sealing = seal(index + 1)
                 msg_id = outgoing.message_id(frames.KIND_CHUNK, doc_id, index)
-                if not await connection.publish(box, wire, msg_id):
+                ack = await connection.publish_async(box, wire, msg_id)
+                if ack is None:
+                    return False
+                stored.append(ack)
+                # The first chunk is awaited: a server on which the peer is no member
+                # says so before more is sent.
+                while stored and (index == 0 or len(stored) >= PUBLISH_WINDOW):
+                    if not await stored_in_time(stored.popleft()):
+                        return False
+            while stored:
+                if not await stored_in_time(stored.popleft()):
                     return False
         finally:
+            for ack in stored:
+                ack.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await sealing  # its thread is done with the handle before it is closed
             await asyncio.to_thread(handle.close)
         return True
 
@@ -210,7 +244,9 @@ class MailboxService:
         """
         outgoing = self.keys(card).outgoing
         wire = frames.encode_frame(
-            outgoing, frames.ReceiptFrame(doc_id, receipt), nonce=nacl.utils.random(24)
+            outgoing,
+            frames.ReceiptFrame(doc_id, receipt),
+            nonce=nacl.utils.random(frames.NONCE_SIZE),
         )
         msg_id = outgoing.message_id(frames.KIND_RECEIPT, doc_id, index)
         return await connection.publish(frames.box_name(card.identity), wire, msg_id)
@@ -253,4 +289,4 @@ def _sealed_chunk(
     chunk = frames.Chunk(doc_id, index, size, data)
     if len(data) != min(frames.CHUNK_SIZE, size - chunk.offset):
         raise OSError("the sent envelope is shorter than recorded")
-    return frames.encode_frame(outgoing, chunk, nonce=nacl.utils.random(24))
+    return frames.encode_frame(outgoing, chunk, nonce=nacl.utils.random(frames.NONCE_SIZE))

@@ -21,7 +21,7 @@ import pytest
 from nacl import bindings
 
 from p2p.cli.practice import wait_until
-from p2p.services.mailbox.server_config import subject
+from p2p.services.mailbox.server_config import MAX_PAYLOAD, subject
 from p2p.storage import keystore, mailboxes
 from protocol import ProfileCard
 from protocol import mailbox as frames
@@ -70,7 +70,7 @@ async def publish_all(
         with pytest.raises(nats.js.errors.APIError, match="maximum"):  # the stream's limit
             await js.publish(target, MARK * (frames.MAX_FRAME // len(MARK) + 1))
         with pytest.raises(nats.errors.MaxPayloadError):  # the server's max_payload
-            await js.publish(target, bytes(2 * 1024 * 1024))
+            await js.publish(target, bytes(MAX_PAYLOAD + 1))
         for data, headers in hostile(direction):
             await js.publish(target, data, headers=headers)
     finally:

@@ -89,7 +89,7 @@ async def test_members_in_nobody_else(
     assert ack.stream == STREAM
     assert ack.seq == 1
     largest = bytes(frames.MAX_FRAME)  # a full 1 MiB chunk: under the server's max_payload
-    assert (await a.jetstream().publish(server_config.subject(b_box, "t1"), largest)).seq == 2
+    assert (await a.jetstream().publish(server_config.subject(b_box, a_box), largest)).seq == 2
 
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
         await nats.connect(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -115,7 +116,10 @@ class Connection:
         self._handler = handler
         self._directions = directions
         self._nc: NATS | None = None
-        self._js: Any = None  # one JetStream context per session: it holds the async acks
+        # The server's answers to our publications, by reply subject (one inbox a session).
+        self._acks: dict[str, asyncio.Future[Msg]] = {}
+        self._ack_inbox = ""
+        self._published = 0
         self.state = "connecting"
         self.message = ""
         self.waiting_in = 0
@@ -179,7 +183,8 @@ class Connection:
             if "authorization" in said or "authentication" in said:
                 raise Refused(f"the mailbox server refused this practice's {self._what}") from None
             raise
-        js = self._js = self._nc.jetstream(timeout=PUBLISH_TIMEOUT)
+        js = self._nc.jetstream(timeout=PUBLISH_TIMEOUT)
+        await self._listen_for_acks(self._nc)
         await self._ensure_stream(js)
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_consumer(STREAM, CONSUMER)
@@ -255,12 +260,29 @@ class Connection:
     async def publish_async(self, box: str, data: bytes, msg_id: str) -> asyncio.Future[Any] | None:
         """Send ``data`` to ``box``'s mailbox without waiting for the server to store it:
         the future is its acknowledgement (``stored_in_time``). None when not connected."""
-        if self._nc is None or self._js is None or not self.connected:
+        if self._nc is None or not self._ack_inbox or not self.connected:
             return None
-        future: asyncio.Future[Any] = await self._js.publish_async(
-            subject(box, self._my_box), data, headers={"Nats-Msg-Id": msg_id}
+        self._published += 1
+        reply = f"{self._ack_inbox}.{self._published}"
+        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        self._acks[reply] = future
+        future.add_done_callback(lambda _done: self._acks.pop(reply, None))
+        await self._nc.publish(
+            subject(box, self._my_box), data, reply=reply, headers={"Nats-Msg-Id": msg_id}
         )
         return future
+
+    async def _listen_for_acks(self, nc: NATS) -> None:
+        """One subscription a session for the server's answers to ``publish_async``
+        (nats-py's own loses the server's refusals: its reply handler raises them)."""
+        self._ack_inbox = nc.new_inbox()
+
+        async def answered(msg: Msg) -> None:
+            future = self._acks.get(msg.subject)
+            if future is not None and not future.done():
+                future.set_result(msg)
+
+        await nc.subscribe(self._ack_inbox + ".>", cb=answered)
 
     async def raw_publish(self, reply: str, data: bytes) -> None:
         if self._nc is not None and self._nc.is_connected:
@@ -296,7 +318,9 @@ class Connection:
         return end
 
     async def _close(self) -> None:
-        nc, self._nc, self._js = self._nc, None, None
+        nc, self._nc, self._ack_inbox = self._nc, None, ""
+        for future in list(self._acks.values()):  # never answered: the post stops
+            future.set_exception(nats.errors.ConnectionClosedError())
         if nc is not None:
             with contextlib.suppress(Exception):  # closing a broken connection
                 await nc.close()
@@ -344,14 +368,19 @@ def full(exc: Exception) -> bool:
 _FULL = frozenset({10077, 10002, 10047})
 
 
-async def stored_in_time(stored: asyncio.Future[Any]) -> bool:
+async def stored_in_time(stored: asyncio.Future[Msg]) -> bool:
     """Whether the server stored a message sent with ``publish_async``: True, False when
-    that member is not on this server; raises what the server said (full, limits) or
-    ``TimeoutError`` after ``PUBLISH_TIMEOUT`` (the future is then cancelled)."""
+    that member is not on this server; raises what the server said (``APIError``: full,
+    limits) or ``TimeoutError`` after ``PUBLISH_TIMEOUT`` (the future is then cancelled)."""
+    answer = await asyncio.wait_for(stored, PUBLISH_TIMEOUT)
+    if answer.headers and answer.headers.get(api.Header.STATUS) == "503":
+        return False  # no responders: the member has no mailbox on this server
     try:
-        await asyncio.wait_for(stored, PUBLISH_TIMEOUT)
-    except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError):
-        return False
+        said = json.loads(answer.data)
+    except ValueError:
+        raise nats.js.errors.APIError(description="an answer that is not JSON") from None
+    if isinstance(said, dict) and "error" in said:
+        nats.js.errors.APIError.from_error(said["error"])  # raises the error's class
     return True
 
 

@@ -5,7 +5,9 @@ profile, exported documents and their sidecars, received letters): a private
 temporary file in the same folder, fsync'd, renamed over the final name or
 hard-linked to a free one (never overwriting), then the folder fsync'd. After
 ``kill -9`` or a power cut the final name holds either nothing or the whole
-file. ``private_home`` makes a home this user's only; the document folders of a
+file. ``write_many`` does the same for a group of small files (letters
+committed together), whose fsyncs run at once (``fsync_all``).
+``private_home`` makes a home this user's only; the document folders of a
 home are laid out here too (``Layout``).
 """
 
@@ -16,7 +18,9 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, Protocol
 
@@ -29,6 +33,37 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+#: Threads that fsync a group's files at once. The filesystem joins fsyncs that
+#: wait together into one journal commit: 64 new 16 KiB files on this ext4 took
+#: 165-254 ms fsync'd one after the other, 9-21 ms by 8 threads at once.
+SYNC_THREADS = 8
+_syncers: list[ThreadPoolExecutor] = []
+_syncers_lock = threading.Lock()
+
+
+def _syncer() -> ThreadPoolExecutor:
+    with _syncers_lock:
+        if not _syncers:  # its threads start on first use, and only as many as needed
+            _syncers.append(ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="pli-fsync"))
+        return _syncers[0]
+
+
+def fsync_all(fds: Sequence[int]) -> None:
+    """fsync every descriptor of ``fds``, concurrently; returns once all are durable.
+
+    Raises the first ``OSError`` (after every fsync has ended, so that no
+    descriptor is still in use when the caller closes it).
+    """
+    if len(fds) <= 1:
+        for fd in fds:
+            os.fsync(fd)
+        return
+    futures = [_syncer().submit(os.fsync, fd) for fd in fds]
+    errors = [exc for future in futures if (exc := future.exception()) is not None]
+    if errors:
+        raise errors[0]
 
 
 def make_private_dir(path: Path) -> Path:
@@ -181,6 +216,46 @@ def _drop_cached(fd: int, end: int) -> None:
     if end > 0 and hasattr(os, "posix_fadvise"):
         with contextlib.suppress(OSError):
             os.posix_fadvise(fd, 0, end, os.POSIX_FADV_DONTNEED)
+
+
+def write_many(
+    files: Sequence[tuple[Path, bytes | bytearray | memoryview]], *, sync_dir: bool = True
+) -> None:
+    """``write_atomic`` (overwriting) for a group of small files held in memory.
+
+    Each goes to its private temporary file; all are fsync'd at once
+    (``fsync_all``), then renamed to their final names, then their folders
+    fsync'd once each (unless ``sync_dir`` is false). Raises ``StorageError``;
+    a failure before the renames leaves none of the temporaries.
+    """
+    tmps = [path.with_name(f".{path.name[:64]}.{secrets.token_hex(6)}.tmp") for path, _ in files]
+    handles: list[BinaryIO] = []
+    try:
+        try:
+            for tmp, (_, data) in zip(tmps, files, strict=True):
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                handles.append(os.fdopen(fd, "wb"))
+                handles[-1].write(data)
+                handles[-1].flush()
+            fsync_all([handle.fileno() for handle in handles])
+        finally:
+            for handle in handles:
+                handle.close()
+        for tmp, (path, _) in zip(tmps, files, strict=True):
+            _rename(tmp, path)
+        if sync_dir:
+            for folder in {path.parent for path, _ in files}:
+                fsync_dir(folder)
+    except OSError as exc:
+        first = files[0][0]
+        raise StorageError(
+            f"Could not write {len(files)} file(s) in {first.parent}: {exc.strerror or exc}. "
+            "Check that the folder is writable and the disk has free space."
+        ) from exc
+    finally:
+        for tmp in tmps:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
 
 def write_atomic_file(

@@ -190,6 +190,37 @@ def test_sender_killed_during_a_burst_of_letters(
     assert {p.stem for p in sent.glob("*.pli")} == queued  # no envelope left unqueued
 
 
+def test_receiver_killed_during_a_burst_of_letters(
+    practices: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
+) -> None:
+    """kill -9 of the receiver while it commits letters in groups (fsyncs at once)."""
+    a, b = practices
+    letter = tmp_path / "lettre.txt"
+    letter.write_text("Cher confrère, je vous adresse Mme L. pour avis.\n" * 40)
+    body = {"to": [b.identity()["peer_id"]], "kind": "letter", "files": [{"path": str(letter)}]}
+    queued: list[str] = []
+
+    def client() -> None:
+        for _ in range(20):
+            queued.append(a.client.post("/v1/documents", body)["id"])
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    received = b.home / "documents" / "received"
+    wait_until(lambda: len(list(received.glob("*.pli"))) >= 10, timeout=60, interval=0.002)
+    b.kill9()
+    for thread in clients:
+        thread.join(60)
+    b.start()
+    wait_until(lambda: all(a.outbox_state(d) == "delivered" for d in queued), timeout=120)
+    assert sorted(b.inbox_ids()) == sorted(queued)  # each exactly once
+    stored = {p.stem.rpartition("-")[2] for p in received.glob("*.pli")}
+    assert stored == set(queued)  # no envelope without its row, none twice
+    assert not list(received.glob(".*.tmp"))
+    assert exported_hash(b, queued[-1]) == sha256(letter)
+
+
 def test_receiver_down_then_back(
     practices: tuple[PracticeProcess, PracticeProcess], tmp_path: Path
 ) -> None:

@@ -22,7 +22,7 @@ import pytest
 from p2p.cli.export import write_new_file
 from p2p.errors import StorageError
 from p2p.storage import config, files, keystore
-from p2p.storage.files import Layout, write_atomic
+from p2p.storage.files import Layout, fsync_all, write_atomic, write_many
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,6 +115,49 @@ def test_concurrent_writers_of_one_file_never_mix(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["identity.json"]
 
 
+def test_a_group_is_written_whole_private_and_replacing(tmp_path: Path) -> None:
+    received = tmp_path / "received"
+    received.mkdir()
+    (received / "b.pli").write_bytes(b"old")
+    group: list[tuple[Path, bytes | bytearray | memoryview]] = [
+        (received / "a.pli", b"first letter"),
+        (received / "b.pli", bytearray(b"second")),
+        (tmp_path / "c.pli", memoryview(b"third")),
+    ]
+    write_many(group)
+    for path, data in group:
+        assert path.read_bytes() == bytes(data)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in received.iterdir()) == ["a.pli", "b.pli"]
+
+
+def test_a_group_that_fails_leaves_none_of_its_files(tmp_path: Path) -> None:
+    """A folder that cannot be written: nothing of the group is renamed, no temporary stays."""
+    (tmp_path / "b.pli").write_bytes(b"old")
+    group = [
+        (tmp_path / "a.pli", b"one"),
+        (tmp_path / "b.pli", b"two"),
+        (tmp_path / "no" / "c", b""),
+    ]
+    with pytest.raises(StorageError, match="Could not write 3 file"):
+        write_many(group)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.pli"]
+    assert (tmp_path / "b.pli").read_bytes() == b"old"
+
+
+def test_fsync_all_reports_a_failure_after_every_fsync_ended(tmp_path: Path) -> None:
+    handles = [open(tmp_path / f"{i}", "wb") for i in range(4)]  # noqa: SIM115 - closed below
+    try:
+        fsync_all([h.fileno() for h in handles])  # fine, concurrently
+        never_open = 2**30  # above any descriptor limit: EBADF
+        with pytest.raises(OSError, match="Bad file descriptor") as failed:
+            fsync_all([*(h.fileno() for h in handles), never_open])
+        assert failed.value.errno == errno.EBADF
+    finally:
+        for handle in handles:
+            handle.close()
+
+
 def test_a_crash_leftover_is_swept_at_start(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     layout.create()
@@ -147,10 +190,10 @@ def test_keys_and_profile_are_written_private(tmp_path: Path) -> None:
 
 #: ``os`` calls that finish a file (rename, link, fsync): only the writer makes them. The
 #: inbox moves an envelope that was streamed into quarantine as it arrived (it cannot
-#: be handed to the writer as chunks) and fsyncs it before the rename, in its group
-#: commit; the store's database and the API socket are not files we write.
+#: be handed to the writer as chunks) and fsyncs it (``fsync_all``) before the rename, in
+#: its group commit; the store's database and the API socket are not files we write.
 FINISHING = {"replace", "rename", "link", "fsync", "fdatasync"}
-ALLOWED = {"p2p/storage/files.py": FINISHING, "p2p/services/inbox/commit.py": {"replace", "fsync"}}
+ALLOWED = {"p2p/storage/files.py": FINISHING, "p2p/services/inbox/commit.py": {"replace"}}
 
 
 def test_only_the_writer_renames_links_or_fsyncs() -> None:

@@ -2,10 +2,11 @@
 
 One committer thread takes every envelope verified since its last batch: each
 streamed envelope is fsync'd and renamed from quarantine into
-``documents/received/`` (a letter kept in memory is written whole), their
-folders are fsync'd once, and their rows and sealed index entries are committed
-in one transaction. Only then is each signed receipt sent. A batch that fails
-(a full disk) is refused, envelope by envelope, and its partial files deleted.
+``documents/received/`` (a letter kept in memory is written whole), all the
+batch's fsyncs at once (``fsync_all``), their folders are fsync'd once, and
+their rows and sealed index entries are committed in one transaction. Only
+then is each signed receipt sent. A batch that fails (a full disk) is refused,
+envelope by envelope, and its partial files deleted.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from p2p.documents.describe import describe
 from p2p.errors import StorageError
 from p2p.events import Link
 from p2p.services.inbox.quarantine import Quarantine, Transfer, write_failed
-from p2p.storage.files import fsync_dir, write_atomic
+from p2p.storage.files import fsync_all, fsync_dir, write_many
 from p2p.storage.index import IndexKey
 from p2p.storage.quota import REFUSAL_CODES, Quota
 from p2p.storage.store import InboxRow, Store
@@ -141,7 +142,12 @@ class Committer:
         return self._record(batch)
 
     def _make_durable(self, batch: list[_Commit]) -> None:
-        """Each envelope fsync'd and in ``documents/received/``; their folders fsync'd."""
+        """Each envelope fsync'd and in ``documents/received/``; their folders fsync'd.
+
+        The batch's fsyncs run at once (``fsync_all``: the filesystem commits them
+        together), not one after the other.
+        """
+        letters: list[tuple[Path, bytearray]] = []
         moves: list[tuple[Path, Path]] = []
         handles: list[BinaryIO] = []
         folders: set[Path] = set()
@@ -151,18 +157,19 @@ class Committer:
                 doc_hex = transfer.doc_id.hex()
                 final = self._quarantine.layout.received_envelope(transfer.sender, doc_hex)
                 folders.add(final.parent)
-                if transfer.buffer is not None:  # a letter: written whole, the folder fsync'd below
-                    write_atomic(final, [transfer.buffer], sync_dir=False)
+                if transfer.buffer is not None:  # a letter: written whole, below
+                    letters.append((final, transfer.buffer))
                     continue
                 assert transfer.file is not None  # streamed into quarantine as it came
                 transfer.file.flush()
                 handles.append(transfer.file)
                 moves.append((self._quarantine.layout.partial(transfer.sender, doc_hex), final))
-            for handle in handles:
-                os.fsync(handle.fileno())
+            fsync_all([handle.fileno() for handle in handles])
         finally:
             for handle in handles:
                 handle.close()
+        if letters:  # the folder fsync'd below, once
+            write_many(letters, sync_dir=False)
         for partial, final in moves:
             os.replace(partial, final)
         for item in batch:  # out of quarantine: no longer held against the quota

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import pytest
+
+from p2p.errors import StorageError
+from p2p.services.outbox import Attachment, Recipient
+from protocol import ProfileCard
 
 from .conftest import Running, pair, start_daemon, wait_for
 from .test_exchange import delivered, send_file
@@ -57,3 +66,61 @@ async def test_an_envelope_altered_on_the_way_is_refused_and_nothing_is_kept(
     finally:
         await a.stop()
         await b.stop()
+
+
+def _queue(a: Running, b: Running) -> Callable[[Path], Awaitable[str]]:
+    """``Outbox.queue`` of one file for B, as the daemon calls it (after its checks)."""
+    row = a.daemon.peers.find(b.daemon.me.peer_id.hex)
+    recipients = [Recipient(row.peer_id, ProfileCard.from_wire(row.card))]
+
+    def queue(path: Path) -> Awaitable[str]:
+        return a.daemon.outbox.queue(recipients, "letter", {}, [Attachment(path.name, path)])
+
+    return queue
+
+
+async def test_a_letter_that_cannot_be_sealed_fails_alone_in_its_group(
+    two: tuple[Running, Running], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = two
+    letter = tmp_path / "lettre.txt"
+    letter.write_bytes(os.urandom(10_000))
+    gone = tmp_path / "effacee.txt"  # deleted after the daemon's checks, say
+    queue = _queue(a, b)
+    with caplog.at_level(logging.INFO, logger="pli.outbox"):
+        results = await asyncio.gather(
+            *(queue(path) for path in (letter, letter, gone, letter)), return_exceptions=True
+        )
+    assert isinstance(results[2], FileNotFoundError)
+    ids = [result for result in results if isinstance(result, str)]
+    assert len(ids) == 3
+    assert "queued 3 document(s)" in caplog.text  # one group, one commit, the others in it
+    await wait_for(lambda: all(delivered(a, doc_id) for doc_id in ids), timeout=30)
+    assert sorted(row.doc_id for row in b.daemon.store.inbox()) == sorted(ids)
+    sent = a.daemon.layout.sent
+    assert sorted(p.name for p in sent.iterdir()) == sorted(f"{doc_id}.pli" for doc_id in ids)
+
+
+async def test_a_group_whose_commit_fails_queues_none_and_leaves_no_envelope(
+    two: tuple[Running, Running], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = two
+    letter = tmp_path / "lettre.txt"
+    letter.write_bytes(os.urandom(10_000))
+    scan = tmp_path / "scanner.bin"  # not a letter: sealed apart, then in the next group
+    scan.write_bytes(os.urandom(300_000))
+
+    def disk_full(rows: object) -> None:
+        raise StorageError("Could not record the document: the disk is full.")
+
+    monkeypatch.setattr(a.daemon.store, "queue_many", disk_full)
+    queue = _queue(a, b)
+    results = await asyncio.gather(
+        *(queue(path) for path in (letter, scan, letter)), return_exceptions=True
+    )
+    assert all(isinstance(result, StorageError) for result in results), results
+    assert list(a.daemon.layout.sent.iterdir()) == []
+    assert a.daemon.store.outbox() == []
+    monkeypatch.undo()
+    doc_id = await queue(letter)
+    await wait_for(lambda: delivered(a, doc_id), timeout=30)

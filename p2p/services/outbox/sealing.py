@@ -133,11 +133,12 @@ class Sealing:
             raise SealFailed("the document could not be sealed") from self.error
 
     async def started(self) -> int:
-        """The envelope's size, once the sealing thread has opened its file."""
+        """The envelope's size, once the sealing thread has opened its file (a letter,
+        sealed in memory by its group commit: once it is durable)."""
         while True:
             changed = self._changed
             self._check()
-            if self.tmp is not None:
+            if self.tmp is not None or self.rows is not None:
                 return self.size
             await changed.wait()
 

@@ -136,8 +136,6 @@ class Outbox:
                 with contextlib.suppress(KeyError, ValueError):
                     self._sealing[peer_id].remove(sealing)
         sealing.committed({row.peer_id: row for row in sealed.rows})
-        size = sealed.rows[0].size
-        log.info("queued a document for %d recipient(s) (%d bytes)", len(recipients), size)
         self.wake()
         return doc_id.hex()
 

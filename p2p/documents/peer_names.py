@@ -100,6 +100,16 @@ def check_name(name: str, peer_id: str, others: Iterable[Named], me: Named) -> s
     return None
 
 
+def full_peer_id(text: str) -> str | None:
+    """The peer id ``text`` spells out whole (64 hex digits, separators allowed), or None.
+
+    Such a text designates that peer and no other (no name looks like a key), so
+    it can be looked up alone rather than among every peer (``resolve``).
+    """
+    compact = _compact(text.strip()).lower()
+    return compact if len(compact) == 64 and set(compact) <= _HEX else None
+
+
 def resolve(rows: Sequence[N], text: str) -> N:
     """The one peer ``text`` designates (see the module docstring); raises otherwise."""
     needle = text.strip()

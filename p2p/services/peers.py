@@ -46,7 +46,15 @@ class PeerDirectory:
         self._naming = threading.Lock()  # a name is checked and stored as one step
 
     def find(self, text: str, *, states: tuple[PeerState, ...] = (PeerState.PAIRED,)) -> PeerRow:
-        """A peer by fingerprint, peer id or a unique start of one, else by its name."""
+        """A peer by fingerprint, peer id or a unique start of one, else by its name.
+
+        A whole peer id (what programs send, once per ``POST /v1/documents``) reads
+        that one row, not every peer's.
+        """
+        peer_id = naming.full_peer_id(text)
+        if peer_id is not None:
+            row = self.store.peer(peer_id)
+            return naming.resolve([row] if row is not None and row.state in states else [], text)
         return naming.resolve(self.store.peers(states=states), text)
 
     # --- names ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from p2p.documents import peer_names as naming
-from p2p.errors import NotPaired
+from p2p.errors import NotPaired, PeerUnknown
 from protocol import LocalIdentity, messages
 
 from .conftest import Running, pair, start_daemon, wait_for
@@ -124,3 +124,31 @@ def test_a_name_never_shadows_a_fingerprint() -> None:
     mallory = naming.Known("bb" * 32, "ABCDE", "KLMNO-PQRST")
     assert naming.resolve([mallory, alice], "ABCDE") is alice
     assert naming.resolve([mallory, alice], "dr  ALICE") is alice
+
+
+def test_a_whole_peer_id_finds_its_peer_alone_in_any_spelling(tmp_path: Path) -> None:
+    """The fast path (one row read) finds what ``resolve`` among every peer would."""
+    from p2p.services.peers import PeerDirectory
+    from p2p.storage.store import PeerRow, PeerState, Store
+
+    store = Store(tmp_path / "pli.db")
+    me = naming.Known("ee" * 32, "Dr Me", "ZZZZZ-ZZZZZ")
+    peers = PeerDirectory(store, set, lambda: me)
+    for hexid, name, state in (
+        ("ab" * 32, "Dr A", PeerState.PAIRED),
+        ("cd" * 32, "Dr C", PeerState.REMOVED),
+    ):
+        store.save_peer(
+            PeerRow(hexid, b"k", b"c", name, f"{name[-1]}BCDE-FGHIJ", None, (), state, 1)
+        )
+    spaced = " ".join("AB" * 4 for _ in range(8))
+    assert naming.full_peer_id(spaced) == "ab" * 32
+    assert naming.full_peer_id("ab" * 31) is None
+    assert peers.find(spaced).name == "Dr A"
+    assert peers.find("ab" * 32).name == "Dr A"
+    with pytest.raises(PeerUnknown):
+        peers.find("cd" * 32)  # removed: not among the paired peers
+    assert peers.find("cd" * 32, states=(PeerState.REMOVED,)).name == "Dr C"
+    with pytest.raises(PeerUnknown):
+        peers.find("ef" * 32)
+    store.close()

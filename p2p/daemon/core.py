@@ -528,6 +528,7 @@ class Daemon:
 
     async def _cut(self, peer_id: PeerId) -> None:
         """No session with this peer any more, no hint where it is; discovery rechecks."""
+        self.outbox.forget(peer_id.hex)  # what was queued to it is cancelled
         await self.transport.disconnect(peer_id)
         self.dialler.seen.pop(peer_id.hex, None)
         if self.discovery is not None:

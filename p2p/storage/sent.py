@@ -85,6 +85,14 @@ class SentDocuments(Database):
         )
         return [from_row(OutboxRow, row) for row in rows]
 
+    def next_attempt(self, peer_id: str) -> float | None:
+        """The earliest next attempt of the documents queued for ``peer_id``; None if none."""
+        rows = self._query(
+            "SELECT min(next_attempt) FROM outbox WHERE state=? AND peer_id=?",
+            (OutboxState.QUEUED, peer_id),
+        )
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
     def due_peers(self) -> list[tuple[str, float]]:
         """(peer, earliest next attempt) for every peer with queued documents."""
         rows = self._query(

@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,3 +125,29 @@ async def test_a_group_whose_commit_fails_queues_none_and_leaves_no_envelope(
     monkeypatch.undo()
     doc_id = await queue(letter)
     await wait_for(lambda: delivered(a, doc_id), timeout=30)
+
+
+async def test_a_burst_is_scheduled_from_memory_not_by_asking_the_store_each_time(
+    two: tuple[Running, Running], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What is due was read once at start: a burst does not re-read every queued row per
+    letter (each wake, each pass), and each letter is offered once."""
+    a, b = two
+    store = a.daemon.store
+    reads: list[str] = []
+    for name in ("due_peers", "due"):
+        original = getattr(store, name)
+
+        def counted(*args: object, name: str = name, original: Any = original) -> Any:
+            reads.append(name)
+            return original(*args)
+
+        monkeypatch.setattr(store, name, counted)
+    letter = tmp_path / "lettre.txt"
+    letter.write_bytes(os.urandom(10_000))
+    queue = _queue(a, b)
+    ids = await asyncio.gather(*(queue(letter) for _ in range(60)))
+    await wait_for(lambda: all(delivered(a, doc_id) for doc_id in ids), timeout=30)
+    assert "due_peers" not in reads
+    assert reads.count("due") <= 3  # once per sender started (the first letters start one)
+    assert sorted(row.doc_id for row in b.daemon.store.inbox()) == sorted(ids)

@@ -88,6 +88,13 @@ class Outbox:
         self._retry_max = retry_max
         self._wake = asyncio.Event()
         self._senders: dict[str, asyncio.Task[None]] = {}
+        # What is due, kept here rather than asked of the store at every wake (a burst
+        # of letters wakes the outbox once per letter): by peer, the earliest next
+        # attempt of its queued rows (read from the store once at start, then again
+        # only when one of its senders ends), and the rows queued since its sender
+        # last read the store.
+        self._next: dict[str, float] = {}
+        self._fresh: dict[str, list[OutboxRow]] = {}
         self._sealing: dict[str, list[Sealing]] = {}  # by recipient, not yet taken by a sender
         self._queueing = Queueing(store, layout, me)
         self._born = time.time()
@@ -136,6 +143,9 @@ class Outbox:
                 with contextlib.suppress(KeyError, ValueError):
                     self._sealing[peer_id].remove(sealing)
         sealing.committed({row.peer_id: row for row in sealed.rows})
+        for row in sealed.rows:  # due at once (a sender that took it early skips it)
+            self._fresh.setdefault(row.peer_id, []).append(row)
+            self._next[row.peer_id] = 0.0
         self.wake()
         return doc_id.hex()
 
@@ -169,6 +179,11 @@ class Outbox:
             self._retry_now.add(peer_id)
         self._wake.set()
 
+    def forget(self, peer_id: str) -> None:
+        """The peer was removed or revoked (its queued rows cancelled): nothing is due to it."""
+        self._fresh.pop(peer_id, None)
+        self._next.pop(peer_id, None)
+
     async def retry(self, doc_id: str, peer_id: str) -> None:
         """Try this recipient again now (``POST /v1/outbox/{doc}/{peer}/retry``)."""
         await self._queued_row(doc_id, peer_id, "retried")
@@ -182,6 +197,8 @@ class Outbox:
         reason = "cancelled by the sender"
         if not await asyncio.to_thread(self._store.cancel_queued, doc_id, peer_id, reason):
             raise BadInput("It was delivered meanwhile, so it cannot be cancelled any more.")
+        fresh = self._fresh.get(peer_id, [])
+        fresh[:] = [row for row in fresh if row.doc_id != doc_id]
 
     async def _queued_row(self, doc_id: str, peer_id: str, what: str) -> OutboxRow:
         rows = await asyncio.to_thread(self._store.outbox)
@@ -196,17 +213,36 @@ class Outbox:
 
     async def _reset_retries(self) -> None:
         while self._retry_now:
-            await asyncio.to_thread(self._store.retry_now, self._retry_now.pop())
+            peer_id = self._retry_now.pop()
+            await asyncio.to_thread(self._store.retry_now, peer_id)
+            if peer_id in self._next:
+                self._next[peer_id] = 0.0
+
+    async def _seed(self) -> None:
+        """What is due to whom, from the store: once, as the outbox starts."""
+        for peer_id, earliest in await asyncio.to_thread(self._store.due_peers):
+            self._next[peer_id] = min(earliest, self._next.get(peer_id, earliest))
+
+    async def _reread(self, peer_id: str) -> None:
+        """The peer's earliest next attempt from the store, as its sender ends."""
+        earliest = await asyncio.to_thread(self._store.next_attempt, peer_id)
+        if self._fresh.get(peer_id):  # queued meanwhile: due at once
+            earliest = 0.0
+        if earliest is None:
+            self._next.pop(peer_id, None)
+        else:
+            self._next[peer_id] = earliest
 
     async def run(self) -> None:
         """Start a sender for every peer with due documents, forever."""
         try:
+            await self._seed()
             while True:
                 self._wake.clear()
                 await self._reset_retries()
                 now = time.time()
                 next_due = now + self._retry_max
-                due = dict(self._store.due_peers())
+                due = dict(self._next)
                 # A document being sealed goes at once, unless its peer is backing off
                 # (unreachable): then it waits for that peer's next attempt, queued.
                 for peer_id, docs in self._sealing.items():
@@ -229,28 +265,56 @@ class Outbox:
                     await task
 
     async def _send_all(self, peer_id: str) -> None:
+        """Offer the peer what is due to it until nothing is; then what is left, and when.
+
+        The store is read once, as the sender starts (what earlier attempts left);
+        then only the documents queued meanwhile are taken (``_fresh``). A row
+        committed just as the store was read, or of a document taken while it was
+        sealing, comes in both ways: it is sent once.
+        """
         try:
+            due = await asyncio.to_thread(self._store.due, peer_id, time.time())
+            seen = {row.doc_id for row in due}  # each comes once more at most, if fresh
             while True:
                 # Documents still being sealed first: their senders are waiting for them.
                 early = [Early(s, peer_id) for s in self._sealing.pop(peer_id, [])]
                 taken = {item.doc_id for item in early}
-                due = [r for r in self._store.due(peer_id, time.time()) if r.doc_id not in taken]
+                seen.update(taken)
+                for row in self._fresh.pop(peer_id, []):
+                    if row.doc_id in seen:
+                        seen.discard(row.doc_id)
+                    else:
+                        due.append(row)
+                # Committed just as the store was read, before its sealing was let go of:
+                # it is among the early ones already.
+                due = [row for row in due if row.doc_id not in taken]
                 if not due and not early:
-                    return
-                try:
-                    link = await self._connect(peer_id)
-                    await self._deliver_all(link, [*early, *due])
-                except (PeerUnreachable, ConnectionError, TimeoutError, _Retry) as exc:
-                    # A document not yet durable has no row: once it has, it is due.
-                    due += [i.sealing.rows[peer_id] for i in early if i.sealing.rows is not None]
-                    error = str(exc) or exc.__class__.__name__
-                    if self._fallback is not None and isinstance(exc, PeerUnreachable):
-                        note = await self._fallback(peer_id, due)
-                        error = error if note is None else f"{error} {note}"
-                    await asyncio.to_thread(self._backoff, due, error)
-                    return
+                    break
+                if not await self._attempt(peer_id, early, due):
+                    break
+                due = []
+            await self._reread(peer_id)
         finally:
             self._wake.set()
+
+    async def _attempt(self, peer_id: str, early: list[Early], due: list[OutboxRow]) -> bool:
+        """One connection's delivery of ``early`` and ``due``; False if it failed (backing off)."""
+        try:
+            link = await self._connect(peer_id)
+            await self._deliver_all(link, [*early, *due])
+        except (PeerUnreachable, ConnectionError, TimeoutError, _Retry) as exc:
+            # A document not yet durable has no row: once it has, it is due.
+            due += [i.sealing.rows[peer_id] for i in early if i.sealing.rows is not None]
+            error = str(exc) or exc.__class__.__name__
+            if self._fallback is not None and isinstance(exc, PeerUnreachable):
+                note = await self._fallback(peer_id, due)
+                error = error if note is None else f"{error} {note}"
+            await asyncio.to_thread(self._backoff, due, error)
+            failed = {row.doc_id for row in due}  # not again before their next attempt
+            fresh = self._fresh.get(peer_id, [])
+            fresh[:] = [row for row in fresh if row.doc_id not in failed]
+            return False
+        return True
 
     def _backoff(self, rows: Sequence[OutboxRow], error: str) -> None:
         """Record the failed attempt and when to try next (a commit: worker thread)."""

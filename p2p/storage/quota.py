@@ -103,6 +103,9 @@ class Quota:
         self._by_sender: Counter[str] = Counter()
         self._refusals = _Refusals(Counter())
         self._admitted: dict[str, dict[str, float]] = {}  # sender -> doc id -> when
+        # Bytes stored from each sender: summed from the database at the first admission
+        # (before any commit: a commit follows an admission), then counted by ``stored``.
+        self._stored: Counter[str] | None = None
         self._logged: dict[tuple[str, str], float] = {}  # (sender, code) -> last logged
 
     # --- admission ------------------------------------------------------------------
@@ -117,9 +120,13 @@ class Quota:
 
     def _admit(self, sender: str, doc_id: str, size: int, in_flight: int) -> str | None:
         now = self._clock()
-        stored = self._store.peer_stored_bytes(sender)
+        if self._stored is None:
+            seeded = Counter(self._store.stored_by_sender())
+            with self._lock:
+                self._stored = seeded
         key = (sender[:32], doc_id)
         with self._lock:
+            stored = self._stored[sender]
             held = self._by_sender[key[0]] - self._partials.get(key, 0)
         admitted = self._admitted_last_hour(sender, now)
         if doc_id not in admitted and len(admitted) >= self.limits.peer_documents_per_hour:
@@ -167,6 +174,12 @@ class Quota:
         found = os.statvfs(self._layout.quarantine)
         inodes = found.f_favail if found.f_files else MIN_FREE_INODES  # no inode count: no limit
         return found.f_bavail * found.f_frsize, inodes
+
+    def stored(self, sender: str, size: int) -> None:
+        """A new envelope of ``size`` bytes from ``sender`` was committed (any thread)."""
+        with self._lock:
+            if self._stored is not None:  # else the first admission sums it from the database
+                self._stored[sender] += size
 
     # --- partial transfers ----------------------------------------------------------
 

@@ -145,10 +145,10 @@ class ReceivedDocuments(Database):
         rows = self._query("SELECT sender, sealed FROM inbox_index WHERE doc_id=?", (doc_id,))
         return [(str(row["sender"]), bytes(row["sealed"])) for row in rows]
 
-    def peer_stored_bytes(self, sender: str) -> int:
-        """Bytes of the envelopes stored from ``sender``."""
-        row = self._query("SELECT coalesce(sum(size), 0) AS n FROM inbox WHERE sender=?", (sender,))
-        return int(row[0]["n"])
+    def stored_by_sender(self) -> dict[str, int]:
+        """Bytes of the envelopes stored from each sender (the quota's counters, at start)."""
+        rows = self._query("SELECT sender, sum(size) AS n FROM inbox GROUP BY sender")
+        return {str(row["sender"]): int(row["n"]) for row in rows}
 
     def received_since(self, sender: str, since: int) -> dict[str, float]:
         """Documents received from ``sender`` since ``since``: doc id -> when."""

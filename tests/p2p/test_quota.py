@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from p2p.services.outbox import REFUSALS
-from p2p.storage.quota import DISK_FULL, QUOTA_FULL, RATE_LIMITED
+from p2p.storage.quota import DISK_FULL, QUOTA_FULL, RATE_LIMITED, Limits, Quota
 from p2p.storage.store import OutboxRow
 
 from .clirun import run
@@ -82,6 +82,31 @@ async def test_peer_quota_counts_stored_and_partial_bytes(tmp_path: Path) -> Non
         assert info["refusals"]["by_code"][QUOTA_FULL] >= 1
         assert info["disk"]["quarantine"] == 500_000
         assert info["disk"]["received"] == row(a, first).size
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_the_bytes_stored_from_a_peer_are_counted_again_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """The per-peer count is kept in memory: a new quota sums it from the database first."""
+    a, b = await start_pair(tmp_path, peer_quota_mib=1)
+    scan = tmp_path / "scan.bin"
+    scan.write_bytes(os.urandom(400_000))
+    sender = a.daemon.me.peer_id.hex
+    try:
+        first = await send_file(a, b, scan)
+        await wait_for(lambda: delivered(a, first))
+        limits = Limits(peer_quota=1024 * 1024, disk_reserve=0)
+        again = Quota(b.daemon.store, b.daemon.layout, limits)  # as after a restart
+        assert await asyncio.to_thread(again.admit, sender, "cd" * 16, 500_000, in_flight=0) is None
+        too_much = await asyncio.to_thread(again.admit, sender, "ef" * 16, 700_000, in_flight=0)
+        assert too_much == QUOTA_FULL
+        again.stored(sender, 500_000)  # the first one committed: counted from here on
+        assert await asyncio.to_thread(again.admit, sender, "ab" * 16, 200_000, in_flight=0) == (
+            QUOTA_FULL
+        )
     finally:
         await a.stop()
         await b.stop()

@@ -204,7 +204,9 @@ class Committer:
             sealed.append(self._index.seal(row.doc_id, transfer.sender, describe(verified.meta)))
         new = self._store.received_many(rows, sealed)
         for index, (item, row, fresh) in enumerate(zip(batch, rows, new, strict=True)):
-            if not fresh:  # a concurrent connection stored it first: answer with that receipt
+            if fresh:
+                self._quota.stored(row.sender, row.size)
+            else:  # a concurrent connection stored it first: answer with that receipt
                 stored = self._store.inbox_entry(row.doc_id, row.sender)
                 receipts[index] = stored.receipt if stored is not None else receipts[index]
             self._announce(item, row, fresh)

@@ -383,11 +383,13 @@ class Pair:
     def burst(self, path: Path, count: int, clients: int) -> Burst:
         """Queue ``count`` letters while B is running, then wait for the last receipt."""
         base = self.a.delivered()
+        cpu = self.a.cpu_seconds(), self.b.cpu_seconds()
         started = time.perf_counter()
         self.queue_many(path, count, clients)
         queued = time.perf_counter()
         done = self.wait_delivered(base + count, POLL_FILE, 60 + count)
-        return Burst(count, done - started, queued - started, done - queued)
+        used = self.a.cpu_seconds() - cpu[0], self.b.cpu_seconds() - cpu[1]
+        return Burst(count, done - started, queued - started, done - queued, used)
 
     def drain(self, path: Path, count: int, clients: int) -> Burst:
         """Queue ``count`` letters while B is stopped; restart B; time the delivery alone.
@@ -404,9 +406,11 @@ class Pair:
         self.b.reset_peak()
         self.a.reset_peak()
         woken = time.perf_counter()
+        cpu = self.a.cpu_seconds(), self.b.cpu_seconds()
         self.a.trust(self.b)
         done = self.wait_delivered(base + count, POLL_FILE, 60 + count)
-        return Burst(count, done - woken, queued - started, done - woken)
+        used = self.a.cpu_seconds() - cpu[0], self.b.cpu_seconds() - cpu[1]
+        return Burst(count, done - woken, queued - started, done - woken, used)
 
     def apart(self, path: Path, size: int) -> tuple[float, float]:
         """The seal alone (B stopped), then the transfer alone (B back → receipt)."""
@@ -449,6 +453,12 @@ class Burst:
     total: float  # the rate's denominator
     queueing: float  # first POST → last POST answered
     drain: float  # → last receipt
+    cpu: tuple[float, float] = (0.0, 0.0)  # CPU seconds of A and B over ``total``
+
+    def cpu_per_letter(self) -> str:
+        """CPU per letter, each daemon: steadier than wall-clock time on a shared machine."""
+        a, b = (1000 * seconds / self.count for seconds in self.cpu)
+        return f"CPU per letter A {a:.2f} ms, B {b:.2f} ms"
 
     @property
     def rate(self) -> float:
@@ -785,7 +795,8 @@ def report(
             f"{drain.count} × 10 KiB letters queued ({clients} clients) while B was down, then "
             "delivered with "
             f"receipts: {drain.rate:.0f} letters/s (B back → last receipt {drain.total:.2f} s; "
-            f"queueing took {drain.queueing:.2f} s = {drain.count / drain.queueing:.0f} POST/s) "
+            f"queueing took {drain.queueing:.2f} s = {drain.count / drain.queueing:.0f} POST/s; "
+            f"delivery: {drain.cpu_per_letter()}) "
             f"— goal ≥ {GOAL_LETTERS:.0f}/s: {goal(drain.rate >= GOAL_LETTERS)}"
         )
     if burst is not None:
@@ -794,7 +805,7 @@ def report(
             "(B up): "
             f"{burst.rate:.0f} letters/s (first POST → last receipt {burst.total:.2f} s; "
             f"queueing {burst.queueing:.2f} s = {burst.count / burst.queueing:.0f} POST/s; "
-            f"last POST → last receipt {burst.drain:.2f} s) "
+            f"last POST → last receipt {burst.drain:.2f} s; {burst.cpu_per_letter()}) "
             f"— goal ≥ {GOAL_LETTERS:.0f}/s: {goal(burst.rate >= GOAL_LETTERS)}"
         )
     print(

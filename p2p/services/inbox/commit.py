@@ -17,6 +17,7 @@ import logging
 import os
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -210,14 +211,16 @@ class Committer:
                 stored = self._store.inbox_entry(row.doc_id, row.sender)
                 receipts[index] = stored.receipt if stored is not None else receipts[index]
             self._announce(item, row, fresh)
+        counts: Counter[str] = Counter()
+        sizes: Counter[str] = Counter()
+        for item, row in zip(batch, rows, strict=True):  # one line per batch and sender
+            counts[item.transfer.sender_identity.peer_id.short] += 1
+            sizes[item.transfer.sender_identity.peer_id.short] += row.size
+        for sender, count in counts.items():
+            log.info("received %d document(s) from %s (%d bytes)", count, sender, sizes[sender])
         return receipts
 
     def _announce(self, item: _Commit, row: InboxRow, fresh: bool) -> None:
-        log.info(
-            "received a document from %s (%d bytes)",
-            item.transfer.sender_identity.peer_id.short,
-            row.size,
-        )
         if fresh and self._on_event is not None:
             self._on_event(
                 {

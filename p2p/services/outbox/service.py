@@ -14,7 +14,7 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -519,13 +519,17 @@ class Outbox:
                 )
                 failure = _Retry("the receipt did not verify")
                 continue
-            stored = StoredReceipt(
-                row.doc_id, row.peer_id, wire, receipt.time, receipt.status, by_mailbox
+            valid.append(
+                StoredReceipt(
+                    row.doc_id, row.peer_id, wire, receipt.time, receipt.status, by_mailbox
+                )
             )
-            valid.append(stored)
-            log.info("delivered a document to %s", peer.fingerprint[:5])
         if valid:
             self._store.delivered_many(valid)
+        for peer_id, count in Counter(stored.peer_id for stored in valid).items():
+            found = peers[peer_id]  # one line per batch and peer, not per letter
+            who = found.fingerprint[:5] if found is not None else peer_id[:8]
+            log.info("delivered %d document(s) to %s", count, who)
         if self._on_event is not None:
             for stored in valid:
                 self._on_event(

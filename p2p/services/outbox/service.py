@@ -215,8 +215,7 @@ class Outbox:
         while self._retry_now:
             peer_id = self._retry_now.pop()
             await asyncio.to_thread(self._store.retry_now, peer_id)
-            if peer_id in self._next:
-                self._next[peer_id] = 0.0
+            await self._reread(peer_id)  # the store says what is queued to it (rare: seen again)
 
     async def _seed(self) -> None:
         """What is due to whom, from the store: once, as the outbox starts."""

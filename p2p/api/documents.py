@@ -10,6 +10,7 @@ from aiohttp import web
 
 from p2p.api.bodies import File, Integrated, NewDocument
 from p2p.api.request import DAEMON, read_body
+from p2p.daemon.core import Daemon
 from p2p.errors import BadInput
 from p2p.services.outbox import Attachment
 from p2p.storage.uploads import Uploads
@@ -19,8 +20,22 @@ CHUNK = 256 * 1024  # bytes per write when streaming a decrypted file
 
 
 async def send(request: web.Request) -> web.Response:
-    """Queue one envelope: JSON {to: [PEER], files: [{path}], kind, metadata}."""
+    """Queue one envelope: JSON {to: [PEER], files: [{path}], kind, metadata}.
+
+    The uploads it names are deleted whatever the outcome: sealed into the document,
+    or refused with it (a client that is refused need not release them itself)."""
     body = await read_body(request, NewDocument)
+    daemon = request.app[DAEMON]
+    try:
+        doc_id, to = await _queue(daemon, body)
+    finally:
+        for f in body.files:
+            if f.upload is not None:
+                await daemon.uploads.discard(f.upload)
+    return web.json_response({"id": doc_id, "to": to}, status=202)
+
+
+async def _queue(daemon: Daemon, body: NewDocument) -> tuple[str, list[str]]:
     targets = [body.to] if isinstance(body.to, str) else body.to
     if not targets:
         raise BadInput(NewDocument.messages["to"])
@@ -29,15 +44,17 @@ async def send(request: web.Request) -> web.Response:
         raise BadInput(f"The kind must be one of {', '.join(KINDS)}.")
     if not body.files:
         raise BadInput(NewDocument.messages["files"])
-    daemon = request.app[DAEMON]
     files = [attachment(daemon.uploads, f) for f in body.files]
-    try:
-        doc_id, to = await daemon.send(targets, kind, body.metadata or {}, files)
-    finally:
-        for f in body.files:
-            if f.upload is not None:
-                await daemon.uploads.discard(f.upload)
-    return web.json_response({"id": doc_id, "to": to}, status=202)
+    return await daemon.send(targets, kind, body.metadata or {}, files)
+
+
+async def release(request: web.Request) -> web.Response:
+    """``DELETE /v1/uploads/{upload}``: a file streamed for a document that will not be
+    sent (its form refused or abandoned); ``released`` says whether it was still held."""
+    upload = request.match_info["upload"]
+    request.app[DAEMON].uploads.path(upload)  # BadInput for what cannot be an id
+    held = await request.app[DAEMON].uploads.discard(upload)
+    return web.json_response({"upload": upload, "released": held})
 
 
 def attachment(uploads: Uploads, f: File) -> Attachment:

@@ -69,6 +69,7 @@ _PATH_WORDS = {
     "nameplate": "the invitation's nameplate (the digits before the dash of its code)",
     "key": "a pairing attempt's id, or an invitation's nameplate",
     "token": "a token's name or id",
+    "upload": "an upload's id, as POST /v1/uploads answered it",
 }
 
 OPERATIONS: dict[tuple[str, str], Op] = {
@@ -108,6 +109,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
     ("POST", "/v1/uploads"): Op(
         "Store a file's bytes, streamed, for POST /v1/documents.", shapes.Upload, 201, raw_body=True
+    ),
+    ("DELETE", "/v1/uploads/{upload}"): Op(
+        "Release an upload no document will name (its form refused or abandoned).",
+        shapes.ReleasedUpload,
     ),
     ("GET", "/v1/events"): Op(
         "Server-sent events: documents received, queued, delivered, integrated, read; names.",

@@ -51,6 +51,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("POST", "/v1/peers/{peer}/accept-name"): "peers:write",
     ("POST", "/v1/documents"): "send",
     ("POST", "/v1/uploads"): "send",
+    ("DELETE", "/v1/uploads/{upload}"): "send",
     ("GET", "/v1/events"): "events",
     ("POST", "/v1/web/link"): OWNER,
     ("POST", "/v1/web/sign-in"): OWNER,  # the page checks a person's password

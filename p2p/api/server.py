@@ -105,6 +105,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/v1/peers/{peer}/accept-name", peers.accept_name)
     app.router.add_post("/v1/documents", documents.send)
     app.router.add_post("/v1/uploads", stream.upload)
+    app.router.add_delete("/v1/uploads/{upload}", documents.release)
     app.router.add_get("/v1/events", stream.events)
     app.router.add_post("/v1/web/link", stream.web_link)
     app.router.add_post("/v1/web/sign-in", weblogin.sign_in)

@@ -297,6 +297,11 @@ class Upload(Shape):
     size: int
 
 
+class ReleasedUpload(Shape):
+    upload: str
+    released: bool
+
+
 class OutboxChange(Shape):
     id: str
     to: str

@@ -3,9 +3,11 @@
 The API takes bytes, not paths (``POST /v1/uploads``): the page and other software
 stream a file's content, which lands here in a private file (0600 in a 0700 folder
 of the home), written chunk by chunk so memory does not grow with the file. The
-upload's id is then named in ``POST /v1/documents``; once the document is sealed
-(or refused) the upload is deleted. Uploads nobody used are deleted at start and
-after ``LIFETIME`` seconds.
+upload's id is then named in ``POST /v1/documents``; once the document is sealed,
+or the request naming it is refused, the upload is deleted. A client that gives up
+before naming it (a form refused or abandoned) releases it (``DELETE
+/v1/uploads/{id}``). Uploads nobody used are deleted at start and after ``LIFETIME``
+seconds; at most ``MAX_OPEN`` wait at once.
 """
 
 from __future__ import annotations
@@ -67,8 +69,12 @@ class Uploads:
             raise BadInput("“upload” is the id that POST /v1/uploads answered.")
         return self.folder / upload
 
-    async def discard(self, upload: str) -> None:
-        await asyncio.to_thread((self.folder / upload).unlink, missing_ok=True)
+    async def discard(self, upload: str) -> bool:
+        """Delete upload ``upload``; whether it was held. What cannot be an upload's id
+        names nothing (never a path outside the folder)."""
+        if len(upload) != 32 or not set(upload) <= _ID_CHARS:
+            return False
+        return await asyncio.to_thread(_remove, self.folder / upload)
 
     def _expire(self) -> int:
         """Delete the uploads older than ``LIFETIME``; how many are left."""
@@ -80,6 +86,14 @@ class Uploads:
             else:
                 left += 1
         return left
+
+
+def _remove(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _close_and_remove(fd: int, path: Path) -> None:

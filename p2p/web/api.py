@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import msgspec
@@ -73,6 +74,10 @@ class Api:
         """Stream ``chunks`` to ``POST /v1/uploads``: {upload, size}."""
         answer: dict[str, Any] = await self.call("POST", "/v1/uploads", data=chunks)
         return answer
+
+    async def release(self, upload: str) -> None:
+        """``DELETE /v1/uploads/{upload}``: a file no document will name."""
+        await self.call("DELETE", f"/v1/uploads/{quote(upload, safe='')}")
 
     @contextlib.asynccontextmanager
     async def stream(self, path: str) -> AsyncIterator[aiohttp.ClientResponse]:

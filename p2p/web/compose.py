@@ -11,6 +11,7 @@ a redirect or the form again with its problems.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -160,22 +161,13 @@ async def send(request: web.Request) -> web.StreamResponse:
         reader = await request.multipart()
     except (ValueError, AssertionError):
         raise web.HTTPBadRequest(text="pli: the form was not sent as a form.") from None
-    problems, uploads = await read_form(request.app[API], reader, values, lang)
-    meta, more = check(values, lang) if not problems else ({}, [])
-    problems += more
-    if not problems and not uploads:
-        problems.append(word(lang, "need_file"))
-    if not problems:
-        body = {
-            "to": [values["recipient"]],
-            "kind": values["kind"],
-            "metadata": meta,
-            "files": uploads,
-        }
-        try:
-            answer = await request.app[API].post("/v1/documents", body)
-        except ApiError as exc:
-            problems.append(exc.message)
+    api = request.app[API]
+    uploads: list[dict[str, str]] = []
+    try:
+        problems = await read_form(api, reader, values, lang, uploads)
+        answer, problems = await _queue(api, values, uploads, problems, lang)
+    finally:
+        await release(api, uploads)  # refused or abandoned: the daemon holds them no more
     if problems:
         if wants_json:
             return web.json_response({"problems": problems}, status=400)
@@ -187,15 +179,49 @@ async def send(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(location)
 
 
+async def _queue(
+    api: Api, values: dict[str, str], uploads: list[dict[str, str]], problems: list[str], lang: str
+) -> tuple[dict[str, Any], list[str]]:
+    """``POST /v1/documents`` for a form read without problems: (its answer, problems).
+
+    Once named there, ``uploads`` are the daemon's (sealed, or deleted with the
+    refusal): the list is emptied so that they are not released twice."""
+    meta, more = check(values, lang) if not problems else ({}, [])
+    problems = problems + more
+    if not problems and not uploads:
+        problems.append(word(lang, "need_file"))
+    if problems:
+        return {}, problems
+    body = {"to": [values["recipient"]], "kind": values["kind"], "metadata": meta}
+    named, uploads[:] = list(uploads), []
+    try:
+        return await api.post("/v1/documents", {**body, "files": named}), []
+    except ApiError as exc:
+        return {}, [exc.message]
+
+
+async def release(api: Api, uploads: list[dict[str, str]]) -> None:
+    """Release ``uploads`` (no document will name them); a daemon gone is not a problem
+    here: the daemon deletes unused uploads after an hour and at start."""
+    for entry in uploads:
+        with contextlib.suppress(ApiError):
+            await api.release(entry["upload"])
+    uploads.clear()
+
+
 async def read_form(
-    api: Api, reader: MultipartReader, values: dict[str, str], lang: str
-) -> tuple[list[str], list[dict[str, str]]]:
-    """Read the fields, then stream each file to the API; (problems, uploads)."""
-    uploads: list[dict[str, str]] = []
+    api: Api,
+    reader: MultipartReader,
+    values: dict[str, str],
+    lang: str,
+    uploads: list[dict[str, str]],
+) -> list[str]:
+    """Read the fields, then stream each file to the API, adding it to ``uploads`` as
+    soon as it is held (so that a failure part way releases it); the problems."""
     checked = False
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
-            return ["pli: nested forms are not accepted."], uploads
+            return ["pli: nested forms are not accepted."]
         if part.filename is None:
             if part.name in values:
                 text = await part.read(decode=True)
@@ -204,17 +230,17 @@ async def read_form(
         if not checked:  # the first file: the fields are all in
             _meta, problems = check(values, lang)
             if problems:
-                return problems, uploads
+                return problems
             checked = True
         if not part.filename:  # the file input left empty
             await part.release()
             continue
         if len(uploads) >= MAX_FILES:
-            return [f"pli sends at most {MAX_FILES} files at once."], uploads
+            return [f"pli sends at most {MAX_FILES} files at once."]
         try:
             done = await api.upload(_chunks(part))
         except ApiError as exc:
-            return [exc.message], uploads
+            return [exc.message]
         media_type = (part.headers.get("Content-Type") or "").split(";")[0].strip()
         uploads.append(
             {
@@ -223,7 +249,7 @@ async def read_form(
                 "type": media_type if _TYPE.fullmatch(media_type) else "application/octet-stream",
             }
         )
-    return [], uploads
+    return []
 
 
 async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:

@@ -184,7 +184,7 @@ async def send(api: Api, to: str, order: dict[str, Any], envelope: dict[str, str
         "metadata": envelope,
         "files": [{**file, "type": prescription.MEDIA_TYPE}],
     }
-    answer = await api.post("/v1/documents", body)
+    answer = await api.post("/v1/documents", body)  # sent or refused, the upload is gone
     return str(answer["id"])
 
 

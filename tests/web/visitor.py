@@ -88,22 +88,31 @@ class Visitor:
         return self.request("POST", path, urlencode(fields).encode(), sent)
 
     def post_multipart(
-        self, path: str, fields: dict[str, str], files: list[tuple[str, bytes, str]], **headers: str
+        self,
+        path: str,
+        fields: dict[str, str],
+        files: list[tuple[str, bytes, str]],
+        after: dict[str, str] | None = None,
+        **headers: str,
     ) -> Answer:
-        """A multipart form: the fields, then each (name, content, type) as ``files``."""
+        """A multipart form: the fields, then each (name, content, type) as ``files``,
+        then the fields ``after`` (a client that orders them so)."""
         boundary = uuid.uuid4().hex
-        chunks: list[bytes] = []
-        for key, value in fields.items():
-            chunks.append(
+
+        def field(key: str, value: str) -> bytes:
+            return (
                 f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n'
                 f"{value}\r\n".encode()
             )
+
+        chunks = [field(key, value) for key, value in fields.items()]
         for name, content, media_type in files:
             head = (
                 f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
                 f'filename="{name}"\r\nContent-Type: {media_type}\r\n\r\n'
             )
             chunks += [head.encode(), content, b"\r\n"]
+        chunks += [field(key, value) for key, value in (after or {}).items()]
         chunks.append(f"--{boundary}--\r\n".encode())
         sent = {
             "Content-Type": f"multipart/form-data; boundary={boundary}",

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 class PliError(Exception):
     """A failure a person can act on. ``str(error)`` is the sentence to show; ``french``
-    the same in French where one was written (the page shows it), else the same."""
+    the same in French where one was written (the page shows it; the local API sends it
+    as ``french``), else None (the page then says the ``code``'s sentence)."""
 
     exit_code = 1
     code = "error"
@@ -38,7 +39,7 @@ class PliError(Exception):
         super().__init__(message)
         self.message = message
         #: The same sentence in French, for the practice's page (the CLI speaks English).
-        self.french = french or message
+        self.french = french
 
 
 class ConfigError(PliError):

@@ -8,7 +8,8 @@ software use nothing else. Who may call what is ``access.py``'s middleware: on t
 socket (0600 in a 0700 folder, each connection's peer uid checked again) the user
 running pli, or a token; on the loopback TCP port (``api_listen``, off by default)
 a token only, each route needing its scope (``scopes.py``). Errors are JSON
-``{"error": {"code": ..., "message": ...}}`` with a sentence a person can act on;
+``{"error": {"code": ..., "message": ..., "french": ...}}`` with a sentence a person
+can act on (``french``, the same in French, where one is written: the page shows it);
 no traceback ever leaves the daemon.
 """
 
@@ -48,8 +49,12 @@ log = logging.getLogger("pli.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
+def error_body(code: str, message: str, french: str | None = None) -> dict[str, Any]:
+    """The JSON of an error: its ``code``, its sentence, and the same in French if written."""
+    detail = {"code": code, "message": message}
+    if french:
+        detail["french"] = french
+    return {"error": detail}
 
 
 @web.middleware
@@ -57,26 +62,35 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         return await handler(request)
     except PliError as exc:
-        return web.json_response(error_body(exc.code, exc.message), status=exc.http_status)
+        body = error_body(exc.code, exc.message, exc.french)
+        return web.json_response(body, status=exc.http_status)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        message = (
-            "There is no such API route (see docs/api.md)." if exc.status == 404 else exc.reason
-        )
-        return web.json_response(error_body(f"http-{exc.status}", message), status=exc.status)
+        if exc.status == 404:
+            body = error_body("http-404", "There is no such API route (see docs/api.md).")
+        else:
+            body = error_body(f"http-{exc.status}", exc.reason)
+        return web.json_response(body, status=exc.status)
     except RemoteProtocolError:
         return web.json_response(
             error_body(
                 "security",
                 "A signature or key check failed: the document or peer cannot be trusted.",
+                "Une vérification de signature ou de clé a échoué : ce document ou ce confrère "
+                "n'est pas digne de confiance.",
             ),
             status=422,
         )
     except Exception:
         log.exception("internal error while answering %s %s", request.method, request.path)
         return web.json_response(
-            error_body("internal", "The daemon hit an unexpected problem; see its log."), status=500
+            error_body(
+                "internal",
+                "The daemon hit an unexpected problem; see its log.",
+                "Le démon pli a rencontré un problème inattendu ; voyez son journal.",
+            ),
+            status=500,
         )
 
 

@@ -23,6 +23,7 @@ class Shape(msgspec.Struct, kw_only=True):
 class ErrorDetail(Shape):
     code: str
     message: str
+    french: str | None = None  # the same sentence in French, where one is written
 
 
 class Error(Shape):

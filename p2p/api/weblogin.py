@@ -29,8 +29,10 @@ async def sign_in(request: web.Request) -> web.Response:
     if not await asyncio.to_thread(webusers.load, home):
         raise SignInRefused(
             "No one can sign in to this page yet: on the server, run `pli web-user set NAME` "
-            "to give a person a name and a password."
+            "to give a person a name and a password.",
+            french="Personne ne peut encore se connecter à cette page : sur le serveur, lancez "
+            "`pli web-user set NOM` pour donner un nom et un mot de passe.",
         )
     if not await asyncio.to_thread(webusers.check, home, body.name, body.password):
-        raise SignInRefused("Wrong name or password.")
+        raise SignInRefused("Wrong name or password.", french="Nom ou mot de passe incorrect.")
     return web.json_response({"name": body.name.strip()})

@@ -34,7 +34,7 @@ from p2p.daemon.later import LaterRouting
 from p2p.daemon.mailbox import MailboxRouting, mailbox_rows
 from p2p.daemon.weblinks import LoginLinks
 from p2p.documents import peer_names as naming
-from p2p.errors import BadInput, NotPaired, PliError, StorageError
+from p2p.errors import BadInput, NotPaired, PeerUnknown, PliError, StorageError
 from p2p.events import PeerGone, PeerSeen
 from p2p.net.transport import Channel, ChannelClosed, Transport
 from p2p.ratelimit import TokenBucket
@@ -608,18 +608,41 @@ class Daemon:
 
         ``doc_id`` (hex): an id chosen beforehand (the outbox folder records it first).
         """
-        rows = [self.peers.find(target) for target in targets]
+        rows = [self._recipient(target) for target in targets]
         await asyncio.to_thread(_check_all, files)  # stat() and access() each file
         recipients = [Recipient(r.peer_id, _stored_card(r.card)) for r in rows]
         try:
             chosen = bytes.fromhex(doc_id) if doc_id is not None else None
             doc_id = await self.outbox.queue(recipients, kind, metadata, files, doc_id=chosen)
         except (MalformedMessage, FrameTooLarge) as exc:  # our own document's fields
-            raise BadInput(f"This document cannot be sent: {exc}") from None
+            raise BadInput(
+                f"This document cannot be sent: {exc}",
+                french="Ce document ne peut pas être envoyé : un de ses champs est trop long "
+                "ou mal formé.",
+            ) from None
         self.events.publish(
             {"type": "document-queued", "id": doc_id, "to": [r.peer_id for r in rows]}
         )
         return doc_id, [r.peer_id for r in rows]
+
+    def _recipient(self, target: str) -> PeerRow:
+        """The paired peer ``target`` names; one whose key is revoked is refused in words
+        (a form chosen before the revocation arrived still names it)."""
+        try:
+            return self.peers.find(target)
+        except PeerUnknown:
+            try:
+                row = self.peers.find(target, states=(PeerState.REVOKED,))
+            except PliError:
+                row = None
+            if row is None:
+                raise
+        raise NotPaired(
+            f"The key of {row.name} is revoked: pli sends nothing to it any more. Call this "
+            "colleague, and pair again with their new key.",
+            french=f"La clé de {row.name} est révoquée : pli ne lui envoie plus rien. Appelez "
+            "ce confrère, puis appairez-vous avec sa nouvelle clé.",
+        )
 
 
 @functools.lru_cache(maxsize=256)

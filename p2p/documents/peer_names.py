@@ -116,15 +116,24 @@ def resolve(rows: Sequence[N], text: str) -> N:
     by_key = _by_key(rows, needle)
     if len(by_key) > 1:
         names = ", ".join(f"{r.name} ({r.fingerprint[:11]})" for r in by_key)
-        raise AmbiguousPeer(f"“{text}” matches several peers: {names}. Type more of it.")
+        raise AmbiguousPeer(
+            f"“{text}” matches several peers: {names}. Type more of it.",
+            french=f"« {text} » désigne plusieurs confrères : {names}. Précisez.",
+        )
     if by_key:
         return by_key[0]
     by_name = [row for row in rows if needle and folded(row.name) == folded(needle)]
     if len(by_name) == 1:
         return by_name[0]
     if by_name:
-        raise AmbiguousPeer(f"Several peers are called “{text}”: give a fingerprint instead.")
-    raise PeerUnknown(f"No paired peer is called “{text}”. `pli peers` lists them.")
+        raise AmbiguousPeer(
+            f"Several peers are called “{text}”: give a fingerprint instead.",
+            french=f"Plusieurs confrères s'appellent « {text} » : choisissez par l'empreinte.",
+        )
+    raise PeerUnknown(
+        f"No paired peer is called “{text}”. `pli peers` lists them.",
+        french=f"Aucun confrère appairé ne s'appelle « {text} » : la page Confrères les liste.",
+    )
 
 
 def _by_key(rows: Sequence[N], needle: str) -> list[N]:

@@ -27,7 +27,11 @@ def checked(
     if name is not None:
         fields["name"] = check_text(name, "name")
         if not fields["name"]:
-            raise BadInput('Your name cannot be empty: colleagues see it ("Dr Marie Curie").')
+            raise BadInput(
+                'Your name cannot be empty: colleagues see it ("Dr Marie Curie").',
+                french="Votre nom ne peut pas être vide : vos confrères le voient "
+                "(« Dr Marie Curie »).",
+            )
     if profession is not None:
         fields["profession"] = check_text(profession, "profession")
     if rpps is not None:

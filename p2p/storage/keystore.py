@@ -119,16 +119,23 @@ def change_passphrase(home: Path, current: str | None, new: str | None) -> bool:
     nothing. Returns whether the keys are now protected.
     """
     if protected(home) and not current:
-        raise KeystoreError("The keys are protected by a passphrase: type the current one first.")
+        raise KeystoreError(
+            "The keys are protected by a passphrase: type the current one first.",
+            french="Les clés sont protégées par une phrase secrète : tapez d'abord l'actuelle.",
+        )
     if new and len(new) < MIN_PASSPHRASE:
         raise KeystoreError(
             f"The new passphrase is too short: use at least {MIN_PASSPHRASE} characters "
-            "(a few words are easier to remember than a password)."
+            "(a few words are easier to remember than a password).",
+            french=f"La nouvelle phrase secrète est trop courte : au moins {MIN_PASSPHRASE} "
+            "caractères (quelques mots se retiennent mieux qu'un mot de passe).",
         )
     if new is not None and new != new.strip():
         raise KeystoreError(
             "The new passphrase starts or ends with a space: remove it, so that it can be "
-            "typed again without doubt."
+            "typed again without doubt.",
+            french="La nouvelle phrase secrète commence ou finit par une espace : retirez-la, "
+            "pour pouvoir la retaper sans doute.",
         )
     keys = load(home, passphrase=current or None)
     _write(key_path(home), _serialise(keys), new or None)
@@ -272,7 +279,10 @@ def _unwrap(document: Any, passphrase: str | None, path: Path) -> dict[str, Any]
     except nacl_exceptions.CryptoError as exc:
         raise KeystoreError(
             f"Wrong passphrase: the keys in {path} could not be opened. Try again; if the "
-            "passphrase is right, the key file is damaged: restore it from your backup."
+            "passphrase is right, the key file is damaged: restore it from your backup.",
+            french="Phrase secrète incorrecte : les clés n'ont pas pu être ouvertes. Réessayez ; "
+            "si elle est juste, le fichier des clés est abîmé : restaurez-le depuis votre "
+            "sauvegarde.",
         ) from exc
     try:
         unwrapped = json.loads(plain)

@@ -43,7 +43,10 @@ class Uploads:
     async def receive(self, chunks: AsyncIterator[bytes]) -> tuple[str, int]:
         """Write ``chunks`` to a new upload; its id and size, or ``BadInput``."""
         if await asyncio.to_thread(self._expire) >= MAX_OPEN:
-            raise BadInput(f"{MAX_OPEN} files are already waiting to be sent: send them first.")
+            raise BadInput(
+                f"{MAX_OPEN} files are already waiting to be sent: send them first.",
+                french=f"{MAX_OPEN} fichiers attendent déjà d'être envoyés : envoyez-les d'abord.",
+            )
         upload = secrets.token_hex(16)
         path = self.folder / upload
         fd = await asyncio.to_thread(os.open, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -52,7 +55,11 @@ class Uploads:
             async for chunk in chunks:
                 size += len(chunk)
                 if size > self.max_size:
-                    raise BadInput("This file is larger than pli can send (16 GiB).")
+                    limit = _size(self.max_size)
+                    raise BadInput(
+                        f"This file is larger than pli can send ({limit}).",
+                        french=f"Ce fichier dépasse ce que pli peut envoyer ({limit}).",
+                    )
                 await asyncio.to_thread(_write_all, fd, chunk)
         except BaseException:
             await asyncio.to_thread(_close_and_remove, fd, path)
@@ -66,7 +73,10 @@ class Uploads:
         Whether it still exists is checked with every file to send (``Attachment.check``).
         """
         if len(upload) != 32 or not set(upload) <= _ID_CHARS:
-            raise BadInput("“upload” is the id that POST /v1/uploads answered.")
+            raise BadInput(
+                "“upload” is the id that POST /v1/uploads answered.",
+                french="Ce fichier n'est plus attendu : joignez-le à nouveau.",
+            )
         return self.folder / upload
 
     async def discard(self, upload: str) -> bool:
@@ -86,6 +96,14 @@ class Uploads:
             else:
                 left += 1
         return left
+
+
+def _size(count: int) -> str:
+    """A limit in the unit a person reads: ``16 GiB``, ``512 KiB``."""
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if count >= scale:
+            return f"{count // scale} {unit}"
+    return f"{count} B"
 
 
 def _remove(path: Path) -> bool:

@@ -1,8 +1,8 @@
 """The page's client of the local API: aiohttp over the home's unix socket.
 
-Errors come back as ``ApiError`` with the API's ``code`` and sentence, which the
-page shows as they are (the same words as the CLI). A daemon that does not answer
-is an ``ApiError`` too, in words.
+Errors come back as ``ApiError`` with the API's ``code``, its sentence (the CLI's
+words) and its French one where written; ``words_refusals.said`` picks what the page
+shows. A daemon that does not answer is an ``ApiError`` too, in words.
 """
 
 from __future__ import annotations
@@ -19,13 +19,37 @@ from aiohttp import web
 
 
 class ApiError(Exception):
-    """The local API refused or failed: ``code``, ``message``, ``status``."""
+    """The local API refused or failed: ``code``, ``message``, ``status``, ``french``."""
 
-    def __init__(self, code: str, message: str, status: int) -> None:
+    def __init__(self, code: str, message: str, status: int, french: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.french = french
+
+    @classmethod
+    def answered(cls, answer: Any, status: int) -> ApiError:
+        """The error of an API answer ``{"error": {code, message, french?}}``."""
+        error = answer.get("error", {}) if isinstance(answer, dict) else {}
+        error = error if isinstance(error, dict) else {}
+        french = error.get("french")
+        return cls(
+            str(error.get("code", "error")),
+            str(error.get("message", "")),
+            status,
+            french if isinstance(french, str) else None,
+        )
+
+    @classmethod
+    def unreachable(cls, exc: BaseException) -> ApiError:
+        return cls(
+            "daemon",
+            f"The pli daemon did not answer ({exc}).",
+            503,
+            "Le démon pli ne répond pas : vérifiez qu'il tourne (pli status), puis rechargez "
+            "la page.",
+        )
 
 
 class Api:
@@ -56,12 +80,9 @@ class Api:
             ) as response:
                 answer = msgspec.json.decode(await response.read())
         except (aiohttp.ClientError, OSError, msgspec.DecodeError) as exc:
-            raise ApiError("daemon", f"The pli daemon did not answer ({exc}).", 503) from None
+            raise ApiError.unreachable(exc) from None
         if response.status >= 400:
-            error = answer.get("error", {}) if isinstance(answer, dict) else {}
-            raise ApiError(
-                str(error.get("code", "error")), str(error.get("message", "")), response.status
-            )
+            raise ApiError.answered(answer, response.status)
         return answer
 
     async def get(self, path: str) -> Any:
@@ -86,15 +107,10 @@ class Api:
             async with self.session.get(f"http://pli{path}") as response:
                 if response.status >= 400:
                     answer = await response.json(content_type=None)
-                    error = answer.get("error", {}) if isinstance(answer, dict) else {}
-                    raise ApiError(
-                        str(error.get("code", "error")),
-                        str(error.get("message", "")),
-                        response.status,
-                    )
+                    raise ApiError.answered(answer, response.status)
                 yield response
         except (aiohttp.ClientError, OSError) as exc:
-            raise ApiError("daemon", f"The pli daemon did not answer ({exc}).", 503) from None
+            raise ApiError.unreachable(exc) from None
 
 
 API: web.AppKey[Api] = web.AppKey("api", Api)

@@ -3,7 +3,8 @@
 ``build_app`` is the whole page at a glance: the route table, the middlewares of
 ``guard.py`` (the headers on every answer, then the Host, then the session and CSRF checks), the
 jinja2 environment (autoescaping on, ``inert`` for peer text) and the one error map:
-an ``ApiError`` becomes a page with the API's sentence and its status; anything else
+an ``ApiError`` becomes a page with the API's sentence (in the page's language) and
+its status; anything else
 a page that says to look at the daemon's log, which alone has the details.
 """
 
@@ -19,18 +20,24 @@ from aiohttp import web
 from p2p.daemon.weblinks import LoginLinks
 from p2p.web import colleagues, compose, guard, live, prescribe, settings, signin, views
 from p2p.web.api import API, Api, ApiError
-from p2p.web.render import render
+from p2p.web.render import lang_of, render
 from p2p.web.words import inert
+from p2p.web.words_refusals import said
 
 log = logging.getLogger("pli.web")
 HERE = Path(__file__).parent
+UNEXPECTED = (
+    "pli : la page a rencontré un problème inattendu ; voyez le journal du démon.\n"
+    "pli: the page hit an unexpected problem; see the daemon's log."
+)
 
 
 def build_app(
     api: Api, links: LoginLinks, *, hosts: frozenset[str] | None = None
 ) -> web.Application:
     """The page, talking to the daemon through ``api`` and redeeming ``links``; ``hosts``
-    are the names it answers at, when served to the network (``web_tls``)."""
+    are the names it answers at, when served to the network (``web_tls``). It reads its
+    templates from the disk: call it off the event loop."""
     app = web.Application(
         middlewares=[guard.headers, guard.allowed_host, errors_as_pages, guard.signed_in],
         client_max_size=64 * 1024,  # forms; files stream through compose.send
@@ -47,8 +54,11 @@ def build_app(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
         undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # the package's own files: no stat() on the loop at each page
     )
     env.filters["inert"] = inert
+    for name in env.list_templates():  # read now (off the loop), not at the first page
+        env.get_template(name)
     app.router.add_get("/login/{token}", live.login)
     app.router.add_get("/signin", signin.form)
     app.router.add_post("/signin", signin.sign_in)
@@ -84,9 +94,10 @@ async def errors_as_pages(request: web.Request, handler: guard.Handler) -> web.S
         return await handler(request)
     except ApiError as exc:
         status = exc.status if 400 <= exc.status < 600 else 500
-        return await render(request, "error.html", status=status, message=exc.message)
+        message = said(exc, lang_of(request))
+        return await render(request, "error.html", status=status, message=message)
     except web.HTTPException:
         raise
     except Exception:
         log.exception("the page failed on %s %s", request.method, request.path)
-        return guard.refuse(500, "pli: the page hit an unexpected problem; see the daemon's log.")
+        return guard.refuse(500, UNEXPECTED)

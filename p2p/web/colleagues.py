@@ -24,6 +24,7 @@ from p2p.web import guard
 from p2p.web.api import API, ApiError
 from p2p.web.render import lang_of, render
 from p2p.web.words import when, word
+from p2p.web.words_refusals import pairing_said, said
 
 INVITATION_LIFETIME = 600  # seconds, as `pli pair invite`'s default
 MAX_CODES = 8  # invitations a session remembers the code of
@@ -107,7 +108,8 @@ async def accept(request: web.Request) -> web.StreamResponse:
     try:
         attempt = await request.app[API].post("/v1/pair/accept", body)
     except ApiError as exc:
-        return await listing(request, 400, problem=exc.message, where="accept", typed=form)
+        problem = said(exc, lang_of(request))
+        return await listing(request, 400, problem=problem, where="accept", typed=form)
     raise web.HTTPSeeOther(f"/colleagues/pair/{_q(str(attempt['id']))}")
 
 
@@ -118,7 +120,8 @@ async def request_by_fingerprint(request: web.Request) -> web.StreamResponse:
     try:
         attempt = await request.app[API].post("/v1/peers/add", body)
     except ApiError as exc:
-        return await listing(request, 400, problem=exc.message, where="fingerprint", typed=form)
+        problem = said(exc, lang_of(request))
+        return await listing(request, 400, problem=problem, where="fingerprint", typed=form)
     raise web.HTTPSeeOther(f"/colleagues/pair/{_q(str(attempt['id']))}")
 
 
@@ -142,6 +145,7 @@ async def pair(request: web.Request) -> web.Response:
         "code": invitation.get("code", ""),
         "address": invitation.get("address", ""),
         "expires": when(float(expires), lang_of(request)) if expires else "",
+        "message": pairing_said(found, lang_of(request)),
     }
     return await render(
         request,
@@ -208,7 +212,8 @@ async def rename(request: web.Request) -> web.StreamResponse:
     try:
         row = await request.app[API].post(f"/v1/peers/{_q(peer)}/name", {"name": form["name"]})
     except (ApiError, KeyError) as exc:
-        message = exc.message if isinstance(exc, ApiError) else word(lang_of(request), "need_name")
+        lang = lang_of(request)
+        message = said(exc, lang) if isinstance(exc, ApiError) else word(lang, "need_name")
         return await listing(request, 400, problem=message, where=peer, typed=form)
     _note(request, "renamed", name=row.get("name", ""))
     raise web.HTTPSeeOther("/colleagues")
@@ -219,7 +224,7 @@ async def accept_name(request: web.Request) -> web.StreamResponse:
     try:
         row = await request.app[API].post(f"/v1/peers/{_q(peer)}/accept-name")
     except ApiError as exc:
-        return await listing(request, 400, problem=exc.message, where=peer)
+        return await listing(request, 400, problem=said(exc, lang_of(request)), where=peer)
     _note(request, "renamed", name=row.get("name", ""))
     raise web.HTTPSeeOther("/colleagues")
 

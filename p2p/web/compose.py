@@ -24,7 +24,8 @@ from p2p.errors import BadInput
 from p2p.web import guard
 from p2p.web.api import API, Api, ApiError
 from p2p.web.render import lang_of, render
-from p2p.web.words import said, word
+from p2p.web.words import word
+from p2p.web.words_refusals import said
 from protocol import KINDS
 
 FIELDS = (
@@ -160,7 +161,7 @@ async def send(request: web.Request) -> web.StreamResponse:
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError):
-        raise web.HTTPBadRequest(text="pli: the form was not sent as a form.") from None
+        raise web.HTTPBadRequest(text=word(lang, "not_a_form")) from None
     api = request.app[API]
     uploads: list[dict[str, str]] = []
     try:
@@ -197,7 +198,7 @@ async def _queue(
     try:
         return await api.post("/v1/documents", {**body, "files": named}), []
     except ApiError as exc:
-        return {}, [exc.message]
+        return {}, [said(exc, lang)]
 
 
 async def release(api: Api, uploads: list[dict[str, str]]) -> None:
@@ -221,7 +222,7 @@ async def read_form(
     checked = False
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
-            return ["pli: nested forms are not accepted."]
+            return [word(lang, "not_a_form")]
         if part.filename is None:
             if part.name in values:
                 text = await part.read(decode=True)
@@ -236,11 +237,11 @@ async def read_form(
             await part.release()
             continue
         if len(uploads) >= MAX_FILES:
-            return [f"pli sends at most {MAX_FILES} files at once."]
+            return [word(lang, "too_many_files", count=MAX_FILES)]
         try:
             done = await api.upload(_chunks(part))
         except ApiError as exc:
-            return [exc.message]
+            return [said(exc, lang)]
         media_type = (part.headers.get("Content-Type") or "").split(";")[0].strip()
         uploads.append(
             {

@@ -137,8 +137,16 @@ async def allowed_host(request: web.Request, handler: Handler) -> web.StreamResp
     named = request.app.get(HOSTS)
     if host_name(request.headers.get("Host", "").lower()) not in (named or ALLOWED_HOSTS):
         if named:
-            return refuse(403, "pli: this page answers only at the names set in web_names.")
-        return refuse(403, "pli: this page answers only at http://127.0.0.1 or http://localhost.")
+            return refuse(
+                403,
+                "pli : cette page ne répond qu'aux noms donnés dans web_names.\n"
+                "pli: this page answers only at the names set in web_names.",
+            )
+        return refuse(
+            403,
+            "pli : cette page ne répond qu'à http://127.0.0.1 ou http://localhost.\n"
+            "pli: this page answers only at http://127.0.0.1 or http://localhost.",
+        )
     return await handler(request)
 
 
@@ -166,23 +174,34 @@ async def signed_in(request: web.Request, handler: Handler) -> web.StreamRespons
 
 async def _forgery(request: web.Request, session: Session) -> str | None:
     """Why a state-changing request may come from another site, or None."""
-    problem = foreign_origin(request)
+    problem = foreign_origin(request, session.lang)
     if problem is not None:
         return problem
     token = request.headers.get("X-CSRF-Token") or request.query.get("csrf")
     if token is None and request.content_type == "application/x-www-form-urlencoded":
         token = str((await request.post()).get("csrf", ""))
     if not token or not hmac.compare_digest(token.encode(), session.csrf.encode()):
-        return "pli: this form is out of date or forged (CSRF token): reload the page."
+        return FORGED[session.lang == "en"]
     return None
 
 
-def foreign_origin(request: web.Request) -> str | None:
+def foreign_origin(request: web.Request, lang: str) -> str | None:
     """Why this request's Origin is not the page's own (scheme, Host), or None."""
     expected = f"{request.scheme}://{request.headers.get('Host', '')}"
     if request.headers.get("Origin") != expected:
-        return "pli: this request did not come from pli's own page (Origin), so it was refused."
+        return FOREIGN[lang == "en"]
     return None
+
+
+#: A form without the session's CSRF token, or from elsewhere: (French, English).
+FORGED = (
+    "pli : ce formulaire est périmé ou falsifié (jeton CSRF) : rechargez la page.",
+    "pli: this form is out of date or forged (CSRF token): reload the page.",
+)
+FOREIGN = (
+    "pli : cette demande ne vient pas de la page de pli (Origin) : elle a été refusée.",
+    "pli: this request did not come from pli's own page (Origin), so it was refused.",
+)
 
 
 def start_session(request: web.Request, user: str = "") -> web.StreamResponse:

@@ -29,11 +29,12 @@ from multidict import MultiDictProxy
 from p2p.documents import clinical, prescribing, prescription
 from p2p.errors import BadInput
 from p2p.web import guard
-from p2p.web.api import API, Api
+from p2p.web.api import API, Api, ApiError
 from p2p.web.compose import iso_date, peer_choices
 from p2p.web.preview import disposition
 from p2p.web.render import lang_of, render
-from p2p.web.words import said, word
+from p2p.web.words import word
+from p2p.web.words_refusals import said
 
 PATIENT = ("patient_name", "patient_birthdate", "patient_sex", "patient_ins")
 ITEM = prescription.ITEM_FIELDS  # drug, dosage, duration, quantity, renewals
@@ -164,7 +165,10 @@ async def submit(request: web.Request) -> web.StreamResponse:
         draft = prescription.render_draft(prescription.to_bytes(order))
         request.app[DRAFTS].keep(guard.session_of(request), draft)
         return await show(request, values, items, [], previewed=True)
-    doc_id = await send(api, values["recipient"], order, envelope)
+    try:
+        doc_id = await send(api, values["recipient"], order, envelope)
+    except ApiError as exc:  # e.g. the colleague was removed or revoked meanwhile
+        return await show(request, values, items, [said(exc, lang)], status=400)
     guard.session_of(request).notes.append(word(lang, "rx_sent"))
     raise web.HTTPSeeOther(f"/documents/{doc_id}")
 
@@ -192,7 +196,7 @@ async def draft(request: web.Request) -> web.Response:
     """The last preview of this session, as it will print (not signed yet)."""
     page = request.app[DRAFTS].of(guard.session_of(request))
     if page is None:
-        raise web.HTTPNotFound(text="pli: no preview yet: fill in the form and press Preview.")
+        raise web.HTTPNotFound(text=word(lang_of(request), "no_draft"))
     return printable(page)
 
 
@@ -212,7 +216,7 @@ async def ordonnance(request: web.Request) -> web.Response:
     described = await api.get(f"/v1/documents/{doc}")
     found = prescription_file(described)
     if found is None:
-        raise web.HTTPNotFound(text="pli: this document holds no prescription pli can print.")
+        raise web.HTTPNotFound(text=word(lang_of(request), "not_printable"))
     index, name = found
     proof = await api.get(f"/v1/documents/{doc}/evidence")
     content = await read_file(api, f"/v1/documents/{doc}/files/{index}")
@@ -225,7 +229,7 @@ async def ordonnance(request: web.Request) -> web.Response:
             file_index=index,
         )
     except (ValueError, UnicodeDecodeError):
-        raise web.HTTPNotFound(text="pli: this prescription is not in pli's format.") from None
+        raise web.HTTPNotFound(text=word(lang_of(request), "not_printable")) from None
     wanted = request.query.get("download") == "1"
     return printable(page, download=name.removesuffix(".json") + ".html" if wanted else "")
 

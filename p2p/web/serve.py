@@ -85,7 +85,8 @@ async def start_page(daemon: Daemon) -> web.AppRunner | None:
             log.warning("the practice's page is not served: %s", links.failure)
             return None
         links.tls_fingerprint = certificate.fingerprint
-    app = build_app(Api(config.api_socket), links, hosts=_hosts(names) if context else None)
+    hosts = _hosts(names) if context else None
+    app = await asyncio.to_thread(build_app, Api(config.api_socket), links, hosts=hosts)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:

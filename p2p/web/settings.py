@@ -20,6 +20,7 @@ from p2p.web.api import API, ApiError
 from p2p.web.mailboxes import mailbox_rows
 from p2p.web.render import lang_of, render
 from p2p.web.words import word
+from p2p.web.words_refusals import said
 
 PROFILE_FIELDS = ("name", "profession", "rpps", "practice")
 
@@ -50,7 +51,8 @@ async def save_profile(request: web.Request) -> web.StreamResponse:
     try:
         answer = await request.app[API].post("/v1/profile", fields)
     except ApiError as exc:
-        return await page(request, 400, profile_problem=exc.message, typed=fields)
+        problem = said(exc, lang_of(request))
+        return await page(request, 400, profile_problem=problem, typed=fields)
     note = word(lang_of(request), "profile_saved", count=answer.get("sent_to", 0))
     guard.session_of(request).notes.append(note)
     raise web.HTTPSeeOther("/settings")
@@ -66,7 +68,7 @@ async def change_passphrase(request: web.Request) -> web.StreamResponse:
     try:
         answer = await request.app[API].post("/v1/passphrase", body)
     except ApiError as exc:
-        return await page(request, 400, passphrase_problem=exc.message)
+        return await page(request, 400, passphrase_problem=said(exc, lang))
     done = "passphrase_set" if answer.get("protected") else "passphrase_removed"
     guard.session_of(request).notes.append(word(lang, done))
     raise web.HTTPSeeOther("/settings")

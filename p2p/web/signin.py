@@ -17,6 +17,7 @@ from p2p.ratelimit import KeyedBuckets
 from p2p.web import guard
 from p2p.web.api import API, ApiError
 from p2p.web.words import word
+from p2p.web.words_refusals import said
 
 PER_ADDRESS = (10, 1 / 30)  # a burst of tries, then one every 30 s, from one address
 PER_NAME = (10, 1 / 60)  # and for one name, from anywhere
@@ -47,7 +48,7 @@ async def form(request: web.Request, problem: str = "", status: int = 200) -> we
 async def sign_in(request: web.Request) -> web.StreamResponse:
     if not request.app[guard.LINKS].password_sign_in:
         raise web.HTTPNotFound  # on loopback, `pli open`'s link is the way in
-    problem = guard.foreign_origin(request)
+    problem = guard.foreign_origin(request, _lang(request))
     if problem is not None:
         return guard.refuse(403, problem)
     posted = await request.post()
@@ -62,5 +63,5 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     except ApiError as exc:
         if exc.code != "sign-in-refused":
             raise
-        return await form(request, exc.message, 403)
+        return await form(request, said(exc, _lang(request)), 403)
     return guard.start_session(request, user=str(answer.get("name", "")))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 
-from p2p.errors import PliError
 from p2p.web.words_mailbox import MAILBOX
 from p2p.web.words_people import PEOPLE
 
@@ -222,6 +221,26 @@ WORDS: dict[str, tuple[str, str]] = {
     "sex_M": ("M — homme", "M — male"),
     "sex_U": ("U — inconnu ou autre", "U — unknown or other"),
     "today": ("aujourd'hui {time}", "today {time}"),
+    "too_many_files": (
+        "pli envoie au plus {count} fichiers à la fois.",
+        "pli sends at most {count} files at once.",
+    ),
+    "not_a_form": (
+        "Le formulaire n'a pas été envoyé comme un formulaire : rechargez la page.",
+        "The form was not sent as a form: reload the page.",
+    ),
+    "unreachable": (
+        "Le démon pli n'a pas pu être joint : vérifiez qu'il tourne, puis réessayez.",
+        "The pli daemon could not be reached: check that it runs, then try again.",
+    ),
+    "no_draft": (
+        "Pas encore d'aperçu : remplissez le formulaire et appuyez sur « Aperçu avant envoi ».",
+        "No preview yet: fill in the form and press Preview.",
+    ),
+    "not_printable": (
+        "Ce document ne contient pas d'ordonnance que pli sait imprimer.",
+        "This document holds no prescription pli can print.",
+    ),
     "yesterday": ("hier {time}", "yesterday {time}"),
 }
 WORDS.update(PEOPLE)  # the colleagues, pairing and settings pages (words_people.py)
@@ -233,11 +252,6 @@ def word(lang: str, key: str, **values: object) -> str:
     pair = WORDS[key]
     text = pair[1] if lang == "en" else pair[0]
     return text.format(**values) if values else text
-
-
-def said(error: PliError, lang: str) -> str:
-    """A refusal's sentence in the page's language (its French one when written)."""
-    return error.message if lang == "en" else error.french
 
 
 def inert(text: object) -> str:

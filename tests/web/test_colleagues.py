@@ -206,7 +206,7 @@ def test_pairing_by_fingerprint_a_new_profile_and_a_revoked_key(
     doctor.goto(doctor.url.split("/colleagues")[0] + "/settings")
     doctor.get_by_test_id("profile-rpps").fill("1234")
     doctor.get_by_test_id("profile-save").click()
-    expect(doctor.get_by_test_id("profile-problem")).to_contain_text("11 digits")
+    expect(doctor.get_by_test_id("profile-problem")).to_contain_text("exactement 11 chiffres")
     expect(doctor.get_by_test_id("profile-rpps")).to_have_value("1234")  # kept to correct it
     doctor.get_by_test_id("profile-rpps").fill("10003456789")
     doctor.get_by_test_id("profile-profession").fill("médecin généraliste")

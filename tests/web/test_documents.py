@@ -253,12 +253,16 @@ def test_a_waiting_document_can_be_retried_or_cancelled(
     assert gp.daemon.outbox_state(first) == "queued"
     again = page.post_form(f"/outbox/{second}/{peer}/cancel", {"csrf": token})
     assert again.status == 400
-    assert "Only a document still waiting can be cancelled; this one is cancelled." in again.text
+    assert "Cet envoi est déjà annulé." in again.text  # the page speaks French
+    assert "Only a document" not in again.text
     row = page.get("/outbox").text.split(f'data-id="{second}"')[1].split("</tr>")[0]
     assert "Annulé" in row
     assert "retry" not in row
     unknown = page.post_form(f"/outbox/{'0' * 32}/{peer}/retry", {"csrf": token})
     assert unknown.status == 404
+    assert "Aucun document envoyé à ce destinataire n'a cet identifiant." in html.unescape(
+        unknown.text
+    )
 
 
 def test_pli_inbox_follow_prints_new_documents_without_polling(

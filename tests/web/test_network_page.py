@@ -131,7 +131,7 @@ def test_sign_in_by_name_and_password_with_a_secure_cookie(
 ) -> None:
     nobody = visitor(practice).post_form("/signin", {"name": "secretariat", "password": PASSWORD})
     assert nobody.status == 403
-    assert "No one can sign in" in nobody.text
+    assert "Personne ne peut encore se connecter" in nobody.text  # the page is French first
     made = web_user(practice, "set", "secretariat")
     assert made.returncode == 0, made.stderr
     assert PASSWORD not in (practice.home / "web" / "users.json").read_text(encoding="utf-8")
@@ -141,8 +141,8 @@ def test_sign_in_by_name_and_password_with_a_secure_cookie(
     wrong = person.post_form("/signin", {"name": "secretariat", "password": "pas le bon mot"})
     assert wrong.status == 403
     unknown = person.post_form("/signin", {"name": "inconnu", "password": PASSWORD})
-    assert (unknown.status, unknown.text.count("Wrong name or password")) == (403, 1)
-    assert "Wrong name or password" in wrong.text
+    assert (unknown.status, unknown.text.count("Nom ou mot de passe incorrect.")) == (403, 1)
+    assert "Nom ou mot de passe incorrect." in wrong.text
     forged = person.post_form(
         "/signin", {"name": "secretariat", "password": PASSWORD}, Origin="https://evil.example"
     )

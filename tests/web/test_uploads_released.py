@@ -43,7 +43,7 @@ def test_a_form_of_too_many_files_holds_none(practices: tuple[Practice, Practice
     files = [(f"{n}.txt", b"x", "text/plain") for n in range(MAX_OPEN + 1)]
     answer = page.post_multipart(f"/compose?csrf={token}", fields, files, Accept="application/json")
     assert answer.status == 400
-    assert json.loads(answer.body)["problems"] == ["pli sends at most 64 files at once."]
+    assert json.loads(answer.body)["problems"] == ["pli envoie au plus 64 fichiers à la fois."]
     still_sends(gp, cardio)
 
 

@@ -51,8 +51,17 @@ class Attachment:
     def check(self) -> None:
         """Refuse, in words, a file the daemon could not send: a full path, readable."""
         if not self.path.is_absolute():
-            raise BadInput(f"The daemon needs a full path, not “{self.path}”.")
+            raise BadInput(
+                f"The daemon needs a full path, not “{self.path}”.",
+                french=f"Le démon pli a besoin d'un chemin complet, pas « {self.path} ».",
+            )
         if not self.path.is_file():
-            raise BadInput(f"The file {self.path} does not exist or is not a file.")
+            raise BadInput(
+                f"The file {self.path} does not exist or is not a file.",
+                french=f"Le fichier « {self.name} » n'existe plus : joignez-le à nouveau.",
+            )
         if not os.access(self.path, os.R_OK):
-            raise BadInput(f"The daemon cannot read {self.path}: check its permissions.")
+            raise BadInput(
+                f"The daemon cannot read {self.path}: check its permissions.",
+                french=f"Le démon pli ne peut pas lire « {self.name} » : vérifiez ses droits.",
+            )

@@ -193,10 +193,16 @@ class Outbox:
         """Never send this document to this recipient (``.../cancel``), if not yet sent."""
         await self._queued_row(doc_id, peer_id, "cancelled")
         if (doc_id, peer_id) in self.progress:
-            raise BadInput("It is being sent right now, so it cannot be cancelled any more.")
+            raise BadInput(
+                "It is being sent right now, so it cannot be cancelled any more.",
+                french="Il est en cours d'envoi : il ne peut plus être annulé.",
+            )
         reason = "cancelled by the sender"
         if not await asyncio.to_thread(self._store.cancel_queued, doc_id, peer_id, reason):
-            raise BadInput("It was delivered meanwhile, so it cannot be cancelled any more.")
+            raise BadInput(
+                "It was delivered meanwhile, so it cannot be cancelled any more.",
+                french="Il a été remis entre-temps : il ne peut plus être annulé.",
+            )
         fresh = self._fresh.get(peer_id, [])
         fresh[:] = [row for row in fresh if row.doc_id != doc_id]
 
@@ -204,10 +210,14 @@ class Outbox:
         rows = await asyncio.to_thread(self._store.outbox)
         found = [r for r in rows if r.doc_id == doc_id and r.peer_id == peer_id]
         if not found:
-            raise DocumentUnknown("No document in the outbox has this id for this recipient.")
+            raise DocumentUnknown(
+                "No document in the outbox has this id for this recipient.",
+                french="Aucun document envoyé à ce destinataire n'a cet identifiant.",
+            )
         if found[0].state != "queued":
             raise BadInput(
-                f"Only a document still waiting can be {what}; this one is {found[0].state}."
+                f"Only a document still waiting can be {what}; this one is {found[0].state}.",
+                french=_NOT_WAITING_FR.get(found[0].state, _NOT_WAITING_FR[""]),
             )
         return found[0]
 
@@ -574,6 +584,15 @@ class Outbox:
         except asyncio.QueueFull:
             raise TooManyReplies("more answers about one document than the protocol has") from None
         return True
+
+
+#: Why a document can no longer be retried or cancelled, by its state (said on the page).
+_NOT_WAITING_FR = {
+    "": "Ce document n'attend plus d'être envoyé : rien n'a été changé.",
+    "delivered": "Ce document a déjà été remis : rien n'a été changé.",
+    "rejected": "Ce document a été refusé par le destinataire : rien n'a été changé.",
+    "cancelled": "Cet envoi est déjà annulé.",
+}
 
 
 class TooManyReplies(Exception):

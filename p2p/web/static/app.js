@@ -149,7 +149,7 @@
     });
     request.addEventListener("error", () => {
       button.disabled = false; button.textContent = label; progress.hidden = true;
-      showProblems(["pli: the daemon could not be reached."]);
+      showProblems([form.dataset.unreachable]);
     });
     request.send(new FormData(form));
   });

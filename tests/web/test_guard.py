@@ -59,6 +59,30 @@ def test_without_a_session_nothing_is_shown(practices: tuple[Practice, Practice]
     assert stranger.get("/").status == 401
 
 
+def test_without_a_session_the_page_tells_nothing_of_its_paths(
+    practices: tuple[Practice, Practice],
+) -> None:
+    """A page that exists and one that does not, any method: the same plain answer,
+    which says how to open the page and nothing of what is behind it."""
+    gp, _ = practices
+    stranger = Visitor(gp.visitor().base)
+    answers = [
+        stranger.request(method, path)
+        for method in ("GET", "POST", "PUT", "DELETE")
+        for path in (
+            "/compose",
+            "/colleagues/pair/x",
+            "/no/such/page",
+            "/documents/0000/files/0/view",
+        )
+    ]
+    assert {(a.status, a.body) for a in answers} == {(answers[0].status, answers[0].body)}
+    assert answers[0].status == 401
+    assert answers[0].headers["content-type"].startswith("text/plain")
+    assert answers[0].text.startswith("pli : vous n'êtes pas connecté(e).")
+    assert "pli open" in answers[0].text
+
+
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:7718", "127.0.0.1.nip.io", ""])
 def test_a_foreign_host_is_refused_before_anything(
     practices: tuple[Practice, Practice], host: str

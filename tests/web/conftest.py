@@ -1,5 +1,7 @@
 """Two real practices for the page's tests: ``pli daemon`` processes on loopback,
-each serving its page on a free loopback port, paired with each other.
+each serving its page on a free loopback port, paired with each other; the
+browser tests' one chromium per module (``browser``, ``browser.launched``), and
+``signed_in``, a French practice's browser on one of those pages.
 
 ``Practice``'s calls to the daemon's API run on a worker thread: Playwright's sync
 API keeps its own event loop marked as running on the test's thread, and the suite's
@@ -15,8 +17,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from playwright.sync_api import Browser, Page, expect
 
 from p2p.cli.practice import PracticeProcess, paired, wait_until
+from tests.web import browser as chromium
 from tests.web.visitor import Visitor
 
 T = TypeVar("T")
@@ -76,3 +80,28 @@ def reading_practices(
 def delivered(practice: Practice, doc_id: str, timeout: float = 30.0) -> None:
     """Wait until ``doc_id`` has its receipt in ``practice``'s outbox."""
     off_loop(wait_until, lambda: practice.daemon.outbox_state(doc_id) == "delivered", timeout)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One chromium for a module's tests (each page gets a profile of its own).
+
+    Per module, not per session: Playwright's sync API keeps its event loop marked
+    as running on the test's thread while the browser lives, which the asyncio
+    tests of the next modules could not run under.
+    """
+    if not chromium.CHROMIUM.exists():
+        pytest.skip(f"no chromium at {chromium.CHROMIUM} (apt-get install chromium)")
+    with chromium.launched() as launched:
+        yield launched
+
+
+def signed_in(browser: Browser, practice: Practice, path: str = "/", **options: Any) -> Page:
+    """A new browser profile on ``practice``'s page, signed in through ``pli open``'s
+    link (which lands on the inbox), then at ``path``."""
+    page = chromium.french_page(browser, **options)
+    page.goto(practice.link())
+    expect(page.get_by_role("heading", name="Boîte de réception")).to_be_visible()
+    if path != "/":
+        page.goto(page.url.rstrip("/") + path)  # signed in at the page's root
+    return page

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.web import browser as chromium
-from tests.web.conftest import Practice, delivered
+from tests.web.browser import accessible
+from tests.web.conftest import Practice, delivered, signed_in
 from tests.web.files import HOSTILE_HTML, HOSTILE_NAME, pdf
 
 if not chromium.CHROMIUM.exists():  # .ci/run installs it: in CI these tests run
@@ -26,33 +26,9 @@ if not chromium.CHROMIUM.exists():  # .ci/run installs it: in CI these tests run
         f"no chromium at {chromium.CHROMIUM} (apt-get install chromium)", allow_module_level=True
     )
 
-from playwright.sync_api import Browser, FilePayload, Page, expect, sync_playwright
+from playwright.sync_api import Browser, FilePayload, expect
 
 SUBJECT = "Avis cardiologique"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(chromium.CHROMIUM), args=chromium.launch_args()
-        )
-        yield launched
-        launched.close()
-
-
-def signed_in(browser: Browser, practice: Practice) -> Page:
-    """A new browser profile on ``practice``'s page, signed in through ``pli open``'s link."""
-    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    page.goto(practice.link())
-    expect(page.get_by_role("heading", name="Boîte de réception")).to_be_visible()
-    return page
-
-
-def accessible(page: Page) -> None:
-    violations = chromium.serious_violations(page)
-    assert violations == [], chromium.describe(violations)
 
 
 def test_a_letter_and_its_reply_between_two_pages(
@@ -153,12 +129,12 @@ def test_refusals_as_a_browser_meets_them(
     gp, cardio = practices
     link = gp.link()
     base = link.split("/login/")[0]
-    stranger = browser.new_context().new_page()
+    stranger = chromium.french_page(browser)
     first = stranger.goto(base + "/")
     assert _status(first) == 401
     assert "pli open" in stranger.content()
     assert _status(stranger.goto(link)) == 303 or stranger.url == base + "/"
-    again = browser.new_context().new_page()
+    again = chromium.french_page(browser)
     assert _status(again.goto(link)) == 403  # a spent link
     port = base.rsplit(":", 1)[1]
     assert _status(stranger.goto(f"http://{chromium.REBOUND}:{port}/")) == 403  # rebinding
@@ -233,3 +209,19 @@ def test_the_compose_form_is_usable_with_the_keyboard(
         ".filter(e => !(e.labels && e.labels.length)).map(e => e.name)"
     )
     assert labels == []  # every field has its label
+
+
+def test_the_browser_is_a_french_practices(
+    browser: Browser, practices: tuple[Practice, Practice]
+) -> None:
+    """What the person reads that the page does not write: the browser's own strings
+    (chromium-l10n), its number and date formats, the practice's clock."""
+    gp, _ = practices
+    page = signed_in(browser, gp, "/compose")
+    said = page.evaluate(
+        """() => [navigator.language, (1234.5).toLocaleString(),
+            new Date(Date.UTC(2026, 6, 14, 10, 5)).toLocaleString(),
+            document.querySelector('[data-testid=recipient]').validationMessage]"""
+    )
+    assert said[:3] == ["fr-FR", "1\u202f234,5", "14/07/2026 12:05:00"]
+    assert said[3] == "Sélectionnez un élément dans la liste."  # not "Please select an item"

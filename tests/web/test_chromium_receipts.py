@@ -11,47 +11,29 @@ the settings page. Screenshots in build/screenshots/, axe-core on each page.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.web import browser as chromium
-from tests.web.conftest import Practice, delivered, off_loop
+from tests.web.browser import accessible
+from tests.web.conftest import Practice, delivered, off_loop, signed_in
 
 if not chromium.CHROMIUM.exists():  # .ci/run installs it: in CI these tests run
     pytest.skip(
         f"no chromium at {chromium.CHROMIUM} (apt-get install chromium)", allow_module_level=True
     )
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 LIVE = 5000  # ms a line may take to appear (the page refreshes on the daemon's event)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(chromium.CHROMIUM), args=chromium.launch_args()
-        )
-        yield launched
-        launched.close()
-
-
-def signed_in(browser: Browser, practice: Practice, path: str) -> Page:
-    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    page.goto(practice.link())
-    expect(page.get_by_role("heading", name="Boîte de réception")).to_be_visible()
-    page.goto(page.url.rstrip("/") + path)  # signed in at the page's root
+def watching(browser: Browser, practice: Practice, path: str) -> Page:
+    """``practice``'s page at ``path``, marked so that a reload would show."""
+    page = signed_in(browser, practice, path)
     page.evaluate("window.stillTheSamePage = true")
     return page
-
-
-def accessible(page: Page) -> None:
-    violations = chromium.serious_violations(page)
-    assert violations == [], chromium.describe(violations)
 
 
 def integrate(practice: Practice, doc_id: str, body: dict[str, int]) -> None:
@@ -62,7 +44,7 @@ def test_receipt_lines_appear_live_on_the_senders_page(
     browser: Browser, reading_practices: tuple[Practice, Practice], tmp_path: Path
 ) -> None:
     gp, cardio = reading_practices
-    doctor = signed_in(browser, gp, "/outbox")
+    doctor = watching(browser, gp, "/outbox")
     letter = tmp_path / "courrier.txt"
     letter.write_text("Courrier de liaison.\n", encoding="utf-8")
     doc_id = str(off_loop(gp.daemon.send, cardio.daemon, letter, "letter"))
@@ -88,7 +70,7 @@ def test_receipt_lines_appear_live_on_the_senders_page(
     doctor.evaluate("window.stillTheSamePage = true")
     layers = doctor.locator("[data-testid=receipts] [data-testid=receipt]")
     expect(layers).to_have_count(2)
-    specialist = signed_in(browser, cardio, f"/documents/{doc_id}")  # opened: read
+    specialist = watching(browser, cardio, f"/documents/{doc_id}")  # opened: read
     expect(specialist.get_by_test_id("document-view")).to_be_visible()
     read = doctor.locator("[data-testid=receipt][data-layer=read]")
     expect(read).to_have_text(re.compile(r"^Lu le \d\d/\d\d/\d{4} à \d\d:\d\d$"), timeout=LIVE)

@@ -23,6 +23,8 @@ import pytest
 
 from p2p.cli.practice import PracticeProcess, kill_all, wait_until
 from tests.web import browser as chromium
+from tests.web import conftest
+from tests.web.browser import accessible
 from tests.web.conftest import Practice, off_loop
 
 if not chromium.CHROMIUM.exists():  # .ci/run installs it: in CI these tests run
@@ -30,7 +32,7 @@ if not chromium.CHROMIUM.exists():  # .ci/run installs it: in CI these tests run
         f"no chromium at {chromium.CHROMIUM} (apt-get install chromium)", allow_module_level=True
     )
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 Three = tuple[Practice, Practice, Practice]
 
@@ -52,22 +54,9 @@ def strangers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Three]:
         kill_all(*daemons)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(chromium.CHROMIUM), args=chromium.launch_args()
-        )
-        yield launched
-        launched.close()
-
-
 def signed_in(browser: Browser, practice: Practice, path: str = "/colleagues") -> Page:
-    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto(practice.link())
-    page.goto(page.url.rstrip("/") + path)
-    return page
+    """``practice``'s page at ``path``: its colleagues unless told otherwise."""
+    return conftest.signed_in(browser, practice, path, viewport={"width": 1280, "height": 900})
 
 
 def shoot(page: Page, name: str) -> None:
@@ -76,11 +65,6 @@ def shoot(page: Page, name: str) -> None:
     chromium.SHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_load_state("load")
     page.screenshot(path=str(chromium.SHOTS / f"{name}.png"), full_page=True)
-
-
-def accessible(page: Page) -> None:
-    violations = chromium.serious_violations(page)
-    assert violations == [], chromium.describe(violations)
 
 
 def peers_of(practice: Practice) -> list[dict[str, Any]]:

@@ -211,33 +211,26 @@ def test_the_certificate_is_kept_renewed_for_new_names_or_the_practices_own(
 def test_signing_in_in_chromium(practice: PracticeProcess) -> None:
     if not chromium.CHROMIUM.exists():
         pytest.skip(f"no chromium at {chromium.CHROMIUM}")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     assert web_user(practice, "set", "dr.martin").returncode == 0
     url = json.loads(practice.pli("--json", "open", "--no-browser").stdout)["url"]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(chromium.CHROMIUM), args=chromium.launch_args()
+    with chromium.launched() as browser:
+        page = chromium.french_page(browser, ignore_https_errors=True)
+        context = page.context
+        page.goto(url.replace("/signin", "/"))
+        expect(page.get_by_test_id("signin-form")).to_be_visible()
+        expect(page.get_by_test_id("tls-fingerprint")).to_have_text(
+            page_of(practice)["tls_fingerprint"]
         )
-        try:
-            context = browser.new_context(locale="fr-FR", ignore_https_errors=True)
-            page = context.new_page()
-            page.goto(url.replace("/signin", "/"))
-            expect(page.get_by_test_id("signin-form")).to_be_visible()
-            expect(page.get_by_test_id("tls-fingerprint")).to_have_text(
-                page_of(practice)["tls_fingerprint"]
-            )
-            chromium.shoot(page, "signin")
-            violations = chromium.serious_violations(page)
-            assert violations == [], chromium.describe(violations)
-            page.get_by_test_id("signin-name").fill("dr.martin")
-            page.get_by_test_id("signin-password").fill(PASSWORD)
-            page.get_by_test_id("signin").click()
-            expect(page.get_by_role("heading", name="Boîte de réception")).to_be_visible()
-            cookies = context.cookies()
-            assert [c["secure"] for c in cookies if c["name"] == "pli_session"] == [True]
-        finally:
-            browser.close()
+        chromium.shoot(page, "signin")
+        chromium.accessible(page)
+        page.get_by_test_id("signin-name").fill("dr.martin")
+        page.get_by_test_id("signin-password").fill(PASSWORD)
+        page.get_by_test_id("signin").click()
+        expect(page.get_by_role("heading", name="Boîte de réception")).to_be_visible()
+        cookies = context.cookies()
+        assert [c["secure"] for c in cookies if c["name"] == "pli_session"] == [True]
 
 
 def test_web_user_refuses_short_passwords_and_odd_names(tmp_path: Path) -> None:

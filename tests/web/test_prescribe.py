@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.web import browser as chromium
-from tests.web.conftest import Practice, off_loop
+from tests.web.browser import accessible
+from tests.web.conftest import Practice, off_loop, signed_in
 
 if not chromium.CHROMIUM.exists():  # .ci/run installs it: in CI these tests run
     pytest.skip(
@@ -23,8 +24,6 @@ if not chromium.CHROMIUM.exists():  # .ci/run installs it: in CI these tests run
     )
 
 from playwright.sync_api import Browser, Page, expect
-
-from tests.web.test_chromium import accessible, browser, signed_in  # noqa: F401 - fixture
 
 RPPS = "10101234567"
 
@@ -46,7 +45,7 @@ def tab_to(page: Page, testid: str) -> None:
 
 
 def test_a_prescription_written_on_the_page_is_sent_printed_and_verified(
-    browser: Browser,  # noqa: F811 - the fixture
+    browser: Browser,
     practices: tuple[Practice, Practice],
     tmp_path: Path,
 ) -> None:
@@ -124,7 +123,7 @@ def test_a_prescription_written_on_the_page_is_sent_printed_and_verified(
 
 
 def test_the_prescription_form_is_usable_with_the_keyboard(
-    browser: Browser,  # noqa: F811 - the fixture
+    browser: Browser,
     practices: tuple[Practice, Practice],
 ) -> None:
     gp, _ = practices
@@ -153,7 +152,7 @@ def test_the_prescription_form_is_usable_with_the_keyboard(
     keys.press("ArrowDown")  # the first colleague
     page.get_by_test_id("patient-name").focus()
     keys.type("LEROY, Paul")
-    # the date field's segments follow the browser's own language (headless: mm/dd/yyyy)
+    # the date field's segments follow the browser's own language (French: dd/mm/yyyy)
     page.get_by_test_id("patient-birthdate").fill("1962-07-14")
     page.get_by_test_id("rpps").focus()
     keys.type(RPPS)

@@ -227,6 +227,8 @@ class Sent(Shape):
     sent_bytes: int | None
     attempts: int
     last_error: str | None
+    #: Why ``last_error``: pli's reason code (``storage/failures.py``); None before them.
+    error_code: str | None
     receipt_time: int | None
     receipt_status: str | None
     via: str | None

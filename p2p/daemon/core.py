@@ -49,6 +49,7 @@ from p2p.services.receipts import LaterReceipts
 from p2p.services.revocation import Pushed, RevocationService
 from p2p.storage import keystore
 from p2p.storage.config import Config, load_profile, own_card, save_profile
+from p2p.storage.failures import Failed, Failure
 from p2p.storage.files import Layout, private_home
 from p2p.storage.quota import MIB, Limits, Quota
 from p2p.storage.store import PeerRow, PeerState, Store
@@ -75,7 +76,7 @@ log = logging.getLogger("pli.daemon")
 
 DATABASE = "pli.db"
 #: Why a queued document was cancelled (shown in the outbox).
-CANCELLED_REMOVED = "Cancelled: this colleague was removed from your peers."
+CANCELLED_REMOVED = Failed.of(Failure.CANCELLED_REMOVED)
 
 
 def _limits(config: Config) -> Limits:

@@ -206,6 +206,7 @@ class Archive:
             "sent_bytes": self.sending.get(key),
             "attempts": row.attempts,
             "last_error": row.last_error,
+            "error_code": row.error_code,
             "receipt_time": row.receipt_time,
             "receipt_status": row.receipt_status,
         }

@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import TypeVar
 
+from p2p.storage.failures import Failure, failure
+
 
 class PeerState(StrEnum):
     """A peer's row: trusted, waiting for the person's confirmation, removed, or revoked."""
@@ -72,6 +74,8 @@ class OutboxRow:
     receipt: bytes | None
     receipt_time: int | None
     receipt_status: str | None
+    #: Why ``last_error`` (pli's English sentence): None for a row from before the codes.
+    error_code: Failure | None = None
 
     @classmethod
     def new(cls, doc_id: str, peer_id: str, size: int, digest: bytes, created_at: int) -> OutboxRow:
@@ -152,6 +156,7 @@ def from_row(cls: type[Row], row: sqlite3.Row) -> Row:
         values["state"] = PeerState(values["state"])
     elif cls is OutboxRow:
         values["state"] = OutboxState(values["state"])
+        values["error_code"] = failure(values["error_code"])
     elif cls is RevocationRow:
         values["known_peer"] = bool(values["known_peer"])
     return cls(**values)

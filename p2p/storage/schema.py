@@ -3,14 +3,15 @@
 ``Database`` (``database.py``) applies the migrations above the file's
 ``PRAGMA user_version`` in order, each in one transaction; a database from a
 newer pli is refused. Version 2 adds the later receipts' tables (``later_receipts.py``),
-version 3 the local API's tokens (``tokens.py``).
+version 3 the local API's tokens (``tokens.py``), version 4 the outbox's reason
+codes (``failures.py``: rows recorded before keep their sentence, with no code).
 """
 
 from __future__ import annotations
 
 from p2p.storage import later_receipts, tokens
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -85,4 +86,6 @@ MIGRATIONS: dict[int, str] = {
     """,
     2: later_receipts.SCHEMA,
     3: tokens.SCHEMA,  # the local API's tokens for other software (tokens.py)
+    # Why last_error: a code the page says in its own words (failures.Failure).
+    4: "ALTER TABLE outbox ADD COLUMN error_code TEXT",
 }

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 from p2p.storage.database import Database, prefix_range
+from p2p.storage.failures import Failed
 from p2p.storage.rows import OutboxRow, OutboxState, PeerState, StoredReceipt, columns, from_row
 
 _OUTBOX = columns(OutboxRow)
@@ -68,7 +69,8 @@ class SentDocuments(Database):
         with self._tx() as db:
             db.executemany(
                 "UPDATE outbox SET state=:state, receipt=:receipt, receipt_time=:time, "
-                "receipt_status=:status, last_error=NULL WHERE doc_id=:doc_id AND peer_id=:peer_id",
+                "receipt_status=:status, last_error=NULL, error_code=NULL "
+                "WHERE doc_id=:doc_id AND peer_id=:peer_id",
                 [{**asdict(receipt), "state": receipt.state} for receipt in receipts],
             )
             db.executemany(
@@ -102,9 +104,9 @@ class SentDocuments(Database):
         return [(str(peer), float(due)) for peer, due in rows]
 
     def attempts_failed(
-        self, rows: list[tuple[str, str]], error: str, next_attempt: Callable[[int], float]
+        self, rows: list[tuple[str, str]], failed: Failed, next_attempt: Callable[[int], float]
     ) -> None:
-        """One failed attempt for each queued (doc, peer), in one commit.
+        """One failed attempt for each queued (doc, peer), in one commit, and why.
 
         ``next_attempt(attempts)`` gives each row's retry time from its attempts so far.
         """
@@ -117,26 +119,32 @@ class SentDocuments(Database):
                 if found is None:
                     continue
                 db.execute(
-                    "UPDATE outbox SET attempts=attempts+1, last_error=?, next_attempt=? "
-                    "WHERE doc_id=? AND peer_id=?",
-                    (error, next_attempt(int(found[0])), doc_id, peer_id),
+                    "UPDATE outbox SET attempts=attempts+1, last_error=?, error_code=?, "
+                    "next_attempt=? WHERE doc_id=? AND peer_id=?",
+                    (failed.text, failed.code, next_attempt(int(found[0])), doc_id, peer_id),
                 )
 
     @staticmethod
-    def _cancel(db: sqlite3.Connection, peer_id: str, reason: str) -> int:
+    def _cancel(db: sqlite3.Connection, peer_id: str, reason: Failed) -> int:
         cursor = db.execute(
-            "UPDATE outbox SET state=?, last_error=? WHERE peer_id=? AND state=?",
-            (OutboxState.CANCELLED, reason, peer_id, OutboxState.QUEUED),
+            "UPDATE outbox SET state=?, last_error=?, error_code=? WHERE peer_id=? AND state=?",
+            (OutboxState.CANCELLED, reason.text, reason.code, peer_id, OutboxState.QUEUED),
         )
         return cursor.rowcount
 
-    def cancel_unpaired(self, reason: str) -> int:
+    def cancel_unpaired(self, reason: Failed) -> int:
         """Cancel what is queued to peers that are no longer paired (kept from an old run)."""
         with self._tx() as db:
             cursor = db.execute(
-                "UPDATE outbox SET state=?, last_error=? WHERE state=? AND peer_id NOT IN "
-                "(SELECT peer_id FROM peers WHERE state=?)",
-                (OutboxState.CANCELLED, reason, OutboxState.QUEUED, PeerState.PAIRED),
+                "UPDATE outbox SET state=?, last_error=?, error_code=? WHERE state=? AND "
+                "peer_id NOT IN (SELECT peer_id FROM peers WHERE state=?)",
+                (
+                    OutboxState.CANCELLED,
+                    reason.text,
+                    reason.code,
+                    OutboxState.QUEUED,
+                    PeerState.PAIRED,
+                ),
             )
             return cursor.rowcount
 
@@ -147,12 +155,20 @@ class SentDocuments(Database):
                 (peer_id, OutboxState.QUEUED),
             )
 
-    def cancel_queued(self, doc_id: str, peer_id: str, reason: str) -> bool:
+    def cancel_queued(self, doc_id: str, peer_id: str, reason: Failed) -> bool:
         """A queued row ends ``cancelled`` (never sent); False if it was not queued."""
         with self._tx() as db:
             cursor = db.execute(
-                "UPDATE outbox SET state=?, last_error=? WHERE doc_id=? AND peer_id=? AND state=?",
-                (OutboxState.CANCELLED, reason, doc_id, peer_id, OutboxState.QUEUED),
+                "UPDATE outbox SET state=?, last_error=?, error_code=? "
+                "WHERE doc_id=? AND peer_id=? AND state=?",
+                (
+                    OutboxState.CANCELLED,
+                    reason.text,
+                    reason.code,
+                    doc_id,
+                    peer_id,
+                    OutboxState.QUEUED,
+                ),
             )
             return cursor.rowcount == 1
 

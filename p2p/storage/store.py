@@ -30,6 +30,7 @@ import json
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from p2p.storage.failures import Failed, Failure
 from p2p.storage.later_receipts import LaterReceiptRows
 from p2p.storage.received import ReceivedDocuments
 from p2p.storage.rows import (
@@ -159,7 +160,7 @@ class Store(SentDocuments, ReceivedDocuments, LaterReceiptRows, ApiTokenRows):
                         (json.dumps(addresses[:8]), peer_id),
                     )
 
-    def remove_peer(self, peer_id: str, reason: str) -> int:
+    def remove_peer(self, peer_id: str, reason: Failed) -> int:
         """Mark the peer removed and cancel what was queued to it, in one commit."""
         with self._tx() as db:
             db.execute("UPDATE peers SET state=? WHERE peer_id=?", (PeerState.REMOVED, peer_id))
@@ -185,7 +186,7 @@ class Store(SentDocuments, ReceivedDocuments, LaterReceiptRows, ApiTokenRows):
             if cursor.rowcount != 1:
                 return False
             db.execute("UPDATE peers SET state=? WHERE peer_id=?", (PeerState.REVOKED, row.peer_id))
-            self._cancel(db, row.peer_id, "the recipient's key was revoked")
+            self._cancel(db, row.peer_id, Failed.of(Failure.CANCELLED_REVOKED))
             db.execute(
                 "DELETE FROM revocations WHERE known_peer=0 AND peer_id IN (SELECT peer_id "
                 "FROM revocations WHERE known_peer=0 ORDER BY learned_at DESC LIMIT -1 OFFSET ?)",

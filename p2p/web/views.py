@@ -28,7 +28,7 @@ from p2p.web.mailboxes import path_text
 from p2p.web.prescribe import prescription_file
 from p2p.web.receipts import our_lines, receipt_lines
 from p2p.web.render import lang_of, render
-from p2p.web.words import birth_date, when, word
+from p2p.web.words import WORDS, birth_date, inert, when, word
 
 _FULL_ID = re.compile(r"[0-9a-f]{32,64}")
 log = logging.getLogger("pli.web")
@@ -68,10 +68,26 @@ async def outbox(request: web.Request) -> web.Response:
             "receipts": receipt_lines(row, lang),
             "state_text": _state(lang, str(row.get("state", ""))),
             "path": path_text(row.get("via"), lang),
+            "error_text": failure_text(row, lang),
         }
         for row in reversed(await request.app[API].get("/v1/outbox"))
     ]
     return await render(request, "outbox.html", section="outbox", rows=rows)
+
+
+def failure_text(row: dict[str, Any], lang: str) -> str:
+    """Why a document still waits, or was cancelled, in the page's words for its reason
+    code (``words_failures.py``); a row recorded before the codes shows its sentence
+    as stored (while it waits; its cancellation said nothing more than « Annulé »)."""
+    state, code = row.get("state"), row.get("error_code")
+    if state not in ("queued", "cancelled"):
+        return ""
+    if f"fail_{code}" in WORDS:
+        return word(lang, f"fail_{code}")
+    recorded = row.get("last_error")
+    if state == "queued" and recorded:
+        return word(lang, "last_error_as_recorded", text=inert(recorded))
+    return ""
 
 
 def _state(lang: str, state: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 
+from p2p.web.words_failures import FAILURES
 from p2p.web.words_mailbox import MAILBOX
 from p2p.web.words_people import PEOPLE
 
@@ -245,6 +246,7 @@ WORDS: dict[str, tuple[str, str]] = {
 }
 WORDS.update(PEOPLE)  # the colleagues, pairing and settings pages (words_people.py)
 WORDS.update(MAILBOX)  # the mailboxes' states, the way each document went (words_mailbox.py)
+WORDS.update(FAILURES)  # why a sent document waits or was cancelled (words_failures.py)
 
 
 def word(lang: str, key: str, **values: object) -> str:

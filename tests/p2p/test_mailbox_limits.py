@@ -63,6 +63,7 @@ def test_a_sender_over_its_share_keeps_the_document_and_says_why(
     assert entry["state"] == "queued"
     assert entry["via"] is None
     assert f"The mailbox {server.url} is full for this colleague" in str(entry["last_error"])
+    assert entry["error_code"] == "mailbox-full"  # which the page says in its words
     assert messages_in(server, b_seed) == 1  # the refused one is not stored, even in part
     shown = a.pli("outbox").stdout
     assert "is full" in shown

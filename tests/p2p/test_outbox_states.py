@@ -33,7 +33,7 @@ async def test_a_peers_refusal_text_is_never_shown_as_ours(
     doc_id = await send_file(a, b, letter)
     await wait_for(lambda: any(r.last_error for r in a.daemon.store.outbox()))
     (row,) = a.daemon.store.outbox()
-    assert row.last_error == REFUSED_OTHERWISE
+    assert (row.error_code, row.last_error) == ("refused", REFUSED_OTHERWISE)
     _status, outbox = await a.api("GET", "/v1/outbox")
     assert PEER_TEXT not in str(outbox)
     shown = await asyncio.to_thread(run, "--home", a.home, "outbox")
@@ -51,11 +51,14 @@ async def test_letters_to_a_removed_peer_are_cancelled(
     letter.write_text("Cher confrère,\n")
     doc_id = await send_file(a, b, letter)
     await wait_for(lambda: any(r.attempts > 0 for r in a.daemon.store.outbox()))
+    (waiting,) = a.daemon.store.outbox()
+    assert waiting.error_code == "unreachable"  # the page says it in its words
+    assert "did not answer" in str(waiting.last_error)  # the CLI's sentence says where
     status, _body = await a.api("DELETE", f"/v1/peers/{b.daemon.me.peer_id.hex}")
     assert status == 200
     (row,) = a.daemon.store.outbox()
     assert row.state == "cancelled"
-    assert row.last_error == CANCELLED_REMOVED
+    assert (row.error_code, row.last_error) == (CANCELLED_REMOVED.code, CANCELLED_REMOVED.text)
     attempts = row.attempts
     await asyncio.sleep(2.5)  # retry_max is 1 s in the tests: no more attempts
     (row,) = a.daemon.store.outbox()

@@ -12,28 +12,34 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from p2p.errors import BadInput
+from p2p.storage.failures import ENGLISH, Failed, Failure
 from p2p.storage.quota import DISK_FULL, QUOTA_FULL, RATE_LIMITED, STORAGE_FAILED
 from protocol import ProfileCard
 
-#: What pli says when a recipient's daemon refuses a document, by refusal code.
+#: A recipient's refusal codes (``messages.Refuse.code``) as the outbox's own, and
+#: what pli says of each (``storage/failures.py``; the page has its words for them).
 #: The peer's own ``reason`` text is never shown: a peer could write anything there.
-REFUSALS = {
-    DISK_FULL: "Their computer's disk is nearly full; pli will offer the document again later.",
-    QUOTA_FULL: "Their computer already holds as much from this practice as it accepts; "
-    "pli will offer the document again once they free space.",
-    RATE_LIMITED: "Their computer received its hourly limit of documents from this "
-    "practice; pli will offer the document again later.",
-    STORAGE_FAILED: "Their computer could not store the document; pli will try again later.",
-    "too-large": "The document is over the size their computer accepts.",
-    "authentication": "Their computer refused the document: it failed verification (it may "
-    "have been altered on the way); pli will send it again.",
+REFUSAL_CODES: dict[str, Failure] = {
+    DISK_FULL: Failure.REFUSED_DISK_FULL,
+    QUOTA_FULL: Failure.REFUSED_QUOTA_FULL,
+    RATE_LIMITED: Failure.REFUSED_RATE_LIMITED,
+    STORAGE_FAILED: Failure.REFUSED_STORAGE_FAILED,
+    "too-large": Failure.REFUSED_TOO_LARGE,
+    "authentication": Failure.REFUSED_AUTHENTICATION,
 }
-REFUSED_OTHERWISE = "Their computer refused the document; pli will try again later."
+REFUSALS = {peer: ENGLISH[ours] for peer, ours in REFUSAL_CODES.items()}
+REFUSED_OTHERWISE = ENGLISH[Failure.REFUSED]
+
+
+def refused(code: str) -> Failed:
+    """A recipient's refusal as the outbox records it: our code for the peer's, whatever
+    the peer's is, and pli's sentence for it."""
+    return Failed.of(REFUSAL_CODES.get(code, Failure.REFUSED))
 
 
 def refusal_sentence(code: str) -> str:
     """pli's own words for a refusal code (the code is the peer's; the words are ours)."""
-    return REFUSALS.get(code, REFUSED_OTHERWISE)
+    return refused(code).text
 
 
 @dataclass(frozen=True)

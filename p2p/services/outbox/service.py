@@ -21,9 +21,10 @@ from typing import Any
 
 from p2p.errors import BadInput, DocumentUnknown, PeerUnreachable
 from p2p.events import Link
-from p2p.services.outbox.parts import Attachment, Recipient, refusal_sentence
+from p2p.services.outbox.parts import Attachment, Recipient, refused
 from p2p.services.outbox.queueing import NewDocument, Queueing
 from p2p.services.outbox.sealing import Early, SealFailed, Sealing, ShortEnvelope, send_envelope
+from p2p.storage.failures import Failed, Failure
 from p2p.storage.files import Layout
 from p2p.storage.store import OutboxRow, OutboxState, PeerRow, Store, StoredReceipt
 from protocol import (
@@ -197,7 +198,7 @@ class Outbox:
                 "It is being sent right now, so it cannot be cancelled any more.",
                 french="Il est en cours d'envoi : il ne peut plus être annulé.",
             )
-        reason = "cancelled by the sender"
+        reason = Failed.of(Failure.CANCELLED_BY_SENDER)
         if not await asyncio.to_thread(self._store.cancel_queued, doc_id, peer_id, reason):
             raise BadInput(
                 "It was delivered meanwhile, so it cannot be cancelled any more.",
@@ -314,28 +315,28 @@ class Outbox:
         except (PeerUnreachable, ConnectionError, TimeoutError, _Retry) as exc:
             # A document not yet durable has no row: once it has, it is due.
             due += [i.sealing.rows[peer_id] for i in early if i.sealing.rows is not None]
-            error = str(exc) or exc.__class__.__name__
+            failed = _failed(exc)
             if self._fallback is not None and isinstance(exc, PeerUnreachable):
-                note = await self._fallback(peer_id, due)
-                error = error if note is None else f"{error} {note}"
-            await asyncio.to_thread(self._backoff, due, error)
-            failed = {row.doc_id for row in due}  # not again before their next attempt
+                full = await self._fallback(peer_id, due)  # a mailbox full for them
+                if full is not None:
+                    failed = Failed(Failure.MAILBOX_FULL, f"{failed.text} {full}")
+            await asyncio.to_thread(self._backoff, due, failed)
+            gone = {row.doc_id for row in due}  # not again before their next attempt
             fresh = self._fresh.get(peer_id, [])
-            fresh[:] = [row for row in fresh if row.doc_id not in failed]
+            fresh[:] = [row for row in fresh if row.doc_id not in gone]
             return False
         return True
 
-    def _backoff(self, rows: Sequence[OutboxRow], error: str) -> None:
-        """Record the failed attempt and when to try next (a commit: worker thread)."""
+    def _backoff(self, rows: Sequence[OutboxRow], failed: Failed) -> None:
+        """Record the failed attempt, why, and when to try next (a commit: worker thread)."""
 
         def next_attempt(attempts: int) -> float:
             delay = min(self._retry_max, self._retry_min * 2.0 ** min(attempts, 20))
             delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
             return time.time() + delay
 
-        failed = [(row.doc_id, row.peer_id) for row in rows]
-        self._store.attempts_failed(failed, error, next_attempt)
-        log.info("will retry %d document(s) later: %s", len(rows), error)
+        self._store.attempts_failed([(r.doc_id, r.peer_id) for r in rows], failed, next_attempt)
+        log.info("will retry %d document(s) later: %s", len(rows), failed.text)
 
     # --- one document -------------------------------------------------------------------
 
@@ -393,15 +394,15 @@ class Outbox:
             self._forget(link, item.doc_id, item.peer_id)
             # The receiver holds part of an envelope that will never be whole: a new
             # offer on this link would be refused, so this attempt ends here.
-            raise _Retry("a document could not be sealed") from None
+            raise _Retry(Failure.SEAL_FAILED) from None
         except BaseException:
             self._forget(link, item.doc_id, item.peer_id)
             raise
         self._forget(link, item.doc_id, item.peer_id)
         try:
             await self._settle([self._answer(row, reply)])
-        except _Refused as refused:
-            await asyncio.to_thread(self._backoff, [row], str(refused))
+        except _Refused as refusal:
+            await asyncio.to_thread(self._backoff, [row], refusal.failed)
         return None
 
     async def _push(
@@ -431,8 +432,8 @@ class Outbox:
         if isinstance(reply, messages.Delivered):
             return row, reply.receipt
         if isinstance(reply, messages.Refuse):
-            raise _Refused(refusal_sentence(reply.code))
-        raise _Retry("the peer answered out of turn")
+            raise _Refused(refused(reply.code))
+        raise _Retry(Failure.OUT_OF_TURN)
 
     async def _collect(
         self,
@@ -450,8 +451,8 @@ class Outbox:
             self._forget(link, head.row.doc_id, head.row.peer_id)
             try:
                 ready.append(self._answer(head.row, reply))
-            except _Refused as refused:
-                await asyncio.to_thread(self._backoff, [head.row], str(refused))
+            except _Refused as refusal:
+                await asyncio.to_thread(self._backoff, [head.row], refusal.failed)
 
     async def _reply(
         self, replies: asyncio.Queue[messages.Message], link: Link, timeout: float
@@ -463,14 +464,14 @@ class Outbox:
                         async with asyncio.timeout(1.0):
                             return await replies.get()
                     if link.closed:
-                        raise _Retry("the connection was lost")
+                        raise _Retry(Failure.CONNECTION_LOST)
         except TimeoutError:
-            raise _Retry("the peer did not answer in time") from None
+            raise _Retry(Failure.NO_ANSWER) from None
 
     async def _stream(self, link: Link, item: _Item, size: int, offset: int) -> OutboxRow:
         """Send the envelope from ``offset``; its row (once durable, for an early one)."""
         if not 0 <= offset <= size:
-            raise _Retry("the peer asked for an impossible offset")
+            raise _Retry(Failure.OUT_OF_TURN, "the peer asked for an impossible offset")
         key = (item.doc_id, item.peer_id)
 
         def sent(position: int) -> None:
@@ -485,7 +486,7 @@ class Outbox:
                 await item.send(link, offset, sent)
                 row = await item.row()
         except ShortEnvelope:
-            raise _Retry("the sent envelope is shorter than recorded") from None
+            raise _Retry(Failure.ENVELOPE_DAMAGED) from None
         if offset:
             log.info("resumed a transfer at %d of %d bytes", offset, size)
         return row
@@ -510,7 +511,7 @@ class Outbox:
                 peers[row.peer_id] = self._store.peer(row.peer_id)
             peer = peers[row.peer_id]
             if peer is None:
-                failure = _Retry("the peer was removed")
+                failure = _Retry(Failure.PEER_REMOVED)
                 continue
             try:
                 receipt = Receipt.from_wire(wire)
@@ -526,7 +527,7 @@ class Outbox:
                     "a receipt from %s did not verify; the document stays queued",
                     peer.fingerprint[:5],
                 )
-                failure = _Retry("the receipt did not verify")
+                failure = _Retry(Failure.RECEIPT_INVALID)
                 continue
             valid.append(
                 StoredReceipt(
@@ -602,6 +603,25 @@ class TooManyReplies(Exception):
 class _Retry(Exception):
     """This attempt failed; the document stays queued and is retried later."""
 
+    def __init__(self, code: Failure, detail: str | None = None) -> None:
+        self.failed = Failed.of(code, detail)
+        super().__init__(self.failed.text)
+
 
 class _Refused(_Retry):
     """The receiver refused this one document; the documents behind it still go now."""
+
+    def __init__(self, failed: Failed) -> None:
+        super().__init__(failed.code, failed.text)
+
+
+def _failed(exc: Exception) -> Failed:
+    """What an attempt's failure is recorded as: its code, and its English sentence."""
+    if isinstance(exc, _Retry):
+        return exc.failed
+    detail = str(exc) or None  # pli's own words (an unreachable peer's say where it tried)
+    if isinstance(exc, PeerUnreachable):
+        return Failed.of(Failure.UNREACHABLE, detail)
+    if isinstance(exc, TimeoutError):
+        return Failed.of(Failure.NO_ANSWER, detail)
+    return Failed.of(Failure.CONNECTION_LOST, detail or exc.__class__.__name__)

@@ -111,7 +111,7 @@ def test_the_largest_chunk_fits_and_one_byte_more_is_refused_unopened() -> None:
 
 def test_a_card_round_trips_and_is_bounded() -> None:
     card = mailbox.CardFrame(A.card(2, name="A", mailboxes=("nats://h:4222",)).sign(A.identity))
-    wire = mailbox.encode_frame(AB.outgoing, card, nonce=os.urandom(24))
+    wire = mailbox.encode_frame(AB.outgoing, card, nonce=os.urandom(mailbox.NONCE_SIZE))
     assert mailbox.decode_frame(BA.incoming, wire) == card
     with pytest.raises(MalformedMessage):
         mailbox.parse_frame(b"K" + bytes(16))  # no card

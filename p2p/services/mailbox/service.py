@@ -255,7 +255,8 @@ class MailboxService:
         """Leave our signed card ``wire`` in the peer's mailbox on the first server we
         share that takes it (one message id per ``seq``); its URL, or None."""
         outgoing = self.keys(peer).outgoing
-        frame = frames.encode_frame(outgoing, frames.CardFrame(wire), nonce=nacl.utils.random(24))
+        nonce = nacl.utils.random(frames.NONCE_SIZE)
+        frame = frames.encode_frame(outgoing, frames.CardFrame(wire), nonce=nonce)
         msg_id = outgoing.message_id(frames.KIND_CARD, frames.NO_DOCUMENT, seq)
         for connection in self.routes(peer):
             if await connection.publish(frames.box_name(peer.identity), frame, msg_id):

@@ -78,14 +78,15 @@ async def outbox(request: web.Request) -> web.Response:
 def failure_text(row: dict[str, Any], lang: str) -> str:
     """Why a document still waits, or was cancelled, in the page's words for its reason
     code (``words_failures.py``); a row recorded before the codes shows its sentence
-    as stored (while it waits; its cancellation said nothing more than « Annulé »)."""
+    as stored (while it waits; its cancellation said nothing more than « Annulé »).
+    A retry under way ("sending") keeps showing why the last attempt failed."""
     state, code = row.get("state"), row.get("error_code")
-    if state not in ("queued", "cancelled"):
+    if state not in ("queued", "sending", "cancelled"):
         return ""
     if f"fail_{code}" in WORDS:
         return word(lang, f"fail_{code}")
     recorded = row.get("last_error")
-    if state == "queued" and recorded:
+    if state in ("queued", "sending") and recorded:
         return word(lang, "last_error_as_recorded", text=inert(recorded))
     return ""
 

@@ -83,6 +83,9 @@ def received_hash(daemon: DaemonProcess, doc_id: str) -> str:
     return digest.hexdigest()
 
 
+# Its own waits (a new leader, the post resumed on the other nodes) go past the suite's
+# 60 s default on a loaded machine: seen once in CI.
+@pytest.mark.timeout(300)
 def test_a_node_killed_during_a_200mb_transfer(group: Group, big_file: Path) -> None:
     a, b, nodes = group
     b.identity()

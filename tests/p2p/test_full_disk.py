@@ -76,7 +76,12 @@ async def test_disk_full_during_a_transfer_is_refused_then_delivered(
             while True:  # the disk is now full
                 handle.write(b"\0" * 65536)
         release.set()
-        await wait_for(lambda: any(r.last_error for r in a.daemon.store.outbox()), timeout=10)
+        # The refusal is recorded; an attempt the closing connection cut first may say so
+        # before it, and the next attempt is refused the same way.
+        refused = REFUSALS[DISK_FULL]
+        await wait_for(
+            lambda: any(r.last_error == refused for r in a.daemon.store.outbox()), timeout=30
+        )
         (row,) = a.daemon.store.outbox()
         assert row.state == "queued"
         assert row.last_error == REFUSALS[DISK_FULL]

@@ -178,6 +178,7 @@ class Daemon:
             self._peer_cards,
             self.mailbox_routing.handle,
             retention=float(config.mailbox_retention),
+            on_connected=lambda _url: self.outbox.wake_waiting(),
         )
         self.rendezvous = Rendezvous(  # pairing through the mailboxes
             self.mailboxes.connected,

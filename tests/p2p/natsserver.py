@@ -135,7 +135,19 @@ def messages_in(server: NatsServer | str, seed: str) -> int:
     raise AssertionError("the mailbox server did not answer")
 
 
+def copies_of_mailbox(server: NatsServer | str, seed: str) -> int:
+    """How many nodes of a cluster keep the mailbox of the member with nkey ``seed``."""
+    url = server.url if isinstance(server, NatsServer) else server
+    info = asyncio.run(_stream_info(url.split(","), seed))
+    return 0 if info is None else info.config.num_replicas or 1
+
+
 async def _messages_in(url: list[str], seed: str) -> int:
+    info = await _stream_info(url, seed)
+    return 0 if info is None else info.state.messages
+
+
+async def _stream_info(url: list[str], seed: str) -> Any:
     import nats
     import nats.js.errors
 
@@ -143,12 +155,11 @@ async def _messages_in(url: list[str], seed: str) -> int:
 
     client = await nats.connect(url, nkeys_seed_str=seed, allow_reconnect=False)
     try:
-        info = await client.jetstream().stream_info(STREAM)
+        return await client.jetstream().stream_info(STREAM)
     except nats.js.errors.NotFoundError:
-        return 0
+        return None
     finally:
         await client.close()
-    return info.state.messages
 
 
 async def connect_member(server: NatsServer, home: Path) -> NATS:

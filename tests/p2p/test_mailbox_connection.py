@@ -71,7 +71,10 @@ async def test_a_cluster_with_every_node_down_is_unreachable(tmp_path: Path) -> 
     mailbox = connection(url, credential_options(seed, None), box)
     task = asyncio.create_task(mailbox.run())
     try:
-        await until(lambda: mailbox.state == "unreachable")
+        await until(lambda: mailbox.state != "connecting")
+        assert mailbox.state == "unreachable"
+        assert mailbox.message == "the mailbox server cannot be reached"
+        assert not mailbox.connected
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

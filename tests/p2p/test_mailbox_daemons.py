@@ -203,3 +203,19 @@ def test_a_frozen_mailbox_never_blocks_direct_delivery(group: Group, tmp_path: P
         assert a.stop() == 0  # not killed: closing a hung connection did not hang
     finally:
         server.proc.send_signal(signal.SIGCONT)
+
+
+def test_a_mailbox_back_takes_the_waiting_letters_at_once(tmp_path: Path) -> None:
+    """A letter that found neither the colleague nor the mailbox backs off for minutes;
+    the mailbox coming back sends it now, not at its next attempt."""
+    with mailbox_pair(tmp_path, retry_min=120.0, retry_max=300.0) as (a, b, server):
+        b.identity()
+        b.stop()
+        server.stop()
+        wait_until(lambda: mailbox_state(a) == "unreachable", timeout=30)
+        doc_id = send_letter(a, b, tmp_path)
+        wait_until(lambda: outbox_entry(a, doc_id).get("last_error"), timeout=30)  # backing off
+        server.start()
+        wait_until(
+            lambda: outbox_entry(a, doc_id).get("via") == f"mailbox {server.url}", timeout=45
+        )

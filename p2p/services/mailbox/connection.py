@@ -60,6 +60,8 @@ OPEN_ON_LOOP = 64 * 1024
 PUBLISH_TIMEOUT = 10.0
 #: Seconds between the two attempts at one node when connecting.
 CONNECT_RETRY = 0.5
+#: Seconds between two tries at giving our stream the copies a cluster keeps.
+REPLICAS_CHECK = 10.0
 
 
 @dataclass
@@ -108,6 +110,7 @@ class Connection:
         directions: Directions,
         *,
         retention: float = RETENTION,
+        on_connected: Callable[[str], None] | None = None,
     ) -> None:
         self.url = url
         self._retention = retention
@@ -120,6 +123,9 @@ class Connection:
         self._acks: dict[str, asyncio.Future[Msg]] = {}
         self._ack_inbox = ""
         self._published = 0
+        self._on_connected = on_connected
+        self._replicas_short = False  # our stream has one copy where three are wanted
+        self._session_worked = False  # the last session got as far as "connected"
         self.state = "connecting"
         self.message = ""
         self.waiting_in = 0
@@ -151,6 +157,8 @@ class Connection:
                 log.warning("mailbox %s: %s (%s)", self.url, self.message, type(exc).__name__)
             finally:
                 await self._close()
+            if self._session_worked:  # it was connected, then cut: come back quickly
+                delay, self._session_worked = 1.0, False
             await asyncio.sleep(delay * random.uniform(0.75, 1.0))  # noqa: S311 - jitter
             delay = min(30.0, delay * 2)
 
@@ -199,13 +207,21 @@ class Connection:
             subject(self._my_box), durable=CONSUMER, stream=STREAM, config=config
         )
         self.state, self.message = "connected", ""
+        self._session_worked = True
         log.info("connected to the mailbox %s", self.url)
+        if self._on_connected is not None:
+            self._on_connected(self.url)
         size = 1  # idle: wait for one message (nats-py waits for a whole batch once one came)
+        checked = asyncio.get_running_loop().time()
         while self._nc.is_connected:
             try:
                 batch = await sub.fetch(size, timeout=2.0 if size == 1 else 0.1)
             except nats.errors.TimeoutError:
                 self.waiting_in, size = 0, 1
+                now = asyncio.get_running_loop().time()
+                if self._replicas_short and now - checked > REPLICAS_CHECK:
+                    checked = now
+                    await self._ensure_stream(js)  # the cluster may be whole again
                 continue
             size = FETCH_BATCH  # busy: take what is there, up to a batch
             directions = self._directions()  # once per batch: it reads every paired card
@@ -218,17 +234,31 @@ class Connection:
         raise nats.errors.ConnectionClosedError
 
     async def _ensure_stream(self, js: Any) -> None:
-        config = stream_config(self._my_box, self._replicas(), max_age=self._retention)
-        try:
-            await js.add_stream(config)
-        except nats.js.errors.BadRequestError:  # it exists with other settings: ours win
-            await js.update_stream(config)
+        """Our stream, with our settings; on a cluster, three copies of it.
 
-    def _replicas(self) -> int:
-        """Three copies on a cluster of three or more nodes, else one."""
+        Whether the server is in a cluster is all its greeting says for sure (the
+        other nodes' addresses come in later): three copies are asked for, and one is
+        made only when the cluster cannot place three now (a node down as we join).
+        Such a stream is given its copies at a later session or check
+        (``_replicas_short``); one with its copies is never made smaller.
+        """
         assert self._nc is not None
-        info = self._nc._server_info
-        return 3 if info.get("cluster") and len(info.get("connect_urls") or []) >= 3 else 1
+        clustered = bool(self._nc._server_info.get("cluster"))
+        config = stream_config(self._my_box, 3 if clustered else 1, max_age=self._retention)
+        try:
+            await _create_or_update(js, config)
+        except nats.js.errors.BadRequestError as exc:
+            if not clustered or exc.err_code != _NO_PLACEMENT:
+                raise
+            if not self._replicas_short:
+                log.info("mailbox %s: one copy of our mailbox until the cluster is whole", self.url)
+            self._replicas_short = True
+            with contextlib.suppress(nats.js.errors.BadRequestError):  # it exists: kept so
+                await js.add_stream(stream_config(self._my_box, 1, max_age=self._retention))
+            return
+        if self._replicas_short:
+            log.info("mailbox %s: our mailbox has its copies on the cluster again", self.url)
+        self._replicas_short = False
 
     async def _dispatch(
         self, msg: Msg, peer_hex: str | None, frame: frames.Frame | RemoteProtocolError | None
@@ -356,6 +386,25 @@ def stream_config(
         discard_new_per_subject=True,
         num_replicas=replicas,
     )
+
+
+#: JetStream's code for "no suitable peers for placement" (a cluster short of nodes
+#: for the copies asked).
+_NO_PLACEMENT = 10005
+
+
+async def _create_or_update(js: Any, config: api.StreamConfig) -> None:
+    """Create the stream, or give the existing one these settings: ours win.
+
+    (Asked first: the server config allows one stream a member, so creating one that
+    exists is refused as "maximum number of streams reached", whatever its settings.)
+    """
+    try:
+        await js.stream_info(config.name)
+    except nats.js.errors.NotFoundError:
+        await js.add_stream(config)
+    else:
+        await js.update_stream(config)
 
 
 def full(exc: Exception) -> bool:

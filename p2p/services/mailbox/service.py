@@ -59,8 +59,10 @@ class MailboxService:
         handler: Handler,
         *,
         retention: float = RETENTION,
+        on_connected: Callable[[str], None] | None = None,
     ) -> None:
         self._home = home
+        self._on_connected = on_connected  # told each time a mailbox (url) is connected
         self.retention = retention
         self._me = me
         self._cards = cards
@@ -89,7 +91,13 @@ class MailboxService:
             creds = mailboxes.credentials_path(self._home, mailbox)
             options = credential_options(seed, creds)
             connection = Connection(
-                url, options, self.box, self._handler, self._directions, retention=self.retention
+                url,
+                options,
+                self.box,
+                self._handler,
+                self._directions,
+                retention=self.retention,
+                on_connected=self._on_connected,
             )
             self._connections[url] = connection
             self._tasks[url] = asyncio.create_task(connection.run(), name=f"mailbox {url}")

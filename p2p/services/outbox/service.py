@@ -180,6 +180,12 @@ class Outbox:
             self._retry_now.add(peer_id)
         self._wake.set()
 
+    def wake_waiting(self) -> None:
+        """Try now every peer that documents wait for: a way to them opened (a mailbox
+        was connected), which their back-off knows nothing of."""
+        self._retry_now.update(self._next)
+        self._wake.set()
+
     def forget(self, peer_id: str) -> None:
         """The peer was removed or revoked (its queued rows cancelled): nothing is due to it."""
         self._fresh.pop(peer_id, None)

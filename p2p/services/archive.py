@@ -202,7 +202,7 @@ class Archive:
             "to_name": names.get(row.peer_id, "?"),
             "size": row.size,
             "created_at": row.created_at,
-            "state": "sending" if key in self.sending else row.state,
+            "state": "sending" if key in self.sending and row.state == "queued" else row.state,
             "sent_bytes": self.sending.get(key),
             "attempts": row.attempts,
             "last_error": row.last_error,

@@ -47,6 +47,8 @@ _Item = OutboxRow | Early
 REPLY_TIMEOUT = 30.0
 #: Receipt wait: verifying on the receiver runs well above this rate.
 SLOWEST_EXPECTED_RATE = 5_000_000
+#: How long a write that failed waits for the refusal read behind it (``_overtaken``).
+OVERTAKEN_REFUSAL = 2.0
 #: Documents streamed to one peer whose receipt has not come back yet.
 RECEIPT_WINDOW = 64
 
@@ -101,6 +103,8 @@ class Outbox:
         self._born = time.time()
         self._replies: dict[tuple[int, bytes], asyncio.Queue[messages.Message]] = {}
         self.progress: dict[tuple[str, str], int] = {}
+        # By peer, the documents of the attempt under way whose refusal is recorded.
+        self._refused_now: dict[str, set[str]] = {}
 
     # --- queueing ------------------------------------------------------------------
 
@@ -314,13 +318,30 @@ class Outbox:
             self._wake.set()
 
     async def _attempt(self, peer_id: str, early: list[Early], due: list[OutboxRow]) -> bool:
-        """One connection's delivery of ``early`` and ``due``; False if it failed (backing off)."""
+        """One connection's delivery of ``early`` and ``due``; False if it failed (backing off).
+
+        A document shows as being sent (``progress``) until what became of it is
+        recorded: its receipt, its refusal, or this attempt's failure.
+        """
+        self._refused_now[peer_id] = set()
+        try:
+            return await self._attempt_all(peer_id, early, due)
+        finally:
+            items: list[_Item] = [*early, *due]
+            for item in items:
+                self.progress.pop((item.doc_id, peer_id), None)
+            self._refused_now.pop(peer_id, None)
+
+    async def _attempt_all(self, peer_id: str, early: list[Early], due: list[OutboxRow]) -> bool:
         try:
             link = await self._connect(peer_id)
             await self._deliver_all(link, [*early, *due])
         except (PeerUnreachable, ConnectionError, TimeoutError, _Retry) as exc:
             # A document not yet durable has no row: once it has, it is due.
             due += [i.sealing.rows[peer_id] for i in early if i.sealing.rows is not None]
+            # One the receiver refused keeps its reason, not the closing connection's.
+            refused_now = self._refused_now.get(peer_id, set())
+            due = [row for row in due if row.doc_id not in refused_now]
             failed = _failed(exc)
             if self._fallback is not None and isinstance(exc, PeerUnreachable):
                 full = await self._fallback(peer_id, due)  # a mailbox full for them
@@ -369,15 +390,22 @@ class Outbox:
             await self._collect(link, outstanding, ready, keep=0)
         finally:
             for sent in outstanding:
-                self._forget(link, sent.row.doc_id, sent.row.peer_id)
+                self._forget(link, sent.row.doc_id)
             if settling is not None:
                 await settling
             if ready:
                 await self._settle(ready)
 
-    def _forget(self, link: Link, doc_id: str, peer_id: str) -> None:
+    def _forget(self, link: Link, doc_id: str) -> None:
+        """No more replies are awaited about this document on this link."""
         self._replies.pop((id(link), bytes.fromhex(doc_id)), None)
-        self.progress.pop((doc_id, peer_id), None)
+
+    async def _record_refusal(self, row: OutboxRow, failed: Failed) -> None:
+        """The receiver refused this document: its reason is recorded, and it is done
+        being sent (the attempt's own failure, if any, leaves that reason alone)."""
+        await asyncio.to_thread(self._backoff, [row], failed)
+        self._refused_now.setdefault(row.peer_id, set()).add(row.doc_id)
+        self.progress.pop((row.doc_id, row.peer_id), None)
 
     async def _deliver(self, link: Link, item: _Item) -> _Outstanding | None:
         """Offer one document and stream it; what to wait for (None: already settled)."""
@@ -392,23 +420,30 @@ class Outbox:
             await link.send(messages.Offer(doc_id, size))
             reply = await self._reply(replies, link, REPLY_TIMEOUT)
             if isinstance(reply, messages.Accept):
-                row = await self._stream(link, item, size, reply.offset)
-                wait = REPLY_TIMEOUT + row.size / SLOWEST_EXPECTED_RATE
-                return _Outstanding(row, replies, asyncio.get_running_loop().time() + wait)
+                try:
+                    row = await self._stream(link, item, size, reply.offset)
+                except ConnectionError:
+                    refusal = await self._overtaken(replies, link)
+                    if refusal is None:
+                        raise
+                    reply = refusal
+                else:
+                    wait = REPLY_TIMEOUT + row.size / SLOWEST_EXPECTED_RATE
+                    return _Outstanding(row, replies, asyncio.get_running_loop().time() + wait)
             row = item if isinstance(item, OutboxRow) else await item.row()
         except SealFailed:
-            self._forget(link, item.doc_id, item.peer_id)
+            self._forget(link, item.doc_id)
             # The receiver holds part of an envelope that will never be whole: a new
             # offer on this link would be refused, so this attempt ends here.
             raise _Retry(Failure.SEAL_FAILED) from None
         except BaseException:
-            self._forget(link, item.doc_id, item.peer_id)
+            self._forget(link, item.doc_id)
             raise
-        self._forget(link, item.doc_id, item.peer_id)
+        self._forget(link, item.doc_id)
         try:
             await self._settle([self._answer(row, reply)])
         except _Refused as refusal:
-            await asyncio.to_thread(self._backoff, [row], refusal.failed)
+            await self._record_refusal(row, refusal.failed)
         return None
 
     async def _push(
@@ -425,10 +460,10 @@ class Outbox:
             await link.send(messages.Offer(bytes.fromhex(row.doc_id), size, push=True))
             await self._stream(link, row, size, 0)
         except SealFailed:
-            self._forget(link, item.doc_id, item.peer_id)
+            self._forget(link, item.doc_id)
             return None
         except BaseException:
-            self._forget(link, item.doc_id, item.peer_id)
+            self._forget(link, item.doc_id)
             raise
         wait = REPLY_TIMEOUT + size / SLOWEST_EXPECTED_RATE
         return _Outstanding(row, replies, asyncio.get_running_loop().time() + wait)
@@ -454,11 +489,11 @@ class Outbox:
             head = outstanding[0]
             reply = await self._reply(head.replies, link, max(0.0, head.deadline - loop.time()))
             outstanding.popleft()
-            self._forget(link, head.row.doc_id, head.row.peer_id)
+            self._forget(link, head.row.doc_id)
             try:
                 ready.append(self._answer(head.row, reply))
             except _Refused as refusal:
-                await asyncio.to_thread(self._backoff, [head.row], refusal.failed)
+                await self._record_refusal(head.row, refusal.failed)
 
     async def _reply(
         self, replies: asyncio.Queue[messages.Message], link: Link, timeout: float
@@ -473,6 +508,25 @@ class Outbox:
                         raise _Retry(Failure.CONNECTION_LOST)
         except TimeoutError:
             raise _Retry(Failure.NO_ANSWER) from None
+
+    async def _overtaken(
+        self, replies: asyncio.Queue[messages.Message], link: Link
+    ) -> messages.Refuse | None:
+        """The receiver's refusal of a transfer our write to it failed in, if it refused.
+
+        A receiver that refuses an envelope (its disk is full, the quota is reached)
+        says why and closes: our next write may fail before its refusal, behind it on
+        the same connection, is read. That refusal is what the attempt ended with.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(OVERTAKEN_REFUSAL):
+                while not (link.closed and replies.empty()):
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.05):
+                            reply = await replies.get()
+                            if isinstance(reply, messages.Refuse):
+                                return reply
+        return None
 
     async def _stream(self, link: Link, item: _Item, size: int, offset: int) -> OutboxRow:
         """Send the envelope from ``offset``; its row (once durable, for an early one)."""
@@ -502,6 +556,8 @@ class Outbox:
     ) -> None:
         """Verify receipts and store the valid ones in one commit (off the event loop)."""
         failure = await asyncio.to_thread(self._store_receipts, ready, by_mailbox)
+        for row, _wire in ready:  # recorded (delivered, or still queued if it did not verify)
+            self.progress.pop((row.doc_id, row.peer_id), None)
         if failure is not None:
             raise failure
 

@@ -8,6 +8,7 @@ that refuses the practice's key or credentials says so, in words.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +79,45 @@ async def test_a_cluster_with_every_node_down_is_unreachable(tmp_path: Path) -> 
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_frozen_server_ends_the_session_instead_of_holding_a_post(tmp_path: Path) -> None:
+    """The server stops reading in the middle of a large post (SIGSTOP: a hung machine;
+    a node gone behind a path that drops packets): the post stops and the mailbox says
+    unreachable within seconds, instead of waiting for the socket for ever (which held
+    that colleague's outbox for good); once the server is back, it connects again."""
+    seed, member, box = fresh_member()
+    server = server_for(tmp_path / "nats", [member]).start()
+    assert server.proc is not None
+    mailbox = connection(server.url, credential_options(seed, None), box)
+    task = asyncio.create_task(mailbox.run())
+    chunk = bytes(frames.CHUNK_SIZE)
+
+    async def post() -> int:
+        """Chunks until the connection says it cannot take more (at most 200 MiB)."""
+        sent = 0
+        while sent < 200 and await mailbox.publish_async(box, chunk, f"c{sent}") is not None:
+            sent += 1
+        return sent
+
+    posting: asyncio.Task[int] | None = None
+    try:
+        await until(lambda: mailbox.connected)
+        server.proc.send_signal(signal.SIGSTOP)
+        posting = asyncio.create_task(post())
+        try:
+            await until(posting.done, timeout=45)
+            await until(lambda: mailbox.state == "unreachable", timeout=15)
+            assert 0 < posting.result() < 200  # as far as the socket's buffers took it
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+        await until(lambda: mailbox.connected)
+    finally:
+        for running in (task, posting):
+            if running is not None:
+                running.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        server.stop()
 
 
 def creds_text(seed: str, jwt: str = "eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiJVIn0.c2ln") -> str:

@@ -62,6 +62,9 @@ PUBLISH_TIMEOUT = 10.0
 CONNECT_RETRY = 0.5
 #: Seconds between two tries at giving our stream the copies a cluster keeps.
 REPLICAS_CHECK = 10.0
+#: Seconds a closing session may take to say goodbye (flush what it has, close the
+#: socket) before its socket is dropped: a frozen server reads nothing.
+CLOSE_TIMEOUT = 5.0
 
 
 @dataclass
@@ -126,6 +129,7 @@ class Connection:
         self._on_connected = on_connected
         self._replicas_short = False  # our stream has one copy where three are wanted
         self._session_worked = False  # the last session got as far as "connected"
+        self._stalled = False  # the server stopped reading what we write
         self.state = "connecting"
         self.message = ""
         self.waiting_in = 0
@@ -137,7 +141,10 @@ class Connection:
 
     @property
     def connected(self) -> bool:
-        return self._nc is not None and self._nc.is_connected and self.state == "connected"
+        nc = self._nc
+        return (
+            nc is not None and nc.is_connected and self.state == "connected" and not self._stalled
+        )
 
     async def run(self) -> None:
         """Connect, read, and come back after any failure, until cancelled."""
@@ -166,6 +173,12 @@ class Connection:
         async def quiet(*_args: Any) -> None:
             """nats-py reports errors here; ours are raised to ``run`` instead."""
 
+        async def on_error(error: Exception) -> None:
+            # A write waited ``flush_timeout`` for the socket: the server is frozen or
+            # the path to it is gone. nats-py would stay "connected"; the session ends.
+            if isinstance(error, nats.errors.FlushTimeoutError):
+                self._stalled = True
+
         creds = self._credentials.get("user_credentials")
         if creds is not None:
             await asyncio.to_thread(_check_credentials, Path(creds))
@@ -180,7 +193,10 @@ class Connection:
                 # forever. 1: each node twice at most, then ``run`` says unreachable.
                 max_reconnect_attempts=1,
                 reconnect_time_wait=CONNECT_RETRY,
-                error_cb=quiet,
+                # Without it, a publication waits for the socket for ever when the
+                # server stops reading (a frozen machine, a node killed mid-post).
+                flush_timeout=PUBLISH_TIMEOUT,
+                error_cb=on_error,
                 disconnected_cb=quiet,
                 closed_cb=quiet,
                 name="pli",
@@ -213,7 +229,7 @@ class Connection:
             self._on_connected(self.url)
         size = 1  # idle: wait for one message (nats-py waits for a whole batch once one came)
         checked = asyncio.get_running_loop().time()
-        while self._nc.is_connected:
+        while self._nc.is_connected and not self._stalled:
             try:
                 batch = await sub.fetch(size, timeout=2.0 if size == 1 else 0.1)
             except nats.errors.TimeoutError:
@@ -231,7 +247,7 @@ class Connection:
                 opened = await asyncio.to_thread(_open_all, directions, batch)
             for msg, peer_hex, frame in opened:
                 await self._dispatch(msg, peer_hex, frame)
-        raise nats.errors.ConnectionClosedError
+        raise TimeoutError if self._stalled else nats.errors.ConnectionClosedError
 
     async def _ensure_stream(self, js: Any) -> None:
         """Our stream, with our settings; on a cluster, three copies of it.
@@ -348,12 +364,26 @@ class Connection:
         return end
 
     async def _close(self) -> None:
-        nc, self._nc, self._ack_inbox = self._nc, None, ""
+        nc, self._nc, self._ack_inbox, self._stalled = self._nc, None, "", False
         for future in list(self._acks.values()):  # never answered: the post stops
             future.set_exception(nats.errors.ConnectionClosedError())
-        if nc is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection
-                await nc.close()
+            future.exception()  # whoever awaits it gets it; none is not an error to log
+        if nc is None:
+            return
+        try:
+            await asyncio.wait_for(nc.close(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            _drop_socket(nc)  # it waits to write to a server that reads nothing
+        except Exception:  # noqa: S110 - closing a broken connection: nothing to keep
+            pass
+
+
+def _drop_socket(nc: NATS) -> None:
+    """Abort a session's socket without writing what waits (nats-py's ``close`` drains
+    it first, and a frozen server never reads it)."""
+    writer = getattr(nc._transport, "_io_writer", None)  # nats-py's TCP transport
+    if writer is not None:
+        writer.transport.abort()
 
 
 def _check_credentials(path: Path) -> None:

@@ -24,16 +24,18 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from p2p.services.inbox import Inbox, TransferRefused
-from p2p.services.mailbox.connection import Ack, Connection
 from p2p.services.mailbox.service import MailboxFull, MailboxService
 from p2p.services.outbox import Outbox
 from p2p.storage.files import Layout
 from p2p.storage.store import OutboxRow, PeerRow, Store
 from protocol import ProfileCard, PublicIdentity, Receipt, RemoteProtocolError, messages
 from protocol import mailbox as frames
+
+if TYPE_CHECKING:  # nats-py is imported once a mailbox is joined (services/mailbox)
+    from p2p.services.mailbox.connection import Ack, Connection
 
 log = logging.getLogger("pli.mailbox")
 

@@ -17,16 +17,19 @@ import ipaddress
 import logging
 import socket
 import ssl
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from p2p.daemon.core import Daemon
 from p2p.errors import PliError
-from p2p.storage import webcert
 from p2p.storage.config import Config
 from p2p.web.api import Api
 from p2p.web.app import build_app
 from p2p.web.guard import ALLOWED_HOSTS
+
+if TYPE_CHECKING:  # cryptography's x509 (~1.5 MB): imported only when web_tls is on
+    from p2p.storage import webcert
 
 log = logging.getLogger("pli.web")
 
@@ -71,6 +74,8 @@ async def start_page(daemon: Daemon) -> web.AppRunner | None:
     context = None
     names = page_names(config)
     if config.web_tls:
+        from p2p.storage import webcert
+
         try:
             certificate = await asyncio.to_thread(
                 webcert.ensure,

@@ -32,6 +32,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from p2p.errors import BadInput
+from p2p.services.mailbox import RETENTION
 from p2p.services.mailbox.server_config import subject
 from p2p.storage import mailboxes
 from protocol import RemoteProtocolError
@@ -41,9 +42,6 @@ log = logging.getLogger("pli.mailbox")
 
 STREAM = "PLI"
 CONSUMER = "pli"
-#: How long the server keeps a message nobody read (a practice on holiday); the
-#: setting ``mailbox_retention`` may change it. The sender leaves it again after that.
-RETENTION = 30 * 24 * 3600.0
 #: What one sender may leave waiting in our mailbox; beyond, the server refuses its
 #: messages (they share one subject, ``server_config.subject``, so this is per sender).
 PER_SENDER_BYTES = 4 * 1024**3

@@ -41,11 +41,13 @@ import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from p2p.services.mailbox.connection import OnMessage, Unsubscribe
 from p2p.services.mailbox.server_config import PAIRING_ROOT
 from protocol import RemoteProtocolError, codec, limits, normalize_fingerprint
+
+if TYPE_CHECKING:  # types only: nats-py is imported once a mailbox is joined
+    from p2p.services.mailbox.connection import OnMessage, Unsubscribe
 
 log = logging.getLogger("pli.mailbox")
 

@@ -19,21 +19,17 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import nacl.utils
 
-from p2p.services.mailbox.connection import (
-    RETENTION,
-    Connection,
-    Handler,
-    credential_options,
-    full,
-    stored_in_time,
-)
+from p2p.services.mailbox import RETENTION
 from p2p.storage import mailboxes
 from protocol import LocalIdentity, ProfileCard, RemoteProtocolError
 from protocol import mailbox as frames
+
+if TYPE_CHECKING:  # nats-py (~2 MB) is imported when a mailbox is joined, not before
+    from p2p.services.mailbox.connection import Connection, Handler
 
 log = logging.getLogger("pli.mailbox")
 
@@ -88,6 +84,8 @@ class MailboxService:
         for url, mailbox in wanted.items():
             if url in self._connections or seed is None:
                 continue
+            from p2p.services.mailbox.connection import Connection, credential_options
+
             creds = mailboxes.credentials_path(self._home, mailbox)
             options = credential_options(seed, creds)
             connection = Connection(
@@ -176,6 +174,8 @@ class MailboxService:
         """Leave one envelope in the peer's mailbox; the mailbox's URL, or None if none took it.
 
         Raises ``MailboxFull`` when the mailboxes that have the peer are all full."""
+        from p2p.services.mailbox.connection import full  # routes exist: nats-py is in
+
         refused = None
         for connection in self.routes(card):
             try:
@@ -198,6 +198,8 @@ class MailboxService:
         """Chunk by chunk, pipelined: while chunk n goes to the server, chunk n + 1 is
         read and sealed on a worker thread, and up to ``PUBLISH_WINDOW`` chunks wait for
         the server's acknowledgement at once (not one round trip per chunk)."""
+        from p2p.services.mailbox.connection import stored_in_time  # connected: already in
+
         outgoing = self.keys(card).outgoing
         box = frames.box_name(card.identity)
         count = frames.chunk_count(size)

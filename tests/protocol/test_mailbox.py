@@ -125,3 +125,27 @@ def test_a_card_round_trips_and_is_bounded() -> None:
 @given(st.binary(max_size=300))
 def test_any_card_frame_parses_or_is_refused(data: bytes) -> None:
     check_parses_or_refuses(mailbox.parse_frame, b"K" + bytes(16) + data)
+
+
+def test_frames_are_the_bytes_pynacl_seals() -> None:
+    """The in-place sealing keeps the wire format: ``nonce ‖ AEGIS-256(plaintext)`` as
+    PyNaCl's public call makes it, and PyNaCl's call opens it."""
+    from nacl import bindings
+
+    doc, nonce = os.urandom(16), os.urandom(mailbox.NONCE_SIZE)
+    data = os.urandom(mailbox.CHUNK_SIZE)
+    cases = [
+        (
+            mailbox.Chunk(doc, 0, len(data), data),
+            b"C" + doc + (0).to_bytes(8, "big") + len(data).to_bytes(8, "big") + data,
+        ),
+        (mailbox.ReceiptFrame(doc, b"receipt"), b"R" + doc + b"receipt"),
+        (mailbox.CardFrame(b"card"), b"K" + bytes(16) + b"card"),
+    ]
+    for frame, plain in cases:
+        expected = nonce + bindings.crypto_aead_aegis256_encrypt(
+            plain, None, nonce, AB.outgoing.key
+        )
+        wire = mailbox.encode_frame(AB.outgoing, frame, nonce=nonce)
+        assert bytes(wire) == expected
+        assert mailbox.decode_frame(BA.incoming, expected) == frame

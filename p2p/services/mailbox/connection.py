@@ -22,7 +22,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nats
 import nats.errors
@@ -293,7 +293,7 @@ class Connection:
             self.waiting_in = msg.metadata.num_pending
         await self._handler(self, peer_hex, frame, ack)
 
-    async def publish(self, box: str, data: bytes, msg_id: str) -> bool:
+    async def publish(self, box: str, data: bytes | bytearray, msg_id: str) -> bool:
         """Store ``data`` in ``box``'s mailbox; False when that member is not on this server.
 
         Raises ``nats.js.errors.APIError`` when the server refuses it (our share of
@@ -301,7 +301,9 @@ class Connection:
         stored = await self.publish_async(box, data, msg_id)
         return stored is not None and await stored_in_time(stored)
 
-    async def publish_async(self, box: str, data: bytes, msg_id: str) -> asyncio.Future[Any] | None:
+    async def publish_async(
+        self, box: str, data: bytes | bytearray, msg_id: str
+    ) -> asyncio.Future[Any] | None:
         """Send ``data`` to ``box``'s mailbox without waiting for the server to store it:
         the future is its acknowledgement (``stored_in_time``). None when not connected."""
         if self._nc is None or not self._ack_inbox or not self.connected:
@@ -311,8 +313,10 @@ class Connection:
         future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
         self._acks[reply] = future
         future.add_done_callback(lambda _done: self._acks.pop(reply, None))
+        payload = cast(bytes, data)  # nats-py only takes its len and concatenates it: a
+        # bytearray does, and converting a sealed 1 MiB chunk would copy it once more
         await self._nc.publish(
-            subject(box, self._my_box), data, reply=reply, headers={"Nats-Msg-Id": msg_id}
+            subject(box, self._my_box), payload, reply=reply, headers={"Nats-Msg-Id": msg_id}
         )
         return future
 

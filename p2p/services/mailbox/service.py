@@ -206,7 +206,7 @@ class MailboxService:
         handle = await asyncio.to_thread(path.open, "rb")
         stored: deque[asyncio.Future[Any]] = deque()
 
-        def seal(index: int) -> asyncio.Future[bytes]:
+        def seal(index: int) -> asyncio.Future[bytearray]:
             return asyncio.ensure_future(
                 asyncio.to_thread(_sealed_chunk, handle, outgoing, doc_id, index, size)
             )
@@ -294,7 +294,7 @@ class MailboxService:
 
 def _sealed_chunk(
     handle: BinaryIO, outgoing: frames.Direction, doc_id: bytes, index: int, size: int
-) -> bytes:
+) -> bytearray:
     """Worker thread: the next chunk of the envelope, read and sealed for the mailbox."""
     data = handle.read(frames.CHUNK_SIZE)
     chunk = frames.Chunk(doc_id, index, size, data)

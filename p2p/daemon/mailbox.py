@@ -70,7 +70,10 @@ class _Arriving:
     link: LoopLink
     received: int  # bytes the inbox holds
     total: int
-    acks: list[Ack] = field(default_factory=list)
+    #: The latest delivery of each chunk, by index: a chunk the server delivers again
+    #: (every ``ACK_WAIT`` while the envelope stays incomplete) replaces its ack
+    #: instead of adding one more, so an orphan envelope does not grow without end.
+    acks: dict[int, Ack] = field(default_factory=dict)
 
 
 class MailboxRouting:
@@ -211,7 +214,7 @@ class MailboxRouting:
             if arriving is None:
                 return
             self._arriving[key] = arriving
-        arriving.acks.append(ack)
+        arriving.acks[chunk.index] = ack
         end = chunk.offset + len(chunk.data)
         if chunk.offset <= arriving.received < end:
             piece = chunk.data[arriving.received - chunk.offset :]
@@ -250,7 +253,7 @@ class MailboxRouting:
         except TimeoutError:
             self._inbox.channel_closed(arriving.link)
             return  # not acknowledged: the server delivers these messages again
-        await self._answered(connection, row, key[1], answer, arriving.acks)
+        await self._answered(connection, row, key[1], answer, list(arriving.acks.values()))
 
     async def _answered(
         self,

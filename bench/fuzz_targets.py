@@ -206,7 +206,7 @@ def _mailbox_targets() -> dict[str, tuple[Target, list[bytes]]]:
     keys = mailbox.PairKeys.derive(BOB, ALICE.card(1, name="Dr Alice"))
     chunk = mailbox.Chunk(bytes(16), 0, 5, b"hello")
     plain = b"C" + bytes(16) + (0).to_bytes(8, "big") + (5).to_bytes(8, "big") + b"hello"
-    sealed = mailbox.encode_frame(keys.incoming, chunk, nonce=bytes(mailbox.NONCE_SIZE))
+    sealed = bytes(mailbox.encode_frame(keys.incoming, chunk, nonce=bytes(mailbox.NONCE_SIZE)))
     return {
         "mailbox.parse_frame": (
             mailbox.parse_frame,

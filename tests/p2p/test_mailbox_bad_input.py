@@ -40,10 +40,12 @@ def hostile(direction: frames.Direction) -> list[tuple[bytes, dict[str, str] | N
         nonce = os.urandom(frames.NONCE_SIZE)  # sealed by the pair, as encode_frame does
         return nonce + bindings.crypto_aead_aegis256_encrypt(plain, None, nonce, direction.key)
 
-    good = frames.encode_frame(
-        direction,
-        frames.Chunk(doc, 0, 300, MARK * 14 + bytes(6)),
-        nonce=os.urandom(frames.NONCE_SIZE),
+    good = bytes(
+        frames.encode_frame(
+            direction,
+            frames.Chunk(doc, 0, 300, MARK * 14 + bytes(6)),
+            nonce=os.urandom(frames.NONCE_SIZE),
+        )
     )
     return [
         (MARK * 20, None),  # garbage

@@ -134,7 +134,7 @@ def test_frames_are_the_bytes_pynacl_seals() -> None:
 
     doc, nonce = os.urandom(16), os.urandom(mailbox.NONCE_SIZE)
     data = os.urandom(mailbox.CHUNK_SIZE)
-    cases = [
+    cases: list[tuple[mailbox.Chunk | mailbox.ReceiptFrame | mailbox.CardFrame, bytes]] = [
         (
             mailbox.Chunk(doc, 0, len(data), data),
             b"C" + doc + (0).to_bytes(8, "big") + len(data).to_bytes(8, "big") + data,

@@ -21,7 +21,9 @@ measured directly, in the same run, with the same daemons:
 - ``--size``: one file of that size (random bytes, in the page cache), POST →
   receipt, in MB/s (10^6 bytes of file per second), and the CPU seconds each
   process spent on it (A, B, the server: ``/proc/PID/stat``);
-- each daemon's peak RSS during that path (``VmHWM``, reset between the paths).
+- each daemon's peak RSS during that path (``VmHWM``, reset between the paths);
+- with ``--size``, the server alone moving as many bytes with no pli (``jetstream.py``):
+  the ceiling of the mailbox path on this machine, and the mailbox's share of it.
 
 Printed as one table, mailbox next to direct. The machine's load changes the
 figures: note ``uptime`` and run it more than once.
@@ -37,6 +39,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.jetstream import seconds_alone
 from p2p.cli.practice import PracticeProcess as DaemonProcess
 from p2p.cli.practice import kill_all, wait_until
 from tests.p2p.natsserver import mailbox_state, member_key, server_for
@@ -152,7 +155,7 @@ def measure(
     return result
 
 
-def table(mailbox: Figures, direct: Figures, args: argparse.Namespace) -> list[str]:
+def table(mailbox: Figures, direct: Figures, alone: float, args: argparse.Namespace) -> list[str]:
     rows: list[tuple[str, str, str, str]] = []
 
     def row(label: str, m: float, d: float, unit: str = "", ratio: bool = True) -> None:
@@ -180,6 +183,10 @@ def table(mailbox: Figures, direct: Figures, args: argparse.Namespace) -> list[s
             args.size / direct.seconds / 1e6,
         )
         row(f"{mib} MiB file, s", mailbox.seconds, direct.seconds)
+        # The ceiling here: the server alone moving as many bytes (no pli); m/d is then
+        # the mailbox path's share of it.
+        share = f"{alone / mailbox.seconds:6.0%}" if mailbox.seconds else ""
+        rows.append(("  the server alone, MB/s", f"{args.size / alone / 1e6:,.1f}", "", share))
         for name in ("A", "B", "nats"):
             row(f"  CPU s, {name}", mailbox.cpu[name], direct.cpu[name], ratio=False)
     for name in ("A", "B"):
@@ -209,7 +216,9 @@ def run(folder: Path, args: argparse.Namespace) -> None:
         mailbox = measure(a, b, pids, args, folder)
         a.client.post("/v1/peers", {"card": b.identity()["card"], "address": b.address})
         direct = measure(a, b, pids, args, folder)
-        print("\n".join(table(mailbox, direct, args)), flush=True)
+        kill_all(a, b)  # the server alone, on B's stream, with B's consumer
+        alone = seconds_alone(server.url, a.home, b.home, args.size) if args.size else 0.0
+        print("\n".join(table(mailbox, direct, alone, args)), flush=True)
     finally:
         kill_all(a, b)
         server.stop()

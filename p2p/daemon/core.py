@@ -160,7 +160,8 @@ class Daemon:
             retry_min=config.retry_min,
             retry_max=config.retry_max,
             on_event=self.events.publish,
-            fallback=lambda peer, rows: self.mailbox_routing.post(peer, rows),  # noqa: PLW0108
+            # A lambda: the routing is made below, with this outbox.
+            fallback=lambda peer, rows, early: self.mailbox_routing.post(peer, rows, early),  # noqa: PLW0108
         )
         self.mailbox_routing = MailboxRouting(
             self.store,

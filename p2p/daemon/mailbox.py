@@ -1,9 +1,10 @@
 """The routing seam between the mailboxes and the outbox and inbox.
 
 Sending: when a peer cannot be reached directly, the outbox calls ``post`` with
-its due documents; each one not yet in a mailbox is left in the first mailbox
-the peer shares with us, and recorded (``mailbox_posts``) once every chunk is
-stored by the server. One left longer ago than the mailbox's retention has been
+its due documents, and those still being sealed; each one not yet in a mailbox
+is left in the first mailbox the peer shares with us (a new one as its seal
+goes, its last chunk once it is durable), and recorded (``mailbox_posts``) once
+every chunk is stored by the server. One left longer ago than the mailbox's retention has been
 dropped by the server unread, and is left again. The row stays in the outbox
 until a signed receipt is back, and direct delivery keeps being tried: whichever path delivers first
 wins, and the receiver stores a document once whatever path it took.
@@ -27,8 +28,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from p2p.services.inbox import Inbox, TransferRefused
-from p2p.services.mailbox.service import MailboxFull, MailboxService
+from p2p.services.mailbox.service import Envelope, MailboxFull, MailboxService
 from p2p.services.outbox import Outbox
+from p2p.services.outbox.sealing import Early, SealFailed
 from p2p.storage.files import Layout
 from p2p.storage.store import OutboxRow, PeerRow, Store
 from protocol import ProfileCard, PublicIdentity, Receipt, RemoteProtocolError, messages
@@ -102,8 +104,12 @@ class MailboxRouting:
 
     # --- sending ------------------------------------------------------------------------
 
-    async def post(self, peer_hex: str, rows: Sequence[OutboxRow]) -> str | None:
-        """The outbox's fallback: leave what is not in a mailbox yet in one the peer shares.
+    async def post(
+        self, peer_hex: str, rows: Sequence[OutboxRow], early: Sequence[Early] = ()
+    ) -> str | None:
+        """The outbox's fallback: leave what is not in a mailbox yet in one the peer shares,
+        ``rows`` (durable) then ``early`` (still being sealed: posted as the seal goes,
+        the last chunk once durable).
 
         Returns a sentence for the outbox when a mailbox refused a document (full)."""
         service = self._mailboxes()
@@ -115,29 +121,52 @@ class MailboxRouting:
         since = int(time.time() - service.retention)
         posted = await asyncio.to_thread(self._store.mailbox_posted_since, peer_hex, since)
         for row in rows:
-            if row.doc_id in posted:
-                continue
-            path = self._layout.sent_envelope(row.doc_id)
+            if row.doc_id not in posted:
+                envelope = Envelope.durable(self._layout.sent_envelope(row.doc_id), row.size)
+                left, said = await self._post(service, card, peer_hex, row.doc_id, envelope)
+                if not left:
+                    return said
+        for item in early:
             try:
-                url = await service.post(card, bytes.fromhex(row.doc_id), path, row.size)
-            except MailboxFull as exc:
-                log.info("a mailbox is full for a colleague: the document waits in the outbox")
-                return (
-                    f"The mailbox {exc.url} is full for this colleague: the document stays "
-                    "here and goes as soon as the colleague can be reached or the mailbox "
-                    "has room again."
-                )
-            except (OSError, TimeoutError, ConnectionError) as exc:
-                log.info("could not leave a document in a mailbox: %s", type(exc).__name__)
-                return None
-            except Exception as exc:  # nats-py's own errors: the server said no (limits)
-                log.info("a mailbox did not take a document: %s", type(exc).__name__)
-                return None
-            if url is None:
-                return None  # no mailbox shared with this peer is reachable now
-            now = int(time.time())
-            await asyncio.to_thread(self._store.mailbox_posted, row.doc_id, peer_hex, url, now)
+                envelope = _being_sealed(item, await item.sealing.started())
+                left, said = await self._post(service, card, peer_hex, item.doc_id, envelope)
+            except SealFailed:
+                continue  # nothing was queued: the caller was told why
+            if not left:
+                return said
         return None
+
+    async def _post(
+        self,
+        service: MailboxService,
+        card: ProfileCard,
+        peer_hex: str,
+        doc_id: str,
+        envelope: Envelope,
+    ) -> tuple[bool, str | None]:
+        """Leave one document; whether it was left (recorded), else the outbox's sentence."""
+        try:
+            url = await service.post(card, bytes.fromhex(doc_id), envelope)
+        except MailboxFull as exc:
+            log.info("a mailbox is full for a colleague: the document waits in the outbox")
+            return False, (
+                f"The mailbox {exc.url} is full for this colleague: the document stays "
+                "here and goes as soon as the colleague can be reached or the mailbox "
+                "has room again."
+            )
+        except SealFailed:
+            raise
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            log.info("could not leave a document in a mailbox: %s", type(exc).__name__)
+            return False, None
+        except Exception as exc:  # nats-py's own errors: the server said no (limits)
+            log.info("a mailbox did not take a document: %s", type(exc).__name__)
+            return False, None
+        if url is None:
+            return False, None  # no mailbox shared with this peer is reachable now
+        now = int(time.time())  # durable: a sealing one's last chunk waited for it
+        await asyncio.to_thread(self._store.mailbox_posted, doc_id, peer_hex, url, now)
+        return True, None
 
     async def post_receipt(self, peer_hex: str, doc_id: bytes, receipt: bytes, index: int) -> bool:
         """Leave a later receipt in the peer's mailbox; False if no mailbox took it now."""
@@ -303,6 +332,18 @@ class MailboxRouting:
             self._drop(key)
         for task in list(self._tasks):
             task.cancel()
+
+
+def _being_sealed(item: Early, size: int) -> Envelope:
+    """An envelope still being sealed, read as far as it is written; while it is read,
+    what is ahead of the post stays in the page cache (``Sealing.droppable``)."""
+    sealing, reader = item.sealing, object()
+    return Envelope(
+        sealing.open,
+        size,
+        limit=sealing.limit,
+        reached=lambda position: sealing.reading(reader, position),
+    )
 
 
 def mailbox_rows(store: Store, service: MailboxService) -> list[dict[str, Any]]:

@@ -1,17 +1,22 @@
 """``kill -9`` of either daemon during a mailbox transfer: nothing lost, nothing twice.
 
-The recipient is down, so the envelope (96 MiB, 384 chunks) goes through the
-mailbox. The sender killed while posting posts again when it restarts, and the
-server's de-duplication keeps one copy of each chunk; the recipient killed while
-reading reads again what it had not acknowledged and the inbox resumes from its
-quarantine. Each time the letter arrives once, intact, and its receipt comes back.
+The recipient is down, so the envelope (96 MiB, 96 chunks) goes through the
+mailbox. It is posted while it is sealed, and the post usually ends with the seal;
+the server is paused in the middle of it so that the sender is killed with the
+document queued and its post under way. The sender killed while posting posts
+again when it restarts, and the server's de-duplication keeps one copy of each
+chunk; the recipient killed while reading reads again what it had not
+acknowledged and the inbox resumes from its quarantine. Each time the letter
+arrives once, intact, and its receipt comes back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -79,13 +84,20 @@ def test_sender_killed_while_posting(group: Group, big_file: Path) -> None:
     b.identity()
     b.stop()
     seed_b = mailboxes.nkey_seed(b.home)
-    doc_id = a.send(b, big_file)
-    chunks = frames.chunk_count(int(str(state(a, doc_id)["size"])))  # of the envelope
-    wait_until(lambda: messages_in(server, seed_b) > 20, timeout=60, interval=0.01)
-    a.kill9()
+    assert server.proc is not None
+    with ThreadPoolExecutor(1) as pool:
+        sending = pool.submit(a.send, b, big_file)  # answers once queued (durable)
+        wait_until(lambda: messages_in(server, seed_b) > 20, timeout=60, interval=0.01)
+        server.proc.send_signal(signal.SIGSTOP)  # the post waits for the server
+        try:
+            doc_id = sending.result(timeout=30)
+            a.kill9()
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
     cut = messages_in(server, seed_b)
-    assert cut < chunks  # the post was cut in the middle
     a.start()
+    chunks = frames.chunk_count(int(str(state(a, doc_id)["size"])))  # of the envelope
+    assert cut < chunks  # the post was cut in the middle
     wait_until(lambda: str(state(a, doc_id)["via"]).startswith("mailbox"), timeout=60)
     total = messages_in(server, seed_b)
     assert chunks <= total <= chunks + 1  # each chunk once: the server dropped the copies

@@ -4,7 +4,8 @@
 and follows that file (``reload``: joining or leaving needs no restart). It
 posts a sealed envelope to a peer's mailbox chunk by chunk, reading the file as
 it goes (memory stays constant in the file size: ``PUBLISH_WINDOW`` chunks in
-flight at most), each chunk with a
+flight at most), while it is still being sealed if it is new (``Envelope.limit``:
+the last chunk waits until the envelope is durable), each chunk with a
 ``Nats-Msg-Id`` the server de-duplicates on, so a post cut by a crash and done
 again stores each chunk once. What arrives in our own mailbox goes to the
 handler the daemon gives (``daemon/mailbox.py``), which feeds the inbox and the
@@ -17,7 +18,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -36,6 +38,25 @@ log = logging.getLogger("pli.mailbox")
 #: Chunks sent whose storing the server has not acknowledged yet (16 MiB in flight):
 #: the sender streams at the server's pace instead of waiting a round trip per chunk.
 PUBLISH_WINDOW = 16
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What a post reads: the sealed envelope's file, and how much of it may be read."""
+
+    open: Callable[[], BinaryIO]
+    size: int
+    #: (position, length) -> how far the file may be read from ``position``: at least
+    #: ``length`` bytes past it, or all of it. Waits while the envelope is being
+    #: sealed and holds its end back until it is durable (``sealing.Sealing.limit``);
+    #: None: durable already, all of it.
+    limit: Callable[[int, int], Awaitable[int]] | None = None
+    #: Told the position read so far, then None (keeps what is ahead in the page cache).
+    reached: Callable[[int | None], None] | None = None
+
+    @classmethod
+    def durable(cls, path: Path, size: int) -> Envelope:
+        return cls(lambda: path.open("rb"), size)
 
 
 class MailboxFull(Exception):
@@ -170,16 +191,18 @@ class MailboxService:
         wanted = set(mailboxes.shared(self._connections, card.mailboxes))
         return [c for c in self.connected() if c.url in wanted]
 
-    async def post(self, card: ProfileCard, doc_id: bytes, path: Path, size: int) -> str | None:
+    async def post(self, card: ProfileCard, doc_id: bytes, envelope: Envelope) -> str | None:
         """Leave one envelope in the peer's mailbox; the mailbox's URL, or None if none took it.
 
-        Raises ``MailboxFull`` when the mailboxes that have the peer are all full."""
+        Raises ``MailboxFull`` when the mailboxes that have the peer are all full, and
+        what ``envelope.limit`` raises (its seal failed)."""
         from p2p.services.mailbox.connection import full  # routes exist: nats-py is in
 
         refused = None
+        size = envelope.size
         for connection in self.routes(card):
             try:
-                stored = await self._post_one(connection, card, doc_id, path, size)
+                stored = await self._post_one(connection, card, doc_id, envelope)
             except Exception as exc:
                 if not full(exc):
                     raise
@@ -193,23 +216,32 @@ class MailboxService:
         return None
 
     async def _post_one(
-        self, connection: Connection, card: ProfileCard, doc_id: bytes, path: Path, size: int
+        self, connection: Connection, card: ProfileCard, doc_id: bytes, envelope: Envelope
     ) -> bool:
         """Chunk by chunk, pipelined: while chunk n goes to the server, chunk n + 1 is
-        read and sealed on a worker thread, and up to ``PUBLISH_WINDOW`` chunks wait for
-        the server's acknowledgement at once (not one round trip per chunk)."""
+        read (once written, for an envelope being sealed) and sealed on a worker
+        thread, and up to ``PUBLISH_WINDOW`` chunks wait for the server's
+        acknowledgement at once (not one round trip per chunk)."""
         from p2p.services.mailbox.connection import stored_in_time  # connected: already in
 
         outgoing = self.keys(card).outgoing
         box = frames.box_name(card.identity)
+        size = envelope.size
         count = frames.chunk_count(size)
-        handle = await asyncio.to_thread(path.open, "rb")
+        handle = await asyncio.to_thread(envelope.open)
         stored: deque[asyncio.Future[Any]] = deque()
 
+        async def sealed(index: int) -> bytearray:
+            start = index * frames.CHUNK_SIZE
+            length = min(frames.CHUNK_SIZE, size - start)
+            if envelope.reached is not None:
+                envelope.reached(start)
+            if envelope.limit is not None:  # being sealed: wait until the chunk is written
+                await envelope.limit(start, length)
+            return await asyncio.to_thread(_sealed_chunk, handle, outgoing, doc_id, index, size)
+
         def seal(index: int) -> asyncio.Future[bytearray]:
-            return asyncio.ensure_future(
-                asyncio.to_thread(_sealed_chunk, handle, outgoing, doc_id, index, size)
-            )
+            return asyncio.ensure_future(sealed(index))
 
         sealing = seal(0)
         try:
@@ -234,7 +266,12 @@ class MailboxService:
             for ack in stored:
                 ack.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):
-                await sealing  # its thread is done with the handle before it is closed
+                # Its thread is done with the handle before it is closed (not cancelled:
+                # that would not stop the thread). One waiting for the seal waits for
+                # the seal to write one chunk more, or to end.
+                await sealing
+            if envelope.reached is not None:
+                envelope.reached(None)
             await asyncio.to_thread(handle.close)
         return True
 

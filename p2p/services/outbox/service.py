@@ -53,9 +53,10 @@ OVERTAKEN_REFUSAL = 2.0
 RECEIPT_WINDOW = 64
 
 Connect = Callable[[str], Awaitable[Link]]
-#: When a peer cannot be reached directly: leave its due documents elsewhere (a mailbox);
-#: a sentence for the outbox when that place refused them too, else None.
-Fallback = Callable[[str, Sequence[OutboxRow]], Awaitable[str | None]]
+#: When a peer cannot be reached directly: leave its due documents, and those still being
+#: sealed, elsewhere (a mailbox); a sentence for the outbox when that place refused them
+#: too, else None.
+Fallback = Callable[[str, Sequence[OutboxRow], Sequence[Early]], Awaitable[str | None]]
 
 
 @dataclass
@@ -344,7 +345,8 @@ class Outbox:
             due = [row for row in due if row.doc_id not in refused_now]
             failed = _failed(exc)
             if self._fallback is not None and isinstance(exc, PeerUnreachable):
-                full = await self._fallback(peer_id, due)  # a mailbox full for them
+                sealing = [i for i in early if i.sealing.rows is None]  # posted as sealed
+                full = await self._fallback(peer_id, due, sealing)  # a mailbox full for them
                 if full is not None:
                     failed = Failed(Failure.MAILBOX_FULL, f"{failed.text} {full}")
             await asyncio.to_thread(self._backoff, due, failed)

@@ -31,8 +31,7 @@ async def joined(tmp_path: Path) -> tuple[Running, Running, NatsServer]:
         status, body = await running.api("POST", "/v1/mailboxes", {"url": server.url})
         assert status == 201, body
     await pair(a, b)  # each card lists the mailbox
-    for running in (a, b):
-        await wait_for(lambda r=running: bool(r.daemon.mailboxes.connected()))
+    await wait_for(lambda: bool(a.daemon.mailboxes.connected() and b.daemon.mailboxes.connected()))
     return a, b, server
 
 

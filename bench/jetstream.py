@@ -25,8 +25,9 @@ import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js import api
 
-from p2p.services.mailbox.connection import ACK_WAIT, CONSUMER, STREAM
+from p2p.services.mailbox.connection import ACK_WAIT, CONSUMER
 from p2p.services.mailbox.server_config import subject
+from p2p.services.mailbox.stream import STREAM
 from p2p.storage import mailboxes
 from protocol import mailbox as frames
 

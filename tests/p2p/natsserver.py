@@ -151,7 +151,7 @@ async def _stream_info(url: list[str], seed: str) -> Any:
     import nats
     import nats.js.errors
 
-    from p2p.services.mailbox.connection import STREAM
+    from p2p.services.mailbox.stream import STREAM
 
     client = await nats.connect(url, nkeys_seed_str=seed, allow_reconnect=False)
     try:
@@ -213,14 +213,14 @@ def mailbox_pair(
 
 def restrict_mailbox(server: NatsServer, seed: str, box: str, **limits: float) -> None:
     """Recreate the stream of ``box`` (its member's ``seed``) with tighter limits, as its
-    daemon would with other values (``connection.stream_config``): the daemon must be down."""
+    daemon would with other values (``stream.stream_config``): the daemon must be down."""
     asyncio.run(_restrict_mailbox(server.url, seed, box, limits))
 
 
 async def _restrict_mailbox(url: str, seed: str, box: str, limits: dict[str, float]) -> None:
     import nats
 
-    from p2p.services.mailbox.connection import STREAM, stream_config
+    from p2p.services.mailbox.stream import STREAM, stream_config
 
     client = await nats.connect(url, nkeys_seed_str=seed, allow_reconnect=False)
     try:

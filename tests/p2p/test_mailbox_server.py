@@ -20,7 +20,7 @@ import pytest
 from nats.js import api
 
 from p2p.services.mailbox import server_config
-from p2p.services.mailbox.connection import STREAM, full, stream_config
+from p2p.services.mailbox.stream import STREAM, full, stream_config
 from p2p.storage import mailboxes
 from protocol import mailbox as frames
 from tests.p2p.natsserver import NatsServer, connect_member, server_for

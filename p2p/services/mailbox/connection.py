@@ -1,7 +1,8 @@
 """One NATS mailbox server: stay connected, keep our stream, read it, publish to others'.
 
-The only place pli meets ``nats-py``. ``Connection.run`` loops for as long as
-the mailbox is joined: connect with the practice's nkey (or the credentials
+With ``stream.py`` (our stream's settings, the server's answers), the only place
+pli meets ``nats-py``. ``Connection.run`` loops for as long as the mailbox is
+joined: connect with the practice's nkey (or the credentials
 file), make sure our own stream exists with pli's retention and per-sender
 limits, recreate our pull consumer (so whatever a killed daemon had read but not
 acknowledged is delivered again at once), then fetch and hand each message to
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -34,20 +34,22 @@ from nats.js import api
 from p2p.errors import BadInput
 from p2p.services.mailbox import RETENTION
 from p2p.services.mailbox.server_config import subject
+from p2p.services.mailbox.stream import (
+    NO_PLACEMENT,
+    PER_SENDER_MESSAGES,
+    PUBLISH_TIMEOUT,
+    STREAM,
+    create_or_update,
+    stored_in_time,
+    stream_config,
+)
 from p2p.storage import mailboxes
 from protocol import RemoteProtocolError
 from protocol import mailbox as frames
 
 log = logging.getLogger("pli.mailbox")
 
-STREAM = "PLI"
 CONSUMER = "pli"
-#: What one sender may leave waiting in our mailbox; beyond, the server refuses its
-#: messages (they share one subject, ``server_config.subject``, so this is per sender).
-PER_SENDER_BYTES = 4 * 1024**3
-PER_SENDER_MESSAGES = PER_SENDER_BYTES // frames.CHUNK_SIZE
-#: The server drops a second copy of a message id seen within this window.
-DEDUP_WINDOW = 24 * 3600.0
 #: A message read but not acknowledged comes again after this long.
 ACK_WAIT = 300.0
 #: Messages fetched at once while busy: 8 MiB of chunks, opened together on a worker
@@ -55,7 +57,6 @@ ACK_WAIT = 300.0
 FETCH_BATCH = 8
 #: A batch smaller than this is opened on the event loop (a letter: no thread hop).
 OPEN_ON_LOOP = 64 * 1024
-PUBLISH_TIMEOUT = 10.0
 #: Seconds between the two attempts at one node when connecting.
 CONNECT_RETRY = 0.5
 #: Seconds between two tries at giving our stream the copies a cluster keeps.
@@ -260,9 +261,9 @@ class Connection:
         clustered = bool(self._nc._server_info.get("cluster"))
         config = stream_config(self._my_box, 3 if clustered else 1, max_age=self._retention)
         try:
-            await _create_or_update(js, config)
+            await create_or_update(js, config)
         except nats.js.errors.BadRequestError as exc:
-            if not clustered or exc.err_code != _NO_PLACEMENT:
+            if not clustered or exc.err_code != NO_PLACEMENT:
                 raise
             if not self._replicas_short:
                 log.info("mailbox %s: one copy of our mailbox until the cluster is whole", self.url)
@@ -399,70 +400,6 @@ def _check_credentials(path: Path) -> None:
             "with a new one",
             state="unusable",
         ) from None
-
-
-def stream_config(
-    box: str, replicas: int, *, per_sender: int = PER_SENDER_MESSAGES, max_age: float = RETENTION
-) -> api.StreamConfig:
-    """Our mailbox: every sender's messages, each sender capped, deleted once acknowledged."""
-    return api.StreamConfig(
-        name=STREAM,
-        subjects=[subject(box)],
-        storage=api.StorageType.FILE,
-        retention=api.RetentionPolicy.WORK_QUEUE,
-        max_age=max_age,
-        max_msg_size=frames.MAX_FRAME,
-        duplicate_window=min(DEDUP_WINDOW, max_age),
-        discard=api.DiscardPolicy.NEW,
-        max_msgs_per_subject=per_sender,
-        discard_new_per_subject=True,
-        num_replicas=replicas,
-    )
-
-
-#: JetStream's code for "no suitable peers for placement" (a cluster short of nodes
-#: for the copies asked).
-_NO_PLACEMENT = 10005
-
-
-async def _create_or_update(js: Any, config: api.StreamConfig) -> None:
-    """Create the stream, or give the existing one these settings: ours win.
-
-    (Asked first: the server config allows one stream a member, so creating one that
-    exists is refused as "maximum number of streams reached", whatever its settings.)
-    """
-    try:
-        await js.stream_info(config.name)
-    except nats.js.errors.NotFoundError:
-        await js.add_stream(config)
-    else:
-        await js.update_stream(config)
-
-
-def full(exc: Exception) -> bool:
-    """Whether the server refused a message because a mailbox (or our share of it) is full."""
-    return isinstance(exc, nats.js.errors.APIError) and exc.err_code in _FULL
-
-
-#: JetStream's codes for "maximum messages per subject exceeded" (our share), "resource
-#: limits exceeded for account" (the member's quota) and "insufficient resources" (the disk).
-_FULL = frozenset({10077, 10002, 10047})
-
-
-async def stored_in_time(stored: asyncio.Future[Msg]) -> bool:
-    """Whether the server stored a message sent with ``publish_async``: True, False when
-    that member is not on this server; raises what the server said (``APIError``: full,
-    limits) or ``TimeoutError`` after ``PUBLISH_TIMEOUT`` (the future is then cancelled)."""
-    answer = await asyncio.wait_for(stored, PUBLISH_TIMEOUT)
-    if answer.headers and answer.headers.get(api.Header.STATUS) == "503":
-        return False  # no responders: the member has no mailbox on this server
-    try:
-        said = json.loads(answer.data)
-    except ValueError:
-        raise nats.js.errors.APIError(description="an answer that is not JSON") from None
-    if isinstance(said, dict) and "error" in said:
-        nats.js.errors.APIError.from_error(said["error"])  # raises the error's class
-    return True
 
 
 def _open_all(

@@ -196,7 +196,7 @@ class MailboxService:
 
         Raises ``MailboxFull`` when the mailboxes that have the peer are all full, and
         what ``envelope.limit`` raises (its seal failed)."""
-        from p2p.services.mailbox.connection import full  # routes exist: nats-py is in
+        from p2p.services.mailbox.stream import full  # routes exist: nats-py is in
 
         refused = None
         size = envelope.size
@@ -222,7 +222,7 @@ class MailboxService:
         read (once written, for an envelope being sealed) and sealed on a worker
         thread, and up to ``PUBLISH_WINDOW`` chunks wait for the server's
         acknowledgement at once (not one round trip per chunk)."""
-        from p2p.services.mailbox.connection import stored_in_time  # connected: already in
+        from p2p.services.mailbox.stream import stored_in_time  # connected: already in
 
         outgoing = self.keys(card).outgoing
         box = frames.box_name(card.identity)

@@ -4,10 +4,11 @@ Sending: when a peer cannot be reached directly, the outbox calls ``post`` with
 its due documents, and those still being sealed; each one not yet in a mailbox
 is left in the first mailbox the peer shares with us (a new one as its seal
 goes, its last chunk once it is durable), and recorded (``mailbox_posts``) once
-every chunk is stored by the server. One left longer ago than the mailbox's retention has been
-dropped by the server unread, and is left again. The row stays in the outbox
-until a signed receipt is back, and direct delivery keeps being tried: whichever path delivers first
-wins, and the receiver stores a document once whatever path it took.
+every chunk is stored by the server. One left longer ago than the mailbox's
+retention has been dropped by the server unread, and is left again. The row
+stays in the outbox until a signed receipt is back, and direct delivery keeps
+being tried: whichever path delivers first wins, and the receiver stores a
+document once whatever path it took.
 
 Receiving: the chunks of an envelope are fed, in order, to the inbox through a
 ``LoopLink`` — the inbox verifies and commits them exactly as if they had come
@@ -155,7 +156,7 @@ class MailboxRouting:
                 "has room again."
             )
         except SealFailed:
-            raise
+            raise  # not the mailbox's doing: ``post`` goes on with the next document
         except (OSError, TimeoutError, ConnectionError) as exc:
             log.info("could not leave a document in a mailbox: %s", type(exc).__name__)
             return False, None
